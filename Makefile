@@ -1,0 +1,44 @@
+# The front door: `make run` and `make test` set up everything on a fresh machine, then do their job.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check -q
+STAMP  := $(VENV)/.installed
+PYX    := $(wildcard ext/*.pyx ext/*.pxd)
+BUILT  := $(VENV)/.built
+
+# The main job until the TUI lands: a short headless PPO run on Beasty Bar (balance profile).
+RUN_ARGS ?= run --algo ppo --env beastybar --profile balance --steps 200000
+
+.PHONY: run test build lint bench clean
+
+run: $(BUILT)
+	$(VENV)/bin/trainctl $(RUN_ARGS)
+
+test: $(BUILT)
+	$(PY) -m pytest
+
+build: $(BUILT)
+
+# torch goes in first and pinned: the local CPU wheel, never an unpinned multi-GB CUDA build.
+$(STAMP): pyproject.toml setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	$(PIP) install torch==2.13.0
+	$(PIP) install setuptools wheel "Cython>=3.0"
+	$(PIP) install --no-build-isolation -e '.[dev,bench]'
+	touch $@
+
+$(BUILT): $(STAMP) $(PYX)
+	$(PY) setup.py -q build_ext --inplace
+	touch $@
+
+lint: $(BUILT)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy ext envs engine tui
+
+bench: $(BUILT)
+	for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf build ext/*.c ext/*.so $(BUILT)

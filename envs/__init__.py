@@ -1,0 +1,37 @@
+"""Game environments: one sub-package per game, each with a pure-Python rules reference, a gymnasium
+env, a batched SB3 `VecEnv` over its Cython core, and scripted opponents.
+
+`make(name, ...)` and `make_vec(name, num_envs, ...)` look a game up by name; a new game is a folder
+here plus a core in ext/, registered in `GAMES`. Nothing here imports the engine or the TUI.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# name -> sub-package; each sub-package exposes `make(**kwargs)` and `make_vec(num_envs, **kwargs)`.
+GAMES: dict[str, str] = {
+    "beastybar": "envs.beastybar",
+    "skirmish": "envs.skirmish",
+}
+
+
+class UnknownGameError(ValueError):
+    """Raised for a game name that is not registered."""
+
+
+def _game_module(name: str) -> Any:
+    if name not in GAMES:
+        raise UnknownGameError(f"unknown env {name!r}; expected one of: {', '.join(sorted(GAMES))}")
+    return importlib.import_module(GAMES[name])
+
+
+def make(name: str, **kwargs: Any) -> Any:
+    """One gymnasium env of game `name` (kwargs: core, opponent, seed, ... as the game documents)."""
+    return _game_module(name).make(**kwargs)
+
+
+def make_vec(name: str, num_envs: int, **kwargs: Any) -> Any:
+    """An SB3 `VecEnv` stepping `num_envs` games of `name` in one call of its Cython core."""
+    return _game_module(name).make_vec(num_envs, **kwargs)

@@ -1,0 +1,1 @@
+"""Profile files (`NAME.toml`), data only; engine.profiles reads and resolves them."""
