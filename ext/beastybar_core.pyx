@@ -1,0 +1,799 @@
+"""Beasty Bar in C: N two-player games stepped in one call (rules: shared/games/beastybar.md, and the
+implementation spec that fixes what they leave open; the pure-Python oracle is envs/beastybar/rules.py).
+
+`BeastyBarCore(num_envs, opponent, scoring, autoreset, obs, rewards, terminated, truncated, masks,
+terminal_obs)` keeps every game in one C array of `Game` structs and writes its results into the numpy
+buffers it is handed once (shapes below). `step(actions)` plays, for every game, the agent's turn
+(player 0), then the scripted opponent's turn (player 1, random or heuristic, drawing from the game's
+own `Rng`), then writes observation, reward, terminated, truncated and legal mask. With `autoreset`, a
+game that ends writes its final observation to `terminal_obs`, deals the next game from the same
+generator stream and writes the new game's first observation to `obs`; without it, a finished game
+shows its final position with an all-False mask until `reset`.
+
+Buffers (row i = game i): obs float32[N, 160], rewards float32[N], terminated bool[N], truncated
+bool[N], masks bool[N, 33], terminal_obs float32[N, 160]. The step loop is flat C under `nogil`; it
+never touches a Python object. It must not raise on a bad action: it reports the first bad game's index
+and steps nothing, so the caller can name game, action and legal actions.
+
+Cards are ints `owner * 12 + species`; the species ids, action ids and observation layout are the
+spec's (see envs/beastybar/rules.py for the layout in words).
+"""
+
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint64_t
+from libc.string cimport memcpy, memset
+from libc.stdlib cimport calloc, free
+
+import numpy as np
+
+from ext.rng cimport Rng, rng_below, rng_seed
+
+
+cdef extern from *:
+    """
+    static inline int bb_popcount(unsigned long long x) { return __builtin_popcountll(x); }
+    static inline int bb_ctz(unsigned long long x) { return __builtin_ctzll(x); }
+    """
+    int bb_popcount(unsigned long long x) noexcept nogil
+    int bb_ctz(unsigned long long x) noexcept nogil
+
+
+cdef enum:
+    NUM_SPECIES = 12
+    NUM_CARDS = 24
+    QUEUE_CAPACITY = 5
+    NUM_ACTIONS = 33
+    OBS_SIZE = 160
+    TURNS_PER_GAME = 24
+    HAND_SIZE = 4
+    SLOT_SIZE = 14
+    MAX_THROWN = 8
+
+cdef enum:
+    LION = 0
+    HIPPO = 1
+    CROCODILE = 2
+    SNAKE = 3
+    GIRAFFE = 4
+    ZEBRA = 5
+    SEAL = 6
+    MONKEY = 7
+    SKUNK = 8
+    KANGAROO = 9
+    PARROT = 10
+    CHAMELEON = 11
+    NO_ACTION = -1
+
+OPPONENTS = {"random": 0, "heuristic": 1}
+SCORINGS = {"points": 0, "count": 1}
+cdef enum:
+    OPPONENT_RANDOM = 0
+    OPPONENT_HEURISTIC = 1
+    SCORING_POINTS = 0
+    SCORING_COUNT = 1
+
+cdef int STRENGTH[12]
+STRENGTH[:] = [12, 11, 10, 9, 8, 7, 6, 4, 1, 3, 2, 5]
+cdef int POINTS[12]
+POINTS[:] = [2, 2, 3, 2, 3, 4, 2, 3, 4, 4, 4, 3]
+SPECIES_NAMES = ("lion", "hippo", "crocodile", "snake", "giraffe", "zebra", "seal", "monkey", "skunk",
+                 "kangaroo", "parrot", "chameleon")
+
+
+cdef struct Queue:
+    int8_t cards[6]
+    int length
+
+
+cdef struct Outcome:
+    # Cards that entered the bar / were thrown out during one play, in arrival order.
+    int8_t bar[2]
+    int bar_length
+    int8_t thrown[MAX_THROWN]
+    int thrown_length
+
+
+cdef struct Game:
+    Rng rng
+    Queue queue
+    uint16_t hand[2]            # species bitmask
+    int8_t deck[2][12]          # shuffled species; deck[p][next_draw[p]:] is the draw pile
+    int next_draw[2]
+    uint16_t bar_species[2]
+    uint16_t thrown_species[2]
+    int bar_points[2]
+    int bar_count[2]
+    int bar_strength[2]
+    int turns                   # turns played so far, 0..24
+    int first                   # the player who started
+    int agent_steps             # agent decisions in this episode
+    bint over                   # finished and not auto-reset
+    uint64_t legal              # the agent's legal actions (bit a = action a); 0 when over
+
+
+cdef inline int card_species(int card) noexcept nogil:
+    return card % NUM_SPECIES
+
+
+cdef inline int card_owner(int card) noexcept nogil:
+    return card // NUM_SPECIES
+
+
+cdef inline int card_strength(int card) noexcept nogil:
+    return STRENGTH[card % NUM_SPECIES]
+
+
+# ---------------------------------------------------------------- actions
+
+cdef inline int action_hand_species(int action) noexcept nogil:
+    """The species of the card an action plays from hand."""
+    if action <= 8:
+        return action
+    if action <= 11:
+        return KANGAROO
+    if action <= 16:
+        return PARROT
+    return CHAMELEON
+
+
+cdef uint64_t legal_bits(uint16_t hand, const Queue* q) noexcept nogil:
+    """Bit a set = action a is legal for a player holding `hand` before queue `q`."""
+    cdef int n = q.length
+    cdef uint64_t bits = hand & 0x1FF
+    cdef uint64_t positions = ((<uint64_t>1) << n) - 1
+    cdef uint16_t present = 0
+    cdef int i, species
+    if hand & (1 << KANGAROO):
+        if n == 0:
+            bits |= (<uint64_t>1) << 9
+        else:
+            bits |= (<uint64_t>1) << 10
+            if n >= 2:
+                bits |= (<uint64_t>1) << 11
+    if hand & (1 << PARROT):
+        if n == 0:
+            bits |= (<uint64_t>1) << 16
+        else:
+            bits |= positions << 12
+    if hand & (1 << CHAMELEON):
+        for i in range(n):
+            species = card_species(q.cards[i])
+            if species != CHAMELEON:
+                present |= 1 << species
+        if present == 0:
+            bits |= (<uint64_t>1) << 17
+        else:
+            bits |= (<uint64_t>(present & 0x1FF)) << 18
+            if present & (1 << PARROT):
+                bits |= positions << 27
+            if present & (1 << KANGAROO):
+                bits |= (<uint64_t>1) << 31
+                if n >= 2:
+                    bits |= (<uint64_t>1) << 32
+    return bits
+
+
+cdef inline int nth_set_bit(uint64_t bits, int nth) noexcept nogil:
+    cdef int k
+    for k in range(nth):
+        bits &= bits - 1
+    return bb_ctz(bits)
+
+
+# ---------------------------------------------------------------- queue primitives
+
+cdef inline void queue_remove(Queue* q, int index) noexcept nogil:
+    cdef int j
+    for j in range(index, q.length - 1):
+        q.cards[j] = q.cards[j + 1]
+    q.length -= 1
+
+
+cdef inline void throw_out(Queue* q, int index, Outcome* out) noexcept nogil:
+    out.thrown[out.thrown_length] = q.cards[index]
+    out.thrown_length += 1
+    queue_remove(q, index)
+
+
+cdef inline void swap_ahead(Queue* q, int position) noexcept nogil:
+    cdef int8_t card = q.cards[position]
+    q.cards[position] = q.cards[position - 1]
+    q.cards[position - 1] = card
+
+
+cdef inline int find_card(const Queue* q, int card) noexcept nogil:
+    cdef int i
+    for i in range(q.length):
+        if q.cards[i] == card:
+            return i
+    return -1
+
+
+cdef void hippo_moves(Queue* q, int position) noexcept nogil:
+    # Everything but a lion, hippo or zebra is weaker than 11 and is passed (a chameleon included).
+    cdef int ahead
+    while position > 0:
+        ahead = card_species(q.cards[position - 1])
+        if ahead == LION or ahead == HIPPO or ahead == ZEBRA:
+            return
+        swap_ahead(q, position)
+        position -= 1
+
+
+cdef void crocodile_eats(Queue* q, int position, Outcome* out) noexcept nogil:
+    cdef int ahead
+    while position > 0:
+        ahead = card_species(q.cards[position - 1])
+        if ahead == ZEBRA or STRENGTH[ahead] >= 10:
+            return
+        throw_out(q, position - 1, out)
+        position -= 1
+
+
+cdef inline void giraffe_steps(Queue* q, int position) noexcept nogil:
+    if position > 0 and card_strength(q.cards[position - 1]) < 8:
+        swap_ahead(q, position)
+
+
+cdef void snake_sorts(Queue* q, int played_position) noexcept nogil:
+    # Stable insertion sort, strongest first; the played card (snake or chameleon-as-snake) counts 9.
+    cdef int strength[6]
+    cdef int i, j, key
+    cdef int8_t card
+    for i in range(q.length):
+        strength[i] = card_strength(q.cards[i])
+    strength[played_position] = 9
+    for i in range(1, q.length):
+        card = q.cards[i]
+        key = strength[i]
+        j = i
+        while j > 0 and strength[j - 1] < key:
+            q.cards[j] = q.cards[j - 1]
+            strength[j] = strength[j - 1]
+            j -= 1
+        q.cards[j] = card
+        strength[j] = key
+
+
+cdef void lion_acts(Queue* q, int played_position, Outcome* out) noexcept nogil:
+    cdef int i
+    cdef int8_t played
+    for i in range(played_position):
+        if card_species(q.cards[i]) == LION:
+            throw_out(q, played_position, out)
+            return
+    i = 0
+    while i < q.length - 1:  # the played lion stays at the back while monkeys leave
+        if card_species(q.cards[i]) == MONKEY:
+            throw_out(q, i, out)
+        else:
+            i += 1
+    played = q.cards[q.length - 1]
+    for i in range(q.length - 1, 0, -1):
+        q.cards[i] = q.cards[i - 1]
+    q.cards[0] = played
+
+
+cdef void monkey_acts(Queue* q, int played_position, Outcome* out) noexcept nogil:
+    cdef int i, species, filled
+    cdef bint other_monkey = False
+    cdef int8_t rebuilt[6]
+    for i in range(played_position):
+        if card_species(q.cards[i]) == MONKEY:
+            other_monkey = True
+    if not other_monkey:
+        return
+    i = 0
+    while i < q.length:
+        species = card_species(q.cards[i])
+        if species == HIPPO or species == CROCODILE:
+            throw_out(q, i, out)
+        else:
+            i += 1
+    # The played card (a monkey or a chameleon) is still at the back.
+    rebuilt[0] = q.cards[q.length - 1]
+    filled = 1
+    for i in range(q.length - 2, -1, -1):
+        if card_species(q.cards[i]) == MONKEY:
+            rebuilt[filled] = q.cards[i]
+            filled += 1
+    for i in range(q.length - 1):
+        if card_species(q.cards[i]) != MONKEY:
+            rebuilt[filled] = q.cards[i]
+            filled += 1
+    memcpy(q.cards, rebuilt, q.length * sizeof(int8_t))
+
+
+cdef void skunk_acts(Queue* q, int played_position, Outcome* out) noexcept nogil:
+    cdef int i, species, strength
+    cdef int top = 0
+    cdef int second = 0
+    cdef int8_t played = q.cards[played_position]
+    for i in range(q.length):
+        species = card_species(q.cards[i])
+        if i == played_position or species == SKUNK:
+            continue
+        strength = STRENGTH[species]
+        if strength > top:
+            second = top
+            top = strength
+        elif top > strength > second:
+            second = strength
+    if top == 0:
+        return
+    i = 0
+    while i < q.length:
+        strength = card_strength(q.cards[i])
+        if q.cards[i] != played and (strength == top or strength == second):
+            throw_out(q, i, out)
+        else:
+            i += 1
+
+
+cdef inline void seal_reverses(Queue* q) noexcept nogil:
+    cdef int i
+    cdef int8_t card
+    for i in range(q.length // 2):
+        card = q.cards[i]
+        q.cards[i] = q.cards[q.length - 1 - i]
+        q.cards[q.length - 1 - i] = card
+
+
+cdef void kangaroo_jumps(Queue* q, int played_position, int distance) noexcept nogil:
+    cdef int8_t played = q.cards[played_position]
+    cdef int i
+    for i in range(played_position, played_position - distance, -1):
+        q.cards[i] = q.cards[i - 1]
+    q.cards[played_position - distance] = played
+
+
+cdef void resolve(Queue* q, int owner, int action, Outcome* out) noexcept nogil:
+    """Steps 1-4 of a turn for a legal `action` by `owner`: place, act, recurring, bar check."""
+    cdef int n = q.length
+    cdef int8_t played = owner * NUM_SPECIES + action_hand_species(action)
+    cdef int acting = NO_ACTION
+    cdef int choice = 0
+    cdef int8_t recurring[6]
+    cdef int recurring_length = 0
+    cdef int i, species, position
+    out.bar_length = 0
+    out.thrown_length = 0
+    q.cards[n] = played
+    q.length = n + 1
+
+    if action <= 8:
+        acting = action
+    elif action <= 11:
+        acting = KANGAROO
+        choice = action - 9
+    elif action <= 15:
+        acting = PARROT
+        choice = action - 12
+    elif action == 17 or action == 16:
+        acting = NO_ACTION
+    elif action <= 26:
+        acting = action - 18
+    elif action <= 30:
+        acting = PARROT
+        choice = action - 27
+    else:
+        acting = KANGAROO
+        choice = action - 30
+
+    if acting == LION:
+        lion_acts(q, n, out)
+    elif acting == HIPPO:
+        hippo_moves(q, n)
+    elif acting == CROCODILE:
+        crocodile_eats(q, n, out)
+    elif acting == SNAKE:
+        snake_sorts(q, n)
+    elif acting == GIRAFFE:
+        giraffe_steps(q, n)
+    elif acting == SEAL:
+        seal_reverses(q)
+    elif acting == MONKEY:
+        monkey_acts(q, n, out)
+    elif acting == SKUNK:
+        skunk_acts(q, n, out)
+    elif acting == KANGAROO:
+        kangaroo_jumps(q, n, choice)
+    elif acting == PARROT:
+        throw_out(q, choice, out)
+
+    for i in range(q.length):
+        species = card_species(q.cards[i])
+        if q.cards[i] != played and (species == HIPPO or species == CROCODILE or species == GIRAFFE):
+            recurring[recurring_length] = q.cards[i]
+            recurring_length += 1
+    for i in range(recurring_length):
+        position = find_card(q, recurring[i])
+        if position < 0:
+            continue
+        species = card_species(recurring[i])
+        if species == HIPPO:
+            hippo_moves(q, position)
+        elif species == CROCODILE:
+            crocodile_eats(q, position, out)
+        else:
+            giraffe_steps(q, position)
+
+    if q.length == QUEUE_CAPACITY:
+        out.bar[0] = q.cards[0]
+        out.bar[1] = q.cards[1]
+        out.bar_length = 2
+        out.thrown[out.thrown_length] = q.cards[4]
+        out.thrown_length += 1
+        q.cards[0] = q.cards[2]
+        q.cards[1] = q.cards[3]
+        q.length = 2
+
+
+# ---------------------------------------------------------------- a game
+
+cdef void play_turn(Game* g, int player, int action) noexcept nogil:
+    cdef Outcome out
+    cdef int i, card, owner, species
+    g.hand[player] &= ~(1 << action_hand_species(action))
+    resolve(&g.queue, player, action, &out)
+    for i in range(out.bar_length):
+        card = out.bar[i]
+        owner = card_owner(card)
+        species = card_species(card)
+        g.bar_species[owner] |= 1 << species
+        g.bar_points[owner] += POINTS[species]
+        g.bar_count[owner] += 1
+        g.bar_strength[owner] += STRENGTH[species]
+    for i in range(out.thrown_length):
+        card = out.thrown[i]
+        g.thrown_species[card_owner(card)] |= 1 << card_species(card)
+    if g.next_draw[player] < NUM_SPECIES:
+        g.hand[player] |= 1 << g.deck[player][g.next_draw[player]]
+        g.next_draw[player] += 1
+    g.turns += 1
+
+
+cdef int heuristic_choice(Game* g, uint64_t legal) noexcept nogil:
+    """Among legal actions, those whose play sends the most net bar points to player 1; one rng draw."""
+    cdef uint64_t remaining = legal
+    cdef uint64_t best = 0
+    cdef int best_value = -1000
+    cdef int action, value, i, card
+    cdef Queue trial
+    cdef Outcome out
+    while remaining:
+        action = bb_ctz(remaining)
+        remaining &= remaining - 1
+        trial = g.queue
+        resolve(&trial, 1, action, &out)
+        value = 0
+        for i in range(out.bar_length):
+            card = out.bar[i]
+            if card_owner(card) == 1:
+                value += POINTS[card_species(card)]
+            else:
+                value -= POINTS[card_species(card)]
+        if value > best_value:
+            best_value = value
+            best = 0
+        if value == best_value:
+            best |= (<uint64_t>1) << action
+    return nth_set_bit(best, <int>rng_below(&g.rng, bb_popcount(best)))
+
+
+cdef void opponent_turn(Game* g, int opponent) noexcept nogil:
+    cdef uint64_t legal = legal_bits(g.hand[1], &g.queue)
+    cdef int action
+    if opponent == OPPONENT_RANDOM:
+        action = nth_set_bit(legal, <int>rng_below(&g.rng, bb_popcount(legal)))
+    else:
+        action = heuristic_choice(g, legal)
+    play_turn(g, 1, action)
+
+
+cdef void deal(Game* g, int opponent) noexcept nogil:
+    """A new game from the generator's current state; plays the opponent's first turn if it starts."""
+    cdef int player, i, j
+    cdef int8_t species
+    for player in range(2):
+        for i in range(NUM_SPECIES):
+            g.deck[player][i] = i
+        for i in range(NUM_SPECIES - 1, 0, -1):
+            j = <int>rng_below(&g.rng, i + 1)
+            species = g.deck[player][i]
+            g.deck[player][i] = g.deck[player][j]
+            g.deck[player][j] = species
+        g.hand[player] = 0
+        for i in range(HAND_SIZE):
+            g.hand[player] |= 1 << g.deck[player][i]
+        g.next_draw[player] = HAND_SIZE
+        g.bar_species[player] = 0
+        g.thrown_species[player] = 0
+        g.bar_points[player] = 0
+        g.bar_count[player] = 0
+        g.bar_strength[player] = 0
+    g.first = <int>rng_below(&g.rng, 2)
+    g.queue.length = 0
+    g.turns = 0
+    g.agent_steps = 0
+    g.over = False
+    if g.first == 1:
+        opponent_turn(g, opponent)
+    g.legal = legal_bits(g.hand[0], &g.queue)
+
+
+cdef int winner_of(const Game* g, int scoring) noexcept nogil:
+    """0 or 1 for the winning player, -1 for a draw."""
+    if scoring == SCORING_POINTS:
+        if g.bar_points[0] != g.bar_points[1]:
+            return 0 if g.bar_points[0] > g.bar_points[1] else 1
+        return -1
+    if g.bar_count[0] != g.bar_count[1]:
+        return 0 if g.bar_count[0] > g.bar_count[1] else 1
+    if g.bar_strength[0] != g.bar_strength[1]:
+        return 0 if g.bar_strength[0] < g.bar_strength[1] else 1
+    return -1
+
+
+cdef inline void set_species(float* row, int offset, uint16_t species_bits) noexcept nogil:
+    while species_bits:
+        row[offset + bb_ctz(species_bits)] = 1.0
+        species_bits &= species_bits - 1
+
+
+cdef void write_observation(const Game* g, float* row) noexcept nogil:
+    cdef int i, card, player
+    cdef uint16_t draw_pile[2]
+    memset(row, 0, OBS_SIZE * sizeof(float))
+    for i in range(g.queue.length):
+        card = g.queue.cards[i]
+        row[i * SLOT_SIZE + card_species(card)] = 1.0
+        row[i * SLOT_SIZE + NUM_SPECIES + card_owner(card)] = 1.0
+    for player in range(2):
+        draw_pile[player] = 0
+        for i in range(g.next_draw[player], NUM_SPECIES):
+            draw_pile[player] |= 1 << g.deck[player][i]
+    set_species(row, 70, g.hand[0])
+    set_species(row, 82, draw_pile[0])
+    set_species(row, 94, g.hand[1] | draw_pile[1])
+    set_species(row, 106, g.bar_species[0])
+    set_species(row, 118, g.bar_species[1])
+    set_species(row, 130, g.thrown_species[0])
+    set_species(row, 142, g.thrown_species[1])
+    row[154] = <float>(g.bar_points[0] / 20.0)
+    row[155] = <float>(g.bar_points[1] / 20.0)
+    row[156] = <float>(g.turns / 24.0)
+    row[157] = <float>((NUM_SPECIES - g.next_draw[0]) / 8.0)
+    row[158] = <float>((NUM_SPECIES - g.next_draw[1]) / 8.0)
+    row[159] = 1.0 if g.first == 0 else 0.0
+
+
+cdef inline void write_mask(uint64_t legal, uint8_t* row) noexcept nogil:
+    cdef int a
+    for a in range(NUM_ACTIONS):
+        row[a] = (legal >> a) & 1
+
+
+# ---------------------------------------------------------------- the batched core
+
+cdef class BeastyBarCore:
+    """N games of Beasty Bar in C arrays, stepped together; see the module docstring for the buffers.
+
+    `opponent` / `scoring` are names ("random" | "heuristic", "points" | "count"). Per-game stats of the
+    last finished episode (read them for the games that ended in a step): `episode_return` float32[N],
+    `episode_length` int32[N] (agent steps), `winner` int8[N] (0, 1, -1 = draw), `points` int16[N, 2],
+    `bar_count` int16[N, 2].
+    """
+
+    cdef Game* games
+    cdef readonly int num_envs
+    cdef int opponent
+    cdef int scoring
+    cdef bint autoreset
+    cdef float[:, ::1] obs
+    cdef float[::1] rewards
+    cdef uint8_t[::1] terminated
+    cdef uint8_t[::1] truncated
+    cdef uint8_t[:, ::1] masks
+    cdef float[:, ::1] terminal_obs
+    cdef float[::1] episode_return_view
+    cdef int32_t[::1] episode_length_view
+    cdef int8_t[::1] winner_view
+    cdef int16_t[:, ::1] points_view
+    cdef int16_t[:, ::1] bar_count_view
+    cdef object _stats
+
+    def __cinit__(self, int num_envs, str opponent, str scoring, bint autoreset, obs, rewards, terminated,
+                  truncated, masks, terminal_obs):
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        if opponent not in OPPONENTS:
+            raise ValueError(f"unknown opponent {opponent!r}; expected one of: {', '.join(OPPONENTS)}")
+        if scoring not in SCORINGS:
+            raise ValueError(f"unknown scoring {scoring!r}; expected one of: {', '.join(SCORINGS)}")
+        self.num_envs = num_envs
+        self.opponent = OPPONENTS[opponent]
+        self.scoring = SCORINGS[scoring]
+        self.autoreset = autoreset
+        # Bool buffers are viewed as bytes: the same memory, a dtype memoryviews accept.
+        self.obs = _checked(obs, np.float32, (num_envs, OBS_SIZE), "obs")
+        self.rewards = _checked(rewards, np.float32, (num_envs,), "rewards")
+        self.terminated = _checked(terminated, np.bool_, (num_envs,), "terminated").view(np.uint8)
+        self.truncated = _checked(truncated, np.bool_, (num_envs,), "truncated").view(np.uint8)
+        self.masks = _checked(masks, np.bool_, (num_envs, NUM_ACTIONS), "masks").view(np.uint8)
+        self.terminal_obs = _checked(terminal_obs, np.float32, (num_envs, OBS_SIZE), "terminal_obs")
+        self._stats = {
+            "episode_return": np.zeros(num_envs, np.float32),
+            "episode_length": np.zeros(num_envs, np.int32),
+            "winner": np.zeros(num_envs, np.int8),
+            "points": np.zeros((num_envs, 2), np.int16),
+            "bar_count": np.zeros((num_envs, 2), np.int16),
+        }
+        self.episode_return_view = self._stats["episode_return"]
+        self.episode_length_view = self._stats["episode_length"]
+        self.winner_view = self._stats["winner"]
+        self.points_view = self._stats["points"]
+        self.bar_count_view = self._stats["bar_count"]
+        self.games = <Game*>calloc(num_envs, sizeof(Game))
+        if self.games == NULL:
+            raise MemoryError()
+        self.reset(np.zeros(num_envs, np.uint64))
+
+    def __dealloc__(self):
+        free(self.games)
+
+    def reset(self, seeds=None):
+        """Deal a new game everywhere; `seeds` uint64[N] reseeds each game, None continues its stream."""
+        cdef uint64_t[::1] seed_view
+        cdef int i
+        if seeds is not None:
+            seed_view = np.ascontiguousarray(seeds, dtype=np.uint64).reshape(self.num_envs)
+            for i in range(self.num_envs):
+                rng_seed(&self.games[i].rng, seed_view[i])
+        with nogil:
+            for i in range(self.num_envs):
+                deal(&self.games[i], self.opponent)
+                write_observation(&self.games[i], &self.obs[i, 0])
+                write_mask(self.games[i].legal, &self.masks[i, 0])
+                self.rewards[i] = 0.0
+                self.terminated[i] = 0
+                self.truncated[i] = 0
+
+    def step(self, actions):
+        """Play agent actions int64[N] in every game. Returns -1, or the index of the first game whose
+        action is illegal (then no game has moved)."""
+        cdef const int64_t[::1] action_view = np.ascontiguousarray(actions, dtype=np.int64).reshape(
+            self.num_envs)
+        cdef int bad
+        with nogil:
+            bad = self._step(action_view)
+        return bad
+
+    cdef int _step(self, const int64_t[::1] actions) noexcept nogil:
+        cdef int i, winner
+        cdef int64_t action
+        cdef Game* g
+        for i in range(self.num_envs):
+            action = actions[i]
+            if action < 0 or action >= NUM_ACTIONS or not (self.games[i].legal >> action) & 1:
+                return i
+        for i in range(self.num_envs):
+            g = &self.games[i]
+            play_turn(g, 0, <int>actions[i])
+            g.agent_steps += 1
+            if g.turns < TURNS_PER_GAME:
+                opponent_turn(g, self.opponent)
+            self.truncated[i] = 0
+            if g.turns < TURNS_PER_GAME:
+                g.legal = legal_bits(g.hand[0], &g.queue)
+                self.rewards[i] = 0.0
+                self.terminated[i] = 0
+                write_observation(g, &self.obs[i, 0])
+                write_mask(g.legal, &self.masks[i, 0])
+                continue
+            winner = winner_of(g, self.scoring)
+            self.rewards[i] = 1.0 if winner == 0 else (-1.0 if winner == 1 else 0.0)
+            self.terminated[i] = 1
+            self.episode_return_view[i] = self.rewards[i]
+            self.episode_length_view[i] = g.agent_steps
+            self.winner_view[i] = winner
+            self.points_view[i, 0] = g.bar_points[0]
+            self.points_view[i, 1] = g.bar_points[1]
+            self.bar_count_view[i, 0] = g.bar_count[0]
+            self.bar_count_view[i, 1] = g.bar_count[1]
+            if self.autoreset:
+                write_observation(g, &self.terminal_obs[i, 0])
+                deal(g, self.opponent)
+                write_observation(g, &self.obs[i, 0])
+                write_mask(g.legal, &self.masks[i, 0])
+            else:
+                g.over = True
+                g.legal = 0
+                write_observation(g, &self.obs[i, 0])
+                write_mask(0, &self.masks[i, 0])
+        return -1
+
+    def legal_actions(self, int index):
+        """Ascending legal action ids of game `index` at its agent's decision ([] when it is over)."""
+        self._check_index(index)
+        return _bits_to_list(self.games[index].legal)
+
+    def end_info(self, int index):
+        """The end info of game `index`'s last finished episode: winner, points, bar_count."""
+        self._check_index(index)
+        return {
+            "winner": int(self.winner_view[index]),
+            "points": (int(self.points_view[index, 0]), int(self.points_view[index, 1])),
+            "bar_count": (int(self.bar_count_view[index, 0]), int(self.bar_count_view[index, 1])),
+        }
+
+    cdef _check_index(self, int index):
+        if not 0 <= index < self.num_envs:
+            raise IndexError(f"game index {index} out of range 0..{self.num_envs - 1}")
+
+    @property
+    def episode_return(self):
+        return self._stats["episode_return"]
+
+    @property
+    def episode_length(self):
+        return self._stats["episode_length"]
+
+    @property
+    def winner(self):
+        return self._stats["winner"]
+
+    @property
+    def points(self):
+        return self._stats["points"]
+
+    @property
+    def bar_count(self):
+        return self._stats["bar_count"]
+
+
+def _checked(array, dtype, shape, name):
+    if not isinstance(array, np.ndarray) or array.dtype != dtype or array.shape != shape:
+        raise ValueError(f"{name} must be a numpy {np.dtype(dtype).name} array of shape {shape}")
+    if not array.flags.c_contiguous or not array.flags.writeable:
+        raise ValueError(f"{name} must be C-contiguous and writeable")
+    return array
+
+
+def _bits_to_list(uint64_t bits):
+    return [a for a in range(NUM_ACTIONS) if (bits >> a) & 1]
+
+
+# ---------------------------------------------------------------- one play, for scenarios and tests
+
+def resolve_play(queue, int owner, int action):
+    """Apply steps 2-4 of one play to `queue` [(owner, species), ...] front to back (len <= 4).
+
+    `action` is a 33-way action id, checked legal for this queue with its species assumed in hand
+    (ValueError naming it and the legal ones otherwise). Returns (queue_after, bar_entered,
+    thrown_out), each a list of (owner, species) in order.
+    """
+    cdef Queue q
+    cdef Outcome out
+    cdef int i, card
+    cdef uint64_t legal
+    if owner not in (0, 1):
+        raise ValueError(f"owner must be 0 or 1, got {owner}")
+    if len(queue) > QUEUE_CAPACITY - 1:
+        raise ValueError(f"a queue holds at most 4 cards before a play, got {len(queue)}")
+    q.length = len(queue)
+    for i, (card_owner_id, species) in enumerate(queue):
+        if card_owner_id not in (0, 1) or not 0 <= species < NUM_SPECIES:
+            raise ValueError(f"bad card {(card_owner_id, species)!r}; expected (0|1, species 0-11)")
+        q.cards[i] = card_owner_id * NUM_SPECIES + species
+    legal = legal_bits(0xFFF, &q)
+    if not 0 <= action < NUM_ACTIONS or not (legal >> action) & 1:
+        raise ValueError(f"action {action} is illegal for this queue; legal: {_bits_to_list(legal)}")
+    played = owner * NUM_SPECIES + action_hand_species(action)
+    if find_card(&q, played) >= 0:
+        raise ValueError(f"card {(owner, action_hand_species(action))!r} is already in the queue")
+    resolve(&q, owner, action, &out)
+    return (
+        [(card_owner(q.cards[i]), card_species(q.cards[i])) for i in range(q.length)],
+        [(card_owner(out.bar[i]), card_species(out.bar[i])) for i in range(out.bar_length)],
+        [(card_owner(out.thrown[i]), card_species(out.thrown[i])) for i in range(out.thrown_length)],
+    )
