@@ -440,3 +440,20 @@ def encode_observation(state: GameState, viewer: int = 0) -> np.ndarray:
     obs[_SCALARS + 4] = len(state.piles[other]) / (CARDS_PER_PLAYER - HAND_SIZE)
     obs[_SCALARS + 5] = 1.0 if state.first == viewer else 0.0
     return obs
+
+
+def describe_observation(obs: np.ndarray) -> str:
+    """A few readable lines decoded from an observation (any backend's): the queue in the rules'
+    notation with A = the viewer, the viewer's hand and both bar scores."""
+    queue = []
+    for slot in range(QUEUE_FULL):
+        values = obs[slot * _SLOT : (slot + 1) * _SLOT]
+        if values[:NUM_SPECIES].any():
+            queue.append((0 if values[NUM_SPECIES] else 1, int(np.argmax(values[:NUM_SPECIES]))))
+    hand = [SPECIES[s] for s in range(NUM_SPECIES) if obs[_HAND + s]]
+    return (
+        f"turn {round(float(obs[_SCALARS + 2]) * 24)}/24  bar points A {round(float(obs[_SCALARS]) * 20)}"
+        f" - B {round(float(obs[_SCALARS + 1]) * 20)}\n"
+        f"queue: {format_cards(queue) or '(empty)'}\n"
+        f"hand:  {' '.join(hand) or '(empty)'}\n"
+    )
