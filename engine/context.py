@@ -1,0 +1,181 @@
+"""What every trainer shares inside a run process: the run folder, events, perf windows, console
+lines, checkpoints, the stop request, and the torch set-up with its honest CUDA fallbacks.
+
+A trainer (engine/ppo.py, engine/dqn.py) receives a `RunContext` and reports through it; it never
+writes run files by itself. Console output goes to stdout, which the launcher points at stdout.log.
+"""
+
+from __future__ import annotations
+
+import platform
+import signal
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import torch
+
+from engine.checkpoint import save_checkpoint
+from engine.events import (
+    EventWriter,
+    format_metric_line,
+    format_perf_line,
+    log_event,
+    metric_event,
+    perf_event,
+    status_event,
+)
+from engine.perf import PerfTimer, PerfWindow
+from engine.profiles import ResolvedConfig
+from engine.runstore import RunDir
+
+STATUS_PREFIX = "[STATUS]"
+
+
+class StopRequest:
+    """Set by SIGINT/SIGTERM; trainers check it between updates and then save and return."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.signal_name: str | None = None
+
+    def install(self) -> None:
+        signal.signal(signal.SIGINT, self._handle)
+        signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.signal_name = signal.Signals(signum).name
+        self._event.set()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def __bool__(self) -> bool:
+        return self._event.is_set()
+
+
+@dataclass
+class TorchSetup:
+    device: torch.device
+    amp: bool
+    compile: bool
+    notes: list[str] = field(default_factory=list)
+
+
+def setup_torch(cfg: ResolvedConfig) -> TorchSetup:
+    """Pick the device and apply the CUDA switches of the profile; on CPU each is off, and says why."""
+    t = cfg.section("torch")
+    if t["threads"]:
+        torch.set_num_threads(t["threads"])
+    cuda = torch.cuda.is_available()
+    if t["device"] == "cuda" and not cuda:
+        notes = ["torch.device=cuda asked but CUDA is not available: running on CPU"]
+    else:
+        notes = []
+    use_cuda = cuda and t["device"] != "cpu"
+    device = torch.device("cuda" if use_cuda else "cpu")
+    why_off = "no CUDA device" if not cuda else "device is cpu"
+    if use_cuda:
+        torch.backends.cuda.matmul.allow_tf32 = t["tf32"]
+        torch.backends.cudnn.allow_tf32 = t["tf32"]
+        torch.backends.cudnn.benchmark = t["cudnn_benchmark"]
+        notes.append(f"CUDA {torch.cuda.get_device_name(0)}: amp={t['amp']} tf32={t['tf32']} "
+                     f"cudnn_benchmark={t['cudnn_benchmark']} compile={t['compile']} pin_memory={t['pin_memory']}")
+    else:
+        for key in ("amp", "tf32", "cudnn_benchmark", "compile", "pin_memory"):
+            if t[key]:
+                notes.append(f"torch.{key} is on in the profile but off for this run: {why_off}")
+    return TorchSetup(device=device, amp=use_cuda and t["amp"], compile=use_cuda and t["compile"], notes=notes)
+
+
+def versions() -> dict[str, str]:
+    import gymnasium
+    import numpy
+    import sb3_contrib
+    import stable_baselines3
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
+            "gymnasium": gymnasium.__version__, "stable_baselines3": stable_baselines3.__version__,
+            "sb3_contrib": sb3_contrib.__version__}
+
+
+class RunContext:
+    """The run-side reporting API. Steps are env steps; times are wall-clock."""
+
+    def __init__(self, run: RunDir, cfg: ResolvedConfig, stop: StopRequest | None = None) -> None:
+        self.run = run
+        self.cfg = cfg
+        self.stop = stop or StopRequest()
+        self.events = EventWriter(run.events_path)
+        self.timer = PerfTimer(enabled=cfg["log.timing"])
+        self.console = cfg["log.console"]
+        self.total_steps = cfg["run.total_steps"]
+        self._started = time.time()
+        self._last_status_write = 0.0
+
+    # -- lines and events -----------------------------------------------------------------------
+    def say(self, msg: str) -> None:
+        print(msg, flush=True)
+
+    def log(self, level: str, msg: str, step: int | None = None) -> None:
+        """A log event, echoed to stdout (warnings and errors always; info when console is on)."""
+        self.events.write(log_event(level, msg, step))
+        if self.console or level != "info":
+            self.say(f"[{level.upper()}] {msg}")
+
+    def banner(self, lines: Mapping[str, Any]) -> None:
+        self.say(f"trainctl run {self.run.run_id}")
+        for key, value in lines.items():
+            self.say(f"  {key:<12} {value}")
+
+    def set_state(self, state: str, **extra: Any) -> None:
+        self.events.write(status_event(state, **extra))
+        self.run.write_status(state=state, **extra)
+
+    def perf(self, step: int, **extra: Any) -> PerfWindow:
+        """Close the perf window at `step`: a perf event, a [PERF] line if console is on, a status line."""
+        window = self.timer.window(step)
+        event = perf_event(step, window.sps, window.eps, window.ms, **extra)
+        self.events.write(event)
+        if self.console:
+            self.say(format_perf_line(event))
+        self.say(self._status_line(step, window.sps))
+        self.progress(step, force=True)
+        return window
+
+    def metrics(self, step: int, values: Mapping[str, float]) -> None:
+        if not self.cfg["log.enabled"] or not values:
+            return
+        event = metric_event(step, values)
+        self.events.write(event)
+        if self.console:
+            self.say(format_metric_line(event))
+
+    def progress(self, step: int, force: bool = False) -> None:
+        """Record the step in status.json (at most once a second unless forced)."""
+        now = time.time()
+        if force or now - self._last_status_write >= 1.0:
+            self.run.write_status(step=int(step))
+            self._last_status_write = now
+
+    def _status_line(self, step: int, sps: float) -> str:
+        share = 100.0 * step / self.total_steps if self.total_steps else 0.0
+        elapsed = time.time() - self._started
+        eta = (self.total_steps - step) / sps if sps > 0 and step < self.total_steps else 0.0
+        return (f"{STATUS_PREFIX} step={step}/{self.total_steps} ({share:.0f}%) sps={sps:.0f} "
+                f"elapsed={elapsed:.0f}s eta={eta:.0f}s")
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def save(self, step: int, state: dict[str, Any]) -> Path:
+        path = save_checkpoint(self.run.checkpoints, step, {**state, "step": int(step)},
+                               keep=self.cfg["checkpoint.keep"])
+        self.events.write(log_event("info", f"checkpoint {path.name}", step))
+        return path
+
+    def close(self) -> None:
+        self.events.close()
+

@@ -1,0 +1,398 @@
+"""Contract 3: configuration keys, profiles, and their resolution with provenance.
+
+Resolution, later wins: built-in defaults < algo+env hyperparameters < profile (`profiles/NAME.toml`,
+`extends = "other"` allowed) < `--config FILE` < environment overrides (seed 004's names, e.g.
+`NUM_ENVS=12`) < command-line flags and `--set section.key=value`. Every resolved value remembers its
+source, and the whole is written to run.json. An unknown key, a wrong type or an out-of-range value
+raises `UsageError` naming the source (file), the key and what was expected, before anything starts.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.errors import UsageError
+
+PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
+ALGOS = ("ppo", "dqn-per")
+ALGO_SECTION = {"ppo": "ppo", "dqn-per": "dqn"}
+
+
+@dataclass(frozen=True)
+class Key:
+    """One configuration key: its type, default, allowed values and meaning."""
+
+    type: type | tuple[type, ...]
+    default: Any
+    help: str
+    check: Callable[[Any], bool] | None = None
+    expected: str = ""
+    choices: tuple[str, ...] = ()
+
+
+def _positive(v: Any) -> bool:
+    return bool(v > 0)
+
+
+def _non_negative(v: Any) -> bool:
+    return bool(v >= 0)
+
+
+def _unit(v: Any) -> bool:
+    return bool(0.0 <= v <= 1.0)
+
+
+def _int_list(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(x, int) and x > 0 for x in v)
+
+
+POS, NONNEG, UNIT = (_positive, "> 0"), (_non_negative, ">= 0"), (_unit, "in [0, 1]")
+
+
+def _k(type_: type | tuple[type, ...], default: Any, help_: str, rule: tuple[Callable[[Any], bool], str]
+       | None = None, choices: tuple[str, ...] = ()) -> Key:
+    check, expected = rule if rule else (None, "")
+    return Key(type_, default, help_, check, expected, choices)
+
+
+NUMBER = (int, float)
+
+SCHEMA: dict[str, dict[str, Key]] = {
+    "run": {
+        "algo": _k(str, "ppo", "trainer", choices=ALGOS),
+        "env": _k(str, "beastybar", "game (envs.GAMES)"),
+        "total_steps": _k(int, 200_000, "env steps to train for", POS),
+        "seed": _k(int, 0, "seed of the games, the policy and the samplers", NONNEG),
+    },
+    "env": {
+        "num_envs": _k(int, 64, "games stepped together in one core call (NUM_ENVS)", POS),
+        "opponent": _k(str, "random", "scripted opponent of the agent"),
+        "scoring": _k(str, "points", "Beasty Bar scoring variant", choices=("points", "count")),
+        "subproc": _k(bool, False, "USE_SUBPROC_ENVS: subprocess envs; no meaning for an in-C batched "
+                      "core, whose games already step in one call without IPC (logged and ignored)"),
+    },
+    "ppo": {
+        "learning_rate": _k(NUMBER, 3e-4, "Adam step size at the start", POS),
+        "learning_rate_end": _k(NUMBER, 3e-4, "step size at the end (linear schedule)", NONNEG),
+        "n_steps": _k(int, 64, "rollout length per env before each update", POS),
+        "batch_size": _k(int, 1024, "minibatch size of the update", POS),
+        "n_epochs": _k(int, 4, "passes over each rollout", POS),
+        "gamma": _k(NUMBER, 0.99, "discount", UNIT),
+        "gae_lambda": _k(NUMBER, 0.95, "GAE lambda", UNIT),
+        "clip_range": _k(NUMBER, 0.2, "PPO clip range", POS),
+        "ent_coef": _k(NUMBER, 0.01, "entropy bonus at the start", NONNEG),
+        "ent_coef_end": _k(NUMBER, 0.01, "entropy bonus at the end (linear schedule)", NONNEG),
+        "vf_coef": _k(NUMBER, 0.5, "value loss weight", NONNEG),
+        "max_grad_norm": _k(NUMBER, 0.5, "gradient clipping norm", POS),
+        "net_arch": _k(list, [128, 128], "hidden layer sizes of policy and value nets", (_int_list,
+                       "a list of positive integers")),
+        "target_kl": _k(NUMBER, 0.0, "early stop of an update past this KL (0 = off)", NONNEG),
+    },
+    "dqn": {
+        "learning_rate": _k(NUMBER, 1e-4, "Adam step size", POS),
+        "buffer_size": _k(int, 200_000, "replay capacity in transitions", POS),
+        "batch_size": _k(int, 256, "replay batch per gradient step (batch_size)", POS),
+        "warmup_steps": _k(int, 2000, "env steps before learning starts (warmup_steps)", NONNEG),
+        "updates_per_step": _k(int, 1, "gradient steps per vec-env step (UPDATES_PER_STEP)", POS),
+        "gamma": _k(NUMBER, 0.99, "discount", UNIT),
+        "target_update_interval": _k(int, 2000, "env steps between target-network syncs", POS),
+        "exploration_fraction": _k(NUMBER, 0.2, "share of training over which epsilon decays", UNIT),
+        "exploration_initial_eps": _k(NUMBER, 1.0, "epsilon at the start", UNIT),
+        "exploration_final_eps": _k(NUMBER, 0.05, "epsilon at the end of the decay", UNIT),
+        "double_dqn": _k(bool, True, "double-DQN target"),
+        "max_grad_norm": _k(NUMBER, 10.0, "gradient clipping norm", POS),
+        "net_arch": _k(list, [256, 256], "hidden layer sizes of the Q-network", (_int_list,
+                       "a list of positive integers")),
+    },
+    "per": {
+        "alpha": _k(NUMBER, 0.6, "priority exponent", NONNEG),
+        "beta": _k(NUMBER, 0.4, "importance-sampling exponent at the start", UNIT),
+        "beta_end": _k(NUMBER, 1.0, "importance-sampling exponent at the end", UNIT),
+        "eps": _k(NUMBER, 1e-6, "added to |TD error|", POS),
+        "prefetch": _k(bool, True, "PREFETCH: sample the next batch on a background thread"),
+    },
+    "torch": {
+        "device": _k(str, "auto", "auto = cuda when present", choices=("auto", "cpu", "cuda")),
+        "amp": _k(bool, False, "USE_AMP: mixed precision on CUDA (off on CPU)"),
+        "compile": _k(bool, False, "USE_COMPILE: torch.compile the networks on CUDA (off on CPU)"),
+        "tf32": _k(bool, False, "TF32 matmuls on CUDA"),
+        "cudnn_benchmark": _k(bool, False, "cuDNN autotuner on CUDA"),
+        "pin_memory": _k(bool, False, "PIN_MEMORY: page-locked host buffers for transfers to CUDA"),
+        "threads": _k(int, 0, "torch CPU threads (0 = torch's default)", NONNEG),
+    },
+    "log": {
+        "enabled": _k(bool, True, "TRAIN_LOG_ENABLED: metric events (losses, rewards, rates)"),
+        "console": _k(bool, True, "TRAIN_LOG_TO_CONSOLE: echo [PERF]/[METRIC] lines to stdout"),
+        "tensorboard": _k(bool, True, "TRAIN_LOG_TO_FILE: TensorBoard logs in tb/ (events.jsonl is "
+                          "always written: it is the run's contract)"),
+        "every_steps": _k(int, 10_000, "LOG_EVERY: env steps between perf/metric events", POS),
+        "reward_debug": _k(bool, False, "REWARD_DEBUG: log the reward's parts"),
+        "timing": _k(bool, True, "time the [PERF] phases (off only to measure what timing costs)"),
+    },
+    "checkpoint": {
+        "every_steps": _k(int, 100_000, "env steps between checkpoints (0 = only at the end)", NONNEG),
+        "keep": _k(int, 3, "periodic checkpoints kept", POS),
+    },
+}
+
+# Environment overrides: seed 004's names. "{algo}" is the section of the run's algorithm.
+ENV_OVERRIDES: dict[str, str] = {
+    "NUM_ENVS": "env.num_envs",
+    "USE_SUBPROC_ENVS": "env.subproc",
+    "UPDATES_PER_STEP": "dqn.updates_per_step",
+    "BATCH_SIZE": "{algo}.batch_size",
+    "WARMUP_STEPS": "dqn.warmup_steps",
+    "USE_AMP": "torch.amp",
+    "USE_COMPILE": "torch.compile",
+    "PREFETCH": "per.prefetch",
+    "PIN_MEMORY": "torch.pin_memory",
+    "TRAIN_LOG_ENABLED": "log.enabled",
+    "TRAIN_LOG_TO_CONSOLE": "log.console",
+    "TRAIN_LOG_TO_FILE": "log.tensorboard",
+    "LOG_EVERY": "log.every_steps",
+    "REWARD_DEBUG": "log.reward_debug",
+}
+
+# Hyperparameters that suit an algorithm on a game, between the defaults and the profile.
+HYPERPARAMS: dict[tuple[str, str], dict[str, Any]] = {
+    ("ppo", "beastybar"): {"ppo.n_steps": 64, "ppo.gamma": 0.995, "ppo.ent_coef": 0.02,
+                           "ppo.ent_coef_end": 0.005},
+    ("dqn-per", "skirmish"): {"dqn.gamma": 0.98, "env.opponent": "scripted"},
+}
+
+
+@dataclass(frozen=True)
+class Setting:
+    value: Any
+    source: str
+
+
+class ResolvedConfig:
+    """The resolved configuration: `cfg["ppo.batch_size"]` or `cfg.section("ppo")`; `.sources` says
+    where each value came from."""
+
+    def __init__(self, settings: Mapping[str, Setting], profile: str) -> None:
+        self._settings = dict(settings)
+        self.profile = profile
+
+    def __getitem__(self, dotted: str) -> Any:
+        return self._settings[dotted].value
+
+    def source(self, dotted: str) -> str:
+        return self._settings[dotted].source
+
+    def section(self, name: str) -> dict[str, Any]:
+        prefix = name + "."
+        return {k[len(prefix):]: s.value for k, s in self._settings.items() if k.startswith(prefix)}
+
+    def items(self) -> Iterable[tuple[str, Setting]]:
+        return self._settings.items()
+
+    def to_json(self) -> dict[str, dict[str, Any]]:
+        """{"section.key": {"value": v, "source": s}} for run.json."""
+        return {k: {"value": s.value, "source": s.source} for k, s in self._settings.items()}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], profile: str) -> ResolvedConfig:
+        """Rebuild from run.json's "config" (values are re-checked against the schema)."""
+        settings = {}
+        for dotted, entry in data.items():
+            if not isinstance(entry, dict) or "value" not in entry:
+                raise UsageError(f"run.json: config entry {dotted!r} should be {{value, source}}")
+            settings[dotted] = Setting(_check(dotted, entry["value"], "run.json"), str(entry.get("source")))
+        missing = [k for k in _all_keys() if k not in settings]
+        if missing:
+            raise UsageError(f"run.json: config lacks {', '.join(missing[:5])}")
+        return cls(settings, profile)
+
+
+def _all_keys() -> list[str]:
+    return [f"{s}.{k}" for s, keys in SCHEMA.items() for k in keys]
+
+
+def _check(dotted: str, value: Any, source: str) -> Any:
+    """The value, validated against the schema (ints accepted where floats are expected)."""
+    section, _, name = dotted.partition(".")
+    key = SCHEMA.get(section, {}).get(name)
+    if key is None:
+        in_section = [f"{section}.{k}" for k in SCHEMA[section]] if section in SCHEMA else _all_keys()
+        known = ", ".join(in_section)
+        raise UsageError(f"{source}: unknown key {dotted!r}; expected one of: {known}")
+    types = key.type if isinstance(key.type, tuple) else (key.type,)
+    ok_type = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+    if not ok_type:
+        want = " or ".join(t.__name__ for t in types)
+        raise UsageError(f"{source}: {dotted} = {value!r} has the wrong type; expected {want}")
+    if key.choices and value not in key.choices:
+        raise UsageError(f"{source}: {dotted} = {value!r} is not allowed; expected one of: {', '.join(key.choices)}")
+    if key.check is not None and not key.check(value):
+        raise UsageError(f"{source}: {dotted} = {value!r} is out of range; expected {key.expected}")
+    return value
+
+
+def _flatten(table: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """{"section": {"key": v}} -> {"section.key": v}, rejecting anything that is not two levels deep."""
+    flat = {}
+    for section, body in table.items():
+        if section == "extends":
+            continue
+        if not isinstance(body, dict):
+            raise UsageError(f"{source}: {section!r} should be a [section] table; expected sections "
+                             f"{', '.join(SCHEMA)}")
+        for key, value in body.items():
+            flat[f"{section}.{key}"] = value
+    return flat
+
+
+def _load_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise UsageError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: not valid TOML ({exc})") from None
+
+
+def list_profiles(profiles_dir: Path = PROFILES_DIR) -> list[str]:
+    return sorted(p.stem for p in profiles_dir.glob("*.toml"))
+
+
+def profile_summary(name: str, profiles_dir: Path = PROFILES_DIR) -> str:
+    """The profile file's first comment line, without the `#`."""
+    for line in (profiles_dir / f"{name}.toml").read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            return line.lstrip("# ").strip()
+    return ""
+
+
+def load_profile(name: str, profiles_dir: Path = PROFILES_DIR) -> list[tuple[str, dict[str, Any]]]:
+    """The profile's layers, base first: [(source, flat values), ...] following `extends`."""
+    layers: list[tuple[str, dict[str, Any]]] = []
+    seen: list[str] = []
+    current: str | None = name
+    while current is not None:
+        if current in seen:
+            raise UsageError(f"profile {name!r}: `extends` loops through {' -> '.join([*seen, current])}")
+        path = profiles_dir / f"{current}.toml"
+        if not path.is_file():
+            known = ", ".join(list_profiles(profiles_dir)) or "none"
+            raise UsageError(f"unknown profile {current!r}; expected one of: {known}")
+        seen.append(current)
+        table = _load_toml(path)
+        parent = table.get("extends")
+        if parent is not None and not isinstance(parent, str):
+            raise UsageError(f"{path}: extends = {parent!r}; expected a profile name")
+        layers.insert(0, (f"profile:{current} ({_display(path)})", _flatten(table, str(_display(path)))))
+        current = parent
+    return layers
+
+
+def _display(path: Path) -> Path:
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
+
+
+def parse_assignment(text: str, source: str = "--set") -> tuple[str, Any]:
+    """`section.key=value` -> (dotted key, value); the value is read as TOML (numbers, booleans, lists)
+    and otherwise taken as a plain string."""
+    dotted, sep, raw = text.partition("=")
+    dotted = dotted.strip()
+    if not sep or not dotted:
+        raise UsageError(f"{source} {text!r}: expected section.key=value")
+    if "." not in dotted:
+        raise UsageError(f"{source} {text!r}: key {dotted!r} should be section.key (e.g. ppo.batch_size)")
+    return dotted, _parse_value(raw.strip())
+
+
+def _parse_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _parse_env_value(raw: str, dotted: str) -> Any:
+    section, _, name = dotted.partition(".")
+    if SCHEMA[section][name].type is bool and raw.strip().lower() in ("0", "1", "true", "false", "yes", "no"):
+        return raw.strip().lower() in ("1", "true", "yes")
+    return _parse_value(raw)
+
+
+def resolve(
+    profile: str,
+    *,
+    algo: str | None = None,
+    env: str | None = None,
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    cli: Mapping[str, Any] | None = None,
+    assignments: Iterable[str] = (),
+    profiles_dir: Path = PROFILES_DIR,
+) -> ResolvedConfig:
+    """Resolve every key through the layers; `cli` holds flags such as {"run.total_steps": 4096}."""
+    settings = {dotted: Setting(key_default, "default") for dotted, key_default in
+                ((f"{s}.{k}", key.default) for s, keys in SCHEMA.items() for k, key in keys.items())}
+
+    def apply(values: Mapping[str, Any], source: str) -> None:
+        for dotted, value in values.items():
+            settings[dotted] = Setting(_check(dotted, value, source), source)
+
+    profile_layers = load_profile(profile, profiles_dir)
+    config_layer = (str(config_file), _flatten(_load_toml(config_file), str(config_file))) if config_file else None
+    cli = dict(cli or {})
+    if algo is not None:
+        cli["run.algo"] = algo
+    if env is not None:
+        cli["run.env"] = env
+    sets = [parse_assignment(a) for a in assignments]
+
+    # algo and env choose the hyperparameter layer, so find them first through the same precedence.
+    def pick(dotted: str) -> Any:
+        value = settings[dotted].value
+        for _, layer in profile_layers:
+            value = layer.get(dotted, value)
+        if config_layer:
+            value = config_layer[1].get(dotted, value)
+        value = cli.get(dotted, value)
+        for k, v in sets:
+            value = v if k == dotted else value
+        return _check(dotted, value, "run")
+
+    algo_name, env_name = pick("run.algo"), pick("run.env")
+    apply(HYPERPARAMS.get((algo_name, env_name), {}), f"hyperparams:{algo_name}/{env_name}")
+    for source, layer in profile_layers:
+        apply(layer, source)
+    if config_layer:
+        apply(config_layer[1], config_layer[0])
+    environ = os.environ if environ is None else environ
+    for name, target in ENV_OVERRIDES.items():
+        if name in environ:
+            dotted = target.format(algo=ALGO_SECTION[algo_name])
+            apply({dotted: _parse_env_value(environ[name], dotted)}, f"env:{name}")
+    apply(cli, "cli")
+    for dotted, value in sets:
+        apply({dotted: value}, "--set")
+    _check_together(settings)
+    return ResolvedConfig(settings, profile)
+
+
+def _check_together(settings: Mapping[str, Setting]) -> None:
+    """Constraints between keys, named by the source of the value that breaks them."""
+    def v(k: str) -> Any:
+        return settings[k].value
+
+    rollout = v("ppo.n_steps") * v("env.num_envs")
+    if v("run.algo") == "ppo" and v("ppo.batch_size") > rollout:
+        raise UsageError(f"{settings['ppo.batch_size'].source}: ppo.batch_size = {v('ppo.batch_size')} exceeds "
+                         f"the rollout (ppo.n_steps x env.num_envs = {rollout}); expected <= {rollout}")
+    if v("dqn.buffer_size") < v("dqn.batch_size"):
+        raise UsageError(f"{settings['dqn.buffer_size'].source}: dqn.buffer_size = {v('dqn.buffer_size')} is "
+                         f"below dqn.batch_size = {v('dqn.batch_size')}; expected capacity >= batch size")

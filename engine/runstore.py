@@ -1,0 +1,271 @@
+"""Contract 1: the run directory, the one place everything a run says is written and read.
+
+```
+runs/<run_id>/   run.json (resolved config + provenance, seed, versions, commit, host, command)
+                 status.json (state, pid, pgid, times, exit code, last step)
+                 events.jsonl (engine.events), stdout.log, checkpoints/, best/, tb/
+```
+
+Writers: the launcher (creates the folder), the run process (status, events, checkpoints). Readers:
+`trainctl status/report`, the TUI, tests; they read only through this module and engine.events, so a
+TUI on a laptop and a `status --watch` over SSH see the same truth. JSON files are replaced atomically
+(temp file + rename), so a reader never sees half of one. No Textual here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from engine.errors import UsageError
+from engine.events import read_tail_events
+
+STATES = ("starting", "running", "finished", "failed", "stopped")
+ACTIVE_STATES = ("starting", "running")
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
+DEFAULT_RUNS_DIR = Path("runs")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers and crashes see the old file or the new one, never a mix."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+
+
+def _sanitize(part: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", part).strip("-") or "x"
+
+
+def make_run_id(algo: str, env: str, profile: str, now: float | None = None, name: str | None = None) -> str:
+    """`<UTC time>_<algo>_<env>_<profile>` (or `<UTC time>_<name>`), restricted to [A-Za-z0-9._-]."""
+    stamp = datetime.fromtimestamp(time.time() if now is None else now, UTC).strftime("%Y%m%dT%H%M%S")
+    parts = [name] if name else [algo, env, profile]
+    return "_".join([stamp, *(_sanitize(p) for p in parts)])
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped by its parent) is not a live run.
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths and readers/writers of one run folder."""
+
+    path: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "run.json"
+
+    @property
+    def status_path(self) -> Path:
+        return self.path / "status.json"
+
+    @property
+    def events_path(self) -> Path:
+        return self.path / "events.jsonl"
+
+    @property
+    def stdout_path(self) -> Path:
+        return self.path / "stdout.log"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def best(self) -> Path:
+        return self.path / "best"
+
+    @property
+    def tb(self) -> Path:
+        return self.path / "tb"
+
+    # -- creation -------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, runs_dir: Path, run_id: str, run_info: Mapping[str, Any]) -> RunDir:
+        """Make the folder (failing if it exists), write run.json and a `starting` status."""
+        if not RUN_ID_PATTERN.match(run_id):
+            raise UsageError(f"run id {run_id!r} may only hold letters, digits, '.', '_' and '-'")
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        path = runs_dir / run_id
+        try:
+            path.mkdir()
+        except FileExistsError:
+            raise UsageError(f"run folder {path} already exists; pick another --name") from None
+        run = cls(path)
+        for sub in (run.checkpoints, run.best, run.tb):
+            sub.mkdir()
+        atomic_write_json(run.config_path, dict(run_info))
+        run.events_path.touch()
+        run.write_status(state="starting", created=time.time(), host=socket.gethostname())
+        return run
+
+    # -- reading --------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: Path | str) -> RunDir:
+        """The run at `path`; a folder without run.json is not a run (UsageError)."""
+        p = Path(path)
+        if not p.is_dir():
+            raise UsageError(f"run folder {p} does not exist; expected a folder made by `trainctl run`")
+        if not (p / "run.json").is_file():
+            raise UsageError(f"{p} is not a run folder: run.json is missing")
+        return cls(p)
+
+    def read_config(self) -> dict[str, Any]:
+        return _read_json(self.config_path)
+
+    def read_status(self) -> dict[str, Any]:
+        return _read_json(self.status_path)
+
+    def write_status(self, **fields: Any) -> dict[str, Any]:
+        """Merge `fields` into status.json (atomically) and return the new status."""
+        try:
+            status = self.read_status()
+        except UsageError:
+            status = {}
+        status.update(fields)
+        status["updated"] = time.time()
+        atomic_write_json(self.status_path, status)
+        return status
+
+    def effective_state(self, status: Mapping[str, Any] | None = None) -> str:
+        """The recorded state, except that an active run whose process is gone is reported `failed`."""
+        status = self.read_status() if status is None else status
+        state = str(status.get("state", "starting"))
+        if state in ACTIVE_STATES and status.get("pid") and not pid_alive(status.get("pid")):
+            return "failed"
+        return state
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise UsageError(f"{path} is missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path} is not valid JSON ({exc.msg if hasattr(exc, 'msg') else exc})") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path} should hold a JSON object")
+    return data
+
+
+def list_runs(runs_dir: Path) -> list[RunDir]:
+    """Every run folder directly under `runs_dir`, oldest first (run ids start with their UTC time)."""
+    if not runs_dir.is_dir():
+        return []
+    return [RunDir(p) for p in sorted(runs_dir.iterdir()) if (p / "run.json").is_file()]
+
+
+def resolve_run(ref: str, runs_dir: Path = DEFAULT_RUNS_DIR) -> RunDir:
+    """A run named by a path, a run id under `runs_dir`, or a unique prefix/suffix of one."""
+    direct = Path(ref)
+    if direct.is_dir():
+        return RunDir.open(direct)
+    candidates = [r for r in list_runs(runs_dir) if r.run_id.startswith(ref) or r.run_id.endswith(ref)]
+    if len(candidates) == 1:
+        return candidates[0]
+    if not candidates:
+        raise UsageError(f"no run {ref!r} in {runs_dir}; expected a run folder or a run id from `trainctl status`")
+    names = ", ".join(r.run_id for r in candidates[:5])
+    raise UsageError(f"run {ref!r} is ambiguous in {runs_dir}: {names}")
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a list of runs shows of each: read from status.json, run.json and the events' tail."""
+
+    run_id: str
+    state: str
+    algo: str
+    env: str
+    profile: str
+    step: int
+    total_steps: int | None
+    sps: float | None
+    eps: float | None
+    reward: float | None
+    win_rate: float | None
+    created: float | None
+    updated: float | None
+    perf_ms: dict[str, float]
+    malformed_lines: int
+
+
+def summarize(run: RunDir, tail_bytes: int = 128 * 1024) -> RunSummary:
+    """The latest state of a run, cheap enough to call for every run on every refresh."""
+    try:
+        status = run.read_status()
+    except UsageError:
+        status = {}
+    try:
+        info = run.read_config()
+    except UsageError:
+        info = {}
+    step = int(status.get("step", 0) or 0)
+    sps = eps = reward = win_rate = None
+    perf_ms: dict[str, float] = {}
+    for event in read_tail_events(run.events_path, tail_bytes):
+        step = max(step, int(event.get("step", 0) or 0))
+        if event["kind"] == "perf":
+            sps, eps, perf_ms = event.get("sps"), event.get("eps"), dict(event.get("ms", {}))
+        elif event["kind"] == "metric":
+            values = event.get("values", {})
+            reward = values.get("rollout/ep_rew_mean", values.get("reward/mean", reward))
+            win_rate = values.get("eval/win_rate", values.get("rollout/win_rate", win_rate))
+    return RunSummary(
+        run_id=run.run_id,
+        state=run.effective_state(status) if status else "starting",
+        algo=str(info.get("algo", "?")),
+        env=str(info.get("env", "?")),
+        profile=str(info.get("profile", "?")),
+        step=step,
+        total_steps=info.get("total_steps"),
+        sps=sps,
+        eps=eps,
+        reward=reward,
+        win_rate=win_rate,
+        created=status.get("created"),
+        updated=status.get("updated"),
+        perf_ms=perf_ms,
+        malformed_lines=int(status.get("malformed_lines", 0) or 0),
+    )

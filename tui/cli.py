@@ -1,0 +1,119 @@
+"""The `trainctl` command: headless commands in plain text, the TUI when asked for.
+
+`run`, `status`, `report`, `stop` and `profiles` never import Textual (pods start fast, logs stay
+plain); a test checks `sys.modules` for it. Every user mistake is an `engine.errors.UsageError`, printed
+here as one line on stderr with exit code 2, before anything is started or written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from engine.errors import UsageError
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad flag in one line (and exit code 2) instead of usage + error."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _steps(text: str) -> int:
+    """Step counts accept 2e6, 200_000, 4096."""
+    try:
+        value = float(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of steps (e.g. 2e6 or 200000)") from None
+    if value < 1 or value != int(value):
+        raise argparse.ArgumentTypeError(f"{text!r} should be a positive whole number of steps")
+    return int(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="trainctl", description="A terminal control center for training game-playing AI.")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    run = sub.add_parser("run", help="start a training run (headless), or wrap any command after --")
+    run.add_argument("--algo", help="trainer (ppo, dqn-per)")
+    run.add_argument("--env", help="game (beastybar, skirmish)")
+    run.add_argument("--profile", default="balance", help="profile name (trainctl profiles list)")
+    run.add_argument("--steps", type=_steps, help="env steps to train for, e.g. 2e6")
+    run.add_argument("--seed", type=int, help="seed of games, policy and samplers")
+    run.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="assignments",
+                     help="override one config value (repeatable)")
+    run.add_argument("--config", type=Path, help="a TOML file of overrides")
+    run.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run folders go (default: runs)")
+    run.add_argument("--name", help="name the run (its id becomes <time>_<name>)")
+    run.add_argument("--resume", metavar="RUN", help="continue RUN from its latest checkpoint")
+    run.add_argument("--detach", action="store_true", help="start the run and return at once")
+
+    status = sub.add_parser("status", help="table of runs")
+    status.add_argument("--runs-dir", type=Path, default=Path("runs"))
+    status.add_argument("--watch", action="store_true", help="refresh until interrupted")
+    status.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes with --watch")
+
+    report = sub.add_parser("report", help="concise snapshot of one run")
+    report.add_argument("run", metavar="RUN")
+    report.add_argument("--runs-dir", type=Path, default=Path("runs"))
+
+    stop = sub.add_parser("stop", help="graceful stop (final checkpoint); --kill for SIGKILL")
+    stop.add_argument("run", metavar="RUN")
+    stop.add_argument("--kill", action="store_true")
+    stop.add_argument("--runs-dir", type=Path, default=Path("runs"))
+
+    profiles = sub.add_parser("profiles", help="list profiles, or show one resolved with sources")
+    psub = profiles.add_subparsers(dest="profiles_command", parser_class=_Parser)
+    psub.add_parser("list", help="known profiles")
+    show = psub.add_parser("show", help="the resolved profile, each value with where it came from")
+    show.add_argument("name")
+    show.add_argument("--algo")
+    show.add_argument("--env")
+    show.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="assignments")
+    show.add_argument("--config", type=Path)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    wrapped: list[str] = []
+    if "--" in args_list:
+        cut = args_list.index("--")
+        args_list, wrapped = args_list[:cut], args_list[cut + 1:]
+    try:
+        args = build_parser().parse_args(args_list)
+        if wrapped and args.command != "run":
+            raise UsageError("a command after -- goes with `trainctl run`")
+        return _dispatch(args, wrapped)
+    except UsageError as exc:
+        print(f"trainctl: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # `trainctl status | head`
+        return 0
+
+
+def _dispatch(args: argparse.Namespace, wrapped: list[str]) -> int:
+    from tui import headless
+
+    if args.command == "run":
+        return headless.run_command(args, wrapped)
+    if args.command == "status":
+        return headless.status_command(args.runs_dir, args.watch, args.interval)
+    if args.command == "report":
+        return headless.report_command(args.run, args.runs_dir)
+    if args.command == "stop":
+        return headless.stop_command(args.run, args.runs_dir, args.kill)
+    if args.command == "profiles":
+        return headless.profiles_command(args)
+    build_parser().print_help()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,290 @@
+"""The headless commands: `run` (start and follow), `status`, `report`, `stop`, `profiles`.
+
+Plain text for pods, logs and dumb terminals; a Rich progress bar only when stdout is a terminal.
+Never imports Textual. Reads runs only through engine.runstore and engine.events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from engine import launcher
+from engine.checkpoint import latest_checkpoint, load_checkpoint
+from engine.context import STATUS_PREFIX
+from engine.errors import UsageError
+from engine.events import EventTail
+from engine.profiles import SCHEMA, list_profiles, profile_summary, resolve
+from engine.runstore import ACTIVE_STATES, RunDir, RunSummary, list_runs, resolve_run, summarize
+from engine.trainers import trainer_module
+
+FINAL_EXIT = {"finished": 0, "stopped": 130, "failed": 1}
+
+
+# -- run ----------------------------------------------------------------------------------------------
+def run_command(args: argparse.Namespace, wrapped: list[str]) -> int:
+    """Validate everything, create the run folder, start the run process, follow it (unless --detach)."""
+    command = ["trainctl", *sys.argv[1:]] if sys.argv else ["trainctl"]
+    if args.resume:
+        run = _prepare_resume(args)
+        proc = launcher.start(run, resume=True)
+    elif wrapped:
+        _check_runs_dir(args.runs_dir)
+        resolve(args.profile, environ={})  # the profile must exist even when it only labels the run
+        run = launcher.create_wrapped_run(wrapped, args.runs_dir, command, args.name, args.profile)
+        proc = launcher.start(run)
+    else:
+        cli: dict[str, Any] = {}
+        if args.steps is not None:
+            cli["run.total_steps"] = args.steps
+        if args.seed is not None:
+            cli["run.seed"] = args.seed
+        cfg = resolve(args.profile, algo=args.algo, env=args.env, config_file=args.config, cli=cli,
+                      assignments=args.assignments)
+        trainer_module(cfg["run.algo"])  # an algo that is not built yet fails here, before any folder exists
+        _check_runs_dir(args.runs_dir)
+        run = launcher.create_trainer_run(cfg, args.runs_dir, command, args.name)
+        proc = launcher.start(run)
+    print(f"run {run.run_id} started (pid {proc.pid}) in {run.path}", flush=True)
+    if args.detach:
+        return 0
+    return follow(run, proc.pid, lambda: proc.poll() is not None)
+
+
+def _check_runs_dir(runs_dir: Path) -> None:
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise UsageError(f"--runs-dir {runs_dir} is a file; expected a folder for run folders")
+
+
+def _prepare_resume(args: argparse.Namespace) -> RunDir:
+    """The run to resume, after checking it is stopped and its latest checkpoint loads and fits."""
+    if args.algo or args.env or args.assignments or args.config or args.steps or args.seed is not None:
+        raise UsageError("--resume continues a run with its own config; "
+                         "drop --algo/--env/--set/--config/--steps/--seed")
+    run = resolve_run(args.resume, args.runs_dir)
+    info = run.read_config()
+    if info.get("kind") != "trainer":
+        raise UsageError(f"run {run.run_id} wraps a command; only trainctl trainers can resume")
+    state = run.effective_state()
+    if state in ACTIVE_STATES:
+        raise UsageError(f"run {run.run_id} is still {state}; stop it before resuming")
+    found = latest_checkpoint(run.checkpoints)
+    if found is None:
+        raise UsageError(f"run {run.run_id} has no checkpoint in {run.checkpoints} to resume from")
+    checkpoint = load_checkpoint(found)
+    module = trainer_module(str(info.get("algo")))
+    check = getattr(module, "check_resume", None)
+    if check is not None:
+        check(checkpoint)
+    return run
+
+
+class ForwardInterrupt:
+    """While a run is followed in the foreground, Ctrl-C asks it to stop (SIGINT to its process group);
+    a second Ctrl-C kills it."""
+
+    def __init__(self, run: RunDir) -> None:
+        self.run = run
+        self.count = 0
+
+    def __enter__(self) -> ForwardInterrupt:
+        self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, _signum: int, _frame: FrameType | None) -> None:
+        self.count += 1
+        try:
+            note = launcher.stop(self.run, kill=self.count > 1)
+        except UsageError as exc:
+            note = str(exc)
+        print(f"\ntrainctl: {note}", file=sys.stderr, flush=True)
+
+
+def follow(run: RunDir, pid: int, exited: Callable[[], bool], poll_s: float = 0.2) -> int:
+    """Echo the run's stdout.log until its process ends; on a terminal, a progress bar replaces the
+    [STATUS] lines. Returns 0 finished, 130 stopped, 1 failed."""
+    log = _LogFollower(run.stdout_path)
+    tty = sys.stdout.isatty()
+    total = int(run.read_config().get("total_steps") or 0)
+    with ForwardInterrupt(run):
+        if tty:
+            _follow_with_bar(run, log, exited, total, poll_s)
+        else:
+            while True:
+                done = exited()
+                for line in log.new_lines():
+                    print(line, flush=True)
+                if done:
+                    break
+                time.sleep(poll_s)
+    state = run.effective_state()
+    status = run.read_status()
+    print(f"run {run.run_id} {state} at step {status.get('step', 0)} (exit code {status.get('exit_code')}); "
+          f"folder {run.path}", flush=True)
+    return FINAL_EXIT.get(state, 1)
+
+
+def _follow_with_bar(run: RunDir, log: _LogFollower, exited: Callable[[], bool], total: int, poll_s: float) -> None:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(),
+               TextColumn("{task.completed:,.0f}/{task.total:,.0f}"), TextColumn("{task.fields[sps]}"),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=False) as progress:
+        task = progress.add_task(run.run_id[:40], total=total or None, sps="")
+        while True:
+            done = exited()
+            for line in log.new_lines():
+                if line.startswith(STATUS_PREFIX):
+                    continue
+                progress.console.print(line, markup=False, highlight=False)
+            summary = summarize(run, tail_bytes=16 * 1024)
+            sps = f"{summary.sps:,.0f} steps/s" if summary.sps else ""
+            progress.update(task, completed=summary.step, sps=sps)
+            if done:
+                break
+            time.sleep(poll_s)
+
+
+class _LogFollower:
+    """New complete lines of a growing text file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.partial = b""
+
+    def new_lines(self) -> list[str]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            return []
+        self.offset += len(chunk)
+        parts = (self.partial + chunk).split(b"\n")
+        self.partial = parts.pop()
+        return [p.decode("utf-8", errors="replace").rstrip("\r") for p in parts]
+
+
+# -- status -------------------------------------------------------------------------------------------
+def _age(ts: float | None) -> str:
+    if not ts:
+        return "-"
+    seconds = max(0, time.time() - ts)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def status_table(summaries: list[RunSummary]) -> str:
+    header = ("RUN", "STATE", "ALGO", "ENV", "PROFILE", "STEP", "SPS", "REWARD", "WIN", "AGE")
+    rows = [header] + [
+        (s.run_id, s.state, s.algo, s.env, s.profile,
+         f"{s.step:,}" + (f"/{s.total_steps:,}" if s.total_steps else ""), _num(s.sps, ",.0f"),
+         _num(s.reward, ".3f"), _num(s.win_rate, ".2f"), _age(s.created))
+        for s in summaries
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+
+
+def status_command(runs_dir: Path, watch: bool, interval: float) -> int:
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise UsageError(f"--runs-dir {runs_dir} is a file; expected a folder of runs")
+    while True:
+        runs = list_runs(runs_dir)
+        text = status_table([summarize(r) for r in runs]) if runs else f"no runs in {runs_dir}"
+        if watch and sys.stdout.isatty():
+            print("\x1b[2J\x1b[H", end="")
+        if watch:
+            print(time.strftime("%H:%M:%S"), f"{runs_dir}", flush=True)
+        print(text, flush=True)
+        if not watch:
+            return 0
+        try:
+            time.sleep(interval)
+        except KeyboardInterrupt:
+            return 0
+
+
+# -- report -------------------------------------------------------------------------------------------
+def report_command(ref: str, runs_dir: Path) -> int:
+    print(report_text(resolve_run(ref, runs_dir)))
+    return 0
+
+
+def report_text(run: RunDir) -> str:
+    """A concise snapshot: identity, state, throughput and [PERF] breakdown, latest metrics, files."""
+    info, status = run.read_config(), run.read_status()
+    summary = summarize(run)
+    tail = EventTail(run.events_path)
+    metrics: dict[str, float] = {}
+    warnings: list[str] = []
+    for event in tail.poll():
+        if event["kind"] == "metric":
+            metrics.update(event.get("values", {}))
+        elif event["kind"] == "log" and event.get("level") in ("warning", "error"):
+            warnings.append(f"{event.get('level')}: {event.get('msg')}")
+    start, end = status.get("started") or status.get("created"), status.get("ended") or time.time()
+    lines = [
+        f"run      {run.run_id}",
+        f"state    {summary.state} (exit code {status.get('exit_code')})",
+        f"what     {info.get('algo')} on {info.get('env')}, profile {info.get('profile')}, seed {info.get('seed')}",
+        f"steps    {summary.step:,}" + (f" of {summary.total_steps:,}" if summary.total_steps else ""),
+        f"time     {(end - start) if start else 0:.0f}s",
+        f"speed    {_num(summary.sps, ',.0f')} steps/s, {_num(summary.eps, ',.1f')} episodes/s (last window)",
+    ]
+    if summary.perf_ms:
+        total_ms = sum(summary.perf_ms.values()) or 1.0
+        lines.append("perf     ms per step (share):")
+        for phase, ms in sorted(summary.perf_ms.items(), key=lambda kv: -kv[1]):
+            lines.append(f"  {phase:<14} {ms:9.4f}  {100 * ms / total_ms:5.1f}%")
+    if metrics:
+        lines.append("metrics  (latest)")
+        lines += [f"  {k:<28} {v:.4g}" for k, v in sorted(metrics.items())]
+    ckpt = latest_checkpoint(run.checkpoints)
+    lines.append(f"ckpt     {ckpt.name if ckpt else 'none'}")
+    malformed = tail.malformed + summary.malformed_lines
+    if malformed:
+        lines.append(f"skipped  {malformed} malformed event/[PERF] lines")
+    lines += [f"note     {w}" for w in warnings[-5:]]
+    lines.append(f"folder   {run.path}")
+    return "\n".join(lines)
+
+
+# -- stop ---------------------------------------------------------------------------------------------
+def stop_command(ref: str, runs_dir: Path, kill: bool) -> int:
+    print(launcher.stop(resolve_run(ref, runs_dir), kill=kill))
+    return 0
+
+
+# -- profiles -----------------------------------------------------------------------------------------
+def profiles_command(args: argparse.Namespace) -> int:
+    if args.profiles_command == "show":
+        cfg = resolve(args.name, algo=args.algo, env=args.env, config_file=args.config,
+                      assignments=args.assignments)
+        width = max(len(k) for k, _ in cfg.items())
+        print(f"profile {args.name}")
+        for dotted, setting in cfg.items():
+            section, _, key = dotted.partition(".")
+            print(f"  {dotted:<{width}}  {setting.value!s:<12}  {setting.source:<36}  {SCHEMA[section][key].help}")
+        return 0
+    for name in list_profiles():
+        print(f"{name:<10} {profile_summary(name)}")
+    return 0
+
