@@ -32,11 +32,16 @@ _MASK64 = (1 << 64) - 1
 class Backend(Protocol):
     """One game seen from player 0; see the module docstring."""
 
-    obs: np.ndarray
-    mask: np.ndarray
-    reward: float
-    terminated: bool
-    info: dict[str, Any]
+    @property
+    def obs(self) -> np.ndarray: ...
+    @property
+    def mask(self) -> np.ndarray: ...
+    @property
+    def reward(self) -> float: ...
+    @property
+    def terminated(self) -> bool: ...
+    @property
+    def info(self) -> dict[str, Any]: ...
 
     def reset(self, seed: int | None) -> None: ...
 
