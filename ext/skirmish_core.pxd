@@ -54,6 +54,8 @@ cdef struct Game:
     int end_reason
     int winner
     uint64_t enemy_turn_ns          # time spent in the player's turns, C monotonic clock
+    double ep_return                # running return and length of the current episode
+    int ep_length
     # Per-phase caches, rebuilt lazily; invalidated by every move, charge and casualty.
     int dist_valid
     int dist[NUM_UNITS][NUM_UNITS]

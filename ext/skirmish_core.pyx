@@ -4,14 +4,18 @@ It follows envs/skirmish/rules.py (the reference and the rules' documentation) d
 die for die; the differential test holds the two together. Unlike the reference it caches pairwise
 distances, engagement and line of sight per game, invalidated by every move, charge and casualty.
 
-Buffers (numpy, owned by the core, rewritten in place by every call; N = number of games):
-    obs float32[N, 103], terminal_obs float32[N, 103] (final observation of a game that ended this step),
-    rewards float32[N], reward_parts float32[N, 3] (vp, damage, outcome), terminated bool[N],
-    truncated bool[N], masks bool[N, 14] (legal actions of the pending decision), info int32[N, 9]
-    (INFO_COLUMNS), units int32[N, 8, 3] (x, y, wounds; -1, -1 when destroyed), decision int32[N, 2]
-    (phase, acting unit; -1 once over). info, units and decision describe the state right after the step,
-    before an automatic reset; obs and masks are the next game's when a game ended.
-No Python object is touched per game on the step path, which runs without the GIL.
+`SkirmishCore` follows the `BatchedCore` protocol of envs/batched_vec_env.py. Buffers, N = games:
+    given (numpy, written in place): obs float32[N, 103], rewards float32[N], terminated bool[N],
+    truncated bool[N], masks bool[N, 14] (legal actions of the pending decision), terminal_obs
+    float32[N, 103] (final observation of a game that ended this step);
+    its own (read-only attributes): reward_parts float32[N, 3] (vp, damage, outcome), info int32[N, 9]
+    (INFO_COLUMNS), units int32[N, 8, 3] (x, y, wounds; x = y = -1 when destroyed), decision int32[N, 2]
+    (phase, acting unit; -1 once over), episode_return float64[N], episode_length int32[N] (of each
+    game's last finished episode).
+info, units and decision describe the state right after the step, before an automatic reset; obs and
+masks are the next game's when a game ended (with auto_reset; without it a finished game keeps its final
+observation and a hold-only mask until `reset`). No Python object is touched per game on the step path,
+which runs without the GIL.
 """
 
 from libc.stdint cimport uint64_t, int64_t
@@ -25,6 +29,10 @@ from ext.rng cimport Rng, rng_seed, rng_below, rng_d6
 
 INFO_COLUMNS = ("model_health", "player_health", "in_attack", "model_vp", "player_vp", "mission",
                 "end_reason", "winner", "turn")
+# The rules' vocabulary (envs/skirmish/rules.py END_REASONS, PHASE_NAMES, WINNERS), indexed as in the core.
+END_REASONS = ("", "rounds", "model_destroyed", "player_destroyed", "truncated")
+PHASE_NAMES = ("command", "movement", "shooting", "charge", "fight")
+WINNER_NAMES = {1: "model", -1: "player", 0: "draw"}
 
 cdef enum:
     # phases
@@ -568,6 +576,7 @@ cdef void apply_action(Game* g, const Tables* t, int action) noexcept nogil:
 
 cdef void step_game(Game* g, const Tables* t, int action) noexcept nogil:
     clear_tallies(g)
+    g.ep_length += 1
     apply_action(g, t, action)
     if g.end_reason == NOT_ENDED:
         walk_to_decision(g, t, g.phase, g.unit + 1)
@@ -609,61 +618,64 @@ cdef void write_obs(Game* g, const Tables* t, float* obs) noexcept nogil:
 
 
 cdef class SkirmishCore:
-    """N Skirmish games; game i is seeded `seeds[i]` and starts a new game on the same stream when one
-    ends. `step(actions)` plays one decision in every game (see the module docstring for the buffers)."""
+    """N Skirmish games over the rules tables of `envs.skirmish.rules.core_tables()`; see the module
+    docstring for the buffers. Games start seeded 0..N-1; `reset(seeds)` reseeds them."""
 
     cdef Game* games
     cdef Tables tables
     cdef readonly int num_games
-    cdef readonly object obs, terminal_obs, rewards, reward_parts, terminated, truncated, masks, info
-    cdef readonly object units, decision
+    cdef readonly bint auto_reset, debug
+    cdef readonly object reward_parts, info, units, decision, episode_return, episode_length
+    cdef object mission_names
     cdef float[:, ::1] obs_v, terminal_obs_v, reward_parts_v
     cdef float[::1] rewards_v
     cdef unsigned char[::1] terminated_v, truncated_v
     cdef unsigned char[:, ::1] masks_v
     cdef int[:, ::1] info_v, decision_v
     cdef int[:, :, ::1] units_v
+    cdef double[::1] episode_return_v
+    cdef int[::1] episode_length_v
 
     def __cinit__(self):
         self.games = NULL
 
-    def __init__(self, int num_games, seeds, dict tables, int max_steps=200):
-        """seeds: num_games ints; tables: envs.skirmish.rules.core_tables(); max_steps: decisions per game
-        before truncation."""
+    def __init__(self, int num_games, dict tables, int max_steps, bint auto_reset, bint debug,
+                 obs, rewards, terminated, truncated, masks, terminal_obs):
+        """tables: envs.skirmish.rules.core_tables(); max_steps: decisions per game before truncation;
+        debug: `end_info`/`info_dict` add positions, wounds, phase, acting unit and reward parts."""
         if num_games < 1:
             raise ValueError(f"num_games must be >= 1, got {num_games}")
-        if len(seeds) != num_games:
-            raise ValueError(f"expected {num_games} seeds, got {len(seeds)}")
         if max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {max_steps}")
         self._load_tables(tables, max_steps)
         self.num_games = num_games
-        self.games = <Game*>calloc(num_games, sizeof(Game))
-        if self.games == NULL:
-            raise MemoryError()
-        self.obs = np.zeros((num_games, OBS_SIZE), dtype=np.float32)
-        self.terminal_obs = np.zeros((num_games, OBS_SIZE), dtype=np.float32)
-        self.rewards = np.zeros(num_games, dtype=np.float32)
+        self.auto_reset = auto_reset
+        self.debug = debug
+        self.obs_v = obs
+        self.terminal_obs_v = terminal_obs
+        self.rewards_v = rewards
+        self.terminated_v = terminated.view(np.uint8)
+        self.truncated_v = truncated.view(np.uint8)
+        self.masks_v = masks.view(np.uint8)
+        if (self.obs_v.shape[0] != num_games or self.obs_v.shape[1] != OBS_SIZE
+                or self.masks_v.shape[1] != NUM_ACTIONS or self.terminal_obs_v.shape[1] != OBS_SIZE):
+            raise ValueError(f"buffers must hold {num_games} games of obs[{OBS_SIZE}] and masks[{NUM_ACTIONS}]")
         self.reward_parts = np.zeros((num_games, 3), dtype=np.float32)
-        self.terminated = np.zeros(num_games, dtype=np.bool_)
-        self.truncated = np.zeros(num_games, dtype=np.bool_)
-        self.masks = np.zeros((num_games, NUM_ACTIONS), dtype=np.bool_)
         self.info = np.zeros((num_games, INFO_FIELDS), dtype=np.int32)
         self.units = np.zeros((num_games, NUM_UNITS, 3), dtype=np.int32)
         self.decision = np.zeros((num_games, 2), dtype=np.int32)
-        self.obs_v = self.obs
-        self.terminal_obs_v = self.terminal_obs
-        self.rewards_v = self.rewards
+        self.episode_return = np.zeros(num_games, dtype=np.float64)
+        self.episode_length = np.zeros(num_games, dtype=np.int32)
         self.reward_parts_v = self.reward_parts
-        self.terminated_v = self.terminated.view(np.uint8)
-        self.truncated_v = self.truncated.view(np.uint8)
-        self.masks_v = self.masks.view(np.uint8)
         self.info_v = self.info
         self.units_v = self.units
         self.decision_v = self.decision
-        cdef int i
-        for i in range(num_games):
-            self.reseed(i, seeds[i])
+        self.episode_return_v = self.episode_return
+        self.episode_length_v = self.episode_length
+        self.games = <Game*>calloc(num_games, sizeof(Game))
+        if self.games == NULL:
+            raise MemoryError()
+        self.reset(np.arange(num_games, dtype=np.uint64))
 
     def __dealloc__(self):
         free(self.games)
@@ -675,9 +687,12 @@ cdef class SkirmishCore:
         blocked = tables["blocked"]
         objectives = tables["objectives"]
         deployment = tables["deployment"]
-        t.n_missions = len(blocked) // CELLS
-        if not 1 <= t.n_missions <= MAX_MISSIONS or len(objectives) != t.n_missions * MAX_OBJECTIVES * 2:
-            raise ValueError("tables: expected 1-8 missions with MAX_OBJECTIVES objective slots each")
+        self.mission_names = tuple(tables["mission_names"])
+        t.n_missions = len(self.mission_names)
+        if (not 1 <= t.n_missions <= MAX_MISSIONS or len(blocked) != t.n_missions * CELLS
+                or len(objectives) != t.n_missions * MAX_OBJECTIVES * 2):
+            raise ValueError(f"tables: expected 1-{MAX_MISSIONS} missions, each {CELLS} cells and "
+                             f"{MAX_OBJECTIVES} objective slots")
         for i in range(PER_SIDE):
             for f in range(PROFILE_FIELDS):
                 t.profile[i][f] = profiles[i * PROFILE_FIELDS + f]
@@ -696,20 +711,29 @@ cdef class SkirmishCore:
         t.rounds, t.vp_per_objective, t.control_range, t.charge_range = tables["scalars"]
         t.max_steps = max_steps
 
-    def reseed(self, int i, uint64_t seed):
-        """Restart game i from a fresh generator seeded `seed` (a new game; buffers rewritten)."""
-        if not 0 <= i < self.num_games:
-            raise IndexError(f"game {i} out of range [0, {self.num_games})")
-        rng_seed(&self.games[i].rng, seed)
-        reset_game(&self.games[i], &self.tables)
-        self.terminated_v[i] = 0
-        self.truncated_v[i] = 0
-        self.rewards_v[i] = 0.0
-        self.reward_parts_v[i, 0] = 0.0
-        self.reward_parts_v[i, 1] = 0.0
-        self.reward_parts_v[i, 2] = 0.0
-        self._write_state(i)
-        self._write_next(i)
+    def reset(self, seeds=None):
+        """A new game everywhere; seeds uint64[N] reseeds each game's generator first, None continues
+        each game's own stream."""
+        cdef int i
+        cdef const uint64_t[::1] seeds_v
+        if seeds is not None:
+            seeds_v = np.ascontiguousarray(seeds, dtype=np.uint64)
+            if seeds_v.shape[0] != self.num_games:
+                raise ValueError(f"expected {self.num_games} seeds, got {seeds_v.shape[0]}")
+        for i in range(self.num_games):
+            if seeds is not None:
+                rng_seed(&self.games[i].rng, seeds_v[i])
+            reset_game(&self.games[i], &self.tables)
+            self.games[i].ep_return = 0.0
+            self.games[i].ep_length = 0
+            self.terminated_v[i] = 0
+            self.truncated_v[i] = 0
+            self.rewards_v[i] = 0.0
+            self.reward_parts_v[i, 0] = 0.0
+            self.reward_parts_v[i, 1] = 0.0
+            self.reward_parts_v[i, 2] = 0.0
+            self._write_state(i)
+            self._write_next(i)
 
     cdef void _write_state(self, int i) noexcept nogil:
         """info, units and decision of game i as it stands."""
@@ -738,36 +762,38 @@ cdef class SkirmishCore:
         self.decision_v[i, 1] = -1 if g.end_reason != NOT_ENDED else g.unit
 
     cdef void _write_next(self, int i) noexcept nogil:
-        """obs and masks of game i's pending decision."""
+        """obs and masks of game i's pending decision (hold only once over)."""
         cdef Game* g = &self.games[i]
+        cdef int a
         write_obs(g, &self.tables, &self.obs_v[i, 0])
-        legal(g, &self.tables, g.phase, g.unit, &self.masks_v[i, 0])
+        if g.end_reason == NOT_ENDED:
+            legal(g, &self.tables, g.phase, g.unit, &self.masks_v[i, 0])
+        else:
+            for a in range(NUM_ACTIONS):
+                self.masks_v[i, a] = a == 0
 
-    def first_illegal(self, const int64_t[::1] actions):
-        """Index of the first game whose action is not legal now, or -1."""
+    def legal_actions(self, int index):
+        """Ascending legal action ids of game `index` now."""
+        return [a for a in range(NUM_ACTIONS) if self.masks_v[index, a]]
+
+    def step(self, const int64_t[::1] actions):
+        """Play actions[i] (int64[N]) in every game still playing. Returns -1, or the index of the first
+        game whose action is illegal (and then no game has moved)."""
         cdef int i
         cdef int64_t a
+        cdef Game* g
+        cdef double vp_part, damage_part, outcome_part
         if actions.shape[0] != self.num_games:
             raise ValueError(f"expected {self.num_games} actions, got {actions.shape[0]}")
         for i in range(self.num_games):
             a = actions[i]
             if a < 0 or a >= NUM_ACTIONS or not self.masks_v[i, a]:
                 return i
-        return -1
-
-    def step(self, const int64_t[::1] actions):
-        """Play actions[i] (int64[N], each legal, else ValueError) in every game; games that end are
-        reset on their own stream. Returns the number of games that ended."""
-        cdef int bad = self.first_illegal(actions)
-        if bad >= 0:
-            legal_now = np.flatnonzero(self.masks[bad]).tolist()
-            raise ValueError(f"illegal action {actions[bad]} for game {bad}; legal actions: {legal_now}")
-        cdef int i, ended = 0
-        cdef Game* g
-        cdef double vp_part, damage_part, outcome_part
         with nogil:
             for i in range(self.num_games):
                 g = &self.games[i]
+                if g.end_reason != NOT_ENDED:  # only without auto_reset: a finished game waits for reset
+                    continue
                 step_game(g, &self.tables, <int>actions[i])
                 vp_part = (g.vp_gained[0] - g.vp_gained[1]) / 10.0
                 damage_part = (g.dealt - g.taken) / 20.0
@@ -776,15 +802,47 @@ cdef class SkirmishCore:
                 self.reward_parts_v[i, 1] = <float>damage_part
                 self.reward_parts_v[i, 2] = <float>outcome_part
                 self.rewards_v[i] = <float>(vp_part + damage_part + outcome_part)
+                g.ep_return += self.rewards_v[i]
                 self.terminated_v[i] = g.end_reason != NOT_ENDED and g.end_reason != TRUNCATED
                 self.truncated_v[i] = g.end_reason == TRUNCATED
                 self._write_state(i)
                 if g.end_reason != NOT_ENDED:
-                    ended += 1
                     write_obs(g, &self.tables, &self.terminal_obs_v[i, 0])
-                    reset_game(g, &self.tables)
+                    self.episode_return_v[i] = g.ep_return
+                    self.episode_length_v[i] = g.ep_length
+                    if self.auto_reset:
+                        reset_game(g, &self.tables)
+                        g.ep_return = 0.0
+                        g.ep_length = 0
                 self._write_next(i)
-        return ended
+        return -1
+
+    def info_dict(self, int index):
+        """The info of game `index`'s last step (the train keys; more in debug mode, see rules.py)."""
+        cdef int[::1] row = self.info_v[index]
+        info = {
+            "model_health": row[0],
+            "player_health": row[1],
+            "in_attack": bool(row[2]),
+            "model_vp": row[3],
+            "player_vp": row[4],
+            "mission": self.mission_names[row[5]],
+            "end_reason": END_REASONS[row[6]],
+            "winner": WINNER_NAMES[row[7]] if 0 < row[6] < TRUNCATED else "",
+            "turn": row[8],
+        }
+        if self.debug:
+            info["positions"] = [(int(x), int(y)) for x, y, _ in self.units[index]]
+            info["wounds"] = self.units[index, :, 2].tolist()
+            info["phase"] = PHASE_NAMES[self.decision_v[index, 0]] if self.decision_v[index, 0] >= 0 else ""
+            info["acting_unit"] = self.decision_v[index, 1]
+            vp, damage, outcome = self.reward_parts[index].tolist()
+            info["reward_parts"] = {"vp": vp, "damage": damage, "outcome": outcome}
+        return info
+
+    def end_info(self, int index):
+        """The info of the episode game `index` just finished (BatchedCore protocol)."""
+        return self.info_dict(index)
 
     @property
     def enemy_turn_ns(self):

@@ -184,6 +184,7 @@ def core_tables() -> dict[str, Any]:
     """The tables above as flat int lists, in the layout `ext.skirmish_core.SkirmishCore` takes."""
     params = GameParams()
     return {
+        "mission_names": [m.name for m in MISSIONS],
         "profiles": [v for row in PROFILES for v in row],
         "blocked": [int(b) for m in MISSIONS for b in blocked_grid(m)],
         "objectives": [c for m in MISSIONS for k in range(MAX_OBJECTIVES)
