@@ -1,0 +1,124 @@
+"""Contract 3: resolution order, provenance, and one clear error per bad value."""
+
+from pathlib import Path
+
+import pytest
+
+from engine.errors import UsageError
+from engine.profiles import SCHEMA, ResolvedConfig, list_profiles, parse_assignment, resolve
+
+
+def test_shipped_profiles_resolve_and_cover_seed_004_knobs() -> None:
+    assert {"speed", "balance"} <= set(list_profiles())
+    speed = resolve("speed", environ={})
+    assert speed.source("env.num_envs").startswith("profile:speed")
+    # Seed 004 section 6: each knob is set by the profile file itself.
+    for dotted in ("env.num_envs", "env.subproc", "dqn.updates_per_step", "dqn.batch_size", "dqn.warmup_steps",
+                   "torch.amp", "torch.compile", "per.prefetch", "torch.pin_memory", "log.enabled",
+                   "log.console", "log.tensorboard", "log.every_steps"):
+        assert speed.source(dotted).startswith("profile:speed"), dotted
+
+
+def test_layers_apply_in_order_with_sources(tmp_path: Path) -> None:
+    config = tmp_path / "mine.toml"
+    config.write_text("[ppo]\nbatch_size = 512\nn_epochs = 7\n[env]\nnum_envs = 32\n")
+    cfg = resolve("balance", config_file=config, environ={"NUM_ENVS": "48", "USE_AMP": "0"},
+                  cli={"run.total_steps": 1000}, assignments=["ppo.n_epochs=9"])
+    assert cfg["ppo.gamma"] == 0.995 and cfg.source("ppo.gamma") == "hyperparams:ppo/beastybar"
+    assert cfg["ppo.batch_size"] == 512 and cfg.source("ppo.batch_size") == str(config)
+    assert cfg["env.num_envs"] == 48 and cfg.source("env.num_envs") == "env:NUM_ENVS"
+    assert cfg["torch.amp"] is False and cfg.source("torch.amp") == "env:USE_AMP"
+    assert cfg["run.total_steps"] == 1000 and cfg.source("run.total_steps") == "cli"
+    assert cfg["ppo.n_epochs"] == 9 and cfg.source("ppo.n_epochs") == "--set"
+    assert cfg["ppo.clip_range"] == 0.2 and cfg.source("ppo.clip_range") == "default"
+
+
+def test_batch_size_env_override_follows_the_algo() -> None:
+    assert resolve("balance", algo="ppo", environ={"BATCH_SIZE": "128"})["ppo.batch_size"] == 128
+    dqn = resolve("balance", algo="dqn-per", env="skirmish", environ={"BATCH_SIZE": "128"})
+    assert dqn["dqn.batch_size"] == 128 and dqn.source("dqn.batch_size") == "env:BATCH_SIZE"
+
+
+def test_extends_chain_and_loop(tmp_path: Path) -> None:
+    (tmp_path / "base.toml").write_text("[ppo]\nn_epochs = 2\n[env]\nnum_envs = 16\n")
+    (tmp_path / "child.toml").write_text('extends = "base"\n[ppo]\nn_epochs = 3\n')
+    cfg = resolve("child", profiles_dir=tmp_path, environ={})
+    assert cfg["ppo.n_epochs"] == 3 and cfg.source("ppo.n_epochs").startswith("profile:child")
+    assert cfg["env.num_envs"] == 16 and cfg.source("env.num_envs").startswith("profile:base")
+    (tmp_path / "a.toml").write_text('extends = "b"\n')
+    (tmp_path / "b.toml").write_text('extends = "a"\n')
+    with pytest.raises(UsageError, match="loops"):
+        resolve("a", profiles_dir=tmp_path, environ={})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"profile": "nope"}, r"unknown profile 'nope'; expected one of: .*balance.*speed"),
+        ({"assignments": ["ppo.bogus=1"]}, r"--set: unknown key 'ppo.bogus'; expected one of: ppo.learning_rate"),
+        ({"assignments": ["nosection.key=1"]}, r"unknown key 'nosection.key'"),
+        ({"assignments": ["ppo.n_epochs=two"]}, r"ppo.n_epochs = 'two' has the wrong type; expected int"),
+        ({"assignments": ["ppo.n_epochs=2.5"]}, r"wrong type; expected int"),
+        ({"assignments": ["log.console=1"]}, r"log.console = 1 has the wrong type; expected bool"),
+        ({"assignments": ["ppo.gamma=1.5"]}, r"ppo.gamma = 1.5 is out of range; expected in \[0, 1\]"),
+        ({"assignments": ["env.num_envs=0"]}, r"env.num_envs = 0 is out of range; expected > 0"),
+        ({"assignments": ["torch.device=tpu"]}, r"torch.device = 'tpu' is not allowed; expected one of: auto, cpu"),
+        ({"assignments": ["ppo.net_arch=[64, 0]"]}, r"expected a list of positive integers"),
+        ({"assignments": ["ppo.batch_size=100000"]}, r"ppo.batch_size = 100000 exceeds the rollout"),
+        ({"assignments": ["dqn.buffer_size=10"]}, r"expected capacity >= batch size"),
+        ({"assignments": ["gamma"]}, r"expected section.key=value"),
+        ({"assignments": ["gamma=1"]}, r"should be section.key"),
+        ({"environ": {"NUM_ENVS": "many"}}, r"env:NUM_ENVS: env.num_envs = 'many' has the wrong type"),
+        ({"algo": "a2c"}, r"run.algo = 'a2c' is not allowed; expected one of: ppo, dqn-per"),
+    ],
+)
+def test_bad_values_name_source_key_and_expectation(kwargs: dict, message: str) -> None:
+    kwargs = {"profile": "balance", "environ": {}, **kwargs}
+    with pytest.raises(UsageError, match=message) as info:
+        resolve(**kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_bad_config_file_is_named(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[ppo]\nn_epochs = 'x'\n")
+    with pytest.raises(UsageError, match=rf"{bad}: ppo.n_epochs = 'x'"):
+        resolve("balance", config_file=bad, environ={})
+    bad.write_text("[ppo\n")
+    with pytest.raises(UsageError, match="not valid TOML"):
+        resolve("balance", config_file=bad, environ={})
+    bad.write_text("n_epochs = 3\n")
+    with pytest.raises(UsageError, match="should be a \\[section\\] table"):
+        resolve("balance", config_file=bad, environ={})
+    with pytest.raises(UsageError, match="does not exist"):
+        resolve("balance", config_file=tmp_path / "missing.toml", environ={})
+
+
+def test_bad_profile_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / "broken.toml").write_text("[log]\nevery_steps = -5\n")
+    with pytest.raises(UsageError, match=r"broken.toml\): log.every_steps = -5 is out of range"):
+        resolve("broken", profiles_dir=tmp_path, environ={})
+
+
+def test_assignment_values_are_typed() -> None:
+    assert parse_assignment("ppo.net_arch=[64, 64]") == ("ppo.net_arch", [64, 64])
+    assert parse_assignment("torch.device=cpu") == ("torch.device", "cpu")
+    assert parse_assignment("log.console=false") == ("log.console", False)
+    assert parse_assignment("ppo.learning_rate=1e-3") == ("ppo.learning_rate", 1e-3)
+
+
+def test_resolved_config_round_trips_through_run_json() -> None:
+    cfg = resolve("speed", environ={}, assignments=["ppo.n_epochs=5"])
+    again = ResolvedConfig.from_json(cfg.to_json(), "speed")
+    assert dict(again.items()) == dict(cfg.items())
+    data = cfg.to_json()
+    del data["ppo.n_epochs"]
+    with pytest.raises(UsageError, match=r"lacks ppo\.n_epochs"):
+        ResolvedConfig.from_json(data, "speed")
+
+
+def test_every_key_has_help_and_a_valid_default() -> None:
+    for section, keys in SCHEMA.items():
+        for name, key in keys.items():
+            assert key.help, f"{section}.{name}"
+    resolve("balance", environ={})  # defaults pass their own checks through the layers
