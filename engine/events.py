@@ -165,6 +165,11 @@ class EventTail:
         self._partial = lines.pop()
         return list(self._parse(lines))
 
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of a last line still waiting for its newline (a writer mid-write, or a torn line)."""
+        return len(self._partial)
+
     def _parse(self, lines: list[bytes]) -> Iterator[dict[str, Any]]:
         for raw in lines:
             if not raw.strip():
@@ -180,22 +185,25 @@ class EventTail:
                 self.malformed += 1
 
 
-def read_tail_events(path: Path, max_bytes: int = 256 * 1024) -> list[dict[str, Any]]:
-    """The events in the last `max_bytes` of the file: a cheap way to get a run's latest state
-    without reading its whole history. The line cut by the window's start is dropped."""
+def tail_offset(path: Path, max_bytes: int) -> int:
+    """The offset of the first whole line in the last `max_bytes` of the file (0 for a smaller file),
+    so that an `EventTail` started there reads the tail and then follows the file."""
     try:
         size = path.stat().st_size
     except FileNotFoundError:
-        return []
+        return 0
     start = max(0, size - max_bytes)
-    if start > 0:
-        with open(path, "rb") as f:
-            f.seek(start - 1)
-            # Reading one byte before the window tells whether the window starts on a line boundary.
-            head = f.read(min(size - start + 1, 64 * 1024))
-        newline = head.find(b"\n")
-        if newline < 0:
-            return []
-        start += newline
-    tail = EventTail(path, offset=start)
-    return tail.poll()
+    if start == 0:
+        return 0
+    with open(path, "rb") as f:
+        f.seek(start - 1)
+        # Reading one byte before the window tells whether the window starts on a line boundary.
+        head = f.read(min(size - start + 1, 64 * 1024))
+    newline = head.find(b"\n")
+    return size if newline < 0 else start + newline
+
+
+def read_tail_events(path: Path, max_bytes: int = 256 * 1024) -> list[dict[str, Any]]:
+    """The events in the last `max_bytes` of the file: a cheap way to get a run's latest state
+    without reading its whole history. The line cut by the window's start is dropped."""
+    return EventTail(path, offset=tail_offset(path, max_bytes)).poll()
