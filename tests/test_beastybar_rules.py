@@ -184,8 +184,30 @@ def _check_cards_accounted_for(state: GameState) -> None:
     assert len(cards) == 24 and set(cards) == {(p, s) for p in range(2) for s in range(12)}
 
 
+def _table_legality(action: int, queue: list[tuple[int, int]], hand: set[int]) -> bool:
+    """The rules file's action table, transcribed independently of `rules.is_legal`."""
+    n, present = len(queue), {species for _, species in queue}
+    if action < 9:
+        return action in hand
+    if action < 12:
+        return KANGAROO in hand and (action == 9 if n == 0 else 1 <= action - 9 <= min(2, n))
+    if action < 17:
+        return PARROT in hand and (action == 16 if n == 0 else action - 12 < n)
+    if CHAMELEON not in hand:
+        return False
+    if action == 17:
+        return present <= {CHAMELEON}
+    if action < 27:
+        return action - 18 in present
+    if action < 31:
+        return PARROT in present and action - 27 < n
+    return KANGAROO in present and action - 30 <= n
+
+
 def _check_mask_is_legality(state: GameState) -> None:
-    mask = rules.legal_mask(state.queue, state.hands[state.current_player])
+    hand = state.hands[state.current_player]
+    mask = rules.legal_mask(state.queue, hand)
+    assert mask == [_table_legality(action, state.queue, hand) for action in range(33)]
     assert 1 <= sum(mask) <= rules.MAX_LEGAL_ACTIONS
     for action, legal in enumerate(mask):
         trial = copy.deepcopy(state)
