@@ -258,3 +258,16 @@ def test_resolve_play_conserves_cards_or_rejects(queue: list[tuple[int, int]], o
     left_by_steps_2_3 = len(queue) + 1 - len(thrown) + (1 if bar else 0)
     assert len(bar) == (2 if left_by_steps_2_3 == 5 else 0)
     assert len(after) == (2 if bar else left_by_steps_2_3)
+
+
+@pytest.mark.parametrize("num_players", [3, 4])
+def test_more_players_play_to_the_end(num_players: int) -> None:
+    # The player count is a parameter of the deal and the turn order (the observation stays 2-player).
+    state, rng = rules.deal(Rng(num_players), num_players), Rng(0)
+    while not state.over:
+        assert len(state.queue) <= 4
+        rules.play_turn(state, rules.random_opponent(state, rng))
+    assert state.turn == 12 * num_players
+    held = state.queue + state.bar + state.thrown_out
+    assert sorted(held) == [(p, s) for p in range(num_players) for s in range(12)]
+    assert -1 <= rules.winner(state, "points") < num_players
