@@ -133,7 +133,9 @@ class BatchedVecEnv(VecEnv):
 
     def step_wait(self) -> VecEnvStepReturn:
         """(obs float32[N, D], rewards float32[N], dones bool[N], infos); raises ValueError naming the
-        first game whose action is illegal (then no game has moved)."""
+        first game whose action is illegal (then no game has moved).
+
+        `infos` is the same list object every step, updated in place (copy it to keep one step's)."""
         bad_game = self._core.step(self._actions)
         if bad_game >= 0:
             raise ValueError(

@@ -1,0 +1,140 @@
+"""`BeastyBarVecEnv` through the SB3 VecEnv API: spaces, auto-reset, end-of-episode infos, masks,
+seeding, illegal actions, and a MaskablePPO smoke run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+from sb3_contrib.common.maskable.utils import get_action_masks, is_masking_supported
+
+from envs import make_vec
+from envs.beastybar.vec_env import BeastyBarVecEnv
+
+STEPS_PER_EPISODE = 12
+
+
+def legal_random(masks: np.ndarray, picker: np.random.Generator) -> np.ndarray:
+    return np.argmax(masks * picker.random(masks.shape), axis=1)
+
+
+def test_shapes_and_dtypes() -> None:
+    venv = make_vec("beastybar", 6, seed=1)
+    assert venv.observation_space.shape == (160,) and venv.action_space.n == 33
+    obs = venv.reset()
+    assert obs.shape == (6, 160) and obs.dtype == np.float32
+    obs, rewards, dones, infos = venv.step(legal_random(venv.action_masks(), np.random.default_rng(0)))
+    assert obs.shape == (6, 160) and obs.dtype == np.float32
+    assert rewards.shape == (6,) and rewards.dtype == np.float32
+    assert dones.shape == (6,) and dones.dtype == np.bool_
+    assert isinstance(infos, list) and len(infos) == 6
+    assert all(venv.observation_space.contains(row) for row in obs)
+    masks = venv.action_masks()
+    assert masks.shape == (6, 33) and masks.dtype == np.bool_ and masks.any(axis=1).all()
+
+
+def test_episode_end_infos_autoreset_and_cleared_keys() -> None:
+    venv = BeastyBarVecEnv(8, opponent="heuristic", seed=3, scoring="count")
+    venv.reset()
+    picker = np.random.default_rng(1)
+    for _ in range(STEPS_PER_EPISODE - 1):
+        obs, rewards, dones, infos = venv.step(legal_random(venv.action_masks(), picker))
+        assert not dones.any() and not rewards.any() and all(info == {} for info in infos)
+    obs, rewards, dones, end_infos = venv.step(legal_random(venv.action_masks(), picker))
+    assert dones.all() and end_infos is infos  # one persistent list, updated in place
+    infos = [dict(info) for info in end_infos]
+    for i, info in enumerate(infos):
+        assert set(info) == {"terminal_observation", "episode", "TimeLimit.truncated", "winner", "points", "bar_count"}
+        final = info["terminal_observation"]
+        assert final[156] == 1.0  # all 24 turns played
+        assert not final[70:82].any()  # the hand is empty at the end
+        assert info["episode"]["l"] == STEPS_PER_EPISODE and info["episode"]["r"] == rewards[i]
+        assert info["episode"]["t"] >= 0.0 and info["TimeLimit.truncated"] is False
+        assert rewards[i] == {0: 1.0, 1: -1.0, -1: 0.0}[info["winner"]]
+        points = info["points"]
+        assert (final[154] * 20, final[155] * 20) == pytest.approx(points)
+        # Auto-reset: the returned observation is a fresh game (nothing played by the agent yet).
+        assert obs[i][70:82].sum() == 4 and obs[i][156] <= 1 / 24
+    obs, rewards, dones, next_infos = venv.step(legal_random(venv.action_masks(), picker))
+    assert all(info == {} for info in next_infos) and not dones.any()
+
+
+def test_masks_through_sb3_contrib() -> None:
+    venv = BeastyBarVecEnv(5, seed=4)
+    venv.reset()
+    assert is_masking_supported(venv)
+    masks = get_action_masks(venv)
+    assert masks.shape == (5, 33) and masks.dtype == np.bool_
+    assert_array_equal(masks, venv.action_masks())
+    assert_array_equal(np.stack(venv.env_method("action_masks", indices=[1, 3])), masks[[1, 3]])
+
+
+def test_illegal_action_raises_naming_game_action_and_legal_ones() -> None:
+    venv = BeastyBarVecEnv(3, seed=5)
+    obs = venv.reset()
+    actions = legal_random(venv.action_masks(), np.random.default_rng(0))
+    illegal = int(np.flatnonzero(~venv.action_masks()[2])[0])
+    actions[2] = illegal
+    legal = np.flatnonzero(venv.action_masks()[2]).tolist()
+    with pytest.raises(ValueError, match=rf"game 2: action {illegal} is illegal; legal: \{legal}"):
+        venv.step(actions)
+    actions[2] = 33
+    with pytest.raises(ValueError, match="game 2: action 33"):
+        venv.step(actions)
+    # Nothing moved: the same observation, and a legal step still works.
+    assert_array_equal(venv.buffers.obs, obs)
+    venv.step(legal_random(venv.action_masks(), np.random.default_rng(0)))
+
+
+def test_game_i_is_seeded_with_seed_plus_i_and_resets_continue_the_stream() -> None:
+    many, one = BeastyBarVecEnv(4, seed=20), BeastyBarVecEnv(1, seed=22)
+    assert_array_equal(many.reset()[2], one.reset()[0])
+    first_obs = many.buffers.obs.copy()
+    picker = np.random.default_rng(0)
+    for _ in range(3):
+        actions = legal_random(many.action_masks(), picker)
+        many.step(actions)
+        one.step(actions[2:3])
+        assert_array_equal(many.buffers.obs[2], one.buffers.obs[0])
+    # reset() without seed(): the next games of each stream; seed() then reset(): the first ones again.
+    assert not np.array_equal(many.reset(), first_obs)
+    many.seed(20)
+    assert_array_equal(many.reset(), first_obs)
+
+
+def test_attributes_and_wrappers() -> None:
+    venv = BeastyBarVecEnv(3, opponent="heuristic", seed=0)
+    assert venv.get_attr("opponent") == ["heuristic"] * 3
+    assert venv.get_attr("scoring", indices=[0]) == ["points"]
+    assert venv.env_is_wrapped(object) == [False, False, False]
+    venv.set_attr("note", "x")
+    assert venv.get_attr("note", indices=2) == ["x"]
+    with pytest.raises(ValueError, match="shared"):
+        venv.set_attr("note", "y", indices=[1])
+    with pytest.raises(AttributeError):
+        venv.env_method("render")
+    venv.close()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"num_envs": 0}, "num_envs"),
+        ({"num_envs": 2, "opponent": "greedy"}, "unknown opponent 'greedy'"),
+        ({"num_envs": 2, "scoring": "fewest"}, "unknown scoring 'fewest'"),
+    ],
+)
+def test_bad_arguments_raise(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        BeastyBarVecEnv(**kwargs)
+
+
+@pytest.mark.slow
+def test_maskable_ppo_learns_a_few_steps() -> None:
+    from sb3_contrib import MaskablePPO
+
+    venv = BeastyBarVecEnv(8, seed=0)
+    model = MaskablePPO("MlpPolicy", venv, n_steps=16, batch_size=64, n_epochs=1, seed=0, device="cpu")
+    model.learn(256)
+    assert model.num_timesteps >= 256
+    assert len(model.ep_info_buffer) > 0  # episode infos reached SB3's logger
