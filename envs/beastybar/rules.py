@@ -153,6 +153,10 @@ def _strength(card: Card) -> int:
     return STRENGTH[card[1]]
 
 
+# One function per species' action: each mutates `queue` (which holds the acting card `played`) and
+# appends what it throws out to `thrown`. A chameleon acts through its copied species' function.
+
+
 def _lion(queue: list[Card], played: Card, action: Action, thrown: list[Card]) -> None:
     if any(card != played and card[1] == LION for card in queue):
         queue.remove(played)
