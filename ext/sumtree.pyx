@@ -1,0 +1,364 @@
+"""Sum-tree (with a min-tree beside it) for proportional prioritized replay: batched stratified sampling
+and batched priority updates, both in C with the GIL released.
+
+The tree is 8-ary: the 8 children of a node are one 64-byte cache line of float64, so a descent over a
+1,000,000-leaf tree touches 7 cache lines instead of 20. Every internal node is recomputed from its
+children on each update (never patched by a delta), so the total is a pure function of the leaves:
+after any sequence of updates it equals, bit for bit, the total of a tree built from the same leaves.
+
+The min-tree holds the smallest positive leaf (a leaf of priority 0 counts as +inf there): it gives the
+largest importance weight, so weights are normalised without a pass over the batch's peers.
+
+This class is not thread-safe: a caller sharing it between threads serialises every call with one lock
+(engine.replay.PrioritizedReplayBuffer does). It knows nothing of transitions; it must not import
+anything of ours beyond ext.rng.
+"""
+
+from libc.math cimport INFINITY, pow
+from libc.stdint cimport int64_t, uint64_t
+
+import numpy as np
+
+from ext.rng cimport Rng, rng_next, rng_seed
+
+
+cdef extern from *:
+    void __builtin_prefetch(const void* address) noexcept nogil
+
+cdef enum:
+    BRANCH = 8
+    MAX_LEVELS = 24
+    # Doubles per 64-byte cache line: every level starts on a line, so each group of children is one.
+    ALIGN_DOUBLES = 8
+
+
+cdef inline double _uniform01(Rng* rng) noexcept nogil:
+    """A double in [0, 1) from the top 53 bits of one generator output."""
+    return <double>(rng_next(rng) >> 11) * (1.0 / 9007199254740992.0)
+
+
+cdef class SumTree:
+    """Priorities of `capacity` slots (leaves 0..capacity-1), all starting at 0 (never sampled).
+
+    Args:
+        capacity: number of leaves, >= 1.
+        seed: seeds the tree's own generator (ext.rng's xoshiro256**) that draws the stratified
+            uniforms, so a given seed and call sequence gives the same samples on every machine.
+    """
+
+    cdef readonly Py_ssize_t capacity
+    cdef int n_levels
+    cdef Py_ssize_t level_offset[MAX_LEVELS]
+    cdef Py_ssize_t level_size[MAX_LEVELS]
+    cdef object _sums_storage
+    cdef object _mins_storage
+    cdef double* sums
+    cdef double* mins
+    cdef double _total
+    cdef double _min_positive
+    cdef Rng rng
+    cdef object _prefix_work
+    cdef object _node_work
+
+    def __cinit__(self, Py_ssize_t capacity, uint64_t seed=0):
+        if capacity < 1:
+            raise ValueError(f"SumTree capacity must be >= 1, got {capacity}")
+        self.capacity = capacity
+        cdef Py_ssize_t size = ((capacity + BRANCH - 1) // BRANCH) * BRANCH
+        cdef Py_ssize_t total_size = 0
+        self.n_levels = 0
+        while True:
+            self.level_offset[self.n_levels] = total_size
+            self.level_size[self.n_levels] = size
+            total_size += size
+            self.n_levels += 1
+            if size <= BRANCH:
+                break
+            size = ((size // BRANCH + BRANCH - 1) // BRANCH) * BRANCH
+        self._sums_storage = np.zeros(total_size + ALIGN_DOUBLES, dtype=np.float64)
+        self._mins_storage = np.full(total_size + ALIGN_DOUBLES, np.inf, dtype=np.float64)
+        self.sums = self._aligned(self._sums_storage)
+        self.mins = self._aligned(self._mins_storage)
+        self._total = 0.0
+        self._min_positive = INFINITY
+        rng_seed(&self.rng, seed)
+
+    cdef double* _aligned(self, double[::1] storage):
+        cdef double* base = &storage[0]
+        cdef Py_ssize_t misalign = (<Py_ssize_t>base // 8) % ALIGN_DOUBLES
+        return base + (ALIGN_DOUBLES - misalign) % ALIGN_DOUBLES
+
+    @property
+    def total(self):
+        """Sum of all leaves (float64)."""
+        return self._total
+
+    @property
+    def min_priority(self):
+        """Smallest positive leaf, +inf when every leaf is 0."""
+        return self._min_positive
+
+    def seed(self, uint64_t seed):
+        """Restart the sampling generator from `seed`."""
+        rng_seed(&self.rng, seed)
+
+    def __reduce__(self):
+        # Pickles as leaves + generator state, so a saved replay buffer resumes the same sample stream.
+        rng_state = (self.rng.s0, self.rng.s1, self.rng.s2, self.rng.s3)
+        return (_rebuild_sumtree, (self.capacity, self.leaves(), rng_state))
+
+    def _restore(self, const double[::1] leaves, tuple rng_state):
+        cdef Py_ssize_t i
+        with nogil:
+            for i in range(self.capacity):
+                self._write_leaf(i, leaves[i])
+            self._recompute_range(0, self.capacity)
+        self.rng.s0, self.rng.s1, self.rng.s2, self.rng.s3 = rng_state
+
+    def get(self, const int64_t[::1] indices):
+        """Priorities of `indices` (int64 [n]) as float64 [n]."""
+        cdef Py_ssize_t n = indices.shape[0], i
+        self._check_indices(indices)
+        out = np.empty(n, dtype=np.float64)
+        cdef double[::1] out_view = out
+        for i in range(n):
+            out_view[i] = self.sums[indices[i]]
+        return out
+
+    def leaves(self):
+        """A copy of all leaves, float64 [capacity]."""
+        return np.asarray(<double[:self.capacity]> self.sums).copy()
+
+    cdef double[::1] _prefix_scratch(self, Py_ssize_t n):
+        """A float64 [n] work array kept between calls (sampling allocates nothing once warm)."""
+        if self._prefix_work is None or self._prefix_work.shape[0] < n:
+            self._prefix_work = np.empty(n, dtype=np.float64)
+        return self._prefix_work
+
+    cdef int64_t[::1] _node_scratch(self, Py_ssize_t n):
+        """An int64 [n] work array kept between calls (updating allocates nothing once warm)."""
+        if self._node_work is None or self._node_work.shape[0] < n:
+            self._node_work = np.empty(n, dtype=np.int64)
+        return self._node_work
+
+    cdef int _check_indices(self, const int64_t[::1] indices) except -1:
+        cdef Py_ssize_t i
+        for i in range(indices.shape[0]):
+            if indices[i] < 0 or indices[i] >= self.capacity:
+                raise IndexError(
+                    f"sum-tree index {indices[i]} (batch position {i}) is outside [0, {self.capacity})"
+                )
+        return 0
+
+    def update(self, const int64_t[::1] indices, const double[::1] priorities):
+        """Set leaf `indices[i]` to `priorities[i]` for every i (int64 [n], float64 [n]).
+
+        The whole batch is checked before any leaf is written: an index out of range raises IndexError,
+        a priority that is NaN, infinite or negative raises ValueError naming its index, and the tree is
+        left as it was. A repeated index takes its last priority.
+        """
+        cdef Py_ssize_t n = indices.shape[0], i
+        cdef double p
+        if priorities.shape[0] != n:
+            raise ValueError(f"{n} indices but {priorities.shape[0]} priorities")
+        self._check_indices(indices)
+        for i in range(n):
+            p = priorities[i]
+            if not (p >= 0.0 and p < INFINITY):
+                raise ValueError(
+                    f"priority {p} for index {indices[i]} (batch position {i}) must be finite and >= 0"
+                )
+        if n == 0:
+            return
+        cdef int64_t[::1] nodes = self._node_scratch(n)
+        with nogil:
+            for i in range(n):
+                self._write_leaf(indices[i], priorities[i])
+                nodes[i] = indices[i]
+            self._recompute_nodes(n, &nodes[0])
+
+    def fill(self, Py_ssize_t start, Py_ssize_t count, double priority):
+        """Set leaves start .. start+count-1 to `priority` (finite, >= 0); the range must fit."""
+        cdef Py_ssize_t i
+        if start < 0 or count < 0 or start + count > self.capacity:
+            raise IndexError(f"leaf range [{start}, {start + count}) is outside [0, {self.capacity})")
+        if not (priority >= 0.0 and priority < INFINITY):
+            raise ValueError(f"priority {priority} must be finite and >= 0")
+        if count == 0:
+            return
+        with nogil:
+            for i in range(start, start + count):
+                self._write_leaf(i, priority)
+            self._recompute_range(start, start + count)
+
+    cdef inline void _write_leaf(self, Py_ssize_t leaf, double priority) noexcept nogil:
+        self.sums[leaf] = priority
+        self.mins[leaf] = priority if priority > 0.0 else INFINITY
+
+    cdef inline void _recompute_parent(self, int level, Py_ssize_t parent) noexcept nogil:
+        """Set node `parent` of level+1 to the sum and min of its BRANCH children on `level`."""
+        cdef Py_ssize_t group_start = self.level_offset[level] + parent * BRANCH, j
+        cdef double s = 0.0, m = INFINITY, v
+        for j in range(BRANCH):
+            s += self.sums[group_start + j]
+            v = self.mins[group_start + j]
+            m = v if v < m else m
+        self.sums[self.level_offset[level + 1] + parent] = s
+        self.mins[self.level_offset[level + 1] + parent] = m
+
+    cdef void _recompute_nodes(self, Py_ssize_t n, int64_t* nodes) noexcept nogil:
+        """Recompute every ancestor of the n changed leaves in `nodes` (overwritten), level by level.
+
+        A parent equal to the one just before it in `nodes` is done once: sampled batches come sorted,
+        so their shared upper ancestors cost one recomputation per level, not one per leaf.
+        """
+        cdef int level
+        cdef Py_ssize_t i, previous
+        for level in range(self.n_levels - 1):
+            previous = -1
+            for i in range(n):
+                nodes[i] = nodes[i] // BRANCH
+                if nodes[i] != previous:
+                    self._recompute_parent(level, nodes[i])
+                    previous = nodes[i]
+        self._refresh_root()
+
+    cdef void _recompute_range(self, Py_ssize_t first_leaf, Py_ssize_t end_leaf) noexcept nogil:
+        """Recompute every ancestor of leaves first_leaf .. end_leaf-1 (a range has a range of parents)."""
+        cdef int level
+        cdef Py_ssize_t first = first_leaf, last = end_leaf - 1, parent
+        for level in range(self.n_levels - 1):
+            first = first // BRANCH
+            last = last // BRANCH
+            for parent in range(first, last + 1):
+                self._recompute_parent(level, parent)
+        self._refresh_root()
+
+    cdef void _refresh_root(self) noexcept nogil:
+        cdef Py_ssize_t top = self.level_offset[self.n_levels - 1], j
+        cdef double s = 0.0, m = INFINITY
+        for j in range(BRANCH):
+            s += self.sums[top + j]
+            if self.mins[top + j] < m:
+                m = self.mins[top + j]
+        self._total = s
+        self._min_positive = m
+
+    cdef void _descend_batch(self, Py_ssize_t n, double* prefix, int64_t* node) noexcept nogil:
+        """Replace each of the n `prefix` values by what is left of it and write into `node` the leaf
+        whose cumulative range holds it, never a leaf of priority 0. Requires total > 0.
+
+        At each node the child taken is the first whose running sum exceeds the prefix, i.e. the count
+        of children whose running sum is <= the prefix (counted without branches: a data-dependent
+        branch here mispredicts on every other draw). A zero child is never taken, since its running
+        sum equals its left neighbour's. Rounding can leave a prefix at or past the last running sum
+        (a draw at the very top of the total); then the last positive child is taken, so a node with a
+        positive sum always leads to a positive leaf. All n descents advance one level at a time and
+        each prefetches the group it will read on the next level, so the cache misses of the lower
+        levels overlap instead of queueing one behind the other.
+        """
+        cdef int level
+        cdef Py_ssize_t i, group_start, j, chosen, last_positive
+        cdef double v, running, below, left
+        cdef int not_past
+        for i in range(n):
+            node[i] = 0
+        for level in range(self.n_levels - 1, -1, -1):
+            for i in range(n):
+                group_start = self.level_offset[level] + node[i] * BRANCH
+                left = prefix[i]
+                running = 0.0
+                below = 0.0
+                chosen = 0
+                last_positive = 0
+                for j in range(BRANCH):
+                    v = self.sums[group_start + j]
+                    running += v
+                    not_past = running <= left
+                    chosen += not_past
+                    below += v * not_past
+                    last_positive = j if v > 0.0 else last_positive
+                if chosen == BRANCH:
+                    chosen = last_positive
+                    left = self.sums[group_start + chosen]
+                else:
+                    left -= below
+                prefix[i] = left
+                node[i] = node[i] * BRANCH + chosen
+                if level > 0:
+                    __builtin_prefetch(&self.sums[self.level_offset[level - 1] + node[i] * BRANCH])
+
+    def find(self, const double[::1] prefixes):
+        """The leaves (int64 [n]) whose cumulative ranges hold `prefixes` (float64 [n], in [0, total]).
+
+        The deterministic half of sampling, exposed to check the descent against a cumulative sum.
+        """
+        if not self._total > 0.0:
+            raise ValueError("cannot search a sum-tree whose total is 0")
+        cdef Py_ssize_t n = prefixes.shape[0]
+        out = np.empty(n, dtype=np.int64)
+        left = np.array(prefixes, dtype=np.float64)
+        cdef int64_t[::1] out_view = out
+        cdef double[::1] left_view = left
+        if n > 0:
+            with nogil:
+                self._descend_batch(n, &left_view[0], &out_view[0])
+        return out
+
+    def sample(self, Py_ssize_t batch_size, double beta, int64_t[::1] out_indices, float[::1] out_weights):
+        """Draw `batch_size` leaves proportionally to priority, stratified, into the out arrays.
+
+        The total is cut into `batch_size` equal strata and one uniform draw from the tree's generator
+        lands in each, so out_indices (int64 [batch_size]) comes out in ascending order of prefix.
+        out_weights (float32 [batch_size]) gets the importance weights (min_priority / priority) ** beta,
+        i.e. (N * P(i)) ** -beta divided by its largest possible value, so every weight is in (0, 1].
+        Raises ValueError when every leaf is 0.
+        """
+        if not self._total > 0.0:
+            raise ValueError("cannot sample from a sum-tree whose total is 0 (nothing stored yet)")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if out_indices.shape[0] < batch_size or out_weights.shape[0] < batch_size:
+            raise ValueError(f"out arrays hold fewer than batch_size={batch_size} entries")
+        cdef Py_ssize_t i
+        cdef double stratum = self._total / batch_size
+        cdef double[::1] prefix = self._prefix_scratch(batch_size)
+        with nogil:
+            for i in range(batch_size):
+                prefix[i] = (i + _uniform01(&self.rng)) * stratum
+            self._descend_batch(batch_size, &prefix[0], &out_indices[0])
+            for i in range(batch_size):
+                out_weights[i] = <float>pow(self._min_positive / self.sums[out_indices[i]], beta)
+
+
+def proportional_priorities(
+    const int64_t[::1] indices, const double[::1] priorities, Py_ssize_t stored, double epsilon, double alpha
+):
+    """The tree priorities (priorities[i] + epsilon) ** alpha, float64 [n], for a PER update.
+
+    indices (int64 [n]) must hold transitions, i.e. lie in [0, stored); priorities (float64 [n]) must be
+    finite and >= 0. The whole batch is checked first and the first offender raises ValueError naming
+    its index; the result may still overflow to inf, which SumTree.update then refuses.
+    """
+    cdef Py_ssize_t n = indices.shape[0], i
+    cdef double p
+    if priorities.shape[0] != n:
+        raise ValueError(f"{n} indices but {priorities.shape[0]} priorities")
+    for i in range(n):
+        p = priorities[i]
+        if not (p >= 0.0 and p < INFINITY):
+            raise ValueError(f"priority {p} for replay index {indices[i]} must be finite and >= 0")
+        if indices[i] < 0 or indices[i] >= stored:
+            raise ValueError(f"replay index {indices[i]} holds no transition (stored: {stored})")
+    out = np.empty(n, dtype=np.float64)
+    cdef double[::1] out_view = out
+    with nogil:
+        for i in range(n):
+            out_view[i] = pow(priorities[i] + epsilon, alpha)
+    return out
+
+
+def _rebuild_sumtree(capacity, leaves, rng_state):
+    tree = SumTree(capacity)
+    tree._restore(leaves, rng_state)
+    return tree
