@@ -75,7 +75,7 @@ class ReferenceBackend:
         game = self._require_game()
         self.obs = np.array(game.observation(), dtype=np.float32)
         self.mask = np.array(game.legal_mask(), dtype=np.bool_)
-        self.reward = float(np.float32(sum(game.reward_parts)))
+        self.reward = game.reward
         self.terminated, self.truncated = game.terminated, game.truncated
 
     def _require_game(self) -> rules.SkirmishGame:

@@ -76,7 +76,7 @@ Observation (float32[103]): per unit 0..7 (9 each): x/24, y/16, wounds/W, alive,
 
 Reward of a step, three parts kept apart: vp = (model VP gained - player VP gained)/10, damage = (wounds
     dealt by the model - wounds taken by the model)/20, outcome = +1 win, -1 loss, 0 draw or not ended.
-    The step's reward is their sum (double, then float32).
+    The step's reward is their sum in double, rounded to float32; each part is reported rounded to float32.
 
 Info: `model_health`/`player_health` = wounds left summed over the army; `in_attack` = a model unit is
     engaged; `model_vp`, `player_vp`; `mission` (name); `end_reason` ("" while playing, else `rounds`,
@@ -94,6 +94,7 @@ Randomness: one `envs.rng.Rng` per game (xoshiro256** seeded by splitmix64); the
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -221,6 +222,11 @@ def charge_ways(distance: int) -> int:
     """How many of the 36 2D6 outcomes make a charge over `distance` cells (sum >= 2 * (distance - 1))."""
     need = 2 * (distance - 1)
     return sum(1 for a in range(1, 7) for b in range(1, 7) if a + b >= need)
+
+
+def to_float32(value: float) -> float:
+    """`value` rounded to the nearest float32 (what the core stores), as a Python float."""
+    return float(struct.unpack("f", struct.pack("f", value))[0])
 
 
 def chebyshev(ax: int, ay: int, bx: int, by: int) -> int:
@@ -633,11 +639,20 @@ class SkirmishGame:
         obs.append((self.vp[0] - self.vp[1]) / 50)
         return obs
 
-    @property
-    def reward_parts(self) -> tuple[float, float, float]:
-        """(vp, damage, outcome) of the last step."""
+    def _reward_parts_exact(self) -> tuple[float, float, float]:
         return ((self.vp_gained[0] - self.vp_gained[1]) / 10, (self.dealt - self.taken) / 20,
                 float(self.outcome))
+
+    @property
+    def reward_parts(self) -> tuple[float, float, float]:
+        """(vp, damage, outcome) of the last step, each rounded to float32."""
+        vp, damage, outcome = self._reward_parts_exact()
+        return (to_float32(vp), to_float32(damage), outcome)
+
+    @property
+    def reward(self) -> float:
+        """The last step's reward: the parts summed in double, then rounded to float32."""
+        return to_float32(sum(self._reward_parts_exact()))
 
     def info(self, mode: str = "train") -> dict[str, Any]:
         info: dict[str, Any] = {
