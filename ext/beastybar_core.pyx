@@ -97,15 +97,16 @@ cdef struct Game:
     Queue queue
     uint16_t hand[2]            # species bitmask
     int8_t deck[2][12]          # shuffled species; deck[p][next_draw[p]:] is the draw pile
-    int next_draw[2]
+    int8_t next_draw[2]
+    uint16_t pile_species[2]    # species bitmask of deck[p][next_draw[p]:]
     uint16_t bar_species[2]
     uint16_t thrown_species[2]
-    int bar_points[2]
-    int bar_count[2]
-    int bar_strength[2]
-    int turns                   # turns played so far, 0..24
-    int first                   # the player who started
-    int agent_steps             # agent decisions in this episode
+    int16_t bar_points[2]
+    int16_t bar_count[2]
+    int16_t bar_strength[2]
+    int8_t turns                # turns played so far, 0..24
+    int8_t first                # the player who started
+    int8_t agent_steps          # agent decisions in this episode
     bint over                   # finished and not auto-reset
     uint64_t legal              # the agent's legal actions (bit a = action a); 0 when over
 
@@ -447,7 +448,9 @@ cdef void play_turn(Game* g, int player, int action) noexcept nogil:
         card = out.thrown[i]
         g.thrown_species[card_owner(card)] |= 1 << card_species(card)
     if g.next_draw[player] < NUM_SPECIES:
-        g.hand[player] |= 1 << g.deck[player][g.next_draw[player]]
+        species = g.deck[player][g.next_draw[player]]
+        g.hand[player] |= 1 << species
+        g.pile_species[player] &= ~(1 << species)
         g.next_draw[player] += 1
     g.turns += 1
 
@@ -505,6 +508,7 @@ cdef void deal(Game* g, int opponent) noexcept nogil:
         g.hand[player] = 0
         for i in range(HAND_SIZE):
             g.hand[player] |= 1 << g.deck[player][i]
+        g.pile_species[player] = 0xFFF & ~g.hand[player]
         g.next_draw[player] = HAND_SIZE
         g.bar_species[player] = 0
         g.thrown_species[player] = 0
@@ -541,20 +545,15 @@ cdef inline void set_species(float* row, int offset, uint16_t species_bits) noex
 
 
 cdef void write_observation(const Game* g, float* row) noexcept nogil:
-    cdef int i, card, player
-    cdef uint16_t draw_pile[2]
+    cdef int i, card
     memset(row, 0, OBS_SIZE * sizeof(float))
     for i in range(g.queue.length):
         card = g.queue.cards[i]
         row[i * SLOT_SIZE + card_species(card)] = 1.0
         row[i * SLOT_SIZE + NUM_SPECIES + card_owner(card)] = 1.0
-    for player in range(2):
-        draw_pile[player] = 0
-        for i in range(g.next_draw[player], NUM_SPECIES):
-            draw_pile[player] |= 1 << g.deck[player][i]
     set_species(row, 70, g.hand[0])
-    set_species(row, 82, draw_pile[0])
-    set_species(row, 94, g.hand[1] | draw_pile[1])
+    set_species(row, 82, g.pile_species[0])
+    set_species(row, 94, g.hand[1] | g.pile_species[1])
     set_species(row, 106, g.bar_species[0])
     set_species(row, 118, g.bar_species[1])
     set_species(row, 130, g.thrown_species[0])
@@ -567,10 +566,18 @@ cdef void write_observation(const Game* g, float* row) noexcept nogil:
     row[159] = 1.0 if g.first == 0 else 0.0
 
 
+# BYTES_OF_BITS[b]: the 8 bits of b spread over 8 bytes (byte k = bit k on a little-endian machine),
+# so masks are written 8 actions at a time.
+cdef uint64_t BYTES_OF_BITS[256]
+for _bits in range(256):
+    BYTES_OF_BITS[_bits] = sum(((_bits >> _k) & 1) << (8 * _k) for _k in range(8))
+
+
 cdef inline void write_mask(uint64_t legal, uint8_t* row) noexcept nogil:
-    cdef int a
-    for a in range(NUM_ACTIONS):
-        row[a] = (legal >> a) & 1
+    cdef int block
+    for block in range(NUM_ACTIONS // 8):
+        memcpy(row + 8 * block, &BYTES_OF_BITS[(legal >> (8 * block)) & 0xFF], 8)
+    row[NUM_ACTIONS - 1] = (legal >> (NUM_ACTIONS - 1)) & 1
 
 
 # ---------------------------------------------------------------- the batched core

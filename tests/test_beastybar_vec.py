@@ -134,7 +134,7 @@ def test_maskable_ppo_learns_a_few_steps() -> None:
     from sb3_contrib import MaskablePPO
 
     venv = BeastyBarVecEnv(8, seed=0)
-    model = MaskablePPO("MlpPolicy", venv, n_steps=16, batch_size=64, n_epochs=1, seed=0, device="cpu")
+    model = MaskablePPO("MlpPolicy", venv, n_steps=16, batch_size=64, seed=0, device="cpu")
     model.learn(256)
     assert model.num_timesteps >= 256
     assert len(model.ep_info_buffer) > 0  # episode infos reached SB3's logger
