@@ -109,7 +109,7 @@ class RunContext:
     def __init__(self, run: RunDir, cfg: ResolvedConfig, stop: StopRequest | None = None) -> None:
         self.run = run
         self.cfg = cfg
-        self.stop = stop or StopRequest()
+        self.stop = stop if stop is not None else StopRequest()  # StopRequest is falsy until set
         self.events = EventWriter(run.events_path)
         self.timer = PerfTimer(enabled=cfg["log.timing"])
         self.console = cfg["log.console"]
