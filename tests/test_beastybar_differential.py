@@ -140,93 +140,48 @@ def test_resolve_play_rejects_bad_input() -> None:
         core_resolve_play([(2, 3)], 1, 0)
 
 
-# --- scenarios: (before, play, choices, queue after, bar, thrown out), derived by hand ----------------
+# --- scenarios -------------------------------------------------------------------------------------
 
-SCENARIOS = [
-    # The rules file's eight.
-    ("B:monkey A:hippo B:zebra A:monkey", "A:lion", {}, "A:lion A:hippo B:zebra", "", "B:monkey A:monkey"),
-    ("B:lion A:monkey", "A:lion", {}, "B:lion A:monkey", "", "A:lion"),
-    ("A:hippo B:hippo", "A:kangaroo", {"jump": 2}, "A:hippo B:hippo A:kangaroo", "", ""),
-    ("B:parrot B:crocodile", "A:kangaroo", {"jump": 2}, "B:crocodile", "", "B:parrot A:kangaroo"),
-    ("B:monkey A:hippo B:zebra A:crocodile", "A:monkey", {}, "A:monkey B:monkey B:zebra", "", "A:hippo A:crocodile"),
-    (
-        "A:crocodile B:crocodile B:parrot A:zebra",
-        "B:skunk",
-        {},
-        "B:parrot B:skunk",
-        "",
-        "A:crocodile B:crocodile A:zebra",
-    ),
-    (
-        "B:parrot B:zebra A:kangaroo",
-        "A:chameleon",
-        {"copy": "parrot", "target": 1},
-        "B:parrot A:kangaroo A:chameleon",
-        "",
-        "B:zebra",
-    ),
-    ("B:skunk A:giraffe B:giraffe", "A:zebra", {}, "A:giraffe B:giraffe B:skunk A:zebra", "", ""),
-    # A fifth card: the front two enter the bar, the last is thrown out, after the action.
-    ("A:seal B:zebra A:parrot B:kangaroo", "A:lion", {}, "B:zebra A:parrot", "A:lion A:seal", "B:kangaroo"),
-    # A chameleon as lion is always thrown out.
-    ("B:lion A:seal", "A:chameleon", {"copy": "lion"}, "B:lion A:seal", "", "A:chameleon"),
-    # A hippo stops behind a zebra; a chameleon as hippo passes another chameleon, stops at a lion.
-    ("A:snake B:zebra A:seal", "B:hippo", {}, "A:snake B:zebra B:hippo A:seal", "", ""),
-    (
-        "B:hippo A:lion B:chameleon A:seal",
-        "A:chameleon",
-        {"copy": "hippo"},
-        "A:chameleon B:chameleon",
-        "B:hippo A:lion",
-        "A:seal",
-    ),
-    # A crocodile eats until the zebra.
-    ("A:parrot B:zebra A:seal", "B:crocodile", {}, "A:parrot B:zebra B:crocodile", "", "A:seal"),
-    # Snake: a chameleon as snake sorts as 9 (after the snake: stable), the other chameleon as 5.
-    (
-        "B:chameleon A:skunk B:snake",
-        "A:chameleon",
-        {"copy": "snake"},
-        "B:snake A:chameleon B:chameleon A:skunk",
-        "",
-        "",
-    ),
-    # Recurring giraffes step once each past a chameleon, front to back, after a seal.
-    (
-        "A:chameleon B:seal A:giraffe B:giraffe",
-        "B:chameleon",
-        {"copy": "seal"},
-        "B:chameleon B:seal",
-        "B:giraffe A:giraffe",
-        "A:chameleon",
-    ),
-    # A recurring crocodile eats after a seal; the played giraffe does not recur.
-    ("A:zebra B:parrot A:crocodile", "B:seal", {}, "A:crocodile B:parrot A:zebra", "", "B:seal"),
-    ("B:zebra A:seal A:crocodile", "B:giraffe", {}, "B:zebra A:crocodile B:giraffe", "", "A:seal"),
-    # Skunk: the two strongest species go, either owner.
-    ("A:lion B:lion A:seal B:monkey", "A:skunk", {}, "B:monkey A:skunk", "", "A:lion B:lion A:seal"),
-    # Monkeys: a lone monkey does nothing; two monkeys throw out hippos and crocodiles.
-    ("A:hippo B:crocodile", "A:monkey", {}, "A:hippo B:crocodile A:monkey", "", ""),
-    (
-        "A:monkey B:crocodile B:monkey",
-        "A:chameleon",
-        {"copy": "monkey"},
-        "A:chameleon B:monkey A:monkey",
-        "",
-        "B:crocodile",
-    ),
-    # Skunk with one species only; skunks stay.
-    ("A:skunk B:parrot A:parrot", "B:skunk", {}, "A:skunk B:skunk", "", "B:parrot A:parrot"),
-    # Parrot and kangaroo with an empty queue.
-    ("", "A:parrot", {}, "A:parrot", "", ""),
-    ("", "B:kangaroo", {}, "B:kangaroo", "", ""),
-    # A chameleon with nothing to copy, and copying a zebra (nothing happens).
-    ("B:chameleon", "A:chameleon", {}, "B:chameleon A:chameleon", "", ""),
-    ("B:zebra A:skunk", "A:chameleon", {"copy": "zebra"}, "B:zebra A:skunk A:chameleon", "", ""),
-]
+# Hand-derived rows beyond the scenario table of tests/test_beastybar_scenarios.py (which holds the rules
+# file's eight and more): (id, before, play, choices, queue after, bar, thrown out).
+MORE_SCENARIOS = [
+    ("lion-front-then-step4", "A:seal B:zebra A:parrot B:kangaroo", "A:lion", {},
+     "B:zebra A:parrot", "A:lion A:seal", "B:kangaroo"),
+    ("hippo-stops-at-zebra", "A:snake B:zebra A:seal", "B:hippo", {}, "A:snake B:zebra B:hippo A:seal", "", ""),
+    ("chameleon-hippo-stops-at-lion-step4", "B:hippo A:lion B:chameleon A:seal", "A:chameleon", {"copy": "hippo"},
+     "A:chameleon B:chameleon", "B:hippo A:lion", "A:seal"),
+    ("croc-eats-to-zebra", "A:parrot B:zebra A:seal", "B:crocodile", {}, "A:parrot B:zebra B:crocodile", "", "A:seal"),
+    ("chameleon-snake-after-snake", "B:chameleon A:skunk B:snake", "A:chameleon", {"copy": "snake"},
+     "B:snake A:chameleon B:chameleon A:skunk", "", ""),
+    # after the seal, both giraffes step past the played chameleon, front to back
+    ("giraffes-recur-after-seal-step4", "A:chameleon B:seal A:giraffe B:giraffe", "B:chameleon", {"copy": "seal"},
+     "B:chameleon B:seal", "B:giraffe A:giraffe", "A:chameleon"),
+    ("croc-recurs-after-seal", "A:zebra B:parrot A:crocodile", "B:seal", {},
+     "A:crocodile B:parrot A:zebra", "", "B:seal"),
+    # the played giraffe does not recur; the crocodile eats the seal and stops at the zebra
+    ("played-giraffe-no-recur", "B:zebra A:seal A:crocodile", "B:giraffe", {},
+     "B:zebra A:crocodile B:giraffe", "", "A:seal"),
+    ("lone-monkey-recurring-stops", "A:hippo B:crocodile", "A:monkey", {}, "A:hippo B:crocodile A:monkey", "", ""),
+    ("chameleon-monkey", "A:monkey B:crocodile B:monkey", "A:chameleon", {"copy": "monkey"},
+     "A:chameleon B:monkey A:monkey", "", "B:crocodile"),
+    ("skunk-two-strongest", "A:lion B:lion A:seal B:monkey", "A:skunk", {},
+     "B:monkey A:skunk", "", "A:lion B:lion A:seal"),
+    ("skunks-stay", "A:skunk B:parrot A:parrot", "B:skunk", {}, "A:skunk B:skunk", "", "B:parrot A:parrot"),
+]  # fmt: skip
 
 
-@pytest.mark.parametrize(("before", "play", "choices", "queue", "bar", "thrown"), SCENARIOS)
+def scenario_table() -> list[tuple]:
+    # The reference helper's table, imported from its test module (pytest puts tests/ on sys.path).
+    from test_beastybar_scenarios import SCENARIOS
+
+    return [*SCENARIOS, *MORE_SCENARIOS]
+
+
+@pytest.mark.parametrize(
+    ("before", "play", "choices", "queue", "bar", "thrown"),
+    [row[1:] for row in scenario_table()],
+    ids=[row[0] for row in scenario_table()],
+)
 def test_scenarios_on_core(before: str, play: str, choices: dict, queue: str, bar: str, thrown: str) -> None:
     on_core = scenario.resolve(before, play, core="cython", **choices)
     assert on_core == scenario.resolve(before, play, core="reference", **choices)
