@@ -133,3 +133,13 @@ def test_vec_env_refuses_an_illegal_action_without_moving() -> None:
 def test_maskable_ppo_trains_on_the_vec_env() -> None:
     venv = envs.make_vec("skirmish", 8, seed=0)
     MaskablePPO("MlpPolicy", venv, n_steps=16, batch_size=64, n_epochs=1).learn(256)
+
+
+def test_vec_env_debug_mode_adds_debug_keys_at_episode_end() -> None:
+    venv = envs.make_vec("skirmish", 2, seed=5, mode="debug", max_steps=3)
+    venv.reset()
+    for _ in range(3):
+        _, _, dones, infos = venv.step(np.argmax(venv.action_masks(), axis=1))
+    assert dones.all()  # truncated by the 3-decision cap
+    for info in infos:
+        assert set(info) >= DEBUG_KEYS and info["end_reason"] == "truncated" and info["TimeLimit.truncated"]
