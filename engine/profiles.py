@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import UsageError
+from envs import GAMES
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
 ALGOS = ("ppo", "dqn-per")
@@ -65,7 +66,7 @@ NUMBER = (int, float)
 SCHEMA: dict[str, dict[str, Key]] = {
     "run": {
         "algo": _k(str, "ppo", "trainer", choices=ALGOS),
-        "env": _k(str, "beastybar", "game (envs.GAMES)"),
+        "env": _k(str, "beastybar", "game (envs.GAMES)", choices=tuple(GAMES)),
         "total_steps": _k(int, 200_000, "env steps to train for", POS),
         "seed": _k(int, 0, "seed of the games, the policy and the samplers", NONNEG),
     },
