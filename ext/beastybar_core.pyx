@@ -66,17 +66,13 @@ cdef enum:
 OPPONENTS = {"random": 0, "heuristic": 1}
 SCORINGS = {"points": 0, "count": 1}
 cdef enum:
-    OPPONENT_RANDOM = 0
-    OPPONENT_HEURISTIC = 1
-    SCORING_POINTS = 0
-    SCORING_COUNT = 1
+    OPPONENT_RANDOM = 0     # OPPONENTS["random"]; the other id is the heuristic
+    SCORING_POINTS = 0      # SCORINGS["points"]; the other id is count
 
 cdef int STRENGTH[12]
 STRENGTH[:] = [12, 11, 10, 9, 8, 7, 6, 4, 1, 3, 2, 5]
 cdef int POINTS[12]
 POINTS[:] = [2, 2, 3, 2, 3, 4, 2, 3, 4, 4, 4, 3]
-SPECIES_NAMES = ("lion", "hippo", "crocodile", "snake", "giraffe", "zebra", "seal", "monkey", "skunk",
-                 "kangaroo", "parrot", "chameleon")
 
 
 cdef struct Queue:
@@ -107,7 +103,6 @@ cdef struct Game:
     int8_t turns                # turns played so far, 0..24
     int8_t first                # the player who started
     int8_t agent_steps          # agent decisions in this episode
-    bint over                   # finished and not auto-reset
     uint64_t legal              # the agent's legal actions (bit a = action a); 0 when over
 
 
@@ -519,7 +514,6 @@ cdef void deal(Game* g, int opponent) noexcept nogil:
     g.queue.length = 0
     g.turns = 0
     g.agent_steps = 0
-    g.over = False
     if g.first == 1:
         opponent_turn(g, opponent)
     g.legal = legal_bits(g.hand[0], &g.queue)
@@ -571,6 +565,7 @@ cdef void write_observation(const Game* g, float* row) noexcept nogil:
 cdef uint64_t BYTES_OF_BITS[256]
 for _bits in range(256):
     BYTES_OF_BITS[_bits] = sum(((_bits >> _k) & 1) << (8 * _k) for _k in range(8))
+del _bits
 
 
 cdef inline void write_mask(uint64_t legal, uint8_t* row) noexcept nogil:
@@ -713,7 +708,6 @@ cdef class BeastyBarCore:
                 write_observation(g, &self.obs[i, 0])
                 write_mask(g.legal, &self.masks[i, 0])
             else:
-                g.over = True
                 g.legal = 0
                 write_observation(g, &self.obs[i, 0])
                 write_mask(0, &self.masks[i, 0])
