@@ -59,6 +59,25 @@ def test_episode_end_infos_autoreset_and_cleared_keys() -> None:
     assert all(info == {} for info in next_infos) and not dones.any()
 
 
+@pytest.mark.parametrize("opponent", ["random", "heuristic"])
+def test_every_card_is_accounted_for_at_each_end(opponent: str) -> None:
+    # At the end each player's 12 species are split, without overlap, among bar, thrown out and queue.
+    venv = BeastyBarVecEnv(64, opponent=opponent, seed=11)
+    venv.reset()
+    picker = np.random.default_rng(3)
+    for _ in range(3 * STEPS_PER_EPISODE):
+        _, _, dones, infos = venv.step(legal_random(venv.action_masks(), picker))
+        for i in np.flatnonzero(dones):
+            final = infos[i]["terminal_observation"]
+            slots = final[:70].reshape(5, 14)
+            for player, (bar, thrown) in enumerate(((106, 130), (118, 142))):
+                in_queue = slots[slots[:, 12 + player] == 1.0, :12].sum(axis=0)
+                places = final[bar : bar + 12] + final[thrown : thrown + 12] + in_queue
+                assert_array_equal(places, np.ones(12), err_msg=f"game {i}, player {player}")
+            assert not final[70:106].any() and final[157] == final[158] == 0.0  # hands and piles empty
+            assert infos[i]["bar_count"] == (final[106:118].sum(), final[118:130].sum())
+
+
 def test_masks_through_sb3_contrib() -> None:
     venv = BeastyBarVecEnv(5, seed=4)
     venv.reset()
