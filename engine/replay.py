@@ -137,16 +137,22 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self.max_priority = 1.0
         self.transitions_added = 0
         self._lock = threading.Lock()
-        self._make_flat_views()
+        # Per transition: reward, done, timeout (SB3's three arrays become views of these columns) and
+        # the done the TD target uses, done * (1 - timeout), worked out once at add(). Side by side, one
+        # 16-byte gather (numpy's fast path) reads a transition's scalars instead of three gathers.
+        self._scalars = np.zeros((self.buffer_size, self.n_envs, 4), dtype=np.float32)
+        self._make_views()
 
-    def _make_flat_views(self) -> None:
-        # Views, not copies: [buffer_size, n_envs, ...] -> [capacity, ...] so a tree index is a row.
+    def _make_views(self) -> None:
+        """Point SB3's reward/done/timeout arrays into `_scalars` and flatten [buffer_size, n_envs, ...]
+        to [capacity, ...] (views, not copies) so that a tree index is a row."""
+        self.rewards = self._scalars[..., 0]
+        self.dones = self._scalars[..., 1]
+        self.timeouts = self._scalars[..., 2]
+        self._flat_scalars = self._scalars.reshape(self.capacity, 4)
         self._flat_obs = self.observations.reshape(self.capacity, *self.obs_shape)
         self._flat_next_obs = self.next_observations.reshape(self.capacity, *self.obs_shape)
         self._flat_actions = self.actions.reshape(self.capacity, self.action_dim)
-        self._flat_rewards = self.rewards.reshape(self.capacity)
-        self._flat_dones = self.dones.reshape(self.capacity)
-        self._flat_timeouts = self.timeouts.reshape(self.capacity)
         self._flat_masks = (
             None if self.next_action_masks is None else self.next_action_masks.reshape(self.capacity, -1)
         )
@@ -187,6 +193,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
             if self.next_action_masks is not None:
                 self.next_action_masks[pos] = next_action_masks
             super().add(obs, next_obs, action, reward, done, infos)
+            self._scalars[pos, :, 3] = self.dones[pos] * (1.0 - self.timeouts[pos])
             self.tree.fill(pos * self.n_envs, self.n_envs, self.max_priority)
             self.transitions_added += self.n_envs
 
@@ -217,37 +224,37 @@ class PrioritizedReplayBuffer(ReplayBuffer):
             obs = self._flat_obs.take(indices, axis=0)
             next_obs = self._flat_next_obs.take(indices, axis=0)
             actions = self._flat_actions.take(indices, axis=0)
-            rewards = self._flat_rewards.take(indices).reshape(-1, 1)
-            dones = self._flat_dones.take(indices) * (1.0 - self._flat_timeouts.take(indices))
+            scalars = self._flat_scalars.take(indices, axis=0)
             masks = None if self._flat_masks is None else self._flat_masks.take(indices, axis=0)
+        rewards = scalars[:, 0:1]
         if env is not None:
             obs = env.normalize_obs(obs)  # type: ignore[assignment]
             next_obs = env.normalize_obs(next_obs)  # type: ignore[assignment]
             rewards = self._normalize_reward(rewards, env)
+        # Every array here is this call's own fresh gather, so on the CPU a tensor may share its memory:
+        # from_numpy costs a third of SB3's to_torch, which copies.
+        tensor = th.from_numpy if self.device.type == "cpu" else self._to_device
         return PrioritizedReplayBufferSamples(
-            observations=self._tensor(obs),
-            actions=self._tensor(actions),
-            next_observations=self._tensor(next_obs),
-            dones=self._tensor(dones.reshape(-1, 1)),
-            rewards=self._tensor(rewards),
+            observations=tensor(obs),
+            actions=tensor(actions),
+            next_observations=tensor(next_obs),
+            dones=tensor(scalars[:, 3:4]),
+            rewards=tensor(rewards),
             discounts=None,
-            weights=self._tensor(weights.reshape(-1, 1)),
+            weights=tensor(weights.reshape(-1, 1)),
             indices=indices,
-            next_action_masks=None if masks is None else self._tensor(masks),
+            next_action_masks=None if masks is None else tensor(masks),
         )
 
-    def _tensor(self, array: np.ndarray) -> th.Tensor:
-        # Every array sample() hands here is its own fresh gather, so on the CPU the tensor can share
-        # its memory: from_numpy costs a third of SB3's to_torch, which copies.
-        tensor = th.from_numpy(array)
-        return tensor if self.device.type == "cpu" else tensor.to(self.device)
+    def _to_device(self, array: np.ndarray) -> th.Tensor:
+        return th.from_numpy(array).to(self.device)
 
-    def validate_priorities(self, indices: Any, priorities: Any) -> tuple[np.ndarray, np.ndarray]:
+    def validate_priorities(self, indices: Any, priorities: Any) -> tuple[np.ndarray, np.ndarray, float]:
         """Check a priority update without applying it; return what `write_priorities` takes.
 
         indices: tree indices from `sample()`, int [B] (any array-like; [B, 1] is flattened).
         priorities: new priorities >= 0, typically |TD error|, float [B] (a CPU tensor is fine).
-        Returns (int64 [B] indices, float64 [B] tree priorities (priority + epsilon) ** alpha).
+        Returns (int64 [B] indices, float64 [B] tree priorities (priority + epsilon) ** alpha, their max).
         Raises ValueError naming the first index whose priority is NaN, infinite or negative, or that
         holds no transition; nothing is written.
         """
@@ -255,14 +262,14 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         raw = np.ascontiguousarray(np.asarray(priorities).reshape(-1), dtype=np.float64)
         with self._lock:
             stored = self.capacity if self.full else self.pos * self.n_envs
-        return index_array, proportional_priorities(index_array, raw, stored, self.epsilon, self.alpha)
+        tree_priorities, largest = proportional_priorities(index_array, raw, stored, self.epsilon, self.alpha)
+        return index_array, tree_priorities, largest
 
-    def write_priorities(self, indices: np.ndarray, tree_priorities: np.ndarray) -> None:
-        """Apply a `validate_priorities` result: int64 [B] indices, float64 [B] tree priorities."""
+    def write_priorities(self, indices: np.ndarray, tree_priorities: np.ndarray, largest: float) -> None:
+        """Apply a `validate_priorities` result: int64 [B] indices, float64 [B] tree priorities, their max."""
         with self._lock:
             self.tree.update(indices, tree_priorities)
-            if tree_priorities.size:
-                self.max_priority = max(self.max_priority, float(tree_priorities.max()))
+            self.max_priority = max(self.max_priority, largest)
 
     def update_priorities(self, indices: Any, priorities: Any) -> None:
         """Set the priorities (|TD error| >= 0, float [B]) of the transitions at `indices` (int [B],
@@ -272,17 +279,17 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self.write_priorities(*self.validate_priorities(indices, priorities))
 
     def __getstate__(self) -> dict[str, Any]:
-        # The lock cannot be pickled and the flat views would pickle as copies; both are rebuilt.
+        # The lock cannot be pickled and views would pickle as copies; both are rebuilt on loading.
         state = self.__dict__.copy()
-        for name in ("_lock", "_flat_obs", "_flat_next_obs", "_flat_actions", "_flat_rewards",
-                     "_flat_dones", "_flat_timeouts", "_flat_masks"):
+        for name in ("_lock", "rewards", "dones", "timeouts", "_flat_scalars", "_flat_obs",
+                     "_flat_next_obs", "_flat_actions", "_flat_masks"):
             del state[name]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
-        self._make_flat_views()
+        self._make_views()
 
 
 def _check_beta(beta: float) -> None:

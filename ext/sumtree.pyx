@@ -2,9 +2,12 @@
 and batched priority updates, both in C with the GIL released.
 
 The tree is 8-ary: the 8 children of a node are one 64-byte cache line of float64, so a descent over a
-1,000,000-leaf tree touches 7 cache lines instead of 20. Every internal node is recomputed from its
-children on each update (never patched by a delta), so the total is a pure function of the leaves:
-after any sequence of updates it equals, bit for bit, the total of a tree built from the same leaves.
+1,000,000-leaf tree touches 7 cache lines instead of 20. Beside each node's sum the tree keeps its
+running sum within its group of siblings (children 0..j of one parent), so a descent picks a child by
+counting 8 independent comparisons instead of walking a chain of additions. Every internal node and
+running sum is recomputed from the children on each update (never patched by a delta), so the total is
+a pure function of the leaves: after any sequence of updates it equals, bit for bit, the total of a
+tree built from the same leaves.
 
 The min-tree holds the smallest positive leaf (a leaf of priority 0 counts as +inf there): it gives the
 largest importance weight, so weights are normalised without a pass over the batch's peers.
@@ -30,6 +33,8 @@ cdef enum:
     MAX_LEVELS = 24
     # Doubles per 64-byte cache line: every level starts on a line, so each group of children is one.
     ALIGN_DOUBLES = 8
+    # How many nodes ahead a batched update fetches: enough to cover a miss, few enough to stay cached.
+    PREFETCH_AHEAD = 8
 
 
 cdef inline double _uniform01(Rng* rng) noexcept nogil:
@@ -52,8 +57,11 @@ cdef class SumTree:
     cdef Py_ssize_t level_size[MAX_LEVELS]
     cdef object _sums_storage
     cdef object _mins_storage
+    cdef object _running_storage
     cdef double* sums
-    cdef double* mins
+    cdef double* mins  # node k of level >= 1 is at mins[level_offset[level] + k - leaf_count]
+    cdef Py_ssize_t leaf_count
+    cdef double* running
     cdef double _total
     cdef double _min_positive
     cdef Rng rng
@@ -76,9 +84,13 @@ cdef class SumTree:
                 break
             size = ((size // BRANCH + BRANCH - 1) // BRANCH) * BRANCH
         self._sums_storage = np.zeros(total_size + ALIGN_DOUBLES, dtype=np.float64)
-        self._mins_storage = np.full(total_size + ALIGN_DOUBLES, np.inf, dtype=np.float64)
+        # Leaves need no min of their own (a leaf's is itself), so mins start at level 1.
+        self.leaf_count = self.level_size[0]
+        self._mins_storage = np.full(total_size - self.leaf_count + ALIGN_DOUBLES, np.inf, dtype=np.float64)
         self.sums = self._aligned(self._sums_storage)
         self.mins = self._aligned(self._mins_storage)
+        self._running_storage = np.zeros(total_size + ALIGN_DOUBLES, dtype=np.float64)
+        self.running = self._aligned(self._running_storage)
         self._total = 0.0
         self._min_positive = INFINITY
         rng_seed(&self.rng, seed)
@@ -193,30 +205,56 @@ cdef class SumTree:
 
     cdef inline void _write_leaf(self, Py_ssize_t leaf, double priority) noexcept nogil:
         self.sums[leaf] = priority
-        self.mins[leaf] = priority if priority > 0.0 else INFINITY
+
+    cdef inline void _recompute_group(
+        self, int level, Py_ssize_t group_start, double* sum_out, double* min_out
+    ) noexcept nogil:
+        """Refresh the running sums of the BRANCH siblings at group_start (on `level`); write their sum
+        and their smallest positive leaf."""
+        cdef Py_ssize_t j
+        cdef double s = 0.0, m = INFINITY, v
+        cdef double* child_mins
+        if level == 0:
+            for j in range(BRANCH):
+                v = self.sums[group_start + j]
+                s += v
+                self.running[group_start + j] = s
+                m = v if (v > 0.0 and v < m) else m
+        else:
+            child_mins = self.mins + (group_start - self.leaf_count)
+            for j in range(BRANCH):
+                s += self.sums[group_start + j]
+                self.running[group_start + j] = s
+                v = child_mins[j]
+                m = v if v < m else m
+        sum_out[0] = s
+        min_out[0] = m
 
     cdef inline void _recompute_parent(self, int level, Py_ssize_t parent) noexcept nogil:
-        """Set node `parent` of level+1 to the sum and min of its BRANCH children on `level`."""
-        cdef Py_ssize_t group_start = self.level_offset[level] + parent * BRANCH, j
-        cdef double s = 0.0, m = INFINITY, v
-        for j in range(BRANCH):
-            s += self.sums[group_start + j]
-            v = self.mins[group_start + j]
-            m = v if v < m else m
-        self.sums[self.level_offset[level + 1] + parent] = s
-        self.mins[self.level_offset[level + 1] + parent] = m
+        """Set node `parent` of level+1 from its BRANCH children on `level`."""
+        cdef Py_ssize_t node = self.level_offset[level + 1] + parent
+        self._recompute_group(
+            level, self.level_offset[level] + parent * BRANCH, &self.sums[node], &self.mins[node - self.leaf_count]
+        )
 
     cdef void _recompute_nodes(self, Py_ssize_t n, int64_t* nodes) noexcept nogil:
         """Recompute every ancestor of the n changed leaves in `nodes` (overwritten), level by level.
 
         A parent equal to the one just before it in `nodes` is done once: sampled batches come sorted,
-        so their shared upper ancestors cost one recomputation per level, not one per leaf.
+        so their shared upper ancestors cost one recomputation per level, not one per leaf. The group
+        PREFETCH_AHEAD places further on is fetched early so the misses of a level overlap.
         """
         cdef int level
-        cdef Py_ssize_t i, previous
+        cdef Py_ssize_t i, previous, ahead_group
         for level in range(self.n_levels - 1):
             previous = -1
             for i in range(n):
+                if i + PREFETCH_AHEAD < n:
+                    ahead_group = self.level_offset[level] + (nodes[i + PREFETCH_AHEAD] // BRANCH) * BRANCH
+                    __builtin_prefetch(&self.sums[ahead_group])
+                    __builtin_prefetch(&self.running[ahead_group])
+                    if level > 0:
+                        __builtin_prefetch(&self.mins[ahead_group - self.leaf_count])
                 nodes[i] = nodes[i] // BRANCH
                 if nodes[i] != previous:
                     self._recompute_parent(level, nodes[i])
@@ -235,58 +273,49 @@ cdef class SumTree:
         self._refresh_root()
 
     cdef void _refresh_root(self) noexcept nogil:
-        cdef Py_ssize_t top = self.level_offset[self.n_levels - 1], j
-        cdef double s = 0.0, m = INFINITY
-        for j in range(BRANCH):
-            s += self.sums[top + j]
-            if self.mins[top + j] < m:
-                m = self.mins[top + j]
-        self._total = s
-        self._min_positive = m
+        cdef int top = self.n_levels - 1
+        self._recompute_group(top, self.level_offset[top], &self._total, &self._min_positive)
 
     cdef void _descend_batch(self, Py_ssize_t n, double* prefix, int64_t* node) noexcept nogil:
         """Replace each of the n `prefix` values by what is left of it and write into `node` the leaf
         whose cumulative range holds it, never a leaf of priority 0. Requires total > 0.
 
         At each node the child taken is the first whose running sum exceeds the prefix, i.e. the count
-        of children whose running sum is <= the prefix (counted without branches: a data-dependent
-        branch here mispredicts on every other draw). A zero child is never taken, since its running
-        sum equals its left neighbour's. Rounding can leave a prefix at or past the last running sum
-        (a draw at the very top of the total); then the last positive child is taken, so a node with a
-        positive sum always leads to a positive leaf. All n descents advance one level at a time and
-        each prefetches the group it will read on the next level, so the cache misses of the lower
-        levels overlap instead of queueing one behind the other.
+        of running sums <= the prefix (8 independent comparisons, no data-dependent branch). A zero
+        child is never taken, since its running sum equals its left neighbour's. Rounding can leave a
+        prefix at or past the last running sum (a draw at the very top of the total); then the last
+        positive child is taken, so a node with a positive sum always leads to a positive leaf. All n
+        descents advance one level at a time and each prefetches the group it reads next, so the cache
+        misses of the lower levels overlap instead of queueing one behind the other.
         """
         cdef int level
-        cdef Py_ssize_t i, group_start, j, chosen, last_positive
-        cdef double v, running, below, left
-        cdef int not_past
+        cdef Py_ssize_t i, group_start, j, chosen
+        cdef double left, below
         for i in range(n):
             node[i] = 0
         for level in range(self.n_levels - 1, -1, -1):
             for i in range(n):
                 group_start = self.level_offset[level] + node[i] * BRANCH
                 left = prefix[i]
-                running = 0.0
-                below = 0.0
                 chosen = 0
-                last_positive = 0
                 for j in range(BRANCH):
-                    v = self.sums[group_start + j]
-                    running += v
-                    not_past = running <= left
-                    chosen += not_past
-                    below += v * not_past
-                    last_positive = j if v > 0.0 else last_positive
+                    chosen += self.running[group_start + j] <= left
                 if chosen == BRANCH:
-                    chosen = last_positive
+                    chosen = BRANCH - 1
+                    while self.sums[group_start + chosen] == 0.0:
+                        chosen -= 1
                     left = self.sums[group_start + chosen]
                 else:
+                    below = self.running[group_start + chosen - 1] if chosen > 0 else 0.0
                     left -= below
                 prefix[i] = left
                 node[i] = node[i] * BRANCH + chosen
-                if level > 0:
-                    __builtin_prefetch(&self.sums[self.level_offset[level - 1] + node[i] * BRANCH])
+                if level > 1:
+                    __builtin_prefetch(&self.running[self.level_offset[level - 1] + node[i] * BRANCH])
+                elif level == 1:
+                    # The leaf's own value is read next to weigh it: fetch both lines of the leaf group.
+                    __builtin_prefetch(&self.running[node[i] * BRANCH])
+                    __builtin_prefetch(&self.sums[node[i] * BRANCH])
 
     def find(self, const double[::1] prefixes):
         """The leaves (int64 [n]) whose cumulative ranges hold `prefixes` (float64 [n], in [0, total]).
@@ -334,11 +363,12 @@ cdef class SumTree:
 def proportional_priorities(
     const int64_t[::1] indices, const double[::1] priorities, Py_ssize_t stored, double epsilon, double alpha
 ):
-    """The tree priorities (priorities[i] + epsilon) ** alpha, float64 [n], for a PER update.
+    """The tree priorities (priorities[i] + epsilon) ** alpha, float64 [n], and their max, for a PER
+    update.
 
     indices (int64 [n]) must hold transitions, i.e. lie in [0, stored); priorities (float64 [n]) must be
     finite and >= 0. The whole batch is checked first and the first offender raises ValueError naming
-    its index; the result may still overflow to inf, which SumTree.update then refuses.
+    its index; a result may still overflow to inf, which SumTree.update then refuses.
     """
     cdef Py_ssize_t n = indices.shape[0], i
     cdef double p
@@ -352,10 +382,12 @@ def proportional_priorities(
             raise ValueError(f"replay index {indices[i]} holds no transition (stored: {stored})")
     out = np.empty(n, dtype=np.float64)
     cdef double[::1] out_view = out
+    cdef double largest = 0.0
     with nogil:
         for i in range(n):
             out_view[i] = pow(priorities[i] + epsilon, alpha)
-    return out
+            largest = out_view[i] if out_view[i] > largest else largest
+    return out, largest
 
 
 def _rebuild_sumtree(capacity, leaves, rng_state):
