@@ -23,6 +23,7 @@ from gymnasium import spaces
 
 from envs.beastybar import rules
 from envs.rng import Rng
+from envs.spaces import LegalDiscrete, check_choice
 
 CORES = ("cython", "reference")
 RENDER_MODES = ("ansi",)
@@ -46,12 +47,6 @@ class Backend(Protocol):
     def reset(self, seed: int | None) -> None: ...
 
     def step(self, action: int) -> None: ...
-
-
-def check_choice(what: str, value: object, expected: tuple[str, ...]) -> None:
-    """ValueError naming `value` and the `expected` ones unless `value` is one of them."""
-    if value not in expected:
-        raise ValueError(f"unknown {what} {value!r}; expected one of {', '.join(map(repr, expected))}")
 
 
 class ReferenceBackend:
@@ -111,19 +106,11 @@ class ReferenceBackend:
             self.info = {}
 
 
-class LegalDiscrete(spaces.Discrete):
-    """Discrete(n) whose `sample()` without a mask draws among the actions `legal` marks (the env keeps
-    that array current), so generic tools (env checkers, random rollouts) play legal moves. With an
-    explicit mask or probability, or when nothing is legal (the game is over), it is plain Discrete."""
-
-    def __init__(self, n: int) -> None:
-        super().__init__(n)
-        self.legal = np.zeros(n, dtype=np.bool_)
-
-    def sample(self, mask: Any = None, probability: Any = None) -> np.int64:
-        if mask is None and probability is None and self.legal.any():
-            mask = self.legal.astype(np.int8)
-        return super().sample(mask=mask, probability=probability)
+def observation_space() -> spaces.Box:
+    """Box float32[160]: every entry in [0, 1] except the bar points (154, 155), up to MAX_BAR_POINTS_OBS."""
+    high = np.ones(rules.OBS_SIZE, dtype=np.float32)
+    high[154:156] = rules.MAX_BAR_POINTS_OBS
+    return spaces.Box(low=np.zeros(rules.OBS_SIZE, dtype=np.float32), high=high, dtype=np.float32)
 
 
 class BeastyBarEnv(gym.Env[np.ndarray, np.int64]):
@@ -157,9 +144,7 @@ class BeastyBarEnv(gym.Env[np.ndarray, np.int64]):
         self.opponent = opponent
         self.scoring = scoring
         self.render_mode = render_mode
-        high = np.ones(rules.OBS_SIZE, dtype=np.float32)
-        high[154:156] = rules.MAX_BAR_POINTS_OBS
-        self.observation_space = spaces.Box(0.0, high, dtype=np.float32)
+        self.observation_space = observation_space()
         self.action_space: LegalDiscrete = LegalDiscrete(rules.NUM_ACTIONS)
         if seed is None:
             entropy = np.random.SeedSequence().entropy

@@ -9,19 +9,10 @@ spec's end info: `winner` (0, 1, -1 = draw), `points` (p0, p1), `bar_count` (c0,
 
 from __future__ import annotations
 
-import numpy as np
-from gymnasium import spaces
-
 from envs.batched_vec_env import BatchedCore, BatchedVecEnv, CoreBuffers
-from envs.beastybar.rules import MAX_BAR_POINTS_OBS, NUM_ACTIONS, OBS_SIZE, OPPONENTS, SCORINGS
+from envs.beastybar.env import observation_space
+from envs.beastybar.rules import NUM_ACTIONS, OPPONENTS, SCORINGS
 from ext.beastybar_core import BeastyBarCore
-
-
-def observation_space() -> spaces.Box:
-    """Box float32[160]: every entry in [0, 1] except the bar points (154, 155), up to all 39 / 20."""
-    high = np.ones(OBS_SIZE, dtype=np.float32)
-    high[154:156] = MAX_BAR_POINTS_OBS
-    return spaces.Box(low=np.zeros(OBS_SIZE, dtype=np.float32), high=high, dtype=np.float32)
 
 
 class BeastyBarVecEnv(BatchedVecEnv):

@@ -20,8 +20,8 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.batched_vec_env import CoreBuffers
-from envs.beastybar.env import LegalDiscrete
 from envs.skirmish import rules
+from envs.spaces import LegalDiscrete, check_choice
 
 CORES = ("cython", "reference")
 MODES = ("train", "debug")
@@ -37,12 +37,6 @@ def observation_space() -> spaces.Box:
     low[_OBJECTIVES_START + 3 : _OBJECTIVES_START + 4 * rules.MAX_OBJECTIVES : 4] = -1.0
     low[_VP_DIFF_INDEX], high[_VP_DIFF_INDEX] = -2.0, 2.0
     return spaces.Box(low=low, high=high, dtype=np.float32)
-
-
-def check_choice(what: str, value: object, expected: tuple[str, ...]) -> None:
-    """ValueError naming `value` and the `expected` ones unless `value` is one of them."""
-    if value not in expected:
-        raise ValueError(f"unknown {what} {value!r}; expected one of {', '.join(map(repr, expected))}")
 
 
 class Backend(Protocol):

@@ -16,7 +16,8 @@ import numpy as np
 
 from envs.batched_vec_env import BatchedCore, BatchedVecEnv, CoreBuffers
 from envs.skirmish import rules
-from envs.skirmish.env import MODES, check_choice, observation_space
+from envs.skirmish.env import MODES, observation_space
+from envs.spaces import check_choice
 from ext.skirmish_core import INFO_COLUMNS, SkirmishCore
 
 
