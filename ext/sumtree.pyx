@@ -367,8 +367,8 @@ def proportional_priorities(
     update.
 
     indices (int64 [n]) must hold transitions, i.e. lie in [0, stored); priorities (float64 [n]) must be
-    finite and >= 0. The whole batch is checked first and the first offender raises ValueError naming
-    its index; a result may still overflow to inf, which SumTree.update then refuses.
+    finite and >= 0, and so must its result (a huge priority with alpha > 1 overflows). The whole batch
+    is checked before anything is returned; the first offender raises ValueError naming its index.
     """
     cdef Py_ssize_t n = indices.shape[0], i
     cdef double p
@@ -387,6 +387,13 @@ def proportional_priorities(
         for i in range(n):
             out_view[i] = pow(priorities[i] + epsilon, alpha)
             largest = out_view[i] if out_view[i] > largest else largest
+    if largest == INFINITY:
+        for i in range(n):
+            if out_view[i] == INFINITY:
+                raise ValueError(
+                    f"priority {priorities[i]} for replay index {indices[i]} overflows to inf "
+                    f"as (priority + {epsilon}) ** {alpha}"
+                )
     return out, largest
 
 
