@@ -21,6 +21,13 @@ import numpy as np
 import envs
 
 Chooser = Callable[[np.ndarray, np.ndarray], np.ndarray]
+# (venv, rewards float32[G], dones bool[G]) -> outcomes int[G] (+1/0/-1), read for the games where dones.
+OutcomeReader = Callable[[Any, np.ndarray, np.ndarray], np.ndarray]
+
+
+def reward_sign(_venv: Any, rewards: np.ndarray, _dones: np.ndarray) -> np.ndarray:
+    """The outcome as the sign of the final reward (games whose only reward is the result)."""
+    return np.sign(rewards)
 
 
 @dataclass(frozen=True)
@@ -50,9 +57,13 @@ class Outcomes:
 
 
 def play_games(choose: Chooser, games: int = 1000, seed: int = 10_000, env: str = "beastybar",
-               opponent: str = "random", max_steps: int = 10_000, **env_kwargs: Any) -> Outcomes:
-    """Outcomes of `games` games (see the module docstring); `max_steps` bounds the vec-env steps."""
-    venv = envs.make_vec(env, games, opponent=opponent, seed=seed, **env_kwargs)
+               opponent: str | None = "random", max_steps: int = 10_000, outcomes: OutcomeReader = reward_sign,
+               **env_kwargs: Any) -> Outcomes:
+    """Outcomes of `games` games (see the module docstring); `max_steps` bounds the vec-env steps;
+    `opponent=None` for a game with a single scripted opponent (no such argument)."""
+    if opponent is not None:
+        env_kwargs["opponent"] = opponent
+    venv = envs.make_vec(env, games, seed=seed, **env_kwargs)
     obs = venv.reset()
     outcome = np.zeros(games, dtype=np.int8)
     ended = np.zeros(games, dtype=bool)
@@ -60,7 +71,7 @@ def play_games(choose: Chooser, games: int = 1000, seed: int = 10_000, env: str 
         actions = np.asarray(choose(obs, venv.action_masks()), dtype=np.int64)
         obs, rewards, dones, _infos = venv.step(actions)
         first_end = dones & ~ended
-        outcome[first_end] = np.sign(rewards[first_end])
+        outcome[first_end] = outcomes(venv, rewards, dones)[first_end]
         ended |= dones
         if ended.all():
             break
