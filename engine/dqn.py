@@ -1,0 +1,638 @@
+"""The PER-DQN trainer: SB3 `DQN` with prioritized replay on Skirmish's batched VecEnv, vs the scripted player.
+
+`train(ctx, resume)` follows the protocol of engine.trainers. Configuration: `dqn.*` (hyperparameters;
+`updates_per_step` gradient steps after every vec-env step of `env.num_envs` games, `batch_size`,
+`warmup_steps` = SB3's learning_starts in env steps), `per.*` (alpha, beta -> beta_end, eps, prefetch),
+`env.num_envs`, `torch.*` (via engine.context.setup_torch), `log.*`, `checkpoint.*`, `run.*`.
+
+SB3 runs its own `learn()`/`collect_rollouts()`; `PerDQN` overrides only the hooks:
+- `train()`: each gradient step takes a batch from an engine.prefetch.BatchPrefetcher over the
+  engine.replay.PrioritizedReplayBuffer (on a background thread when `per.prefetch`; its staleness, one
+  priority update, is documented there), computes the TD target r + gamma (1 - done) Q_target(s', a*)
+  where a* maximises over the legal actions of s' only (masks stored with each transition), with
+  a* = argmax Q_online(s') when `dqn.double_dqn` else argmax Q_target(s'); the loss is
+  mean_i(w_i * Huber(Q(s_i, a_i) - target_i)) with the batch's importance weights w; the gradient is
+  clipped to `dqn.max_grad_norm`; then the batch's priorities become |TD error| (+ per.eps inside the
+  buffer). beta rises linearly from per.beta to per.beta_end over run.total_steps.
+- `_sample_action()`: epsilon-greedy with one coin per game; random actions are uniform over each game's
+  legal actions, drawn here with numpy from the VecEnv's masks (seed 004 item F: no env round trip);
+  greedy actions are the argmax of Q over the legal actions. Warmup steps act at random.
+- `_store_transition()`: adds the step to the buffer with the next-state masks, the terminal
+  observations taken from the VecEnv's arrays (no loop over games). A game that ended has no decision
+  left; its mask row is stored all-legal (ignored by a termination, an unmasked max for a truncation).
+- `_update_info_buffer()`: nothing; `GameWindow` keeps the per-game statistics from whole arrays.
+
+[PERF] phases, milliseconds per env step: `action` (masks, coins, Q forward, masked argmax, random draws),
+`enemy_turn` (the scripted player's turns, from the core's own nanosecond counter), `env_step` (the
+VecEnv step minus `enemy_turn`: our decision, reward, masks, auto-reset, info), `replay_sample` (what the
+main thread waits for a batch: the whole sampling when prefetch is off, the hand-over when on),
+`train_fwd` (online and target forwards, target and loss), `train_bwd` (backward, clipping, Adam step,
+the priority update hand-off), `log` (building and writing the perf and metric events). On CUDA the
+phases are not synchronised, so GPU work may be booked to a later phase.
+
+Checkpoints are dicts of tensors, numbers and strings (loadable with `weights_only=True`): both networks,
+the optimizer, the step and update counters, the target-sync counter, epsilon, the generators. The replay
+buffer is not saved (it is hundreds of MB): a resumed run starts with an empty buffer, refills it for
+`dqn.warmup_steps` env steps acting with the restored policy and epsilon, and only then trains; the
+schedules (epsilon, beta) continue from the step reached. Games in flight are not saved either: a resumed
+run deals fresh games (seeded run.seed + steps done). This module writes no run files itself.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, cast
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from stable_baselines3 import DQN
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.vec_env import VecEnvWrapper
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
+from stable_baselines3.dqn.policies import QNetwork
+
+import envs
+from engine.context import RunContext, TorchSetup, setup_torch, versions
+from engine.errors import UsageError
+from engine.evaluate import Chooser
+from engine.perf import PerfTimer
+from engine.prefetch import BatchPrefetcher
+from engine.profiles import ResolvedConfig
+from engine.replay import PrioritizedReplayBuffer
+from envs.skirmish.vec_env import SkirmishVecEnv
+from ext.skirmish_core import END_REASONS, INFO_COLUMNS
+
+STATE_FORMAT = "trainctl.dqn-per/1"
+OUTCOME_WINDOW = 1000
+# Checkpoint key -> the type its value must have (check_resume).
+STATE_KEYS: Mapping[str, type | tuple[type, ...]] = {
+    "format": str, "env": str, "net_arch": list, "obs_size": int, "num_actions": int,
+    "q_net": dict, "q_net_target": dict, "optimizer": dict, "num_timesteps": int, "n_updates": int,
+    "target_sync_calls": int, "total_steps": int, "exploration_rate": float, "beta": float,
+    "rng_torch": torch.Tensor, "rng_actions": dict,
+}
+_COL = {name: i for i, name in enumerate(INFO_COLUMNS)}
+_TRUNCATED = END_REASONS.index("truncated")
+
+
+# -- game statistics ----------------------------------------------------------------------------------
+def skirmish_outcomes(venv: Any, _rewards: np.ndarray, _dones: np.ndarray) -> np.ndarray:
+    """int[N] +1 win, 0 draw, -1 loss of every game's last step (meaningful where it ended): the core's
+    winner code, with a truncated game counted a draw. An `engine.evaluate.OutcomeReader`."""
+    info = cast(SkirmishVecEnv, venv).info_array
+    return np.where(info[:, _COL["end_reason"]] == _TRUNCATED, 0, info[:, _COL["winner"]])
+
+
+class GameWindow:
+    """The last `capacity` finished games as rows (outcome, VP difference, end reason code, return,
+    length) in a float64 ring buffer, filled from whole arrays."""
+
+    OUTCOME, VP_DIFF, END_REASON, RETURN, LENGTH = range(5)
+
+    def __init__(self, capacity: int = OUTCOME_WINDOW) -> None:
+        self._ring = np.zeros((capacity, 5), dtype=np.float64)
+        self._next = 0
+        self.count = 0
+
+    def add(self, rows: np.ndarray) -> None:
+        """Append rows float[k, 5], oldest first (only the last `capacity` are kept)."""
+        capacity = self._ring.shape[0]
+        latest = rows[-capacity:]
+        slots = (self._next + np.arange(latest.shape[0])) % capacity
+        self._ring[slots] = latest
+        self._next = int((self._next + latest.shape[0]) % capacity)
+        self.count = min(self.count + latest.shape[0], capacity)
+
+    def metrics(self) -> dict[str, float]:
+        """Rates, means and the share of each end reason over the kept games (or {} before any)."""
+        if not self.count:
+            return {}
+        kept = self._ring[: self.count]
+        outcome = kept[:, self.OUTCOME]
+        values = {
+            "rollout/win_rate": float(np.mean(outcome == 1)),
+            "rollout/draw_rate": float(np.mean(outcome == 0)),
+            "rollout/loss_rate": float(np.mean(outcome == -1)),
+            "rollout/vp_diff_mean": float(kept[:, self.VP_DIFF].mean()),
+            "rollout/ep_rew_mean": float(kept[:, self.RETURN].mean()),
+            "rollout/ep_len_mean": float(kept[:, self.LENGTH].mean()),
+            "rollout/games": float(self.count),
+        }
+        for code, reason in enumerate(END_REASONS):
+            if code:
+                values[f"rollout/end_reason/{reason}"] = float(np.mean(kept[:, self.END_REASON] == code))
+        return values
+
+
+class SkirmishStats(VecEnvWrapper):
+    """Times the VecEnv step (`enemy_turn` from the core's counter, `env_step` the rest), counts ended
+    episodes into the timer and records them in `games`; with `reward_debug`, sums the reward parts
+    (vp, damage, outcome) of every game and step. Masks and arrays pass through."""
+
+    REWARD_PARTS = ("vp", "damage", "outcome")
+
+    def __init__(self, venv: SkirmishVecEnv, timer: PerfTimer, reward_debug: bool) -> None:
+        super().__init__(venv)
+        self.game_env = venv
+        self.timer = timer
+        self.games = GameWindow()
+        self.reward_debug = reward_debug
+        self.reward_parts_sum = np.zeros(3, dtype=np.float64)
+        self.reward_parts_count = 0
+
+    def reset(self) -> np.ndarray:
+        return self.venv.reset()  # type: ignore[return-value]
+
+    def step_wait(self) -> VecEnvStepReturn:
+        game = self.game_env
+        enemy_before = game.enemy_turn_ns
+        start = time.perf_counter_ns()
+        obs, rewards, dones, infos = game.step_wait()
+        elapsed = time.perf_counter_ns() - start
+        enemy = game.enemy_turn_ns - enemy_before
+        self.timer.add("enemy_turn", enemy)
+        self.timer.add("env_step", max(elapsed - enemy, 0))
+        if self.reward_debug:
+            self.reward_parts_sum += game.skirmish_core.reward_parts.sum(axis=0, dtype=np.float64)
+            self.reward_parts_count += game.num_envs
+        ended = np.flatnonzero(dones)
+        if ended.size:
+            self.timer.count_episodes(int(ended.size))
+            info = game.info_array[ended]
+            rows = np.empty((ended.size, 5), dtype=np.float64)
+            rows[:, GameWindow.OUTCOME] = skirmish_outcomes(game, rewards, dones)[ended]
+            rows[:, GameWindow.VP_DIFF] = info[:, _COL["model_vp"]] - info[:, _COL["player_vp"]]
+            rows[:, GameWindow.END_REASON] = info[:, _COL["end_reason"]]
+            rows[:, GameWindow.RETURN] = game.skirmish_core.episode_return[ended]
+            rows[:, GameWindow.LENGTH] = game.skirmish_core.episode_length[ended]
+            self.games.add(rows)
+        return obs, rewards, dones, infos
+
+    def action_masks(self) -> np.ndarray:
+        return self.game_env.action_masks()
+
+    def take_reward_parts(self) -> dict[str, float]:
+        """{"reward/<part>_mean": mean per game step} since the last take (or {})."""
+        if not self.reward_parts_count:
+            return {}
+        means = self.reward_parts_sum / self.reward_parts_count
+        self.reward_parts_sum[:] = 0.0
+        self.reward_parts_count = 0
+        return {f"reward/{name}_mean": float(v) for name, v in zip(self.REWARD_PARTS, means, strict=True)}
+
+
+# -- action choice ------------------------------------------------------------------------------------
+def masked_argmax(q_values: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """int64[B]: the best legal action of each row of q_values [B, A] under masks bool[B, A] (each row
+    has at least one legal action)."""
+    return q_values.masked_fill(~masks, -torch.inf).argmax(dim=1)
+
+
+def random_legal_actions(rng: np.random.Generator, masks: np.ndarray) -> np.ndarray:
+    """int64[N]: a uniform legal action per row of masks bool[N, A] (argmax of random keys over the
+    legal ones), vectorised."""
+    keys = rng.random(masks.shape)
+    keys[~masks] = -1.0
+    return keys.argmax(axis=1)
+
+
+def q_chooser(q_net: torch.nn.Module, device: torch.device | str = "cpu") -> Chooser:
+    """A greedy, masked `engine.evaluate.Chooser` from a Q-network."""
+
+    def choose(obs: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            q_values = q_net(torch.as_tensor(obs, device=device))
+        return masked_argmax(q_values.float(), torch.as_tensor(masks, device=device)).cpu().numpy()
+
+    return choose
+
+
+# -- the algorithm ------------------------------------------------------------------------------------
+class PinnedPrioritizedReplayBuffer(PrioritizedReplayBuffer):
+    """The prioritized buffer with its batches copied to CUDA through page-locked memory (PIN_MEMORY)."""
+
+    def _to_device(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(array).pin_memory().to(self.device, non_blocking=True)
+
+
+class PerDQN(DQN):
+    """SB3 DQN with prioritized replay, masks and per-game epsilon-greedy (see the module docstring).
+
+    After construction call `attach(...)` with the run's timer, stop request and switches before
+    `learn()`. Train statistics accumulate until `take_train_metrics()`.
+    """
+
+    replay_buffer: PrioritizedReplayBuffer
+
+    def attach(self, *, timer: PerfTimer, stop: Any, double_dqn: bool, beta: Callable[[float], float],
+               prefetch: bool, random_until: int, seed: int, amp: bool) -> None:
+        """timer: the run's PerfTimer; stop: truthy when the run should end after the current gradient
+        step; beta(progress_done in [0, 1]) -> IS exponent; random_until: env steps acting at random;
+        seed: of the action generator; amp: bf16 autocast on CUDA."""
+        self.timer = timer
+        self.stop = stop
+        self.double_dqn = double_dqn
+        self.beta_schedule = beta
+        self.random_until = random_until
+        self.action_rng = np.random.default_rng(seed)
+        self.autocast_device = "cuda" if amp else None
+        self.sampler = BatchPrefetcher(self.replay_buffer, self.batch_size, enabled=prefetch,
+                                       env=self._vec_normalize_env, beta=beta(0.0))
+        self._stats: dict[str, Any] = {"steps": 0, "loss": 0.0, "td": 0.0, "grad_norm": 0.0}
+
+    @property
+    def game_env(self) -> SkirmishVecEnv:
+        return cast(SkirmishStats, self.env).game_env
+
+    @property
+    def beta(self) -> float:
+        return float(self.beta_schedule(1.0 - self._current_progress_remaining))
+
+    def autocast(self) -> AbstractContextManager[Any]:
+        if self.autocast_device is None:
+            return nullcontext()
+        return torch.autocast(self.autocast_device, dtype=torch.bfloat16)
+
+    def _sample_action(self, learning_starts: int, action_noise: Any = None,
+                       n_envs: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        with self.timer.phase("action"):
+            masks = self.game_env.action_masks()
+            eps = 1.0 if self.num_timesteps < self.random_until else self.exploration_rate
+            explore = self.action_rng.random(n_envs) < eps
+            actions = random_legal_actions(self.action_rng, masks)
+            if not explore.all():
+                with torch.no_grad(), self.autocast():
+                    q_values = self.q_net(torch.as_tensor(self._last_obs, device=self.device))
+                greedy = masked_argmax(q_values.float(), torch.as_tensor(masks, device=self.device))
+                actions = np.where(explore, actions, greedy.cpu().numpy())
+        return actions, actions
+
+    def _store_transition(self, replay_buffer: ReplayBuffer, buffer_action: np.ndarray, new_obs: Any,
+                          reward: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]]) -> None:
+        game = self.game_env
+        next_obs = np.array(new_obs, dtype=np.float32)
+        next_masks = game.action_masks()
+        ended = np.flatnonzero(dones)
+        if ended.size:
+            next_obs[ended] = game.buffers.terminal_obs[ended]
+            next_masks[ended] = True
+        cast(PrioritizedReplayBuffer, replay_buffer).add(
+            self._last_obs, next_obs, buffer_action, reward, dones, infos,  # type: ignore[arg-type]
+            next_action_masks=next_masks)
+        self._last_obs = new_obs
+
+    def _update_info_buffer(self, infos: list[dict[str, Any]], dones: np.ndarray | None = None) -> None:
+        """Nothing: SkirmishStats keeps every finished game's figures from whole arrays."""
+
+    def train(self, gradient_steps: int, batch_size: int = 256) -> None:
+        """`gradient_steps` prioritized, IS-weighted updates (stops early when `stop` is set)."""
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        self.sampler.beta = self.beta
+        timer, sampler, optimizer = self.timer, self.sampler, self.policy.optimizer
+        params = list(self.q_net.parameters())
+        stats = self._stats
+        done = 0
+        for k in range(gradient_steps):
+            start = time.perf_counter_ns()
+            batch = sampler.next_batch(prefetch_next=k < gradient_steps - 1 and not self.stop)
+            sampled = time.perf_counter_ns()
+            with self.autocast():
+                current = self.q_net(batch.observations).gather(1, batch.actions.long()).float()
+                with torch.no_grad():
+                    target = self._td_target(batch)
+            td_error = current - target
+            loss = (batch.weights * F.smooth_l1_loss(current, target, reduction="none")).mean()
+            forward = time.perf_counter_ns()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
+            optimizer.step()
+            td_abs = td_error.detach().abs().float().cpu().numpy()
+            sampler.update_priorities(batch.indices, td_abs)
+            end = time.perf_counter_ns()
+            timer.add("replay_sample", sampled - start)
+            timer.add("train_fwd", forward - sampled)
+            timer.add("train_bwd", end - forward)
+            stats["loss"] += loss.detach()
+            stats["grad_norm"] += grad_norm.detach()
+            stats["td"] += float(td_abs.mean())
+            done += 1
+            if self.stop:
+                break
+        stats["steps"] += done
+        self._n_updates += done
+
+    def _td_target(self, batch: Any) -> torch.Tensor:
+        """float32 [B, 1]: r + gamma (1 - done) Q_target(s', a*), a* the best legal action of s'."""
+        next_target = self.q_net_target(batch.next_observations).float()
+        chooser = self.q_net(batch.next_observations).float() if self.double_dqn else next_target
+        best = masked_argmax(chooser, batch.next_action_masks).unsqueeze(1)
+        next_q = next_target.gather(1, best)
+        return batch.rewards + (1.0 - batch.dones) * self.gamma * next_q
+
+    def take_train_metrics(self) -> dict[str, float]:
+        """Means over the gradient steps since the last take, plus the schedules now."""
+        stats = self._stats
+        values = {"train/epsilon": float(self.exploration_rate), "train/beta": self.beta,
+                  "train/lr": float(self.lr_schedule(self._current_progress_remaining)),
+                  "train/n_updates": float(self._n_updates)}
+        if stats["steps"]:
+            n = stats["steps"]
+            values.update({"train/loss": float(stats["loss"]) / n, "train/td_abs_mean": stats["td"] / n,
+                           "train/grad_norm": float(stats["grad_norm"]) / n})
+        self._stats = {"steps": 0, "loss": 0.0, "td": 0.0, "grad_norm": 0.0}
+        return values
+
+
+# -- building -----------------------------------------------------------------------------------------
+def make_env(cfg: ResolvedConfig, timer: PerfTimer, seed: int) -> SkirmishStats:
+    """The run's Skirmish VecEnv (train mode: lean infos) inside the statistics wrapper."""
+    if cfg["run.env"] != "skirmish":
+        raise UsageError(f"dqn-per trains on skirmish only (its statistics read the Skirmish core); "
+                         f"got run.env = {cfg['run.env']!r}")
+    if cfg["env.opponent"] != "scripted":
+        raise UsageError(f"env.opponent = {cfg['env.opponent']!r}: skirmish has one opponent; expected 'scripted'")
+    venv = envs.make_vec("skirmish", cfg["env.num_envs"], seed=seed, mode="train")
+    return SkirmishStats(venv, timer, cfg["log.reward_debug"])
+
+
+def make_model(cfg: ResolvedConfig, env: SkirmishStats, device: torch.device, pin_memory: bool) -> PerDQN:
+    """PerDQN on `env` with the run's hyperparameters (call `attach` before learning). Raises UsageError
+    from the buffer when its capacity (dqn.buffer_size rounded down to a multiple of env.num_envs) is
+    below the batch size."""
+    d, p = cfg.section("dqn"), cfg.section("per")
+    return PerDQN(
+        "MlpPolicy", env,
+        learning_rate=d["learning_rate"], buffer_size=d["buffer_size"], learning_starts=d["warmup_steps"],
+        batch_size=d["batch_size"], gamma=d["gamma"], train_freq=(1, "step"),
+        gradient_steps=d["updates_per_step"], target_update_interval=d["target_update_interval"],
+        exploration_fraction=d["exploration_fraction"], exploration_initial_eps=d["exploration_initial_eps"],
+        exploration_final_eps=d["exploration_final_eps"], max_grad_norm=d["max_grad_norm"],
+        replay_buffer_class=PinnedPrioritizedReplayBuffer if pin_memory else PrioritizedReplayBuffer,
+        replay_buffer_kwargs={"alpha": p["alpha"], "beta": p["beta"], "epsilon": p["eps"],
+                              "n_actions": int(env.action_space.n),  # type: ignore[attr-defined]
+                              "batch_size": d["batch_size"], "seed": cfg["run.seed"]},
+        policy_kwargs={"net_arch": list(d["net_arch"])}, seed=cfg["run.seed"], device=device, verbose=0,
+    )
+
+
+def linear_beta(start: float, end: float) -> Callable[[float], float]:
+    """beta(progress done in [0, 1]): start at 0, end at 1, linear."""
+    return lambda done: start + (end - start) * min(max(done, 0.0), 1.0)
+
+
+def compile_networks(model: PerDQN, ctx: RunContext) -> bool:
+    """`torch.compile` both Q-networks in place (state_dict keys unchanged); if a trial forward fails,
+    undo it, log why and run eagerly. Returns whether compiled networks are in use."""
+    networks = [model.q_net, model.q_net_target]
+    for net in networks:
+        net.compile()
+    trial = torch.zeros((2, *model.observation_space.shape), device=model.device)  # type: ignore[misc]
+    try:
+        with torch.no_grad(), model.autocast():
+            for net in networks:
+                net(trial)
+    except Exception as exc:  # any backend failure means the same: fall back to eager
+        for net in networks:
+            net._compiled_call_impl = None  # nn.Module.compile's hook; None restores eager calls
+        why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        ctx.log("warning", f"torch.compile failed ({why}); running the Q-networks eagerly")
+        return False
+    ctx.log("info", "torch.compile: Q-networks compiled")
+    return True
+
+
+def build_q_net(obs_size: int, num_actions: int, net_arch: list[int]) -> QNetwork:
+    """A bare SB3 Q-network (MLP of `net_arch` on a flat observation) for loading a checkpoint."""
+    from gymnasium import spaces
+    from stable_baselines3.common.torch_layers import FlattenExtractor
+
+    obs_space = spaces.Box(-np.inf, np.inf, (obs_size,), np.float32)
+    return QNetwork(obs_space, spaces.Discrete(num_actions), FlattenExtractor(obs_space), obs_size,
+                    net_arch=list(net_arch))
+
+
+def q_net_from_checkpoint(state: Mapping[str, Any]) -> QNetwork:
+    """The trained online Q-network of a checkpoint (after `check_resume`), on CPU, in eval mode."""
+    q_net = build_q_net(state["obs_size"], state["num_actions"], state["net_arch"])
+    q_net.load_state_dict(state["q_net"])
+    q_net.set_training_mode(False)
+    return q_net
+
+
+# -- checkpoint state ---------------------------------------------------------------------------------
+def _network_description(model: PerDQN, cfg: ResolvedConfig) -> dict[str, Any]:
+    return {"env": cfg["run.env"], "net_arch": list(cfg["dqn.net_arch"]),
+            "obs_size": int(model.observation_space.shape[0]),  # type: ignore[index]
+            "num_actions": int(model.action_space.n)}  # type: ignore[attr-defined]
+
+
+def checkpoint_state(model: PerDQN, cfg: ResolvedConfig) -> dict[str, Any]:
+    """Everything a resume needs except the replay buffer (see the module docstring)."""
+    return {
+        "format": STATE_FORMAT,
+        **_network_description(model, cfg),
+        "q_net": model.q_net.state_dict(),
+        "q_net_target": model.q_net_target.state_dict(),
+        "optimizer": model.policy.optimizer.state_dict(),
+        "num_timesteps": int(model.num_timesteps),
+        "n_updates": int(model._n_updates),
+        "target_sync_calls": int(model._n_calls),
+        "total_steps": int(cfg["run.total_steps"]),
+        "exploration_rate": float(model.exploration_rate),
+        "beta": model.beta,
+        "rng_torch": torch.get_rng_state(),
+        "rng_actions": model.action_rng.bit_generator.state,
+    }
+
+
+def check_resume(state: Mapping[str, Any]) -> None:
+    """UsageError (one line) unless `state` is a complete PER-DQN checkpoint whose weights fit its network."""
+    missing = [k for k in STATE_KEYS if k not in state]
+    if missing:
+        raise UsageError(f"checkpoint is not a PER-DQN checkpoint: missing {', '.join(missing)}")
+    wrong = [k for k, t in STATE_KEYS.items() if not isinstance(state[k], t) or isinstance(state[k], bool)]
+    if wrong:
+        raise UsageError(f"checkpoint has values of the wrong type for: {', '.join(wrong)}")
+    if state["format"] != STATE_FORMAT:
+        raise UsageError(f"checkpoint format {state['format']!r} is not {STATE_FORMAT!r}")
+    try:
+        expected = build_q_net(state["obs_size"], state["num_actions"], state["net_arch"]).state_dict()
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise UsageError(f"checkpoint network description does not build ({exc})") from None
+    for which in ("q_net", "q_net_target"):
+        weights = state[which]
+        if set(weights) != set(expected):
+            raise UsageError(f"checkpoint {which} does not match the network: keys differ "
+                             f"({sorted(set(weights) ^ set(expected))[:3]})")
+        for name, tensor in expected.items():
+            got = weights[name]
+            if not isinstance(got, torch.Tensor) or got.shape != tensor.shape:
+                shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got)
+                raise UsageError(f"checkpoint {which}.{name} has shape {shape}; the network needs "
+                                 f"{tuple(tensor.shape)}")
+
+
+def _check_fits_run(state: Mapping[str, Any], cfg: ResolvedConfig, model: PerDQN) -> None:
+    check_resume(state)
+    for key, value in _network_description(model, cfg).items():
+        if state[key] != value:
+            raise UsageError(f"checkpoint {key} = {state[key]!r} does not fit this run ({key} = {value!r})")
+
+
+def _restore(model: PerDQN, state: Mapping[str, Any]) -> None:
+    model.q_net.load_state_dict(state["q_net"])
+    model.q_net_target.load_state_dict(state["q_net_target"])
+    model.policy.optimizer.load_state_dict(state["optimizer"])
+    model.num_timesteps = state["num_timesteps"]
+    model._n_updates = state["n_updates"]
+    model._n_calls = state["target_sync_calls"]
+    model.exploration_rate = state["exploration_rate"]
+    torch.set_rng_state(state["rng_torch"])
+    model.action_rng.bit_generator.state = state["rng_actions"]
+
+
+# -- the run ------------------------------------------------------------------------------------------
+class RunCallback(BaseCallback):
+    """Perf windows and metrics every `log.every_steps`, checkpoints every `checkpoint.every_steps`, and
+    the stop request (SB3 ends `learn()` when `_on_step` returns False)."""
+
+    def __init__(self, ctx: RunContext, env: SkirmishStats) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.stats_env = env
+        self.log_every = ctx.cfg["log.every_steps"]
+        self.ckpt_every = ctx.cfg["checkpoint.every_steps"]
+        self.next_log = self.next_ckpt = 0
+        self.last_window_step = 0
+        self.tb: Any = None
+        if ctx.cfg["log.tensorboard"]:
+            from torch.utils.tensorboard import SummaryWriter  # only runs that write TensorBoard pay for it
+
+            self.tb = SummaryWriter(log_dir=str(ctx.run.tb))
+
+    @property
+    def dqn(self) -> PerDQN:
+        return cast(PerDQN, self.model)
+
+    @staticmethod
+    def _next_multiple(step: int, every: int) -> int:
+        return (step // every + 1) * every
+
+    def _on_training_start(self) -> None:
+        step = self.model.num_timesteps
+        self.ctx.timer.restart(step)
+        self.last_window_step = step
+        self.next_log = self._next_multiple(step, self.log_every)
+        self.next_ckpt = self._next_multiple(step, self.ckpt_every) if self.ckpt_every else 0
+
+    def _on_step(self) -> bool:
+        if self.ctx.stop:
+            return False
+        step = self.model.num_timesteps
+        if step >= self.next_log:
+            self.emit(step)
+            self.next_log = self._next_multiple(step, self.log_every)
+        else:
+            self.ctx.progress(step)
+        if self.next_ckpt and step >= self.next_ckpt:
+            self.save(step)
+            self.next_ckpt = self._next_multiple(step, self.ckpt_every)
+        return True
+
+    def emit(self, step: int, perf: bool = True) -> None:
+        """Close the perf window at `step` (if `perf`) and emit the metrics gathered since the last one."""
+        start = time.perf_counter_ns()
+        if perf:
+            self.ctx.perf(step)
+            self.last_window_step = step
+        values = {**self.stats_env.games.metrics(), **self.dqn.take_train_metrics(),
+                  **self.stats_env.take_reward_parts()}
+        self.ctx.metrics(step, values)
+        if self.tb is not None:
+            for name, value in values.items():
+                self.tb.add_scalar(name, value, step)
+            self.tb.flush()
+        self.ctx.timer.add("log", time.perf_counter_ns() - start)
+
+    def save(self, step: int) -> None:
+        self.ctx.save(step, checkpoint_state(self.dqn, self.ctx.cfg))
+
+    def finish(self) -> None:
+        """Close the last window, emit the last metrics, save the final checkpoint."""
+        step = self.model.num_timesteps
+        self.emit(step, perf=step > self.last_window_step)
+        self.save(step)
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _banner(ctx: RunContext, cfg: ResolvedConfig, torch_setup: TorchSetup, resume_step: int) -> None:
+    d, p, e = cfg.section("dqn"), cfg.section("per"), cfg.section("env")
+    ver = versions()
+    ctx.banner({
+        "algo": f"PER-DQN (SB3 {ver['stable_baselines3']} DQN subclass, "
+                f"{'double' if d['double_dqn'] else 'single'} target) on {cfg['run.env']} vs {e['opponent']}",
+        "versions": " ".join(f"{k}={v}" for k, v in ver.items()),
+        "device": f"{torch_setup.device} (threads {torch.get_num_threads()}, amp {torch_setup.amp}, "
+                  f"compile {torch_setup.compile})",
+        "profile": cfg.profile,
+        "steps": f"{cfg['run.total_steps']:,}" + (f" (resuming at {resume_step:,})" if resume_step else ""),
+        "seed": cfg["run.seed"],
+        "envs": f"num_envs={e['num_envs']} warmup_steps={d['warmup_steps']:,}",
+        "update": f"batch_size={d['batch_size']} updates_per_step={d['updates_per_step']} net={d['net_arch']} "
+                  f"gamma={d['gamma']} lr={d['learning_rate']:g} target_sync={d['target_update_interval']:,}",
+        "replay": f"capacity={d['buffer_size']:,} alpha={p['alpha']} beta {p['beta']}->{p['beta_end']} "
+                  f"eps={p['eps']:g} prefetch={p['prefetch']}",
+        "explore": f"epsilon {d['exploration_initial_eps']}->{d['exploration_final_eps']} over "
+                   f"{d['exploration_fraction']:.0%} of the run",
+        "logging": f"every {cfg['log.every_steps']:,} steps, timing {cfg['log.timing']}, "
+                   f"tensorboard {cfg['log.tensorboard']}, checkpoint every {cfg['checkpoint.every_steps']:,}",
+    })
+
+
+def train(ctx: RunContext, resume: dict[str, Any] | None) -> str:
+    """Train until `run.total_steps` env steps or a stop request; returns "finished" or "stopped"."""
+    cfg = ctx.cfg
+    torch_setup = setup_torch(cfg)
+    done = int(resume["num_timesteps"]) if resume else 0
+    _banner(ctx, cfg, torch_setup, done)
+    for note in torch_setup.notes:
+        ctx.log("info", note)
+    if cfg["env.subproc"]:
+        ctx.log("info", "env.subproc is ignored: the batched core steps every game in one in-process call, "
+                        "so there is no IPC to spread over subprocesses")
+    pin_memory = torch_setup.device.type == "cuda" and cfg["torch.pin_memory"]
+    env = make_env(cfg, ctx.timer, cfg["run.seed"] + done)
+    model = make_model(cfg, env, torch_setup.device, pin_memory)
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    per, warmup = cfg.section("per"), cfg["dqn.warmup_steps"]
+    model.attach(timer=ctx.timer, stop=ctx.stop, double_dqn=cfg["dqn.double_dqn"],
+                 beta=linear_beta(per["beta"], per["beta_end"]), prefetch=per["prefetch"],
+                 random_until=warmup, seed=cfg["run.seed"], amp=torch_setup.amp)
+    if resume is not None:
+        _check_fits_run(resume, cfg, model)
+        _restore(model, resume)
+        model.learning_starts = done + warmup
+        ctx.log("info", f"resumed at step {done:,}: checkpoints hold no replay buffer, so it refills for "
+                        f"{warmup:,} env steps (restored policy and epsilon) before training resumes")
+    if torch_setup.compile:
+        compile_networks(model, ctx)
+    callback = RunCallback(ctx, env)
+    remaining = cfg["run.total_steps"] - done
+    with model.sampler:  # stops its worker thread however the run ends
+        if remaining > 0:
+            model.learn(remaining, callback=callback, reset_num_timesteps=resume is None,
+                        log_interval=None)  # type: ignore[arg-type]
+        else:
+            ctx.log("info", f"nothing to train: {done:,} of {cfg['run.total_steps']:,} steps already done")
+            callback.init_callback(model)
+            callback.last_window_step = done
+        callback.finish()
+    return "stopped" if ctx.stop else "finished"
