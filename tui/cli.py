@@ -25,7 +25,7 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
-def _steps(text: str) -> int:
+def parse_steps(text: str) -> int:
     """Step counts accept 2e6, 200_000, 4096."""
     try:
         value = float(text.replace("_", ""))
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--algo", help="trainer (ppo, dqn-per)")
     run.add_argument("--env", help="game (beastybar, skirmish)")
     run.add_argument("--profile", default="balance", help="profile name (trainctl profiles list)")
-    run.add_argument("--steps", type=_steps, help="env steps to train for, e.g. 2e6")
+    run.add_argument("--steps", type=parse_steps, help="env steps to train for, e.g. 2e6")
     run.add_argument("--seed", type=int, help="seed of games, policy and samplers")
     run.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="assignments",
                      help="override one config value (repeatable)")

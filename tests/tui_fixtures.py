@@ -1,0 +1,97 @@
+"""Fabricated run folders for the TUI's tests and bench: fixed contents, fixed times, no trainer.
+
+Written through engine.runstore and engine.events, the way a run process writes them, so the TUI
+reads them like any other run. Deterministic: the same arguments give the same files (times included).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from engine.events import EventWriter, metric_event, perf_event, status_event
+from engine.profiles import resolve
+from engine.runstore import RunDir, atomic_write_json
+
+T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z: every fabricated time counts from here
+PHASES_MS = {"action": 0.12, "enemy_turn": 0.05, "env_step": 0.30, "replay_sample": 0.0,
+             "train_fwd": 0.40, "train_bwd": 0.55, "log": 0.01}
+METRICS = ("rollout/ep_rew_mean", "eval/win_rate", "train/policy_loss", "train/value_loss",
+           "train/learning_rate", "train/entropy_loss", "train/grad_norm")
+
+
+def perf_at(i: int, growth: str = "env_step", base_sps: float = 5000.0) -> dict[str, Any]:
+    """The i-th perf event of a fabricated run: `growth`'s ms rises over the run, the others wobble."""
+    ms = {p: round(v * (1 + 0.02 * math.sin(i)), 4) for p, v in PHASES_MS.items()}
+    ms[growth] = round(PHASES_MS[growth] * (1 + 0.05 * i), 4)
+    event = perf_event(4096 * (i + 1), base_sps * (1 + 0.1 * math.sin(i / 3)), 40 + i % 7, ms)
+    event["t"] = T0 + 10 * i
+    return event
+
+
+def metrics_at(i: int) -> dict[str, Any]:
+    values = {"rollout/ep_rew_mean": -1 + 1.5 * (1 - math.exp(-i / 8)), "eval/win_rate": min(0.95, 0.3 + 0.03 * i),
+              "train/policy_loss": 0.05 * math.exp(-i / 10), "train/value_loss": 0.8 * math.exp(-i / 6),
+              "train/learning_rate": 3e-4 * (1 - i / 100), "train/entropy_loss": -1.6 + 0.01 * i,
+              "train/grad_norm": 0.4 + 0.1 * math.cos(i)}
+    event = metric_event(4096 * (i + 1), {k: round(v, 5) for k, v in values.items()})
+    event["t"] = T0 + 10 * i + 5
+    return event
+
+
+def fabricate_run(runs_dir: Path, run_id: str, *, state: str = "finished", profile: str = "balance",
+                  algo: str = "ppo", env: str = "beastybar", windows: int = 20, growth: str = "env_step",
+                  base_sps: float = 5000.0, created: float = T0, raw_tail: str = "",
+                  exit_code: int | None = None, assignments: tuple[str, ...] = ()) -> RunDir:
+    """A trainer run with `windows` perf+metric events, ending in `state`; `raw_tail` is appended to
+    events.jsonl verbatim afterwards (corrupt lines, a torn last line)."""
+    cfg = resolve(profile, algo=algo, env=env, environ={}, cli={"run.total_steps": 4096 * windows},
+                  assignments=assignments)
+    info = {"kind": "trainer", "command": ["trainctl", "run", "--profile", profile], "created": created,
+            "algo": algo, "env": env, "profile": profile, "total_steps": 4096 * windows, "seed": 0,
+            "config": cfg.to_json()}
+    run = RunDir.create(runs_dir, run_id, info)
+    with EventWriter(run.events_path) as writer:
+        writer.write({**status_event("running"), "t": created})
+        for i in range(windows):
+            writer.write(perf_at(i, growth, base_sps))
+            writer.write(metrics_at(i))
+        if state != "running":
+            writer.write({**status_event(state, exit_code=exit_code), "t": created + 10 * windows})
+    with open(run.events_path, "a", encoding="utf-8") as f:
+        f.write(raw_tail)
+    status = {"state": state, "created": created, "started": created, "step": 4096 * windows,
+              "exit_code": exit_code, "updated": created + 10 * windows}
+    if state in ("finished", "failed", "stopped"):
+        status["ended"] = created + 10 * windows
+    atomic_write_json(run.status_path, status)
+    run.stdout_path.write_text("".join(f"[PERF] step={4096 * (i + 1)} sps=5000\n" for i in range(windows))
+                               + f"run {state}\n", encoding="utf-8")
+    return run
+
+
+def write_big_events(path: Path, events: int) -> int:
+    """Append `events` short perf/metric lines (9 perf : 1 metric) quickly; returns the file size."""
+    template_perf = ('{"t":%d,"step":%d,"kind":"perf","sps":%d,"eps":40.0,"ms":{"action":0.12,'
+                     '"env_step":%.3f,"train_fwd":0.4,"train_bwd":0.55,"log":0.01}}\n')
+    template_metric = '{"t":%d,"step":%d,"kind":"metric","values":{"rollout/ep_rew_mean":%.4f}}\n'
+    chunk: list[str] = []
+    with open(path, "a", encoding="utf-8") as f:
+        for i in range(events):
+            if i % 10 == 9:
+                chunk.append(template_metric % (T0 + i, 64 * i, math.tanh(i / 300_000)))
+            else:
+                chunk.append(template_perf % (T0 + i, 64 * i, 5000 + i % 500, 0.3 + i / 5_000_000))
+            if len(chunk) >= 50_000:
+                f.write("".join(chunk))
+                chunk.clear()
+        f.write("".join(chunk))
+    return path.stat().st_size
+
+
+def torn_line(event: dict[str, Any]) -> str:
+    """The first half of an event's line, without its newline (a writer killed mid-write)."""
+    text = json.dumps(event)
+    return text[: len(text) // 2]

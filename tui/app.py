@@ -1,0 +1,171 @@
+"""The trainctl Textual app: runs list and run monitor, launcher, compare — on a runs folder.
+
+State lives here as reactive attributes: `runs_poll` (the newest `tui.model.PollResult`, which the
+screens watch), `chosen_metrics`, `marked` runs, and the runs this app `launched` (asked about on quit).
+One thread worker polls the folder (`tui.model.RunsWatcher`) and posts `RunsPolled`; the event loop
+never reads run files. Runs are started with engine.launcher in their own session, so quitting the app
+or losing the terminal never stops them; the app reads their folders like any other run's.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import ClassVar
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.reactive import var
+
+from engine import launcher
+from engine.errors import UsageError
+from engine.runstore import RunDir
+from tui.messages import RunsPolled
+from tui.model import PollResult, RunsWatcher
+from tui.screens.quit import QuitScreen
+from tui.screens.runs import RunsScreen
+from tui.system import SystemProbe
+
+POLL_S = 0.5  # seconds between reads of the runs folder (a key press wakes the watcher at once)
+
+
+class TrainctlApp(App[None]):
+    CSS_PATH = "trainctl.tcss"
+    TITLE = "trainctl"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("q", "quit_app", "Quit", priority=False)]
+
+    runs_poll: var[PollResult | None] = var(None, always_update=True)
+    chosen_metrics: var[tuple[str, ...] | None] = var(None)
+    marked: var[frozenset[str]] = var(frozenset())
+
+    def __init__(self, runs_dir: Path, *, focus_run: str | None = None, launch_default: bool = False,
+                 clock: Callable[[], float] = time.time, poll_s: float = POLL_S,
+                 probe: SystemProbe | None = None) -> None:
+        """`clock` gives unix seconds for ages (tests fix it); `probe` samples process trees (None: a
+        real psutil/NVML probe); `launch_default` starts Beasty Bar PPO (balance) on opening."""
+        super().__init__()
+        self.runs_dir = runs_dir
+        self.focus_run = focus_run
+        self.launch_default = launch_default
+        self.clock = clock
+        self.poll_s = poll_s
+        self.probe = probe
+        self.watcher: RunsWatcher | None = None
+        self.polls = 0
+        self.launched: dict[str, subprocess.Popen[bytes]] = {}
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self.sub_title = str(runs_dir)
+
+    def on_mount(self) -> None:
+        self.push_screen(RunsScreen(focus_run=self.focus_run))
+        self._watch_runs()
+        if self.launch_default:
+            self.launch_run(["--algo", "ppo", "--env", "beastybar", "--profile", "balance"], "ppo", "beastybar",
+                            "balance", None, [])
+
+    def on_unmount(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+
+    # -- the watcher ------------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="watch", exit_on_error=True)
+    def _watch_runs(self) -> None:
+        """Poll the runs folder until the app closes; a `wake()` polls at once."""
+        watcher = RunsWatcher(self.runs_dir, self.probe if self.probe is not None else SystemProbe())
+        self.watcher = watcher
+        while not self._stopping.is_set():
+            self.post_message(RunsPolled(watcher.poll()))
+            self._wake.wait(self.poll_s)
+            self._wake.clear()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def select(self, run_id: str | None) -> None:
+        """The run whose log and process tree the watcher reads (and polls at once)."""
+        if self.watcher is not None and self.watcher.selected != run_id:
+            self.watcher.selected = run_id
+            self.wake()
+
+    def on_runs_polled(self, message: RunsPolled) -> None:
+        self.polls += 1
+        for proc in self.launched.values():
+            proc.poll()  # reap launched runs that ended, so they are no zombies of ours
+        self.runs_poll = message.result
+
+    # -- launching and stopping -------------------------------------------------------------------
+    def launch_run(self, flags: Sequence[str], algo: str, env: str, profile: str, steps: int | None,
+                   assignments: Sequence[str]) -> str:
+        """Resolve (raising UsageError as the CLI would), create the run folder, start its process."""
+        from engine.profiles import resolve
+
+        cfg = resolve(profile, algo=algo, env=env, cli={"run.total_steps": steps} if steps else {},
+                      assignments=assignments)
+        check_trainer_available(algo)
+        if self.runs_dir.exists() and not self.runs_dir.is_dir():
+            raise UsageError(f"runs folder {self.runs_dir} is a file; expected a folder for run folders")
+        command = ["trainctl", "run", *flags, "--runs-dir", str(self.runs_dir)]
+        run = launcher.create_trainer_run(cfg, self.runs_dir, command)
+        self.launched[run.run_id] = launcher.start(run)
+        self.focus_run = run.run_id
+        if isinstance(self.screen, RunsScreen):
+            self.screen.focus_run = run.run_id
+        self.wake()
+        return run.run_id
+
+    @work(thread=True, group="signal")
+    def signal_run(self, run_path: Path, kill: bool) -> None:
+        try:
+            note = launcher.stop(RunDir(run_path), kill=kill)
+        except UsageError as exc:
+            self.notify(str(exc), severity="warning")
+            return
+        self.notify(note)
+        self.wake()
+
+    def active_launched(self) -> list[str]:
+        """Runs this app launched that are still starting or running."""
+        runs = {s.run_id: s for s in self.runs_poll.runs} if self.runs_poll else {}
+        return [r for r, proc in self.launched.items()
+                if (r in runs and runs[r].active) or (r not in runs and proc.poll() is None)]
+
+    def action_quit_app(self) -> None:
+        active = self.active_launched()
+        if not active:
+            self.exit()
+            return
+
+        def answer(choice: str | None) -> None:
+            if choice == "stop":
+                for run_id in active:
+                    self.signal_run(self.runs_dir / run_id, False)
+                self.set_timer(0.3, self.exit)
+            elif choice == "leave":
+                self.exit()
+
+        self.push_screen(QuitScreen(len(active)), answer)
+
+
+def check_trainer_available(algo: str) -> None:
+    """The CLI's "not available" error for an algo whose trainer module is missing, without importing
+    it (a trainer imports torch: seconds the TUI should not spend)."""
+    from importlib.util import find_spec
+
+    from engine.trainers import TRAINERS
+
+    if algo not in TRAINERS:
+        raise UsageError(f"unknown algo {algo!r}; expected one of: {', '.join(TRAINERS)}")
+    if find_spec(TRAINERS[algo]) is None:
+        raise UsageError(f"algo {algo!r} is not available in this build yet")
+
+
+def run_app(runs_dir: Path, focus_run: str | None = None, launch_default: bool = False) -> int:
+    app = TrainctlApp(runs_dir, focus_run=focus_run, launch_default=launch_default)
+    app.run()
+    return 0

@@ -1,0 +1,31 @@
+"""Messages between the TUI's watcher thread, its widgets and its screens.
+
+Small dataclass messages only; the data they carry is immutable (tui.model snapshots), so a message
+can cross from the watcher thread to the event loop and be read by any screen without copying.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.message import Message
+
+from tui.model import PollResult
+
+
+@dataclass
+class RunsPolled(Message):
+    """The watcher read the runs folder again. Each result holds the full state of every run, so when
+    polls arrive faster than the screen draws, only the newest one is kept (`can_replace`)."""
+
+    result: PollResult
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, RunsPolled)
+
+
+@dataclass
+class RunSelected(Message):
+    """The cursor of the runs list moved to `run_id` (None: the list is empty)."""
+
+    run_id: str | None

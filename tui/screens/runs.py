@@ -1,0 +1,152 @@
+"""The main screen: the runs list on top, the selected run's monitor below, every action on a key."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, TabbedContent
+
+from tui.model import PollResult, RunSnapshot
+from tui.screens.compare import CompareScreen
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.launcher import LauncherScreen
+from tui.screens.metric_picker import MetricPickerScreen
+from tui.widgets.metric_plots import MetricPlots
+from tui.widgets.run_monitor import TABS, RunMonitor
+from tui.widgets.runs_table import RunsTable
+
+if TYPE_CHECKING:
+    from tui.app import TrainctlApp
+
+
+class RunsScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("n", "launch", "New run"),
+        Binding("s", "stop", "Stop"),
+        Binding("k", "kill", "Kill"),
+        Binding("space", "mark", "Mark"),
+        Binding("c", "compare", "Compare"),
+        Binding("m", "metrics", "Metrics"),
+        *(Binding(str(i + 1), f"panel('{tab}')", "Panel", show=i == 0, key_display="1-5")
+          for i, (tab, _) in enumerate(TABS)),
+    ]
+
+    selected: reactive[str | None] = reactive(None)
+
+    def __init__(self, focus_run: str | None = None) -> None:
+        super().__init__()
+        self.focus_run = focus_run
+
+    @property
+    def trainctl(self) -> TrainctlApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield RunsTable(self.trainctl.clock, id="runs")
+        yield RunMonitor(id="monitor")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.watch(self.app, "runs_poll", self._show_poll)
+        self.watch(self.app, "chosen_metrics", lambda _: self._show_monitor())
+        self.query_one(RunsTable).focus()
+
+    # -- showing ----------------------------------------------------------------------------------
+    def _show_poll(self, poll: PollResult | None) -> None:
+        if poll is None:
+            return
+        table = self.query_one(RunsTable)
+        table.show(poll.runs, self.trainctl.marked)
+        if self.focus_run is not None and any(s.run_id == self.focus_run for s in poll.runs):
+            table.select_run(self.focus_run)
+            self.focus_run = None
+        elif self.selected is None and poll.runs:
+            table.select_run(poll.runs[-1].run_id)
+        self.selected = table.selected_run
+        self.sub_title = f"{self.trainctl.runs_dir} · {len(poll.runs)} run{'s' if len(poll.runs) != 1 else ''}"
+        self._show_monitor()
+
+    def _show_monitor(self) -> None:
+        poll = self.trainctl.runs_poll
+        if poll is not None:
+            self.query_one(RunMonitor).show(self.current, poll, self.trainctl.chosen_metrics)
+
+    @property
+    def current(self) -> RunSnapshot | None:
+        poll = self.trainctl.runs_poll
+        if poll is None or self.selected is None:
+            return None
+        return next((s for s in poll.runs if s.run_id == self.selected), None)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "runs":
+            self.selected = event.row_key.value
+
+    def watch_selected(self, run_id: str | None) -> None:
+        self.trainctl.select(run_id)
+        self._show_monitor()
+
+    # -- actions ----------------------------------------------------------------------------------
+    def action_panel(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+    def action_launch(self) -> None:
+        self.app.push_screen(LauncherScreen())
+
+    def action_mark(self) -> None:
+        if self.selected is None:
+            return
+        self.trainctl.marked = self.trainctl.marked ^ {self.selected}
+        poll = self.trainctl.runs_poll
+        if poll is not None:
+            self.query_one(RunsTable).show(poll.runs, self.trainctl.marked)
+
+    def action_compare(self) -> None:
+        poll = self.trainctl.runs_poll
+        known = {s.run_id for s in poll.runs} if poll else set()
+        marked = [r for r in (s.run_id for s in poll.runs) if r in self.trainctl.marked] if poll else []
+        if len(marked) < 2 or not set(marked) <= known:
+            self.notify("mark two or more runs with space, then press c", severity="warning")
+            return
+        self.app.push_screen(CompareScreen(marked))
+
+    def action_metrics(self) -> None:
+        run = self.current
+        if run is None or not run.metric_keys():
+            self.notify("this run has no metric events yet", severity="warning")
+            return
+        shown = list(self.trainctl.chosen_metrics or self.query_one(MetricPlots).keys)
+
+        def chosen(keys: list[str] | None) -> None:
+            if keys is not None:
+                self.trainctl.chosen_metrics = tuple(keys)
+                self.action_panel("metrics")
+
+        self.app.push_screen(MetricPickerScreen(run.metric_keys(), shown), chosen)
+
+    def action_stop(self) -> None:
+        self._signal(kill=False)
+
+    def action_kill(self) -> None:
+        self._signal(kill=True)
+
+    def _signal(self, kill: bool) -> None:
+        run = self.current
+        if run is None:
+            return
+        if not run.active:
+            self.notify(f"{run.run_id} is {run.state}: nothing to {'kill' if kill else 'stop'}", severity="warning")
+            return
+        question = (f"Kill {run.run_id}?\nSIGKILL to its process group: no final checkpoint." if kill else
+                    f"Stop {run.run_id}?\nSIGINT to its process group: it saves a checkpoint and exits.")
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.trainctl.signal_run(run.path, kill)
+
+        self.app.push_screen(ConfirmScreen(question, "Kill" if kill else "Stop"), confirmed)

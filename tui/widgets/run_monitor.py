@@ -1,0 +1,59 @@
+"""The run monitor: the selected run's title, what is wrong with its folder (if anything), and its
+panels in tabs — overview (throughput and [PERF]), metrics, system, log, config."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Static, TabbedContent, TabPane
+
+from tui.model import PollResult, RunSnapshot
+from tui.widgets.config_view import ConfigView
+from tui.widgets.log_tail import LogTail
+from tui.widgets.metric_plots import MetricPlots
+from tui.widgets.perf_breakdown import PerfBreakdown
+from tui.widgets.system_panel import SystemPanel
+from tui.widgets.throughput import ThroughputPanel
+
+TABS = (("overview", "1 Overview"), ("metrics", "2 Metrics"), ("system", "3 System"), ("log", "4 Log"),
+        ("config", "5 Config"))
+
+
+class RunMonitor(Vertical):
+    def compose(self) -> ComposeResult:
+        yield Static("no run selected", id="run-title")
+        yield Static(id="run-notes")
+        with TabbedContent(id="panels"):
+            with TabPane(TABS[0][1], id="overview"), Horizontal():
+                yield ThroughputPanel(id="throughput")
+                yield PerfBreakdown(id="perf")
+            with TabPane(TABS[1][1], id="metrics"):
+                yield MetricPlots(id="metric-plots")
+            with TabPane(TABS[2][1], id="system"):
+                yield SystemPanel(id="system-panel")
+            with TabPane(TABS[3][1], id="log"):
+                yield LogTail(id="log-tail")
+            with TabPane(TABS[4][1], id="config"):
+                yield ConfigView(id="config-view")
+
+    def show(self, s: RunSnapshot | None, poll: PollResult, chosen_metrics: Sequence[str] | None) -> None:
+        title = self.query_one("#run-title", Static)
+        notes = self.query_one("#run-notes", Static)
+        if s is None:
+            title.update(poll.note or "no runs yet: press n to launch one")
+            notes.display = False
+            return
+        total = f" / {s.total_steps:,}" if s.total_steps else ""
+        exit_code = f" · exit {s.exit_code}" if s.exit_code is not None else ""
+        title.update(f"[b]{s.run_id}[/b] · {'deleted' if s.gone else s.state} · step {s.step:,}{total}{exit_code}")
+        problems = [*s.notes, *s.recent_logs[-2:]]
+        notes.update("⚠ " + " · ".join(problems) if problems else "")
+        notes.display = bool(problems)
+        self.query_one(ThroughputPanel).show(s)
+        self.query_one(PerfBreakdown).show(s)
+        self.query_one(MetricPlots).show(s, chosen_metrics)
+        self.query_one(SystemPanel).show(s, poll.system if poll.selected == s.run_id else None)
+        self.query_one(LogTail).show(poll.log_tail if poll.selected == s.run_id else ())
+        self.query_one(ConfigView).show(s)
