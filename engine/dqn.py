@@ -63,7 +63,7 @@ from engine.evaluate import Chooser
 from engine.perf import PerfTimer
 from engine.prefetch import BatchPrefetcher
 from engine.profiles import ResolvedConfig
-from engine.replay import PrioritizedReplayBuffer
+from engine.replay import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
 from envs.skirmish.vec_env import SkirmishVecEnv
 from ext.skirmish_core import END_REASONS, INFO_COLUMNS
 
@@ -240,6 +240,7 @@ class PerDQN(DQN):
         self.beta_schedule = beta
         self.random_until = random_until
         self.action_rng = np.random.default_rng(seed)
+        self.exploration_rate = self.exploration_schedule(self._current_progress_remaining)  # SB3 starts at 0
         self.autocast_device = "cuda" if amp else None
         self.sampler = BatchPrefetcher(self.replay_buffer, self.batch_size, enabled=prefetch,
                                        env=self._vec_normalize_env, beta=beta(0.0))
@@ -302,18 +303,13 @@ class PerDQN(DQN):
             start = time.perf_counter_ns()
             batch = sampler.next_batch(prefetch_next=k < gradient_steps - 1 and not self.stop)
             sampled = time.perf_counter_ns()
-            with self.autocast():
-                current = self.q_net(batch.observations).gather(1, batch.actions.long()).float()
-                with torch.no_grad():
-                    target = self._td_target(batch)
-            td_error = current - target
-            loss = (batch.weights * F.smooth_l1_loss(current, target, reduction="none")).mean()
+            loss, td_error = self.loss(batch)
             forward = time.perf_counter_ns()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
             optimizer.step()
-            td_abs = td_error.detach().abs().float().cpu().numpy()
+            td_abs = td_error.abs().cpu().numpy()
             sampler.update_priorities(batch.indices, td_abs)
             end = time.perf_counter_ns()
             timer.add("replay_sample", sampled - start)
@@ -328,10 +324,20 @@ class PerDQN(DQN):
         stats["steps"] += done
         self._n_updates += done
 
-    def _td_target(self, batch: Any) -> torch.Tensor:
+    def loss(self, batch: PrioritizedReplayBufferSamples) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss: scalar mean_i(w_i * Huber(Q(s_i, a_i) - target_i)), TD errors float32 [B, 1] detached)."""
+        with self.autocast():
+            current = self.q_net(batch.observations).gather(1, batch.actions.long()).float()
+            with torch.no_grad():
+                target = self._td_target(batch)
+        loss = (batch.weights * F.smooth_l1_loss(current, target, reduction="none")).mean()
+        return loss, (current - target).detach()
+
+    def _td_target(self, batch: PrioritizedReplayBufferSamples) -> torch.Tensor:
         """float32 [B, 1]: r + gamma (1 - done) Q_target(s', a*), a* the best legal action of s'."""
         next_target = self.q_net_target(batch.next_observations).float()
         chooser = self.q_net(batch.next_observations).float() if self.double_dqn else next_target
+        assert batch.next_action_masks is not None, "the buffer is built with n_actions"
         best = masked_argmax(chooser, batch.next_action_masks).unsqueeze(1)
         next_q = next_target.gather(1, best)
         return batch.rewards + (1.0 - batch.dones) * self.gamma * next_q
