@@ -271,11 +271,11 @@ def test_evaluation_reads_skirmish_winners_on_fixed_games() -> None:
 
 # -- run control ----------------------------------------------------------------------------------------
 def test_resume_continues_steps_schedules_and_refills_the_buffer(tmp_path: Path) -> None:
-    first = make_ctx(tmp_path, 1024)
+    first = make_ctx(tmp_path / "first", 1024)
     assert run_train(first) == "finished"
     state = load_checkpoint(latest_checkpoint(first.run.checkpoints))  # type: ignore[arg-type]
     assert state["num_timesteps"] == 1024
-    second = make_ctx(tmp_path, 2048)
+    second = make_ctx(tmp_path / "second", 2048)  # a run id has second resolution
     assert run_train(second, state) == "finished"
     evs = events(second.run.events_path)
     assert [e["step"] for e in evs if e["kind"] == "perf"] == [1536, 2048]
