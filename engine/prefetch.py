@@ -7,8 +7,8 @@ A trainer's gradient step k, with `sampler = BatchPrefetcher(buffer, batch_size)
     ... forward, backward on batch ...
     sampler.update_priorities(batch.indices, td_errors.abs())  # PER only
 
-Ordering and staleness, exactly. The worker thread does its jobs one at a time in the order the main
-thread asked for them: `next_batch()` asks for batch k+1 right after handing out batch k, and
+Ordering and staleness, exactly. Requests become jobs in one FIFO queue, run one at a time in the
+order they were made: `next_batch()` queues the draw of batch k+1 right after handing out batch k, and
 `update_priorities()` queues update k behind it. So, with prefetch on:
 
 - batch k+1 is drawn from the priorities as they stood after updates 0 .. k-1: it misses exactly one
@@ -18,25 +18,44 @@ thread asked for them: `next_batch()` asks for batch k+1 right after handing out
 - this holds whatever the thread timing, so a fixed seed gives the same batches run after run; with no
   priority updates in between, prefetch on and off give the very same batches.
 
+Who runs a job: the worker thread, normally. But when `next_batch()` finds its batch not yet started
+(on a machine with no idle core the worker may not have been scheduled), the main thread runs the
+queued jobs itself, in the same order, instead of sleeping until the worker gets a core; it waits only
+for a job the worker is in the middle of. The worker runs as SCHED_BATCH where Linux offers it, so
+waking it never preempts the trainer: it uses a free core or none. Prefetch therefore never costs the
+main thread much more than sampling inline, and on a machine with a spare core it costs a hand-over.
+
 Transitions added while a batch is in flight (SB3 adds between calls to `train()`) may or may not be in
 it, depending on timing (the buffer's lock keeps every batch whole either way). For exact runs, ask for
 no prefetch on the last gradient step before the trainer goes back to the environment:
 `prefetch_next=False`, as above.
 
 `update_priorities()` checks its input on the calling thread (a bad priority raises ValueError there,
-naming its index) and returns at once; the worker writes it. An exception on the worker is raised by
-the next call on the main thread. With `enabled=False` every call runs inline on the calling thread:
-the same results without the one-update staleness. This module trains nothing and must not import a
-trainer.
+naming its index) and returns at once. An exception in a queued job is raised by the next call on the
+main thread. With `enabled=False` every call runs inline: the same results without the one-update
+staleness. This module trains nothing and must not import a trainer.
 """
 
 from __future__ import annotations
 
-import queue
+import os
 import threading
+from collections import deque
 from typing import Any
 
+import numpy as np
+
 from engine.replay import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
+
+
+class _Job:
+    """One queued request: draw a batch (payload None) or write priorities (validated payload)."""
+
+    def __init__(self, payload: tuple[np.ndarray, np.ndarray, float] | None = None) -> None:
+        self.payload = payload
+        self.batch: PrioritizedReplayBufferSamples | None = None
+        self.error: BaseException | None = None
+        self.done = False
 
 
 class BatchPrefetcher:
@@ -49,7 +68,8 @@ class BatchPrefetcher:
         env: a VecNormalize passed on to `sample()`, as SB3's DQN does.
         beta: the importance-sampling exponent; None uses the buffer's annealed beta at sampling time.
 
-    Use as a context manager, or call `close()` to stop the worker thread.
+    Use as a context manager, or call `close()`: it applies the queued updates, drops a batch not yet
+    drawn and stops the worker thread.
     """
 
     def __init__(
@@ -66,11 +86,12 @@ class BatchPrefetcher:
         self.enabled = enabled
         self.env = env
         self.beta = beta
-        # Jobs, in order: ("sample", None) or ("update", (indices, tree_priorities, largest)); None stops.
-        self._jobs: queue.SimpleQueue[tuple[str, Any] | None] = queue.SimpleQueue()
-        self._batches: queue.SimpleQueue[PrioritizedReplayBufferSamples | BaseException] = queue.SimpleQueue()
-        self._in_flight = False
-        self._worker_error: BaseException | None = None
+        self._queue: deque[_Job] = deque()
+        self._queue_changed = threading.Condition()  # guards _queue and _stopping
+        self._running = threading.Lock()  # held while a job is popped and run: one at a time, in order
+        self._stopping = False
+        self._next: _Job | None = None  # the batch asked for ahead of time
+        self._update_error: BaseException | None = None
         self._worker: threading.Thread | None = None
 
     def next_batch(self, prefetch_next: bool = True) -> PrioritizedReplayBufferSamples:
@@ -81,17 +102,19 @@ class BatchPrefetcher:
         """
         if not self.enabled:
             return self._sample()
-        self._raise_worker_error()
-        if not self._in_flight:
-            self._submit(("sample", None))
-        batch = self._batches.get()
-        self._in_flight = False
-        if isinstance(batch, BaseException):
-            raise batch
+        self._raise_update_error()
+        job = self._next if self._next is not None else self._submit(_Job())
+        self._next = None
+        while not job.done:
+            with self._running:  # waits only for a job the worker is running now
+                if not job.done:
+                    self._run_next_job()
         if prefetch_next:
-            self._submit(("sample", None))
-            self._in_flight = True
-        return batch
+            self._next = self._submit(_Job())
+        if job.error is not None:
+            raise job.error
+        assert job.batch is not None
+        return job.batch
 
     def update_priorities(self, indices: Any, priorities: Any) -> None:
         """New priorities (>= 0, float [B], e.g. |TD error|) for `indices` (int [B], from a batch).
@@ -103,17 +126,25 @@ class BatchPrefetcher:
         if not self.enabled:
             self.buffer.write_priorities(index_array, tree_priorities, largest)
             return
-        self._raise_worker_error()
-        # The indices may be the caller's own array, which it is free to reuse before the worker runs.
-        self._submit(("update", (index_array.copy(), tree_priorities, largest)))
+        self._raise_update_error()
+        # The indices may be the caller's own array, which it is free to reuse before the job runs.
+        self._submit(_Job((index_array.copy(), tree_priorities, largest)))
 
     def close(self) -> None:
-        """Stop the worker after its queued jobs (a batch still in flight is dropped)."""
+        """Apply the queued updates, drop a batch not yet drawn, stop the worker."""
+        with self._running, self._queue_changed:
+            pending = [job for job in self._queue if job.payload is not None]
+            self._queue.clear()
+            self._stopping = True
+            self._queue_changed.notify()
+        for job in pending:
+            self._run(job)
         if self._worker is not None:
-            self._jobs.put(None)
             self._worker.join()
             self._worker = None
-        self._in_flight = False
+        self._next = None
+        self._stopping = False
+        self._raise_update_error()
 
     def __enter__(self) -> BatchPrefetcher:
         return self
@@ -124,27 +155,56 @@ class BatchPrefetcher:
     def _sample(self) -> PrioritizedReplayBufferSamples:
         return self.buffer.sample(self.batch_size, env=self.env, beta=self.beta)
 
-    def _submit(self, job: tuple[str, Any]) -> None:
+    def _submit(self, job: _Job) -> _Job:
         if self._worker is None:
             self._worker = threading.Thread(target=self._work, name="replay-prefetch", daemon=True)
             self._worker.start()
-        self._jobs.put(job)
+        with self._queue_changed:
+            self._queue.append(job)
+            self._queue_changed.notify()
+        return job
 
-    def _raise_worker_error(self) -> None:
-        if self._worker_error is not None:
-            error, self._worker_error = self._worker_error, None
+    def _run_next_job(self) -> None:
+        """Pop and run the oldest job, if any. The caller holds `_running`."""
+        with self._queue_changed:
+            if not self._queue:
+                return
+            job = self._queue.popleft()
+        self._run(job)
+
+    def _run(self, job: _Job) -> None:
+        try:
+            if job.payload is None:
+                job.batch = self._sample()
+            else:
+                self.buffer.write_priorities(*job.payload)
+        except BaseException as error:  # handed to the main thread, which raises it
+            if job.payload is None:
+                job.error = error
+            else:
+                self._update_error = error
+        job.done = True
+
+    def _raise_update_error(self) -> None:
+        if self._update_error is not None:
+            error, self._update_error = self._update_error, None
             raise error
 
     def _work(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            kind, payload = job
-            if kind == "sample":
-                try:
-                    self._batches.put(self._sample())
-                except BaseException as error:  # handed to the main thread, raised by next_batch()
-                    self._batches.put(error)
-            else:
-                try:
-                    self.buffer.write_priorities(*payload)
-                except BaseException as error:  # raised by the main thread's next call
-                    self._worker_error = error
+        _yield_to_the_trainer()
+        while True:
+            with self._queue_changed:
+                while not self._queue and not self._stopping:
+                    self._queue_changed.wait()
+                if self._stopping:
+                    return
+            with self._running:
+                self._run_next_job()
+
+
+def _yield_to_the_trainer() -> None:
+    """Mark the calling thread SCHED_BATCH where Linux offers it: its wake-up then never preempts the
+    trainer's thread, it takes a free core instead. Without this, on a machine with no idle core the
+    woken worker displaces the main thread for the whole draw, and prefetch saves nothing."""
+    if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_BATCH"):
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))

@@ -134,3 +134,21 @@ def test_adds_racing_a_prefetch_never_tear_a_batch() -> None:
             assert np.array_equal(batch.rewards.numpy()[:, 0], obs[:, 0])
             assert np.array_equal(obs[:, 1], batch.indices % 2)
             assert np.array_equal(obs[:, 0] % 128, batch.indices // 2)
+
+
+class StarvedPrefetcher(BatchPrefetcher):
+    """A worker that never gets a core: every job is left to the main thread."""
+
+    def _work(self) -> None:
+        return
+
+
+def test_a_starved_worker_leaves_the_jobs_to_the_main_thread_in_the_same_order() -> None:
+    with BatchPrefetcher(filled_buffer(), BATCH) as normal:
+        expected = run_with_updates(normal, 12)
+    with StarvedPrefetcher(filled_buffer(), BATCH) as starved:
+        got = run_with_updates(starved, 12)
+        assert len(starved._queue) == 3  # update 10, batch 12, update 11: waiting for a next_batch()
+    for want, have in zip(expected, got, strict=True):
+        assert_same(want, have)
+    assert np.array_equal(starved.buffer.tree.leaves(), normal.buffer.tree.leaves())  # close() applied it
