@@ -49,7 +49,9 @@ class PrioritizedReplayBufferSamples(NamedTuple):
     weights:           float32 [B, 1] importance-sampling weights in (0, 1]; multiply the per-sample loss
     indices:           int64 numpy [B] tree indices, for update_priorities()
     next_action_masks: bool [B, n_actions] legal actions in the next state, or None when the buffer was
-                       built without n_actions
+                       built without n_actions. A terminal next state may have no legal action at all:
+                       a masked max over such a row is -inf, so apply (1 - dones) with torch.where,
+                       not by multiplying (0 * -inf is NaN).
     """
 
     observations: th.Tensor

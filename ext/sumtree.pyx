@@ -12,9 +12,11 @@ tree built from the same leaves.
 The min-tree holds the smallest positive leaf (a leaf of priority 0 counts as +inf there): it gives the
 largest importance weight, so weights are normalised without a pass over the batch's peers.
 
-This class is not thread-safe: a caller sharing it between threads serialises every call with one lock
-(engine.replay.PrioritizedReplayBuffer does). It knows nothing of transitions; it must not import
-anything of ours beyond ext.rng.
+`proportional_priorities` turns |TD errors| into checked tree priorities (p + epsilon) ** alpha in C.
+
+SumTree is not thread-safe: a caller sharing one between threads serialises every call with one lock
+(engine.replay.PrioritizedReplayBuffer does). This module knows nothing of transitions; it must not
+import anything of ours beyond ext.rng.
 """
 
 from libc.math cimport INFINITY, pow
@@ -109,10 +111,6 @@ cdef class SumTree:
     def min_priority(self):
         """Smallest positive leaf, +inf when every leaf is 0."""
         return self._min_positive
-
-    def seed(self, uint64_t seed):
-        """Restart the sampling generator from `seed`."""
-        rng_seed(&self.rng, seed)
 
     def __reduce__(self):
         # Pickles as leaves + generator state, so a saved replay buffer resumes the same sample stream.

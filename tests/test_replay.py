@@ -224,9 +224,18 @@ class WeightedDQN(DQN):
         self._n_updates += gradient_steps
 
 
+@pytest.fixture
+def one_torch_thread():
+    # A 32-unit net gains nothing from intra-op threads, and on a busy 2-core machine they spin.
+    threads = th.get_num_threads()
+    th.set_num_threads(1)
+    yield
+    th.set_num_threads(threads)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("algo", [DQN, WeightedDQN])
-def test_sb3_dqn_trains_a_few_thousand_steps_on_it(algo: type[DQN], tmp_path) -> None:
+def test_sb3_dqn_trains_a_few_thousand_steps_on_it(algo: type[DQN], tmp_path, one_torch_thread) -> None:
     model = algo(
         "MlpPolicy",
         gym.make("CartPole-v1"),
