@@ -316,13 +316,17 @@ cdef class SumTree:
                     __builtin_prefetch(&self.sums[node[i] * BRANCH])
 
     def find(self, const double[::1] prefixes):
-        """The leaves (int64 [n]) whose cumulative ranges hold `prefixes` (float64 [n], in [0, total]).
+        """The leaves (int64 [n]) whose cumulative ranges hold `prefixes` (float64 [n], >= 0; a prefix at
+        or past the total lands on the last positive leaf).
 
         The deterministic half of sampling, exposed to check the descent against a cumulative sum.
         """
         if not self._total > 0.0:
             raise ValueError("cannot search a sum-tree whose total is 0")
-        cdef Py_ssize_t n = prefixes.shape[0]
+        cdef Py_ssize_t n = prefixes.shape[0], i
+        for i in range(n):
+            if not prefixes[i] >= 0.0:
+                raise ValueError(f"prefix {prefixes[i]} (position {i}) must be >= 0")
         out = np.empty(n, dtype=np.int64)
         left = np.array(prefixes, dtype=np.float64)
         cdef int64_t[::1] out_view = out
