@@ -22,8 +22,9 @@ Who runs a job: the worker thread, normally. But when `next_batch()` finds its b
 (on a machine with no idle core the worker may not have been scheduled), the main thread runs the
 queued jobs itself, in the same order, instead of sleeping until the worker gets a core; it waits only
 for a job the worker is in the middle of. The worker runs as SCHED_BATCH where Linux offers it, so
-waking it never preempts the trainer: it uses a free core or none. Prefetch therefore never costs the
-main thread much more than sampling inline, and on a machine with a spare core it costs a hand-over.
+waking it never preempts the trainer: it takes a free core. With a spare core the main thread's wait
+is a hand-over; with none, the worker's job competes with everything else (including the GIL), and an
+unlucky step can wait longer than sampling inline would have taken.
 
 Transitions added while a batch is in flight (SB3 adds between calls to `train()`) may or may not be in
 it, depending on timing (the buffer's lock keeps every batch whole either way). For exact runs, ask for
