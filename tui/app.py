@@ -66,8 +66,10 @@ class TrainctlApp(App[None]):
         self.push_screen(RunsScreen(focus_run=self.focus_run))
         self._watch_runs()
         if self.launch_default:
-            self.launch_run(["--algo", "ppo", "--env", "beastybar", "--profile", "balance"], "ppo", "beastybar",
-                            "balance", None, [])
+            try:
+                self.launch_run("ppo", "beastybar", "balance", None, [])
+            except UsageError as exc:
+                self.notify(f"default run not launched: {exc}", severity="error", timeout=30)
 
     def on_unmount(self) -> None:
         self._stopping.set()
@@ -100,9 +102,9 @@ class TrainctlApp(App[None]):
         self.runs_poll = message.result
 
     # -- launching and stopping -------------------------------------------------------------------
-    def launch_run(self, flags: Sequence[str], algo: str, env: str, profile: str, steps: int | None,
-                   assignments: Sequence[str]) -> str:
-        """Resolve (raising UsageError as the CLI would), create the run folder, start its process."""
+    def launch_run(self, algo: str, env: str, profile: str, steps: int | None, assignments: Sequence[str]) -> str:
+        """Resolve (raising UsageError as `trainctl run` would), create the run folder, start its process;
+        run.json records the equivalent `trainctl run` command."""
         from engine.profiles import resolve
 
         cfg = resolve(profile, algo=algo, env=env, cli={"run.total_steps": steps} if steps else {},
@@ -110,7 +112,9 @@ class TrainctlApp(App[None]):
         check_trainer_available(algo)
         if self.runs_dir.exists() and not self.runs_dir.is_dir():
             raise UsageError(f"runs folder {self.runs_dir} is a file; expected a folder for run folders")
-        command = ["trainctl", "run", *flags, "--runs-dir", str(self.runs_dir)]
+        command = ["trainctl", "run", "--algo", algo, "--env", env, "--profile", profile,
+                   *(["--steps", str(steps)] if steps else []), *(x for a in assignments for x in ("--set", a)),
+                   "--runs-dir", str(self.runs_dir)]
         run = launcher.create_trainer_run(cfg, self.runs_dir, command)
         self.launched[run.run_id] = launcher.start(run)
         self.focus_run = run.run_id

@@ -1,5 +1,9 @@
 """The `trainctl` command: headless commands in plain text, the TUI when asked for.
 
+`trainctl` alone and `trainctl watch [DIR|RUN]` open the TUI (tui.app, imported only then) when stdout
+is a terminal; without one (CI, a pipe, `make run` in a log) they print the plain status table instead,
+and `trainctl --launch-default` runs the default job headless (Beasty Bar PPO, balance profile), so a
+script that calls them never hangs or fails for want of a terminal.
 `run`, `status`, `report`, `stop` and `profiles` never import Textual (pods start fast, logs stay
 plain); a test checks `sys.modules` for it. Every user mistake is an `engine.errors.UsageError`, printed
 here as one line on stderr with exit code 2, before anything is started or written.
@@ -37,7 +41,14 @@ def parse_steps(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="trainctl", description="A terminal control center for training game-playing AI.")
+    parser = _Parser(prog="trainctl", description="A terminal control center for training game-playing AI. "
+                     "Without a command: the TUI on --runs-dir (the status table when stdout is not a terminal).")
+    # dest differs from the subcommands' --runs-dir so that their defaults cannot overwrite it.
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs"), dest="app_runs_dir",
+                        help="runs folder the TUI opens (default: runs)")
+    parser.add_argument("--launch-default", action="store_true",
+                        help="also launch the default run (Beasty Bar PPO, balance profile); "
+                        "without a terminal it runs headless")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     run = sub.add_parser("run", help="start a training run (headless), or wrap any command after --")
@@ -67,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     stop.add_argument("run", metavar="RUN")
     stop.add_argument("--kill", action="store_true")
     stop.add_argument("--runs-dir", type=Path, default=Path("runs"))
+
+    watch = sub.add_parser("watch", help="the TUI on runs started elsewhere (a runs folder or one run)")
+    watch.add_argument("target", nargs="?", metavar="DIR|RUN", help="a runs folder, a run folder, or a run id")
+    watch.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run ids are looked up")
 
     profiles = sub.add_parser("profiles", help="list profiles, or show one resolved with sources")
     psub = profiles.add_subparsers(dest="profiles_command", parser_class=_Parser)
@@ -111,8 +126,43 @@ def _dispatch(args: argparse.Namespace, wrapped: list[str]) -> int:
         return headless.stop_command(args.run, args.runs_dir, args.kill)
     if args.command == "profiles":
         return headless.profiles_command(args)
-    build_parser().print_help()
-    return 0
+    if args.command == "watch":
+        runs_dir, focus = watch_target(args.target, args.runs_dir)
+        return _open_app(runs_dir, focus, launch_default=False)
+    return _open_app(args.app_runs_dir, None, launch_default=args.launch_default)
+
+
+DEFAULT_RUN = ["--algo", "ppo", "--env", "beastybar", "--profile", "balance"]
+
+
+def watch_target(target: str | None, runs_dir: Path) -> tuple[Path, str | None]:
+    """(runs folder, run to select) for `trainctl watch [DIR|RUN]`: a folder holding run.json is one
+    run (its parent is shown), any other folder is a runs folder, anything else a run id in runs_dir."""
+    from engine.runstore import resolve_run
+
+    if target is None:
+        return runs_dir, None
+    path = Path(target)
+    if path.is_dir():
+        return (path.parent, path.name) if (path / "run.json").is_file() else (path, None)
+    run = resolve_run(target, runs_dir)
+    return run.path.parent, run.run_id
+
+
+def _open_app(runs_dir: Path, focus: str | None, launch_default: bool) -> int:
+    """The TUI when stdin and stdout are terminals; otherwise the headless equivalent."""
+    from tui import headless
+
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise UsageError(f"--runs-dir {runs_dir} is a file; expected a folder of runs")
+    if not (sys.stdout.isatty() and sys.stdin.isatty()):
+        if launch_default:
+            args = build_parser().parse_args(["run", *DEFAULT_RUN, "--runs-dir", str(runs_dir)])
+            return headless.run_command(args, [])
+        return headless.status_command(runs_dir, watch=False, interval=0)
+    from tui.app import run_app
+
+    return run_app(runs_dir, focus_run=focus, launch_default=launch_default)
 
 
 if __name__ == "__main__":

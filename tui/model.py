@@ -15,6 +15,7 @@ of bounded size. Nothing here draws, imports Textual or touches a trainer's inte
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -228,8 +229,8 @@ class RunTracker:
             self.changed = True
             try:
                 data = self.run.read_config() if name == "info" else self.run.read_status()
-            except UsageError as exc:
-                setattr(files, f"{name}_error", str(exc))
+            except UsageError as exc:  # its message names the file by its full path: the run is known here
+                setattr(files, f"{name}_error", str(exc).replace(f"{self.run.path}{os.sep}", ""))
                 continue
             setattr(files, name, data)
             setattr(files, f"{name}_error", None)
@@ -346,7 +347,7 @@ class RunTracker:
     def _notes(self) -> list[str]:
         notes = []
         if self.gone:
-            notes.append(f"run folder {self.run.path} was deleted; showing what was read before")
+            notes.append("its folder was deleted; showing what was read before")
         if self.files.info_error:
             notes.append(f"half-written run: {self.files.info_error}")
         if self.files.status_error:

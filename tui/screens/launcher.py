@@ -110,12 +110,8 @@ class LauncherScreen(ModalScreen[str | None]):
         if form is None:
             return
         app: TrainctlApp = self.app  # type: ignore[assignment]
-        flags = ["--algo", form["algo"], "--env", form["env"], "--profile", form["profile"],
-                 *(["--steps", str(form["steps"])] if form["steps"] else []),
-                 *(a for assignment in form["assignments"] for a in ("--set", assignment))]
         try:
-            run_id = app.launch_run(flags, form["algo"], form["env"], form["profile"], form["steps"],
-                                    form["assignments"])
+            run_id = app.launch_run(form["algo"], form["env"], form["profile"], form["steps"], form["assignments"])
         except UsageError as exc:
             self.query_one("#launch-check", Static).update(f"[b red]✗[/b red] {exc}")
             return

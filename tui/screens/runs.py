@@ -15,7 +15,7 @@ from tui.screens.compare import CompareScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.launcher import LauncherScreen
 from tui.screens.metric_picker import MetricPickerScreen
-from tui.widgets.metric_plots import MetricPlots
+from tui.widgets.metric_plots import default_metrics
 from tui.widgets.run_monitor import TABS, RunMonitor
 from tui.widgets.runs_table import RunsTable
 
@@ -120,14 +120,15 @@ class RunsScreen(Screen[None]):
         if run is None or not run.metric_keys():
             self.notify("this run has no metric events yet", severity="warning")
             return
-        shown = list(self.trainctl.chosen_metrics or self.query_one(MetricPlots).keys)
+        chosen = self.trainctl.chosen_metrics
+        shown = list(chosen) if chosen is not None else default_metrics(run.metric_keys())
 
-        def chosen(keys: list[str] | None) -> None:
+        def apply(keys: list[str] | None) -> None:
             if keys is not None:
                 self.trainctl.chosen_metrics = tuple(keys)
                 self.action_panel("metrics")
 
-        self.app.push_screen(MetricPickerScreen(run.metric_keys(), shown), chosen)
+        self.app.push_screen(MetricPickerScreen(run.metric_keys(), shown), apply)
 
     def action_stop(self) -> None:
         self._signal(kill=False)

@@ -20,13 +20,17 @@ class MetricPlot(Vertical):
         self.key = key
         self._label = Static(key, classes="plot-label")
         self._plot = StepPlot()
+        self._points: Sequence[tuple[float, float]] | None = None
 
     def compose(self) -> ComposeResult:
         yield self._label
         yield self._plot
 
     def show(self, points: Sequence[tuple[float, float]], latest: float | None) -> None:
+        if points is self._points:
+            return
+        self._points = points
         values = [v for _, v in points]
         span = f"  [dim]{min(values):.3g}…{max(values):.3g}[/dim]" if values else "  [dim]no values yet[/dim]"
-        self._label.update(f"[b]{self.key}[/b] {number(latest)}{span}")
+        self._label.update(f"[b]{self.key}[/b] {number(latest)}{span}", layout=False)
         self._plot.set_points(points)

@@ -10,17 +10,20 @@ from textual.widgets import Static
 from tui.model import RunSnapshot
 from tui.widgets.metric_plot import MetricPlot
 
-# Shown until the user chooses: keys matching these, in this order (reward, win rate, losses, LR,
-# entropy, gradient norm).
-DEFAULT_PATTERNS = ("rew", "win", "loss", "learning_rate", "lr", "entropy", "grad_norm")
-DEFAULT_COUNT = 6
+# Shown until the user chooses: for each group (reward, win rate, loss, LR, entropy, gradient norm) the
+# first key matching its patterns, tried in order.
+DEFAULT_GROUPS = (("ep_rew_mean", "reward", "rew"), ("win_rate", "win"),
+                  ("train/loss", "policy_loss", "value_loss", "loss"), ("learning_rate", "/lr", "lr"),
+                  ("entropy",), ("grad_norm",))
 
 
 def default_metrics(keys: Sequence[str]) -> list[str]:
     chosen: list[str] = []
-    for pattern in DEFAULT_PATTERNS:
-        chosen += [k for k in keys if pattern in k.lower() and k not in chosen]
-    return chosen[:DEFAULT_COUNT]
+    for patterns in DEFAULT_GROUPS:
+        match = next((k for p in patterns for k in keys if p in k.lower() and k not in chosen), None)
+        if match is not None:
+            chosen.append(match)
+    return chosen
 
 
 class MetricPlots(VerticalScroll, can_focus=False):
@@ -28,13 +31,8 @@ class MetricPlots(VerticalScroll, can_focus=False):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self._keys: list[str] = []
+        self._keys: list[str] | None = None
         self._plots: list[MetricPlot] = []
-
-    @property
-    def keys(self) -> tuple[str, ...]:
-        """The metrics plotted now."""
-        return tuple(self._keys)
 
     def show(self, s: RunSnapshot, chosen: Sequence[str] | None) -> None:
         keys = list(chosen) if chosen is not None else default_metrics(s.metric_keys())

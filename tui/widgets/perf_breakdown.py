@@ -40,5 +40,12 @@ def breakdown_text(s: RunSnapshot) -> Text:
 
 
 class PerfBreakdown(Static):
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._shown: tuple[object, ...] | None = None
+
     def show(self, s: RunSnapshot) -> None:
-        self.update(breakdown_text(s))
+        shown = (s.perf_latest_ms, s.perf_first_ms)
+        if shown != self._shown:
+            self._shown = shown
+            self.update(breakdown_text(s))

@@ -38,12 +38,26 @@ class RunMonitor(Vertical):
             with TabPane(TABS[4][1], id="config"):
                 yield ConfigView(id="config-view")
 
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._shown: tuple[object, ...] = ()
+        self._last: tuple[RunSnapshot | None, PollResult, Sequence[str] | None] | None = None
+
     def show(self, s: RunSnapshot | None, poll: PollResult, chosen_metrics: Sequence[str] | None) -> None:
+        """Bring the title, the notes and the visible panel up to date; hidden panels are filled when
+        their tab is opened, and nothing is redrawn when nothing it shows changed."""
+        panels = self.query_one("#panels", TabbedContent)
+        shown = (s, poll.log_tail, poll.system, poll.note, chosen_metrics, panels.active)
+        if len(shown) == len(self._shown) and all(a is b for a, b in zip(shown, self._shown, strict=True)):
+            return
+        self._shown, self._last = shown, (s, poll, chosen_metrics)
         title = self.query_one("#run-title", Static)
         notes = self.query_one("#run-notes", Static)
+        panels.display = s is not None
         if s is None:
-            title.update(poll.note or "no runs yet: press n to launch one")
-            notes.display = False
+            title.update(poll.note or "no runs here yet")
+            notes.update("press n to launch one, or start one elsewhere with `trainctl run`: it shows up here")
+            notes.display = True
             return
         total = f" / {s.total_steps:,}" if s.total_steps else ""
         exit_code = f" · exit {s.exit_code}" if s.exit_code is not None else ""
@@ -51,9 +65,19 @@ class RunMonitor(Vertical):
         problems = [*s.notes, *s.recent_logs[-2:]]
         notes.update("⚠ " + " · ".join(problems) if problems else "")
         notes.display = bool(problems)
-        self.query_one(ThroughputPanel).show(s)
-        self.query_one(PerfBreakdown).show(s)
-        self.query_one(MetricPlots).show(s, chosen_metrics)
-        self.query_one(SystemPanel).show(s, poll.system if poll.selected == s.run_id else None)
-        self.query_one(LogTail).show(poll.log_tail if poll.selected == s.run_id else ())
-        self.query_one(ConfigView).show(s)
+        tab = panels.active
+        if tab == "overview":
+            self.query_one(ThroughputPanel).show(s)
+            self.query_one(PerfBreakdown).show(s)
+        elif tab == "metrics":
+            self.query_one(MetricPlots).show(s, chosen_metrics)
+        elif tab == "system":
+            self.query_one(SystemPanel).show(s, poll.system if poll.selected == s.run_id else None)
+        elif tab == "log":
+            self.query_one(LogTail).show(poll.log_tail if poll.selected == s.run_id else None)
+        elif tab == "config":
+            self.query_one(ConfigView).show(s)
+
+    def on_tabbed_content_tab_activated(self, _event: TabbedContent.TabActivated) -> None:
+        if self._last is not None:
+            self.show(*self._last)
