@@ -332,3 +332,12 @@ def test_only_skirmish() -> None:
     cfg = resolve("balance", algo="dqn-per", env="beastybar", environ={})
     with pytest.raises(UsageError, match="skirmish only"):
         dqn.make_env(cfg, PerfTimer(), 0)
+
+
+def test_bf16_autocast_keeps_the_loss_and_td_errors_in_float32() -> None:
+    model = build()
+    model.autocast_device = "cpu"  # the CUDA path's autocast, exercised on the CPU
+    loss, td = model.loss(crafted_batch(model, [1.0, 0.5, 0.25, 1.0]))
+    assert loss.dtype == td.dtype == torch.float32 and torch.isfinite(loss)
+    loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.q_net.parameters())
