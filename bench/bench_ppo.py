@@ -5,8 +5,10 @@ Throughput: the speed run's env steps over its run process's training time (stat
 `ended`: includes importing SB3, building the model and saving checkpoints, so it flatters nobody);
 the baseline's env steps over its `learn()` call alone (model construction excluded). Quality: both
 final policies play the same fixed set of games against the random opponent (deterministic actions,
-masks applied; engine.evaluate, game i dealt from seed EVAL_SEED + i). Prints steps/s of each, the
-win rates with 95 % intervals, and the ratio LAST.
+masks applied; engine.evaluate, game i dealt from seed EVAL_SEED + i). Both sides use one torch thread
+(`--set torch.threads=1` / `torch.set_num_threads(1)`): on a small shared machine more threads mostly
+add contention, and the comparison is of the pipelines, not of thread counts. Prints steps/s of each,
+the win rates with 95 % intervals, and the ratio LAST.
 
     .venv/bin/python bench/bench_ppo.py [--steps 100000] [--games 2000]
 """
@@ -21,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
 from sb3_contrib import MaskablePPO
 from stable_baselines3.common.vec_env import DummyVecEnv
 
@@ -33,12 +36,14 @@ from engine.runstore import list_runs
 PROJECT = Path(__file__).resolve().parent.parent
 EVAL_SEED = 1_000_000
 TRAIN_SEED = 0
+TORCH_THREADS = 1
 
 
 def run_speed_profile(steps: int, games: int, runs_dir: Path) -> tuple[float, Outcomes, int, int]:
-    """(steps/s, outcomes, env steps done, gradient epochs) of a `trainctl run --profile speed` run."""
+    """(steps/s, outcomes, env steps done, epochs over rollouts) of a `trainctl run --profile speed` run."""
     cmd = [sys.executable, "-m", "tui.cli", "run", "--algo", "ppo", "--env", "beastybar", "--profile", "speed",
-           "--steps", str(steps), "--seed", str(TRAIN_SEED), "--runs-dir", str(runs_dir)]
+           "--steps", str(steps), "--seed", str(TRAIN_SEED), "--runs-dir", str(runs_dir),
+           "--set", f"torch.threads={TORCH_THREADS}"]
     done = subprocess.run(cmd, cwd=PROJECT, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"speed run failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
@@ -54,6 +59,7 @@ def run_speed_profile(steps: int, games: int, runs_dir: Path) -> tuple[float, Ou
 
 def run_baseline(steps: int, games: int) -> tuple[float, Outcomes]:
     """(steps/s of learn(), outcomes) of MaskablePPO("MlpPolicy") with SB3 defaults on the reference env."""
+    torch.set_num_threads(TORCH_THREADS)
     env = DummyVecEnv([lambda: envs.make("beastybar", core="reference", opponent="random", seed=TRAIN_SEED)])
     model = MaskablePPO("MlpPolicy", env, seed=TRAIN_SEED)
     start = time.perf_counter()
@@ -77,7 +83,7 @@ if __name__ == "__main__":
           flush=True)
     with tempfile.TemporaryDirectory(prefix="bench_ppo_") as tmp:
         speed_sps, speed_out, speed_steps, updates = run_speed_profile(args.steps, args.games, Path(tmp))
-    print(describe("speed", speed_sps, speed_out) + f"  ({speed_steps:,} steps, {updates} epochs)", flush=True)
+    print(describe("speed", speed_sps, speed_out) + f"  ({speed_steps:,} steps, {updates} rollout epochs)", flush=True)
     base_sps, base_out = run_baseline(args.steps, args.games)
     print(describe("baseline", base_sps, base_out), flush=True)
     diff_points = 100 * (speed_out.win_rate - base_out.win_rate)
