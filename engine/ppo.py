@@ -14,6 +14,13 @@ TensorBoard in `tb/` when `log.tensorboard`), sets the entropy coefficient befor
 checkpoints every `checkpoint.every_steps`, and stops the run when `ctx.stop` is set. `log` time is
 the capture of SB3's logger dumps plus the emission of perf/metric events, lines and TensorBoard.
 
+Phases (ms per env step in each perf window; exact boundaries in engine.sb3_hooks): `action` =
+`policy.forward` during a rollout; `env_step` = the VecEnv's `step_wait` (core step + end-of-game
+infos); `train_fwd` = `evaluate_actions` on a minibatch; `train_bwd` = from the end of that call to the
+end of `optimizer.step()` (losses, backward, clipping, Adam); `log` = capturing SB3's logger dumps and
+emitting events, lines and TensorBoard. In no phase: obs/mask conversion, SB3's per-step bookkeeping,
+rollout-buffer writes, GAE and minibatch sampling (the gap between the phases' sum and 1000/sps).
+
 Stopping (SIGINT/SIGTERM): the callback returns False at the next vec-env step, so SB3 ends `learn()`
 without training on the unfinished rollout; the policy is the one after the last complete update and
 the checkpoint's step counts every env step taken. Checkpoints are plain dicts of tensors and numbers
@@ -39,6 +46,7 @@ from stable_baselines3.common.utils import LinearSchedule
 import envs
 from engine.context import RunContext, TorchSetup, setup_torch, versions
 from engine.errors import UsageError
+from engine.perf import PerfTimer
 from engine.profiles import ResolvedConfig
 from engine.sb3_hooks import GradNormMonitor, InstrumentedVecEnv, MetricCapture, PolicyPhases
 
@@ -73,16 +81,18 @@ def _linear(start: float, end: float) -> LinearSchedule:
     return LinearSchedule(float(start), float(end), 1.0)
 
 
-def make_env(cfg: ResolvedConfig, ctx_timer: Any, seed: int) -> InstrumentedVecEnv:
+def make_env(cfg: ResolvedConfig, timer: PerfTimer, seed: int) -> InstrumentedVecEnv:
+    """The run's game VecEnv (games seeded `seed`, `seed + 1`, ...), wrapped for timing and outcomes."""
     e = cfg.section("env")
     try:
         venv = envs.make_vec(cfg["run.env"], e["num_envs"], opponent=e["opponent"], seed=seed, scoring=e["scoring"])
     except ValueError as exc:  # unknown game, opponent or scoring: the user's config
         raise UsageError(f"env: {exc}") from None
-    return InstrumentedVecEnv(venv, ctx_timer, OUTCOME_WINDOW)
+    return InstrumentedVecEnv(venv, timer, OUTCOME_WINDOW)
 
 
 def make_model(cfg: ResolvedConfig, env: InstrumentedVecEnv, device: torch.device) -> MaskablePPO:
+    """MaskablePPO with the run's `ppo.*` settings (separate pi/vf MLPs of `ppo.net_arch`)."""
     p = cfg.section("ppo")
     return MaskablePPO(
         "MlpPolicy", env,
