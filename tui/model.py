@@ -82,7 +82,7 @@ def resample(points: Sequence[tuple[float, float]], width: int) -> list[float]:
         return [points[0][1]] * width
     sums = [0.0] * width
     counts = [0] * width
-    scale = (width - 1) / (last - first)
+    scale = width / (last - first)
     for step, value in points:
         bucket = min(width - 1, max(0, int((step - first) * scale)))
         sums[bucket] += value
