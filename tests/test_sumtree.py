@@ -126,7 +126,7 @@ def test_a_draw_past_the_end_lands_on_the_last_positive_leaf() -> None:
     past = np.array([tree.total, tree.total * (1 + 1e-12), tree.total * 2])
     assert tree.find(past).tolist() == [500, 500, 500]
     assert tree.find(np.array([0.0, 0.999, 1.0, 2.999])).tolist() == [10, 10, 500, 500]
-    with pytest.raises(ValueError, match="prefix -0.5"):
+    with pytest.raises(ValueError, match=r"prefix -0\.5"):
         tree.find(np.array([1.0, -0.5]))
 
 
