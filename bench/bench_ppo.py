@@ -10,7 +10,7 @@ masks applied; engine.evaluate, game i dealt from seed EVAL_SEED + i). Both side
 add contention, and the comparison is of the pipelines, not of thread counts. Prints steps/s of each,
 the win rates with 95 % intervals, and the ratio LAST.
 
-    .venv/bin/python bench/bench_ppo.py [--steps 100000] [--games 2000]
+    .venv/bin/python bench/bench_ppo.py [--steps 98304] [--games 2000]
 """
 
 from __future__ import annotations
@@ -76,7 +76,8 @@ def describe(name: str, sps: float, outcomes: Outcomes) -> str:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=100_000, help="env steps each side trains for")
+    parser.add_argument("--steps", type=int, default=98_304,
+                        help="env steps each side trains for (98,304 = 12 speed rollouts = 48 baseline rollouts)")
     parser.add_argument("--games", type=int, default=2000, help="evaluation games per policy")
     args = parser.parse_args()
     print(f"PPO end to end: {args.steps:,} env steps each, evaluation on {args.games} fixed games vs random",
