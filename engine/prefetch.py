@@ -27,9 +27,11 @@ is a hand-over; with none, the worker's job competes with everything else (inclu
 unlucky step can wait longer than sampling inline would have taken.
 
 Transitions added while a batch is in flight (SB3 adds between calls to `train()`) may or may not be in
-it, depending on timing (the buffer's lock keeps every batch whole either way). For exact runs, ask for
-no prefetch on the last gradient step before the trainer goes back to the environment:
-`prefetch_next=False`, as above.
+it, depending on timing (the buffer's lock keeps every batch whole either way). For exact runs, either
+ask for no prefetch on the last gradient step before the trainer goes back to the environment
+(`prefetch_next=False`, as above), or keep prefetching across env steps and call `settle()` before
+adding transitions: the batch asked for ahead is then drawn before them (never contains them), with
+prefetch on and off alike.
 
 `update_priorities()` checks its input on the calling thread (a bad priority raises ValueError there,
 naming its index) and returns at once. An exception in a queued job is raised by the next call on the
@@ -99,23 +101,41 @@ class BatchPrefetcher:
         """The next batch (see the module docstring for which priorities it saw).
 
         prefetch_next: start drawing the batch after this one now; pass False when transitions will be
-        added before the next call (the last gradient step of a train() call).
+        added before the next call (the last gradient step of a train() call), unless `settle()` is
+        called before adding them.
         """
         if not self.enabled:
-            return self._sample()
-        self._raise_update_error()
-        job = self._next if self._next is not None else self._submit(_Job())
-        self._next = None
-        while not job.done:
-            with self._running:  # waits only for a job the worker is running now
-                if not job.done:
-                    self._run_next_job()
-        if prefetch_next:
-            self._next = self._submit(_Job())
+            job, self._next = self._next, None  # a batch drawn by settle()
+            if job is None:
+                return self._sample()
+        else:
+            self._raise_update_error()
+            job = self._next if self._next is not None else self._submit(_Job())
+            self._next = None
+            self._wait(job)
+            if prefetch_next:
+                self._next = self._submit(_Job())
         if job.error is not None:
             raise job.error
         assert job.batch is not None
         return job.batch
+
+    def settle(self) -> None:
+        """Draw the next batch now and keep it for the next `next_batch()`: wait for the one asked for
+        ahead (prefetch on), or draw it (none asked for, or prefetch off: inline). Call before adding
+        transitions that batch must not contain."""
+        if self._next is None:
+            self._next = self._submit(_Job()) if self.enabled else _Job()
+        if self.enabled:
+            self._wait(self._next)
+        elif not self._next.done:
+            self._run(self._next)
+
+    def _wait(self, job: _Job) -> None:
+        while not job.done:
+            with self._running:  # waits only for a job the worker is running now
+                if not job.done:
+                    self._run_next_job()
 
     def update_priorities(self, indices: Any, priorities: Any) -> None:
         """New priorities (>= 0, float [B], e.g. |TD error|) for `indices` (int [B], from a batch).
