@@ -8,12 +8,17 @@
 SB3 runs its own `learn()`/`collect_rollouts()`; `PerDQN` overrides only the hooks:
 - `train()`: each gradient step takes a batch from an engine.prefetch.BatchPrefetcher over the
   engine.replay.PrioritizedReplayBuffer (on a background thread when `per.prefetch`; its staleness, one
-  priority update, is documented there), computes the TD target r + gamma (1 - done) Q_target(s', a*)
-  where a* maximises over the legal actions of s' only (masks stored with each transition), with
-  a* = argmax Q_online(s') when `dqn.double_dqn` else argmax Q_target(s'); the loss is
-  mean_i(w_i * Huber(Q(s_i, a_i) - target_i)) with the batch's importance weights w; the gradient is
-  clipped to `dqn.max_grad_norm`; then the batch's priorities become |TD error| (+ per.eps inside the
-  buffer). beta rises linearly from per.beta to per.beta_end over run.total_steps.
+  priority update, is documented there). The batch after the last one of a `train()` call is asked for
+  at once too, so it is drawn while the env steps, and settled (`settle()`) before that step's
+  transitions are added: the first batch of each call never holds the transitions of the vec-env step
+  just taken, prefetch on or off alike, so a seeded run stays exact. Each step computes the TD target
+  r + gamma (1 - done) Q_target(s', a*) where a* maximises over the legal actions of s' only (masks
+  stored with each transition), with a* = argmax Q_online(s') when `dqn.double_dqn` else
+  argmax Q_target(s'); the loss is mean_i(w_i * Huber(Q(s_i, a_i) - target_i)) with the batch's
+  importance weights w; the gradient is clipped to `dqn.max_grad_norm`; then the batch's priorities
+  become |TD error| (+ per.eps inside the buffer). beta rises linearly from per.beta to per.beta_end
+  over run.total_steps, set at the start of each `train()` call (a batch drawn ahead across an env
+  step carries the beta of the call that asked for it).
 - `_sample_action()`: epsilon-greedy with one coin per game; random actions are uniform over each game's
   legal actions, drawn here with numpy from the VecEnv's masks (seed 004 item F: no env round trip);
   greedy actions are the argmax of Q over the legal actions. Warmup steps act at random.
@@ -25,7 +30,8 @@ SB3 runs its own `learn()`/`collect_rollouts()`; `PerDQN` overrides only the hoo
 [PERF] phases, milliseconds per env step: `action` (masks, coins, Q forward, masked argmax, random draws),
 `enemy_turn` (the scripted player's turns, from the core's own nanosecond counter), `env_step` (the
 VecEnv step minus `enemy_turn`: our decision, reward, masks, auto-reset, info), `replay_sample` (what the
-main thread waits for a batch: the whole sampling when prefetch is off, the hand-over when on),
+main thread waits for batches: the whole sampling when prefetch is off; when on, the hand-overs and the
+settle before a step's transitions are added, normally a batch drawn long before),
 `train_fwd` (online and target forwards, target and loss), `train_bwd` (backward, clipping, Adam step,
 the priority update hand-off), `log` (building and writing the perf and metric events). On CUDA the
 phases are not synchronised, so GPU work may be booked to a later phase.
@@ -275,6 +281,10 @@ class PerDQN(DQN):
 
     def _store_transition(self, replay_buffer: ReplayBuffer, buffer_action: np.ndarray, new_obs: Any,
                           reward: np.ndarray, dones: np.ndarray, infos: list[dict[str, Any]]) -> None:
+        if self.num_timesteps > self.learning_starts:  # SB3 trains after this step: its first batch first
+            start = time.perf_counter_ns()
+            self.sampler.settle()
+            self.timer.add("replay_sample", time.perf_counter_ns() - start)
         game = self.game_env
         next_obs = np.array(new_obs, dtype=np.float32)
         next_masks = game.action_masks()
@@ -299,9 +309,9 @@ class PerDQN(DQN):
         params = list(self.q_net.parameters())
         stats = self._stats
         done = 0
-        for k in range(gradient_steps):
+        for _ in range(gradient_steps):
             start = time.perf_counter_ns()
-            batch = sampler.next_batch(prefetch_next=k < gradient_steps - 1 and not self.stop)
+            batch = sampler.next_batch(prefetch_next=not self.stop)
             sampled = time.perf_counter_ns()
             loss, td_error = self.loss(batch)
             forward = time.perf_counter_ns()

@@ -186,6 +186,31 @@ def test_a_gradient_step_writes_td_errors_as_priorities(prefetch: bool) -> None:
     assert (leaves[:512] != 1.0).sum() == len(last)
 
 
+def batches_drawn(prefetch: bool, steps: int) -> list[np.ndarray]:
+    """The indices of every batch a short training run draws, with priority updates switched off."""
+    model = build("dqn.warmup_steps=256", prefetch=prefetch, random_until=256)
+    drawn: list[np.ndarray] = []
+    next_batch = model.sampler.next_batch
+
+    def recording(prefetch_next: bool = True) -> PrioritizedReplayBufferSamples:
+        batch = next_batch(prefetch_next)
+        drawn.append(batch.indices.copy())
+        return batch
+
+    model.sampler.next_batch = recording  # type: ignore[method-assign]
+    model.sampler.update_priorities = lambda indices, priorities: None  # type: ignore[method-assign]
+    with model.sampler:
+        model.learn(steps)
+    return drawn
+
+
+def test_prefetch_on_and_off_train_on_the_same_batches_without_priority_updates() -> None:
+    on, off = batches_drawn(True, 1024), batches_drawn(False, 1024)
+    assert len(on) == len(off) == 2 * (1024 - 256) // 16
+    assert all(np.array_equal(a, b) for a, b in zip(on, off, strict=True))
+    assert len({a.tobytes() for a in on}) == len(on)  # the batches do differ from one another
+
+
 class BigIllegal(torch.nn.Module):
     """Wraps a Q-net so that every action a game cannot take looks best: any leak of masking shows."""
 
