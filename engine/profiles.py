@@ -394,6 +394,9 @@ def _check_together(settings: Mapping[str, Setting]) -> None:
     if v("run.algo") == "ppo" and v("ppo.batch_size") > rollout:
         raise UsageError(f"{settings['ppo.batch_size'].source}: ppo.batch_size = {v('ppo.batch_size')} exceeds "
                          f"the rollout (ppo.n_steps x env.num_envs = {rollout}); expected <= {rollout}")
-    if v("dqn.buffer_size") < v("dqn.batch_size"):
-        raise UsageError(f"{settings['dqn.buffer_size'].source}: dqn.buffer_size = {v('dqn.buffer_size')} is "
-                         f"below dqn.batch_size = {v('dqn.batch_size')}; expected capacity >= batch size")
+    # SB3 keeps buffer_size // num_envs rows of num_envs transitions: that is the replay capacity.
+    capacity = max(v("dqn.buffer_size") // v("env.num_envs"), 1) * v("env.num_envs")
+    if capacity < v("dqn.batch_size"):
+        raise UsageError(f"{settings['dqn.buffer_size'].source}: dqn.buffer_size = {v('dqn.buffer_size')} holds "
+                         f"{capacity} transitions with env.num_envs = {v('env.num_envs')}, below dqn.batch_size = "
+                         f"{v('dqn.batch_size')}; expected capacity >= batch size")

@@ -24,7 +24,7 @@ from engine.events import PERF_PHASES
 from engine.launcher import create_trainer_run
 from engine.perf import PerfTimer
 from engine.profiles import resolve
-from engine.replay import PrioritizedReplayBufferSamples
+from engine.replay import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
 from engine.runstore import list_runs
 
 torch.set_num_threads(1)
@@ -344,13 +344,18 @@ def test_check_resume_rejects_a_ppo_or_damaged_checkpoint(tmp_path: Path) -> Non
         dqn.check_resume({**state, "net_arch": [16, 16]})
 
 
-@pytest.mark.parametrize(("sets", "message"), [
-    (["env.num_envs=256", "dqn.buffer_size=400", "dqn.batch_size=320"], "capacity=256"),
-    (["env.opponent=random"], "expected 'scripted'"),
-])
-def test_bad_config_is_a_usage_error(tmp_path: Path, sets: list[str], message: str) -> None:
-    with pytest.raises(UsageError, match=message):
-        run_train(make_ctx(tmp_path, 1024, *sets))
+def test_capacity_below_the_batch_is_refused_by_the_profile_and_the_buffer_alike() -> None:
+    # 400 // 256 = 1 row of 256 games: 256 transitions, below a batch of 320.
+    with pytest.raises(UsageError, match="holds 256 transitions"):
+        make_cfg(1024, "env.num_envs=256", "dqn.buffer_size=400", "dqn.batch_size=320")
+    env = dqn.make_env(make_cfg(1024, "env.num_envs=256"), PerfTimer(), 0)
+    with pytest.raises(UsageError, match="capacity=256"):
+        PrioritizedReplayBuffer(400, env.observation_space, env.action_space, n_envs=256, batch_size=320)
+
+
+def test_another_opponent_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="expected 'scripted'"):
+        run_train(make_ctx(tmp_path, 1024, "env.opponent=random"))
 
 
 def test_only_skirmish() -> None:
