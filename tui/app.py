@@ -30,7 +30,8 @@ from tui.screens.quit import QuitScreen
 from tui.screens.runs import RunsScreen
 from tui.system import SystemProbe
 
-POLL_S = 0.5  # seconds between reads of the runs folder (a key press wakes the watcher at once)
+POLL_S = 0.5  # seconds between reads of the runs folder
+SELECT_POLL_DELAY_S = 0.05  # after a new run is selected, its log and processes are read this much later
 
 
 class TrainctlApp(App[None]):
@@ -90,10 +91,11 @@ class TrainctlApp(App[None]):
         self._wake.set()
 
     def select(self, run_id: str | None) -> None:
-        """The run whose log and process tree the watcher reads (and polls at once)."""
+        """The run whose log and process tree the watcher reads, polled right after the next frame (a
+        poll at once would hold the GIL while the key's frame is drawn)."""
         if self.watcher is not None and self.watcher.selected != run_id:
             self.watcher.selected = run_id
-            self.wake()
+            self.set_timer(SELECT_POLL_DELAY_S, self.wake)
 
     def on_runs_polled(self, message: RunsPolled) -> None:
         self.polls += 1

@@ -419,7 +419,11 @@ class RunsWatcher:
         note = None
         if not self.runs_dir.is_dir():
             note = f"runs folder {self.runs_dir} does not exist yet: waiting for runs"
-        for run in list_runs(self.runs_dir):
+        try:
+            found = list_runs(self.runs_dir)
+        except OSError as exc:  # unreadable, or removed between the check and the listing
+            found, note = [], f"cannot list {self.runs_dir}: {exc.strerror or exc}"
+        for run in found:
             known = self.trackers.get(run.run_id)
             if known is None or known.gone:  # new, or deleted and made again: read it afresh
                 self.trackers[run.run_id] = RunTracker(run)

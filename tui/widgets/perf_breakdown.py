@@ -48,4 +48,4 @@ class PerfBreakdown(Static):
         shown = (s.perf_latest_ms, s.perf_first_ms)
         if shown != self._shown:
             self._shown = shown
-            self.update(breakdown_text(s))
+            self.update(breakdown_text(s), layout=False)  # fixed size: no layout pass needed

@@ -41,6 +41,7 @@ class RunMonitor(Vertical):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._shown: tuple[object, ...] = ()
+        self._problems: str | None = None
         self._last: tuple[RunSnapshot | None, PollResult, Sequence[str] | None] | None = None
 
     def show(self, s: RunSnapshot | None, poll: PollResult, chosen_metrics: Sequence[str] | None) -> None:
@@ -55,16 +56,21 @@ class RunMonitor(Vertical):
         notes = self.query_one("#run-notes", Static)
         panels.display = s is not None
         if s is None:
-            title.update(poll.note or "no runs here yet")
-            notes.update("press n to launch one, or start one elsewhere with `trainctl run`: it shows up here")
+            title.update("no runs here yet")
+            self._problems = None
+            notes.update(f"{poll.note + chr(10) if poll.note else ''}press n to launch one, or start one elsewhere "
+                         "with `trainctl run`: it shows up here")
             notes.display = True
             return
         total = f" / {s.total_steps:,}" if s.total_steps else ""
         exit_code = f" · exit {s.exit_code}" if s.exit_code is not None else ""
-        title.update(f"[b]{s.run_id}[/b] · {'deleted' if s.gone else s.state} · step {s.step:,}{total}{exit_code}")
-        problems = [*s.notes, *s.recent_logs[-2:]]
-        notes.update("⚠ " + " · ".join(problems) if problems else "")
-        notes.display = bool(problems)
+        title.update(f"[b]{s.run_id}[/b] · {'deleted' if s.gone else s.state} · step {s.step:,}{total}{exit_code}",
+                     layout=False)
+        problems = " · ".join([*s.notes, *s.recent_logs[-2:]])
+        if problems != self._problems:  # a change of the notes may change the layout: only then
+            self._problems = problems
+            notes.update(f"⚠ {problems}" if problems else "")
+            notes.display = bool(problems)
         tab = panels.active
         if tab == "overview":
             self.query_one(ThroughputPanel).show(s)
@@ -77,6 +83,11 @@ class RunMonitor(Vertical):
             self.query_one(LogTail).show(poll.log_tail if poll.selected == s.run_id else None)
         elif tab == "config":
             self.query_one(ConfigView).show(s)
+
+    @property
+    def shown_run(self) -> RunSnapshot | None:
+        """The run the monitor shows now."""
+        return self._last[0] if self._last else None
 
     def on_tabbed_content_tab_activated(self, _event: TabbedContent.TabActivated) -> None:
         if self._last is not None:
