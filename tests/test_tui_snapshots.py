@@ -21,7 +21,7 @@ SIZES = [(80, 24), (120, 40)]
 def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TrainctlApp:
     monkeypatch.chdir(tmp_path)
     standard_runs(Path("runs"))
-    return TrainctlApp(Path("runs"), clock=lambda: T0 + 86400, poll_s=0.05)
+    return TrainctlApp(Path("runs"), clock=lambda: T0 + 86400, poll_s=0.1)
 
 
 def _after(*keys: str) -> Any:
