@@ -2,19 +2,21 @@
 off inside a real dqn-per run (the main thread's replay_sample_ms).
 
 Each run is a real `trainctl run --algo dqn-per --env skirmish` subprocess on this machine, one after
-the other in this process, same seed and step budget. Throughput: env steps over the training time the
-run's own perf windows measured (sum over windows of steps / sps: everything from the first env step to
-the last, warmup included; process start-up, model building and the final checkpoint excluded, alike for
-both). Quality: both final policies (greedy, masked) play the same fixed seeded set of games against the
-scripted player (engine.evaluate, game i dealt from seed EVAL_SEED + i; a truncated game counts as a
-draw). Verdict (seed 004, section 5): speed must bring >= +10 % throughput and lose <= 4 points of win
-rate; printed LAST with both numbers. Every run sets torch.threads=1: the machine is shared (2 cores),
-and one torch thread per run keeps the two profiles' figures comparable under other load.
+the other in this process, same step budget; each profile trains once per seed (--seeds, 0 .. n-1),
+because one short DQN run's win rate swings by tens of points from seed to seed. Throughput: env steps
+over the training time the run's own perf windows measured (sum over windows of steps / sps: everything
+from the first env step to the last, warmup included; process start-up, model building and the final
+checkpoint excluded, alike for both). Quality: both final policies (greedy, masked) play the same fixed
+seeded set of games against the scripted player (engine.evaluate, game i dealt from seed EVAL_SEED + i;
+a truncated game counts as a draw); a profile's win rate is the mean over its seeds. Verdict (seed 004,
+section 5): speed must bring >= +10 % throughput and lose <= 4 points of win rate; printed LAST with
+both numbers. Every run sets torch.threads=1: the machine is shared (2 cores), and one torch thread per
+run keeps the two profiles' figures comparable under other load.
 
 Prefetch: two balance runs of --prefetch-steps, `per.prefetch` true and false, replay_sample_ms averaged
 over the windows after warmup (steps-weighted); target on <= 20 % of off.
 
-    .venv/bin/python bench/bench_dqn_profiles.py [--steps 40000] [--games 500] [--prefetch-steps 20000]
+    .venv/bin/python bench/bench_dqn_profiles.py [--steps 40000] [--seeds 3] [--games 500] [--prefetch-steps 20000]
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ from engine.runstore import RunDir, list_runs
 
 PROJECT = Path(__file__).resolve().parent.parent
 EVAL_SEED = 1_000_000
-TRAIN_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -48,11 +49,11 @@ class RunFigures:
         return self.steps / self.seconds
 
 
-def train(profile: str, steps: int, runs_dir: Path, *sets: str) -> RunDir:
+def train(profile: str, steps: int, seed: int, runs_dir: Path, *sets: str) -> RunDir:
     """A finished `trainctl run` of dqn-per on skirmish with `profile`; its run folder."""
     before = {run.run_id for run in list_runs(runs_dir)}
     cmd = [sys.executable, "-m", "tui.cli", "run", "--algo", "dqn-per", "--env", "skirmish", "--profile", profile,
-           "--steps", str(steps), "--seed", str(TRAIN_SEED), "--runs-dir", str(runs_dir),
+           "--steps", str(steps), "--seed", str(seed), "--runs-dir", str(runs_dir),
            "--name", f"{profile}-{len(before)}", *[a for s in ("torch.threads=1", *sets) for a in ("--set", s)]]
     done = subprocess.run(cmd, cwd=PROJECT, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -98,23 +99,34 @@ def describe(name: str, fig: RunFigures, outcomes: Outcomes) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=40_000, help="env steps of each profile run")
+    parser.add_argument("--seeds", type=int, default=3, help="training seeds per profile")
     parser.add_argument("--games", type=int, default=500, help="evaluation games per policy")
     parser.add_argument("--prefetch-steps", type=int, default=20_000, help="env steps of each prefetch run")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench_dqn_") as tmp:
         runs_dir = Path(tmp)
-        print(f"dqn-per on skirmish vs the scripted player, {args.steps:,} env steps per profile, seed {TRAIN_SEED}; "
+        print(f"dqn-per on skirmish vs the scripted player, {args.steps:,} env steps per run, "
+              f"seeds 0..{args.seeds - 1}; "
               f"evaluation: {args.games} fixed games (seeds {EVAL_SEED}+i), greedy with masks", flush=True)
-        results = {}
+        sps: dict[str, float] = {}
+        win_rate: dict[str, float] = {}
         for profile in ("balance", "speed"):
-            run = train(profile, args.steps, runs_dir)
-            results[profile] = (figures(run), evaluate(run, args.games))
-            print(describe(profile, *results[profile]), flush=True)
+            steps = seconds = 0.0
+            rates = []
+            for seed in range(args.seeds):
+                run = train(profile, args.steps, seed, runs_dir)
+                fig, outcomes = figures(run), evaluate(run, args.games)
+                print(describe(f"{profile}/{seed}", fig, outcomes), flush=True)
+                steps, seconds = steps + fig.steps, seconds + fig.seconds
+                rates.append(100 * outcomes.win_rate)
+            sps[profile], win_rate[profile] = steps / seconds, sum(rates) / len(rates)
+            print(f"{profile:<8} {sps[profile]:8.0f} steps/s over its runs; win rate mean {win_rate[profile]:.1f} % "
+                  f"(runs {', '.join(f'{r:.1f}' for r in rates)})", flush=True)
 
         on_off = {}
         for prefetch in (True, False):
-            run = train("balance", args.prefetch_steps, runs_dir, f"per.prefetch={str(prefetch).lower()}",
+            run = train("balance", args.prefetch_steps, 0, runs_dir, f"per.prefetch={str(prefetch).lower()}",
                         "log.every_steps=5000", "log.tensorboard=false")
             on_off[prefetch] = figures(run, skip_until=10_000)  # windows after balance's 5,000-step warmup
         on, off = on_off[True].ms["replay_sample"], on_off[False].ms["replay_sample"]
@@ -122,9 +134,8 @@ def main() -> None:
               f"replay_sample_ms on {on:.4f} vs off {off:.4f} per env step; "
               f"ratio on/off = {100 * on / off:.1f} % (target <= 20 %) {'PASS' if on <= 0.2 * off else 'FAIL'}")
 
-    (bal_fig, bal_out), (spd_fig, spd_out) = results["balance"], results["speed"]
-    gain = 100 * (spd_fig.sps / bal_fig.sps - 1)
-    lost = 100 * (bal_out.win_rate - spd_out.win_rate)
+    gain = 100 * (sps["speed"] / sps["balance"] - 1)
+    lost = win_rate["balance"] - win_rate["speed"]
     verdict = "PASS" if gain >= 10 and lost <= 4 else "FAIL"
     print(f"verdict speed vs balance: throughput {gain:+.1f} % (target >= +10 %), win rate lost {lost:+.1f} points "
           f"(target <= 4) -> {verdict}")
