@@ -10,7 +10,7 @@ still swings by several % between identical runs (caches, SMT siblings), more th
 the figure compares the medians of many alternated runs, and the per-pair slowdowns and the best
 runs are printed beside it so the spread is visible. Prints the cost in % LAST.
 
-    .venv/bin/python bench/bench_instrumentation.py [--steps 65536] [--repeats 12]
+    .venv/bin/python bench/bench_instrumentation.py [--steps 32768] [--repeats 30]
 """
 
 from __future__ import annotations
@@ -59,8 +59,8 @@ def one_run(steps: int, timing: bool, runs_dir: Path) -> tuple[float, float]:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=65_536, help="env steps per run")
-    parser.add_argument("--repeats", type=int, default=12, help="runs per setting (alternated)")
+    parser.add_argument("--steps", type=int, default=32_768, help="env steps per run")
+    parser.add_argument("--repeats", type=int, default=30, help="runs per setting (alternated)")
     args = parser.parse_args()
     results: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
     with tempfile.TemporaryDirectory(prefix="bench_instr_") as tmp:
