@@ -113,3 +113,64 @@ async def test_launch_a_real_ppo_run_watch_it_and_stop_it(tmp_path: Path) -> Non
         for proc in app.launched.values():
             if proc.poll() is None:
                 proc.kill()
+
+
+@pytest.mark.slow
+@pilot_test
+async def test_kill_asks_first_then_kills_the_group(tmp_path: Path) -> None:
+    run = launcher.create_wrapped_run([sys.executable, "-c", LOOP_SCRIPT], tmp_path, ["test"], "loop", "balance")
+    proc = launcher.start(run)
+    try:
+        app = TrainctlApp(tmp_path, poll_s=0.1)
+        async with app.run_test(size=(80, 24), notifications=True) as pilot:
+            await wait_for_text(app, pilot, "· running ·")
+            await pilot.press("k")
+            await wait_for_text(app, pilot, "no final checkpoint")
+            await pilot.press("n")  # changed my mind: nothing happens
+            await pilot.pause(0.3)
+            assert proc.poll() is None
+            await pilot.press("k", "y")
+            await wait_for_text(app, pilot, "· stopped ·", timeout_s=20)
+        assert proc.wait(timeout=10) == -9
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+@pytest.mark.slow
+@pilot_test
+async def test_quit_offers_to_stop_the_runs_it_launched(tmp_path: Path) -> None:
+    run = launcher.create_wrapped_run([sys.executable, "-c", LOOP_SCRIPT], tmp_path, ["test"], "loop", "balance")
+    proc = launcher.start(run)
+    try:
+        app = TrainctlApp(tmp_path, poll_s=0.1)
+        async with app.run_test(size=(80, 24), notifications=True) as pilot:
+            app.launched[run.run_id] = proc  # as if launched from this app's launcher
+            await wait_for_text(app, pilot, "· running ·")
+            await pilot.press("q")
+            await wait_for_text(app, pilot, "1 run launched here is still running")
+            await pilot.press("s")  # stop them
+            await pilot.pause(1.0)
+        assert proc.wait(timeout=20) == 130
+        assert run.read_status()["state"] == "stopped"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+@pytest.mark.slow
+@pilot_test
+async def test_launch_default_starts_beasty_bar_ppo_balance(tmp_path: Path) -> None:
+    app = TrainctlApp(tmp_path / "runs", launch_default=True, poll_s=0.1)
+    try:
+        async with app.run_test(size=(80, 24), notifications=True) as pilot:
+            (run_id,) = app.launched
+            await wait_for_text(app, pilot, run_id)
+            info = RunDir(tmp_path / "runs" / run_id).read_config()
+            assert (info["algo"], info["env"], info["profile"]) == ("ppo", "beastybar", "balance")
+            assert info["command"][:2] == ["trainctl", "run"]
+    finally:
+        for launched_id, proc in app.launched.items():
+            if proc.poll() is None:
+                launcher.stop(RunDir(tmp_path / "runs" / launched_id), kill=True)
+            proc.wait(timeout=10)
