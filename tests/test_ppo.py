@@ -231,3 +231,23 @@ def test_evaluation_uses_fixed_games() -> None:
     low, high = first.win_rate_interval()
     assert low <= first.win_rate <= high
     assert Outcomes(0, 0, 0).win_rate == 0.0
+
+
+def test_compile_failure_falls_back_to_eager(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx = make_ctx(tmp_path, 256)
+    env = ppo.make_env(ctx.cfg, ctx.timer, seed=0)
+    model = ppo.make_model(ctx.cfg, env, torch.device("cpu"))
+
+    def broken_compile(module: torch.nn.Module, *_args: Any, **_kwargs: Any) -> None:
+        def fail(*_a: Any, **_k: Any) -> None:
+            raise RuntimeError("no compiler backend here")
+
+        module._compiled_call_impl = fail  # what a compiled module calls instead of forward
+
+    monkeypatch.setattr(torch.nn.Module, "compile", broken_compile)
+    assert ppo.compile_policy(model, env, ctx) is False
+    ctx.close()
+    actions, _values, _log_probs = model.policy(torch.as_tensor(env.reset()), action_masks=env.action_masks())
+    assert actions.shape == (ctx.cfg["env.num_envs"],)
+    assert any(e["kind"] == "log" and e["level"] == "warning" and "no compiler backend here" in e["msg"]
+               for e in events(ctx))
