@@ -325,7 +325,7 @@ def train(ctx: RunContext, resume: dict[str, Any] | None) -> str:
     for note in torch_setup.notes:
         ctx.log("info", note)
     if cfg["env.subproc"]:
-        ctx.log("info", "env.subproc is ignored: the batched core steps every game in one in-process call, "
+        ctx.log("warning", "env.subproc is ignored: the batched core steps every game in one in-process call, "
                         "so there is no IPC to spread over subprocesses")
     if torch_setup.device.type == "cuda" and cfg["torch.pin_memory"]:
         ctx.log("info", "torch.pin_memory has no effect on PPO: SB3's rollout buffer makes its own transfers")
