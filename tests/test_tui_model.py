@@ -63,3 +63,12 @@ def test_a_run_folder_deleted_and_made_again_is_read_afresh(tmp_path: Path) -> N
     fabricate_run(tmp_path, "20260101T000000_ppo_beastybar_balance", windows=1)
     (again,) = watcher.poll().runs
     assert not again.gone and again.step == 4096
+
+
+def test_the_model_and_system_probe_do_not_import_textual() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, tui.model, tui.system, tui.format, tui.cli; print('textual' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "False"

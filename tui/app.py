@@ -20,6 +20,7 @@ from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.reactive import var
+from textual.worker import get_current_worker
 
 from engine import launcher
 from engine.errors import UsageError
@@ -31,6 +32,7 @@ from tui.screens.runs import RunsScreen
 from tui.system import SystemProbe
 
 POLL_S = 0.5  # seconds between reads of the runs folder
+CANCEL_CHECK_S = 0.05  # how often the sleeping watcher checks whether the app is closing
 SELECT_POLL_DELAY_S = 0.05  # after a new run is selected, its log and processes are read this much later
 
 
@@ -60,7 +62,6 @@ class TrainctlApp(App[None]):
         self.polls = 0
         self.launched: dict[str, subprocess.Popen[bytes]] = {}
         self._wake = threading.Event()
-        self._stopping = threading.Event()
         self.sub_title = str(runs_dir)
 
     def on_mount(self) -> None:
@@ -72,19 +73,20 @@ class TrainctlApp(App[None]):
             except UsageError as exc:
                 self.notify(f"default run not launched: {exc}", severity="error", timeout=30)
 
-    def on_unmount(self) -> None:
-        self._stopping.set()
-        self._wake.set()
-
     # -- the watcher ------------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="watch", exit_on_error=True)
     def _watch_runs(self) -> None:
         """Poll the runs folder until the app closes; a `wake()` polls at once."""
+        worker = get_current_worker()
         watcher = RunsWatcher(self.runs_dir, self.probe if self.probe is not None else SystemProbe())
         self.watcher = watcher
-        while not self._stopping.is_set():
+        while not worker.is_cancelled:
             self.post_message(RunsPolled(watcher.poll()))
-            self._wake.wait(self.poll_s)
+            deadline = time.monotonic() + self.poll_s
+            # Short waits, so that the app's exit (which cancels this worker) is not held up by a poll.
+            while not worker.is_cancelled and (left := deadline - time.monotonic()) > 0:
+                if self._wake.wait(min(left, CANCEL_CHECK_S)):
+                    break
             self._wake.clear()
 
     def wake(self) -> None:
