@@ -16,26 +16,20 @@ from engine.errors import UsageError
 from tui import cli, headless
 
 
-def _trainctl_no_tty(*args: str) -> tuple[str, bool]:
-    """Run trainctl's main with stdout on a pipe; returns its output and whether Textual got imported."""
+def test_trainctl_without_a_terminal_prints_the_status_table_without_textual(tmp_path: Path) -> None:
+    standard_runs(tmp_path)
     code = ("import sys; from tui.cli import main; rc = main(sys.argv[1:]); "
             "print('TEXTUAL', 'textual' in sys.modules); sys.exit(rc)")
-    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60, check=True)
-    return done.stdout, "TEXTUAL True" in done.stdout
+    done = subprocess.run([sys.executable, "-c", code, "--runs-dir", str(tmp_path)], capture_output=True, text=True,
+                          timeout=60, check=True)  # stdout is a pipe: no terminal
+    assert done.stdout.startswith("RUN ") and re.search(r"20260101T010000_ppo_beastybar_speed +failed", done.stdout)
+    assert "TEXTUAL False" in done.stdout
 
 
-def test_trainctl_without_a_terminal_prints_the_status_table(tmp_path: Path) -> None:
-    standard_runs(tmp_path)
-    out, textual = _trainctl_no_tty("--runs-dir", str(tmp_path))
-    assert out.startswith("RUN ") and re.search(r"20260101T010000_ppo_beastybar_speed +failed", out)
-    assert not textual
-
-
-def test_watch_without_a_terminal_prints_the_status_table(tmp_path: Path) -> None:
+def test_watch_without_a_terminal_prints_the_status_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     runs = standard_runs(tmp_path)
-    out, textual = _trainctl_no_tty("watch", str(runs[0].path))
-    assert re.search(r"20260101T000000_ppo_beastybar_balance +finished", out)
-    assert not textual
+    assert cli.main(["watch", str(runs[0].path)]) == 0  # under pytest, stdout is not a terminal
+    assert re.search(r"20260101T000000_ppo_beastybar_balance +finished", capsys.readouterr().out)
 
 
 def test_watch_opens_a_folder_a_run_folder_or_a_run_id(tmp_path: Path) -> None:
