@@ -6,8 +6,11 @@ reads them like any other run. Deterministic: the same arguments give the same f
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import math
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -95,3 +98,53 @@ def torn_line(event: dict[str, Any]) -> str:
     """The first half of an event's line, without its newline (a writer killed mid-write)."""
     text = json.dumps(event)
     return text[: len(text) // 2]
+
+
+def standard_runs(runs_dir: Path) -> list[RunDir]:
+    """Three runs: finished (balance), failed (speed, exit 1), and a running one whose events hold a
+    corrupt line and end in a torn line."""
+    return [
+        fabricate_run(runs_dir, "20260101T000000_ppo_beastybar_balance"),
+        fabricate_run(runs_dir, "20260101T010000_ppo_beastybar_speed", profile="speed", state="failed",
+                      exit_code=1, growth="train_bwd", base_sps=7000, created=T0 + 3600),
+        fabricate_run(runs_dir, "20260101T020000_corrupt", state="running", created=T0 + 7200,
+                      raw_tail='{"kind": "perf", this is not json\n' + torn_line(perf_at(30))),
+    ]
+
+
+def screen_text(app: Any) -> str:
+    """What the app's current screen shows, as plain text lines (tests read it as a person would)."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+async def settle(app: Any, pilot: Any, polls: int = 3, timeout_s: float = 10.0) -> None:
+    """Wait until the watcher has posted `polls` more results and the screen has drawn them."""
+    target = app.polls + polls
+    waited = 0.0
+    while app.polls < target and waited < timeout_s:
+        await pilot.pause(0.02)
+        waited += 0.02
+    assert app.polls >= target, f"watcher stalled at {app.polls} polls"
+    await pilot.pause()
+
+
+async def wait_for_text(app: Any, pilot: Any, text: str, timeout_s: float = 10.0) -> str:
+    """Wait until `text` is on screen; returns the screen's text."""
+    waited = 0.0
+    while waited < timeout_s:
+        shown = screen_text(app)
+        if text in shown:
+            return shown
+        await pilot.pause(0.05)
+        waited += 0.05
+    raise AssertionError(f"{text!r} never appeared; screen:\n{screen_text(app)}")
+
+
+def pilot_test(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
+    """Run an async Pilot test with asyncio (no pytest async plugin needed); fixtures pass through."""
+
+    @functools.wraps(test)
+    def run(*args: Any, **kwargs: Any) -> None:
+        asyncio.run(test(*args, **kwargs))
+
+    return run
