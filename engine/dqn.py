@@ -622,7 +622,7 @@ def train(ctx: RunContext, resume: dict[str, Any] | None) -> str:
     for note in torch_setup.notes:
         ctx.log("info", note)
     if cfg["env.subproc"]:
-        ctx.log("info", "env.subproc is ignored: the batched core steps every game in one in-process call, "
+        ctx.log("warning", "env.subproc is ignored: the batched core steps every game in one in-process call, "
                         "so there is no IPC to spread over subprocesses")
     pin_memory = torch_setup.device.type == "cuda" and cfg["torch.pin_memory"]
     env = make_env(cfg, ctx.timer, cfg["run.seed"] + done)
