@@ -236,18 +236,39 @@ def _check(dotted: str, value: Any, source: str) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class Layer:
+    """One file's values: `values` apply to every run, `by_algo[name]` only to runs of that algo
+    (written `[algo.NAME.section]`, e.g. `[algo.dqn-per.env]`), on top of `values`."""
+
+    source: str
+    values: dict[str, Any]
+    by_algo: dict[str, dict[str, Any]]
+
+
 def _flatten(table: Mapping[str, Any], source: str) -> dict[str, Any]:
     """{"section": {"key": v}} -> {"section.key": v}, rejecting anything that is not two levels deep."""
     flat = {}
     for section, body in table.items():
-        if section == "extends":
-            continue
         if not isinstance(body, dict):
             raise UsageError(f"{source}: {section!r} should be a [section] table; expected sections "
                              f"{', '.join(SCHEMA)}")
         for key, value in body.items():
             flat[f"{section}.{key}"] = value
     return flat
+
+
+def _layer(table: Mapping[str, Any], source: str, label: str) -> Layer:
+    """A Layer from a parsed TOML file (`extends` is the caller's business)."""
+    body = {k: v for k, v in table.items() if k not in ("extends", "algo")}
+    by_algo_table = table.get("algo", {})
+    if not isinstance(by_algo_table, dict) or any(a not in ALGOS for a in by_algo_table):
+        raise UsageError(f"{source}: [algo.NAME.section] tables need NAME in: {', '.join(ALGOS)}")
+    by_algo = {a: _flatten(t, source) for a, t in by_algo_table.items()}
+    for algo, values in by_algo.items():
+        if {"run.algo", "run.env"} & values.keys():
+            raise UsageError(f"{source}: [algo.{algo}.run] cannot set run.algo or run.env")
+    return Layer(label, _flatten(body, source), by_algo)
 
 
 def _load_toml(path: Path) -> dict[str, Any]:
@@ -272,9 +293,9 @@ def profile_summary(name: str, profiles_dir: Path = PROFILES_DIR) -> str:
     return ""
 
 
-def load_profile(name: str, profiles_dir: Path = PROFILES_DIR) -> list[tuple[str, dict[str, Any]]]:
-    """The profile's layers, base first: [(source, flat values), ...] following `extends`."""
-    layers: list[tuple[str, dict[str, Any]]] = []
+def load_profile(name: str, profiles_dir: Path = PROFILES_DIR) -> list[Layer]:
+    """The profile's layers, base first, following `extends`."""
+    layers: list[Layer] = []
     seen: list[str] = []
     current: str | None = name
     while current is not None:
@@ -289,7 +310,7 @@ def load_profile(name: str, profiles_dir: Path = PROFILES_DIR) -> list[tuple[str
         parent = table.get("extends")
         if parent is not None and not isinstance(parent, str):
             raise UsageError(f"{path}: extends = {parent!r}; expected a profile name")
-        layers.insert(0, (f"profile:{current} ({_display(path)})", _flatten(table, str(_display(path)))))
+        layers.insert(0, _layer(table, str(_display(path)), f"profile:{current} ({_display(path)})"))
         current = parent
     return layers
 
@@ -347,7 +368,7 @@ def resolve(
             settings[dotted] = Setting(_check(dotted, value, source), source)
 
     profile_layers = load_profile(profile, profiles_dir)
-    config_layer = (str(config_file), _flatten(_load_toml(config_file), str(config_file))) if config_file else None
+    config_layer = _layer(_load_toml(config_file), str(config_file), str(config_file)) if config_file else None
     cli = dict(cli or {})
     if algo is not None:
         cli["run.algo"] = algo
@@ -358,10 +379,10 @@ def resolve(
     # algo and env choose the hyperparameter layer, so find them first through the same precedence.
     def pick(dotted: str) -> Any:
         value = settings[dotted].value
-        for _, layer in profile_layers:
-            value = layer.get(dotted, value)
+        for layer in profile_layers:
+            value = layer.values.get(dotted, value)
         if config_layer:
-            value = config_layer[1].get(dotted, value)
+            value = config_layer.values.get(dotted, value)
         value = cli.get(dotted, value)
         for k, v in sets:
             value = v if k == dotted else value
@@ -369,10 +390,9 @@ def resolve(
 
     algo_name, env_name = pick("run.algo"), pick("run.env")
     apply(HYPERPARAMS.get((algo_name, env_name), {}), f"hyperparams:{algo_name}/{env_name}")
-    for source, layer in profile_layers:
-        apply(layer, source)
-    if config_layer:
-        apply(config_layer[1], config_layer[0])
+    for layer in (*profile_layers, *([config_layer] if config_layer else [])):
+        apply(layer.values, layer.source)
+        apply(layer.by_algo.get(algo_name, {}), f"{layer.source} [algo.{algo_name}]")
     environ = os.environ if environ is None else environ
     for name, target in ENV_OVERRIDES.items():
         if name in environ:

@@ -122,3 +122,18 @@ def test_every_key_has_help_and_a_valid_default() -> None:
         for name, key in keys.items():
             assert key.help, f"{section}.{name}"
     resolve("balance", environ={})  # defaults pass their own checks through the layers
+
+
+def test_algo_tables_apply_only_to_their_algo(tmp_path: Path) -> None:
+    (tmp_path / "p.toml").write_text("[env]\nnum_envs = 64\n[algo.dqn-per.env]\nnum_envs = 8\n")
+    assert resolve("p", profiles_dir=tmp_path, environ={})["env.num_envs"] == 64
+    dqn = resolve("p", algo="dqn-per", env="skirmish", profiles_dir=tmp_path, environ={})
+    assert dqn["env.num_envs"] == 8 and dqn.source("env.num_envs").endswith("[algo.dqn-per]")
+    assert resolve("p", algo="dqn-per", env="skirmish", profiles_dir=tmp_path, environ={"NUM_ENVS": "4"},
+                   )["env.num_envs"] == 4  # later layers still win
+    (tmp_path / "bad.toml").write_text("[algo.a2c.env]\nnum_envs = 8\n")
+    with pytest.raises(UsageError, match=r"NAME in: ppo, dqn-per"):
+        resolve("bad", profiles_dir=tmp_path, environ={})
+    (tmp_path / "bad.toml").write_text("[algo.ppo.run]\nalgo = 'dqn-per'\n")
+    with pytest.raises(UsageError, match=r"cannot set run\.algo"):
+        resolve("bad", profiles_dir=tmp_path, environ={})
