@@ -7,8 +7,9 @@ STAMP  := $(VENV)/.installed
 PYX    := $(wildcard ext/*.pyx ext/*.pxd)
 BUILT  := $(VENV)/.built
 
-# The main job until the TUI lands: a short headless PPO run on Beasty Bar (balance profile).
-RUN_ARGS ?= run --algo ppo --env beastybar --profile balance --steps 200000
+# The main job: the TUI with a Beasty Bar PPO run (balance profile) launched, so a newcomer sees it move
+# at once. Without a terminal (CI, a pipe) the same run goes headless with plain output.
+RUN_ARGS ?= --launch-default
 
 .PHONY: run test build lint bench clean
 

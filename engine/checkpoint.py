@@ -14,8 +14,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from engine.errors import UsageError
 
 _NAME = re.compile(r"^step_(\d{12})\.pt$")
@@ -27,6 +25,8 @@ def checkpoint_name(step: int) -> str:
 
 def save_checkpoint(folder: Path, step: int, state: dict[str, Any], keep: int | None = None) -> Path:
     """Write `state` as the checkpoint of `step` atomically; keep only the newest `keep` if given."""
+    import torch  # here, not at the top: listing checkpoints (trainctl status/report) needs no torch
+
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / checkpoint_name(step)
     fd, tmp = tempfile.mkstemp(prefix=".step_", suffix=".pt.tmp", dir=folder)
@@ -59,6 +59,8 @@ def latest_checkpoint(folder: Path) -> Path | None:
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """The checkpoint's dict; a missing, truncated or foreign file is a UsageError naming it."""
+    import torch
+
     if not path.is_file():
         raise UsageError(f"checkpoint {path} does not exist")
     try:

@@ -21,6 +21,7 @@ import torch
 
 from engine.checkpoint import save_checkpoint
 from engine.events import (
+    STATUS_PREFIX,
     EventWriter,
     format_metric_line,
     format_perf_line,
@@ -32,8 +33,6 @@ from engine.events import (
 from engine.perf import PerfTimer, PerfWindow
 from engine.profiles import ResolvedConfig
 from engine.runstore import RunDir
-
-STATUS_PREFIX = "[STATUS]"
 
 
 class StopRequest:

@@ -56,20 +56,27 @@ import torch
 import torch.nn.functional as F
 from stable_baselines3 import DQN
 from stable_baselines3.common.buffers import ReplayBuffer
-from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 from stable_baselines3.dqn.policies import QNetwork
 
 import envs
-from engine.context import RunContext, TorchSetup, setup_torch, versions
-from engine.errors import UsageError
+from engine.context import RunContext, versions
 from engine.evaluate import Chooser
 from engine.perf import PerfTimer
 from engine.prefetch import BatchPrefetcher
 from engine.profiles import ResolvedConfig
 from engine.replay import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
+from engine.sb3_run import (
+    RunCallback,
+    check_checkpoint,
+    check_fits,
+    compile_modules,
+    learn,
+    network_description,
+    start_run,
+)
 from envs.skirmish.vec_env import SkirmishVecEnv
 from ext.skirmish_core import END_REASONS, INFO_COLUMNS
 
@@ -369,11 +376,7 @@ class PerDQN(DQN):
 # -- building -----------------------------------------------------------------------------------------
 def make_env(cfg: ResolvedConfig, timer: PerfTimer, seed: int) -> SkirmishStats:
     """The run's Skirmish VecEnv (train mode: lean infos) inside the statistics wrapper."""
-    if cfg["run.env"] != "skirmish":
-        raise UsageError(f"dqn-per trains on skirmish only (its statistics read the Skirmish core); "
-                         f"got run.env = {cfg['run.env']!r}")
-    if cfg["env.opponent"] != "scripted":
-        raise UsageError(f"env.opponent = {cfg['env.opponent']!r}: skirmish has one opponent; expected 'scripted'")
+    # engine.profiles has checked that run.env is skirmish (TRAINER_GAMES) and env.opponent "scripted".
     venv = envs.make_vec("skirmish", cfg["env.num_envs"], seed=seed, mode="train")
     return SkirmishStats(venv, timer, cfg["log.reward_debug"])
 
@@ -404,24 +407,16 @@ def linear_beta(start: float, end: float) -> Callable[[float], float]:
 
 
 def compile_networks(model: PerDQN, ctx: RunContext) -> bool:
-    """`torch.compile` both Q-networks in place (state_dict keys unchanged); if a trial forward fails,
-    undo it, log why and run eagerly. Returns whether compiled networks are in use."""
+    """`torch.compile` both Q-networks, checked by a trial forward (engine.sb3_run.compile_modules)."""
     networks = [model.q_net, model.q_net_target]
-    for net in networks:
-        net.compile()
     trial = torch.zeros((2, *model.observation_space.shape), device=model.device)  # type: ignore[misc]
-    try:
-        with torch.no_grad(), model.autocast():
+
+    def forward_both() -> None:
+        with model.autocast():
             for net in networks:
                 net(trial)
-    except Exception as exc:  # any backend failure means the same: fall back to eager
-        for net in networks:
-            net._compiled_call_impl = None  # nn.Module.compile's hook; None restores eager calls
-        why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        ctx.log("warning", f"torch.compile failed ({why}); running the Q-networks eagerly")
-        return False
-    ctx.log("info", "torch.compile: Q-networks compiled")
-    return True
+
+    return compile_modules(networks, forward_both, ctx, "Q-networks")
 
 
 def build_q_net(obs_size: int, num_actions: int, net_arch: list[int]) -> QNetwork:
@@ -443,17 +438,11 @@ def q_net_from_checkpoint(state: Mapping[str, Any]) -> QNetwork:
 
 
 # -- checkpoint state ---------------------------------------------------------------------------------
-def _network_description(model: PerDQN, cfg: ResolvedConfig) -> dict[str, Any]:
-    return {"env": cfg["run.env"], "net_arch": list(cfg["dqn.net_arch"]),
-            "obs_size": int(model.observation_space.shape[0]),  # type: ignore[index]
-            "num_actions": int(model.action_space.n)}  # type: ignore[attr-defined]
-
-
 def checkpoint_state(model: PerDQN, cfg: ResolvedConfig) -> dict[str, Any]:
     """Everything a resume needs except the replay buffer (see the module docstring)."""
     return {
         "format": STATE_FORMAT,
-        **_network_description(model, cfg),
+        **network_description(model, cfg, "dqn.net_arch"),
         "q_net": model.q_net.state_dict(),
         "q_net_target": model.q_net_target.state_dict(),
         "optimizer": model.policy.optimizer.state_dict(),
@@ -468,38 +457,10 @@ def checkpoint_state(model: PerDQN, cfg: ResolvedConfig) -> dict[str, Any]:
     }
 
 
-def check_resume(state: Mapping[str, Any]) -> None:
-    """UsageError (one line) unless `state` is a complete PER-DQN checkpoint whose weights fit its network."""
-    missing = [k for k in STATE_KEYS if k not in state]
-    if missing:
-        raise UsageError(f"checkpoint is not a PER-DQN checkpoint: missing {', '.join(missing)}")
-    wrong = [k for k, t in STATE_KEYS.items() if not isinstance(state[k], t) or isinstance(state[k], bool)]
-    if wrong:
-        raise UsageError(f"checkpoint has values of the wrong type for: {', '.join(wrong)}")
-    if state["format"] != STATE_FORMAT:
-        raise UsageError(f"checkpoint format {state['format']!r} is not {STATE_FORMAT!r}")
-    try:
-        expected = build_q_net(state["obs_size"], state["num_actions"], state["net_arch"]).state_dict()
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise UsageError(f"checkpoint network description does not build ({exc})") from None
-    for which in ("q_net", "q_net_target"):
-        weights = state[which]
-        if set(weights) != set(expected):
-            raise UsageError(f"checkpoint {which} does not match the network: keys differ "
-                             f"({sorted(set(weights) ^ set(expected))[:3]})")
-        for name, tensor in expected.items():
-            got = weights[name]
-            if not isinstance(got, torch.Tensor) or got.shape != tensor.shape:
-                shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got)
-                raise UsageError(f"checkpoint {which}.{name} has shape {shape}; the network needs "
-                                 f"{tuple(tensor.shape)}")
-
-
-def _check_fits_run(state: Mapping[str, Any], cfg: ResolvedConfig, model: PerDQN) -> None:
-    check_resume(state)
-    for key, value in _network_description(model, cfg).items():
-        if state[key] != value:
-            raise UsageError(f"checkpoint {key} = {state[key]!r} does not fit this run ({key} = {value!r})")
+def check_resume(state: Mapping[str, Any], cfg: ResolvedConfig | None = None) -> None:
+    """UsageError (one line) unless `state` is a complete PER-DQN checkpoint whose weights fit its network
+    (and, given the run's `cfg`, the run's game and hidden layers)."""
+    check_checkpoint(state, STATE_KEYS, STATE_FORMAT, build_q_net, ["q_net", "q_net_target"], cfg, "dqn.net_arch")
 
 
 def _restore(model: PerDQN, state: Mapping[str, Any]) -> None:
@@ -515,92 +476,33 @@ def _restore(model: PerDQN, state: Mapping[str, Any]) -> None:
 
 
 # -- the run ------------------------------------------------------------------------------------------
-class RunCallback(BaseCallback):
-    """Perf windows and metrics every `log.every_steps`, checkpoints every `checkpoint.every_steps`, and
-    the stop request (SB3 ends `learn()` when `_on_step` returns False)."""
+class DQNCallback(RunCallback):
+    """The shared run callback (engine.sb3_run) with the Skirmish game window's and PER-DQN's metrics."""
 
     def __init__(self, ctx: RunContext, env: SkirmishStats) -> None:
-        super().__init__()
-        self.ctx = ctx
+        super().__init__(ctx)
         self.stats_env = env
-        self.log_every = ctx.cfg["log.every_steps"]
-        self.ckpt_every = ctx.cfg["checkpoint.every_steps"]
-        self.next_log = self.next_ckpt = 0
-        self.last_window_step = 0
-        self.tb: Any = None
-        if ctx.cfg["log.tensorboard"]:
-            from torch.utils.tensorboard import SummaryWriter  # only runs that write TensorBoard pay for it
-
-            self.tb = SummaryWriter(log_dir=str(ctx.run.tb))
 
     @property
     def dqn(self) -> PerDQN:
         return cast(PerDQN, self.model)
 
-    @staticmethod
-    def _next_multiple(step: int, every: int) -> int:
-        return (step // every + 1) * every
+    def metric_values(self) -> dict[str, float]:
+        return {**self.stats_env.games.metrics(), **self.dqn.take_train_metrics(),
+                **self.stats_env.take_reward_parts()}
 
-    def _on_training_start(self) -> None:
-        step = self.model.num_timesteps
-        self.ctx.timer.restart(step)
-        self.last_window_step = step
-        self.next_log = self._next_multiple(step, self.log_every)
-        self.next_ckpt = self._next_multiple(step, self.ckpt_every) if self.ckpt_every else 0
-
-    def _on_step(self) -> bool:
-        if self.ctx.stop:
-            return False
-        step = self.model.num_timesteps
-        if step >= self.next_log:
-            self.emit(step)
-            self.next_log = self._next_multiple(step, self.log_every)
-        else:
-            self.ctx.progress(step)
-        if self.next_ckpt and step >= self.next_ckpt:
-            self.save(step)
-            self.next_ckpt = self._next_multiple(step, self.ckpt_every)
-        return True
-
-    def emit(self, step: int, perf: bool = True) -> None:
-        """Close the perf window at `step` (if `perf`) and emit the metrics gathered since the last one."""
-        start = time.perf_counter_ns()
-        if perf:
-            self.ctx.perf(step)
-            self.last_window_step = step
-        values = {**self.stats_env.games.metrics(), **self.dqn.take_train_metrics(),
-                  **self.stats_env.take_reward_parts()}
-        self.ctx.metrics(step, values)
-        if self.tb is not None:
-            for name, value in values.items():
-                self.tb.add_scalar(name, value, step)
-            self.tb.flush()
-        self.ctx.timer.add("log", time.perf_counter_ns() - start)
-
-    def save(self, step: int) -> None:
-        self.ctx.save(step, checkpoint_state(self.dqn, self.ctx.cfg))
-
-    def finish(self) -> None:
-        """Close the last window, emit the last metrics, save the final checkpoint."""
-        step = self.model.num_timesteps
-        self.emit(step, perf=step > self.last_window_step)
-        self.save(step)
-        if self.tb is not None:
-            self.tb.close()
+    def checkpoint_state(self) -> dict[str, Any]:
+        return checkpoint_state(self.dqn, self.ctx.cfg)
 
 
-def _banner(ctx: RunContext, cfg: ResolvedConfig, torch_setup: TorchSetup, resume_step: int) -> None:
+def train(ctx: RunContext, resume: dict[str, Any] | None) -> str:
+    """Train until `run.total_steps` env steps or a stop request; returns "finished" or "stopped"."""
+    cfg = ctx.cfg
     d, p, e = cfg.section("dqn"), cfg.section("per"), cfg.section("env")
-    ver = versions()
-    ctx.banner({
-        "algo": f"PER-DQN (SB3 {ver['stable_baselines3']} DQN subclass, "
-                f"{'double' if d['double_dqn'] else 'single'} target) on {cfg['run.env']} vs {e['opponent']}",
-        "versions": " ".join(f"{k}={v}" for k, v in ver.items()),
-        "device": f"{torch_setup.device} (threads {torch.get_num_threads()}, amp {torch_setup.amp}, "
-                  f"compile {torch_setup.compile})",
-        "profile": cfg.profile,
-        "steps": f"{cfg['run.total_steps']:,}" + (f" (resuming at {resume_step:,})" if resume_step else ""),
-        "seed": cfg["run.seed"],
+    done = int(resume["num_timesteps"]) if resume else 0
+    torch_setup = start_run(ctx, f"PER-DQN (SB3 {versions()['stable_baselines3']} DQN subclass, "
+                                 f"{'double' if d['double_dqn'] else 'single'} target) on {cfg['run.env']} "
+                                 f"vs {e['opponent']}", done, {
         "envs": f"num_envs={e['num_envs']} warmup_steps={d['warmup_steps']:,}",
         "update": f"batch_size={d['batch_size']} updates_per_step={d['updates_per_step']} net={d['net_arch']} "
                   f"gamma={d['gamma']} lr={d['learning_rate']:g} target_sync={d['target_update_interval']:,}",
@@ -608,47 +510,23 @@ def _banner(ctx: RunContext, cfg: ResolvedConfig, torch_setup: TorchSetup, resum
                   f"eps={p['eps']:g} prefetch={p['prefetch']}",
         "explore": f"epsilon {d['exploration_initial_eps']}->{d['exploration_final_eps']} over "
                    f"{d['exploration_fraction']:.0%} of the run",
-        "logging": f"every {cfg['log.every_steps']:,} steps, timing {cfg['log.timing']}, "
-                   f"tensorboard {cfg['log.tensorboard']}, checkpoint every {cfg['checkpoint.every_steps']:,}",
     })
-
-
-def train(ctx: RunContext, resume: dict[str, Any] | None) -> str:
-    """Train until `run.total_steps` env steps or a stop request; returns "finished" or "stopped"."""
-    cfg = ctx.cfg
-    torch_setup = setup_torch(cfg)
-    done = int(resume["num_timesteps"]) if resume else 0
-    _banner(ctx, cfg, torch_setup, done)
-    for note in torch_setup.notes:
-        ctx.log("info", note)
-    if cfg["env.subproc"]:
-        ctx.log("warning", "env.subproc is ignored: the batched core steps every game in one in-process call, "
-                        "so there is no IPC to spread over subprocesses")
     pin_memory = torch_setup.device.type == "cuda" and cfg["torch.pin_memory"]
     env = make_env(cfg, ctx.timer, cfg["run.seed"] + done)
     model = make_model(cfg, env, torch_setup.device, pin_memory)
     model.set_logger(Logger(folder=None, output_formats=[]))
-    per, warmup = cfg.section("per"), cfg["dqn.warmup_steps"]
-    model.attach(timer=ctx.timer, stop=ctx.stop, double_dqn=cfg["dqn.double_dqn"],
-                 beta=linear_beta(per["beta"], per["beta_end"]), prefetch=per["prefetch"],
+    warmup = d["warmup_steps"]
+    model.attach(timer=ctx.timer, stop=ctx.stop, double_dqn=d["double_dqn"],
+                 beta=linear_beta(p["beta"], p["beta_end"]), prefetch=p["prefetch"],
                  random_until=warmup, seed=cfg["run.seed"], amp=torch_setup.amp)
     if resume is not None:
-        _check_fits_run(resume, cfg, model)
+        check_resume(resume, cfg)
+        check_fits(resume, network_description(model, cfg, "dqn.net_arch"))
         _restore(model, resume)
         model.learning_starts = done + warmup
         ctx.log("info", f"resumed at step {done:,}: checkpoints hold no replay buffer, so it refills for "
                         f"{warmup:,} env steps (restored policy and epsilon) before training resumes")
     if torch_setup.compile:
         compile_networks(model, ctx)
-    callback = RunCallback(ctx, env)
-    remaining = cfg["run.total_steps"] - done
     with model.sampler:  # stops its worker thread however the run ends
-        if remaining > 0:
-            model.learn(remaining, callback=callback, reset_num_timesteps=resume is None,
-                        log_interval=None)  # type: ignore[arg-type]
-        else:
-            ctx.log("info", f"nothing to train: {done:,} of {cfg['run.total_steps']:,} steps already done")
-            callback.init_callback(model)
-            callback.last_window_step = done
-        callback.finish()
-    return "stopped" if ctx.stop else "finished"
+        return learn(model, DQNCallback(ctx, env), ctx, done, log_interval=None)

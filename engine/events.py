@@ -25,6 +25,7 @@ from typing import IO, Any
 PERF_PHASES = ("action", "enemy_turn", "env_step", "replay_sample", "train_fwd", "train_bwd", "log")
 PERF_PREFIX = "[PERF]"
 METRIC_PREFIX = "[METRIC]"
+STATUS_PREFIX = "[STATUS]"  # a human progress line: step, share, sps, elapsed, eta (not an event)
 
 
 def perf_event(step: int, sps: float, eps: float, ms: Mapping[str, float], **extra: Any) -> dict[str, Any]:

@@ -8,11 +8,12 @@ config: `ppo.*` (hyperparameters, with linear schedules `learning_rate -> learni
 SB3 runs unmodified; we attach from the outside (engine.sb3_hooks): a VecEnv wrapper (env_step timing,
 episode counts, win/draw/loss of the last 1000 games), wrappers on the policy instance (action,
 train_fwd timing; bf16 autocast on CUDA), optimizer hooks (train_bwd timing, gradient norms before
-and after clipping), a `KVWriter` capturing SB3's logger values, and `RunCallback` below, which every
-`log.every_steps` env steps closes a perf window (`ctx.perf`), emits the metrics (`ctx.metrics`, and
-TensorBoard in `tb/` when `log.tensorboard`), sets the entropy coefficient before each update, saves
-checkpoints every `checkpoint.every_steps`, and stops the run when `ctx.stop` is set. `log` time is
-the capture of SB3's logger dumps plus the emission of perf/metric events, lines and TensorBoard.
+and after clipping), a `KVWriter` capturing SB3's logger values, and `PPOCallback` below (built on
+engine.sb3_run.RunCallback), which every `log.every_steps` env steps closes a perf window (`ctx.perf`),
+emits the metrics (`ctx.metrics`, and TensorBoard in `tb/` when `log.tensorboard`), sets the entropy
+coefficient before each update, saves checkpoints every `checkpoint.every_steps`, and stops the run
+when `ctx.stop` is set. `log` time is the capture of SB3's logger dumps plus the emission of perf/metric
+events, lines and TensorBoard.
 
 Phases (ms per env step in each perf window; exact boundaries in engine.sb3_hooks): `action` =
 `policy.forward` during a rollout; `env_step` = the VecEnv's `step_wait` (core step + end-of-game
@@ -30,7 +31,6 @@ fresh games (seeded `run.seed + steps done`).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -39,16 +39,24 @@ import torch
 from gymnasium import spaces
 from sb3_contrib import MaskablePPO
 from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
-from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.utils import LinearSchedule
 
 import envs
-from engine.context import RunContext, TorchSetup, setup_torch, versions
+from engine.context import RunContext, versions
 from engine.errors import UsageError
 from engine.perf import PerfTimer
 from engine.profiles import ResolvedConfig
 from engine.sb3_hooks import GradNormMonitor, InstrumentedVecEnv, MetricCapture, PolicyPhases
+from engine.sb3_run import (
+    RunCallback,
+    check_checkpoint,
+    check_fits,
+    compile_modules,
+    learn,
+    network_description,
+    start_run,
+)
 
 STATE_FORMAT = "trainctl.ppo/1"
 OUTCOME_WINDOW = 1000
@@ -107,25 +115,12 @@ def make_model(cfg: ResolvedConfig, env: InstrumentedVecEnv, device: torch.devic
 
 
 def compile_policy(model: MaskablePPO, env: InstrumentedVecEnv, ctx: RunContext) -> bool:
-    """`torch.compile` the policy's networks in place (state_dict keys unchanged); on failure of a trial
-    forward, undo it, log why and run eagerly. Returns whether compiled networks are in use."""
+    """`torch.compile` the policy's networks, checked by a trial forward (engine.sb3_run.compile_modules)."""
     policy = model.policy
-    networks = [policy.mlp_extractor, policy.action_net, policy.value_net]
-    for net in networks:
-        net.compile()
     obs = torch.as_tensor(env.reset(), device=model.device)
     masks = env.action_masks()
-    try:
-        with torch.no_grad():
-            policy(obs, action_masks=masks)
-    except Exception as exc:  # any backend failure means the same: fall back to eager
-        for net in networks:
-            net._compiled_call_impl = None  # nn.Module.compile's hook; None restores eager calls
-        why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        ctx.log("warning", f"torch.compile failed ({why}); running the networks eagerly")
-        return False
-    ctx.log("info", "torch.compile: policy networks compiled")
-    return True
+    return compile_modules([policy.mlp_extractor, policy.action_net, policy.value_net],
+                           lambda: policy(obs, action_masks=masks), ctx, "policy networks")
 
 
 # -- checkpoint state ---------------------------------------------------------------------------------
@@ -140,18 +135,11 @@ def _restore_numpy_rng(state: Mapping[str, Any]) -> None:
                          state["has_gauss"], state["cached_gaussian"]))
 
 
-def _network_description(model: MaskablePPO, cfg: ResolvedConfig) -> dict[str, Any]:
-    """What the policy's shapes follow from: the game, the hidden layers, observation and action sizes."""
-    return {"env": cfg["run.env"], "net_arch": list(cfg["ppo.net_arch"]),
-            "obs_size": int(model.observation_space.shape[0]),  # type: ignore[index]
-            "num_actions": int(model.action_space.n)}  # type: ignore[attr-defined]
-
-
 def checkpoint_state(model: MaskablePPO, cfg: ResolvedConfig) -> dict[str, Any]:
     """Everything a resume needs, as tensors, numbers, strings, lists and dicts."""
     return {
         "format": STATE_FORMAT,
-        **_network_description(model, cfg),
+        **network_description(model, cfg, "ppo.net_arch"),
         "policy": model.policy.state_dict(),
         "optimizer": model.policy.optimizer.state_dict(),
         "num_timesteps": int(model.num_timesteps),
@@ -164,35 +152,10 @@ def checkpoint_state(model: MaskablePPO, cfg: ResolvedConfig) -> dict[str, Any]:
     }
 
 
-def check_resume(state: Mapping[str, Any]) -> None:
-    """UsageError (one line) unless `state` is a complete PPO checkpoint whose weights fit its network."""
-    missing = [k for k in STATE_KEYS if k not in state]
-    if missing:
-        raise UsageError(f"checkpoint is not a PPO checkpoint: missing {', '.join(missing)}")
-    wrong = [k for k, t in STATE_KEYS.items() if not isinstance(state[k], t) or isinstance(state[k], bool)]
-    if wrong:
-        raise UsageError(f"checkpoint has values of the wrong type for: {', '.join(wrong)}")
-    if state["format"] != STATE_FORMAT:
-        raise UsageError(f"checkpoint format {state['format']!r} is not {STATE_FORMAT!r}")
-    try:
-        expected = build_policy(state["obs_size"], state["num_actions"], state["net_arch"]).state_dict()
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise UsageError(f"checkpoint network description does not build ({exc})") from None
-    weights = state["policy"]
-    if set(weights) != set(expected):
-        raise UsageError(f"checkpoint weights do not match the network: keys differ "
-                         f"({sorted(set(weights) ^ set(expected))[:3]})")
-    for name, tensor in expected.items():
-        if not isinstance(weights[name], torch.Tensor) or weights[name].shape != tensor.shape:
-            got = tuple(weights[name].shape) if isinstance(weights[name], torch.Tensor) else type(weights[name])
-            raise UsageError(f"checkpoint weight {name} has shape {got}; the network needs {tuple(tensor.shape)}")
-
-
-def _check_fits_run(state: Mapping[str, Any], cfg: ResolvedConfig, model: MaskablePPO) -> None:
-    check_resume(state)
-    for key, value in _network_description(model, cfg).items():
-        if state[key] != value:
-            raise UsageError(f"checkpoint {key} = {state[key]!r} does not fit this run ({key} = {value!r})")
+def check_resume(state: Mapping[str, Any], cfg: ResolvedConfig | None = None) -> None:
+    """UsageError (one line) unless `state` is a complete PPO checkpoint whose weights fit its network
+    (and, given the run's `cfg`, the run's game and hidden layers)."""
+    check_checkpoint(state, STATE_KEYS, STATE_FORMAT, build_policy, ["policy"], cfg, "ppo.net_arch")
 
 
 def _restore(model: MaskablePPO, state: Mapping[str, Any]) -> None:
@@ -206,134 +169,62 @@ def _restore(model: MaskablePPO, state: Mapping[str, Any]) -> None:
 
 
 # -- the run ------------------------------------------------------------------------------------------
-class RunCallback(BaseCallback):
-    """Perf windows, metrics, entropy schedule, checkpoints and stop requests (see the module docstring)."""
+class PPOCallback(RunCallback):
+    """The shared run callback (engine.sb3_run) with PPO's metrics, its entropy schedule, and checkpoints
+    taken between rollouts (after an update, so the policy reflects every step counted)."""
+
+    SAVE_BETWEEN_ROLLOUTS = True
 
     def __init__(self, ctx: RunContext, env: InstrumentedVecEnv, capture: MetricCapture,
                  grad_norms: GradNormMonitor, ent_coef: LinearSchedule) -> None:
-        super().__init__()
-        self.ctx = ctx
+        super().__init__(ctx)
         self.vec_env = env
         self.capture = capture
         self.grad_norms = grad_norms
         self.ent_coef = ent_coef
-        self.log_every = ctx.cfg["log.every_steps"]
-        self.ckpt_every = ctx.cfg["checkpoint.every_steps"]
-        self.next_log = self.next_ckpt = 0
-        self.last_window_step = 0
-        self.tb: Any = None
-        if ctx.cfg["log.tensorboard"]:
-            from torch.utils.tensorboard import SummaryWriter  # only runs that write TensorBoard pay for it
-
-            self.tb = SummaryWriter(log_dir=str(ctx.run.tb))
 
     @property
     def ppo(self) -> MaskablePPO:
         return cast(MaskablePPO, self.model)
-
-    @staticmethod
-    def _next_multiple(step: int, every: int) -> int:
-        return (step // every + 1) * every
-
-    def _on_training_start(self) -> None:
-        step = self.model.num_timesteps
-        self.ctx.timer.restart(step)
-        self.last_window_step = step
-        self.next_log = self._next_multiple(step, self.log_every)
-        self.next_ckpt = self._next_multiple(step, self.ckpt_every) if self.ckpt_every else 0
-
-    def _on_step(self) -> bool:
-        if self.ctx.stop:
-            return False
-        step = self.model.num_timesteps
-        if step >= self.next_log:
-            self.emit(step)
-            self.next_log = self._next_multiple(step, self.log_every)
-        else:
-            self.ctx.progress(step)
-        return True
-
-    def _on_rollout_start(self) -> None:
-        # Called after the previous update: the policy now reflects every step taken.
-        step = self.model.num_timesteps
-        if self.next_ckpt and step >= self.next_ckpt:
-            self.save(step)
-            self.next_ckpt = self._next_multiple(step, self.ckpt_every)
 
     def _on_rollout_end(self) -> None:
         # SB3 updates its progress only after this returns; compute the same value for the coming update.
         progress_remaining = 1.0 - self.model.num_timesteps / self.model._total_timesteps
         self.ppo.ent_coef = float(self.ent_coef(max(0.0, progress_remaining)))
 
-    def emit(self, step: int, perf: bool = True) -> None:
-        """Close the perf window at `step` (if `perf`) and emit the metrics gathered since the last one."""
-        start = time.perf_counter_ns()
-        if perf:
-            self.ctx.perf(step)
-            self.last_window_step = step
-        values = {**self.capture.take(), **self.vec_env.outcomes.rates(), **self.grad_norms.take(),
-                  "train/ent_coef": float(self.ppo.ent_coef)}
-        self.ctx.metrics(step, values)
-        if self.tb is not None:
-            for name, value in values.items():
-                self.tb.add_scalar(name, value, step)
-            self.tb.flush()
-        self.ctx.timer.add("log", time.perf_counter_ns() - start)
+    def metric_values(self) -> dict[str, float]:
+        return {**self.capture.take(), **self.vec_env.outcomes.rates(), **self.grad_norms.take(),
+                "train/ent_coef": float(self.ppo.ent_coef)}
 
-    def save(self, step: int) -> None:
-        self.ctx.save(step, checkpoint_state(self.ppo, self.ctx.cfg))
+    def checkpoint_state(self) -> dict[str, Any]:
+        return checkpoint_state(self.ppo, self.ctx.cfg)
 
     def finish(self) -> None:
-        """Flush the last update's logger values, close the last window, save the final checkpoint."""
-        step = self.model.num_timesteps
-        self.model.logger.dump(step)
-        # A window closed at this very step holds no steps; the last update's metrics still go out.
-        self.emit(step, perf=step > self.last_window_step)
-        self.save(step)
-        if self.tb is not None:
-            self.tb.close()
-
-
-def _banner(ctx: RunContext, cfg: ResolvedConfig, torch_setup: TorchSetup, resume_step: int) -> None:
-    p, e = cfg.section("ppo"), cfg.section("env")
-    ver = versions()
-    ctx.banner({
-        "algo": f"MaskablePPO (sb3-contrib {ver['sb3_contrib']}) on {cfg['run.env']} vs {e['opponent']} "
-                f"({e['scoring']} scoring)",
-        "versions": " ".join(f"{k}={v}" for k, v in ver.items()),
-        "device": f"{torch_setup.device} (threads {torch.get_num_threads()}, amp {torch_setup.amp}, "
-                  f"compile {torch_setup.compile})",
-        "profile": cfg.profile,
-        "steps": f"{cfg['run.total_steps']:,}" + (f" (resuming at {resume_step:,})" if resume_step else ""),
-        "seed": cfg["run.seed"],
-        "envs": f"num_envs={e['num_envs']} n_steps={p['n_steps']} (rollout {e['num_envs'] * p['n_steps']:,})",
-        "update": f"batch_size={p['batch_size']} n_epochs={p['n_epochs']} net={p['net_arch']} "
-                  f"gamma={p['gamma']} clip={p['clip_range']}",
-        "schedules": f"lr {p['learning_rate']:g}->{p['learning_rate_end']:g} "
-                     f"ent_coef {p['ent_coef']:g}->{p['ent_coef_end']:g}",
-        "logging": f"every {cfg['log.every_steps']:,} steps, timing {cfg['log.timing']}, "
-                   f"tensorboard {cfg['log.tensorboard']}, checkpoint every {cfg['checkpoint.every_steps']:,}",
-    })
+        self.model.logger.dump(self.model.num_timesteps)  # the last update's logger values
+        super().finish()
 
 
 def train(ctx: RunContext, resume: dict[str, Any] | None) -> str:
     """Train until `run.total_steps` env steps or a stop request; returns "finished" or "stopped"."""
     cfg = ctx.cfg
-    torch_setup = setup_torch(cfg)
+    p, e = cfg.section("ppo"), cfg.section("env")
     done = int(resume["num_timesteps"]) if resume else 0
-    _banner(ctx, cfg, torch_setup, done)
-    for note in torch_setup.notes:
-        ctx.log("info", note)
-    if cfg["env.subproc"]:
-        ctx.log("warning", "env.subproc is ignored: the batched core steps every game in one in-process call, "
-                        "so there is no IPC to spread over subprocesses")
+    torch_setup = start_run(ctx, f"MaskablePPO (sb3-contrib {versions()['sb3_contrib']}) on {cfg['run.env']} "
+                                 f"vs {e['opponent']} ({e['scoring']} scoring)", done, {
+        "envs": f"num_envs={e['num_envs']} n_steps={p['n_steps']} (rollout {e['num_envs'] * p['n_steps']:,})",
+        "update": f"batch_size={p['batch_size']} n_epochs={p['n_epochs']} net={p['net_arch']} "
+                  f"gamma={p['gamma']} clip={p['clip_range']}",
+        "schedules": f"lr {p['learning_rate']:g}->{p['learning_rate_end']:g} "
+                     f"ent_coef {p['ent_coef']:g}->{p['ent_coef_end']:g}",
+    })
     if torch_setup.device.type == "cuda" and cfg["torch.pin_memory"]:
         ctx.log("info", "torch.pin_memory has no effect on PPO: SB3's rollout buffer makes its own transfers")
 
     env = make_env(cfg, ctx.timer, cfg["run.seed"] + done)
     model = make_model(cfg, env, torch_setup.device)
     if resume is not None:
-        _check_fits_run(resume, cfg, model)
+        check_resume(resume, cfg)
+        check_fits(resume, network_description(model, cfg, "ppo.net_arch"))
         _restore(model, resume)
         env.seed(cfg["run.seed"] + done)  # fresh deals: the games in flight were not saved
     if torch_setup.compile:
@@ -343,14 +234,5 @@ def train(ctx: RunContext, resume: dict[str, Any] | None) -> str:
     model.set_logger(Logger(folder=None, output_formats=[capture]))
     PolicyPhases(model.policy, model.policy.optimizer, ctx.timer, "cuda" if torch_setup.amp else None)
     grad_norms = GradNormMonitor(model.policy.parameters(), model.policy.optimizer)
-    callback = RunCallback(ctx, env, capture, grad_norms, _linear(cfg["ppo.ent_coef"], cfg["ppo.ent_coef_end"]))
-
-    remaining = cfg["run.total_steps"] - done
-    if remaining > 0:
-        model.learn(remaining, callback=callback, reset_num_timesteps=resume is None, log_interval=1)
-    else:
-        ctx.log("info", f"nothing to train: {done:,} of {cfg['run.total_steps']:,} steps already done")
-        callback.init_callback(model)
-        callback.last_window_step = done
-    callback.finish()
-    return "stopped" if ctx.stop else "finished"
+    callback = PPOCallback(ctx, env, capture, grad_norms, _linear(p["ent_coef"], p["ent_coef_end"]))
+    return learn(model, callback, ctx, done, log_interval=1)

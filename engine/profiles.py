@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import UsageError
-from envs import GAMES
+from engine.trainers import TRAINER_GAMES
+from envs import GAMES, opponents
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
 ALGOS = ("ppo", "dqn-per")
@@ -209,6 +210,7 @@ class ResolvedConfig:
         missing = [k for k in _all_keys() if k not in settings]
         if missing:
             raise UsageError(f"run.json: config lacks {', '.join(missing[:5])}")
+        _check_together(settings)
         return cls(settings, profile)
 
 
@@ -410,6 +412,13 @@ def _check_together(settings: Mapping[str, Setting]) -> None:
     def v(k: str) -> Any:
         return settings[k].value
 
+    algo, game = v("run.algo"), v("run.env")
+    if game not in TRAINER_GAMES[algo]:
+        raise UsageError(f"{settings['run.env'].source}: run.env = {game!r} has no {algo} trainer; expected one of: "
+                         f"{', '.join(TRAINER_GAMES[algo])}")
+    if v("env.opponent") not in opponents(game):
+        raise UsageError(f"{settings['env.opponent'].source}: env.opponent = {v('env.opponent')!r} is not an opponent "
+                         f"of {game}; expected one of: {', '.join(opponents(game))}")
     rollout = v("ppo.n_steps") * v("env.num_envs")
     if v("run.algo") == "ppo" and v("ppo.batch_size") > rollout:
         raise UsageError(f"{settings['ppo.batch_size'].source}: ppo.batch_size = {v('ppo.batch_size')} exceeds "

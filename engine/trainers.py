@@ -4,7 +4,8 @@ A trainer module exposes
     train(ctx: engine.context.RunContext, resume: dict | None) -> str
 which trains until `ctx.total_steps` env steps or `ctx.stop`, saves a final checkpoint, and returns
 the final state ("finished" or "stopped"); `resume` is a loaded checkpoint to continue from. It may
-also expose `check_resume(state: dict) -> None` raising UsageError when a checkpoint does not fit.
+also expose `check_resume(state: dict, cfg: ResolvedConfig | None) -> None` raising UsageError when a
+checkpoint does not fit (given `cfg`: when it does not fit that run's game and networks either).
 A new algorithm is a module here plus a line in `TRAINERS`; the CLI and the TUI need no change.
 """
 
@@ -18,6 +19,12 @@ from engine.errors import UsageError
 TRAINERS: dict[str, str] = {
     "ppo": "engine.ppo",
     "dqn-per": "engine.dqn",
+}
+
+# The games each trainer's env wiring and statistics support (checked when a config is resolved).
+TRAINER_GAMES: dict[str, tuple[str, ...]] = {
+    "ppo": ("beastybar",),
+    "dqn-per": ("skirmish",),
 }
 
 

@@ -27,6 +27,11 @@ def _game_module(name: str) -> Any:
     return importlib.import_module(GAMES[name])
 
 
+def opponents(name: str) -> tuple[str, ...]:
+    """The scripted opponents game `name` offers (`env.opponent` values)."""
+    return tuple(_game_module(name).OPPONENTS)
+
+
 def make(name: str, **kwargs: Any) -> Any:
     """One gymnasium env of game `name` (kwargs: core, opponent, seed, ... as the game documents)."""
     return _game_module(name).make(**kwargs)

@@ -17,10 +17,9 @@ from typing import Any
 
 from engine import launcher
 from engine.checkpoint import latest_checkpoint, load_checkpoint
-from engine.context import STATUS_PREFIX
 from engine.errors import UsageError
-from engine.events import EventTail
-from engine.profiles import SCHEMA, list_profiles, profile_summary, resolve
+from engine.events import STATUS_PREFIX, EventTail
+from engine.profiles import SCHEMA, ResolvedConfig, list_profiles, profile_summary, resolve
 from engine.runstore import ACTIVE_STATES, RunDir, RunSummary, list_runs, resolve_run, summarize
 from engine.trainers import trainer_module
 
@@ -81,7 +80,7 @@ def _prepare_resume(args: argparse.Namespace) -> RunDir:
     module = trainer_module(str(info.get("algo")))
     check = getattr(module, "check_resume", None)
     if check is not None:
-        check(checkpoint)
+        check(checkpoint, ResolvedConfig.from_json(info["config"], str(info.get("profile"))))
     return run
 
 

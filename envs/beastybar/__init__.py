@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from envs.beastybar.rules import OPPONENTS
+
+__all__ = ["OPPONENTS", "make", "make_vec"]
+
 
 def make(**kwargs: Any) -> Any:
     """One gymnasium env; see `envs.beastybar.env.BeastyBarEnv` for the arguments."""

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+# The scripted player is the only opponent; its whole turn runs inside the core.
+OPPONENTS = ("scripted",)
+
 
 def make(**kwargs: Any) -> Any:
     """One gymnasium env; see `envs.skirmish.env.SkirmishEnv` for the arguments."""
