@@ -166,6 +166,15 @@ def test_check_resume_rejects_damaged_checkpoints(trained: tuple[RunContext, str
         ppo.check_resume(state)
 
 
+def test_check_resume_with_a_config_refuses_other_hidden_layers(trained: tuple[RunContext, str]) -> None:
+    ctx, _ = trained
+    state = load_checkpoint(latest_checkpoint(ctx.run.checkpoints))  # type: ignore[arg-type]
+    ppo.check_resume(state, ctx.cfg)
+    other = resolve("balance", environ={}, assignments=["ppo.net_arch=[32]"])
+    with pytest.raises(UsageError, match=r"checkpoint net_arch = \[.*\] does not fit this run \(net_arch = \[32\]\)"):
+        ppo.check_resume(state, other)
+
+
 # -- the hooks ----------------------------------------------------------------------------------------
 def test_outcome_window_keeps_the_last_games() -> None:
     window = OutcomeWindow(capacity=4)

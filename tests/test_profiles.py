@@ -70,6 +70,11 @@ def test_extends_chain_and_loop(tmp_path: Path) -> None:
         ({"assignments": ["gamma=1"]}, r"should be section.key"),
         ({"environ": {"NUM_ENVS": "many"}}, r"env:NUM_ENVS: env.num_envs = 'many' has the wrong type"),
         ({"algo": "a2c"}, r"run.algo = 'a2c' is not allowed; expected one of: ppo, dqn-per"),
+        ({"env": "skirmish"}, r"cli: run.env = 'skirmish' has no ppo trainer; expected one of: beastybar"),
+        ({"assignments": ["env.opponent=bob"]}, r"env.opponent = 'bob' is not an opponent of beastybar; "
+                                                r"expected one of: random, heuristic"),
+        ({"algo": "dqn-per", "env": "skirmish", "assignments": ["env.opponent=random"]},
+         r"env.opponent = 'random' is not an opponent of skirmish; expected one of: scripted"),
     ],
 )
 def test_bad_values_name_source_key_and_expectation(kwargs: dict, message: str) -> None:
