@@ -354,15 +354,11 @@ def test_capacity_below_the_batch_is_refused_by_the_profile_and_the_buffer_alike
         PrioritizedReplayBuffer(400, env.observation_space, env.action_space, n_envs=256, batch_size=320)
 
 
-def test_another_opponent_is_a_usage_error(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="expected 'scripted'"):
-        run_train(make_ctx(tmp_path, 1024, "env.opponent=random"))
-
-
-def test_only_skirmish() -> None:
-    cfg = resolve("balance", algo="dqn-per", env="beastybar", environ={})
-    with pytest.raises(UsageError, match="skirmish only"):
-        dqn.make_env(cfg, PerfTimer(), 0)
+def test_another_opponent_or_game_is_refused_before_a_run_exists(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="expected one of: scripted"):
+        make_ctx(tmp_path, 1024, "env.opponent=random")
+    with pytest.raises(UsageError, match="has no dqn-per trainer; expected one of: skirmish"):
+        resolve("balance", algo="dqn-per", env="beastybar", environ={})
 
 
 def test_bf16_autocast_keeps_the_loss_and_td_errors_in_float32() -> None:
