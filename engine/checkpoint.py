@@ -8,13 +8,13 @@ most a stray `.tmp` file that loading ignores. Names are `step_<zero-padded step
 
 from __future__ import annotations
 
-import os
+import io
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from engine.errors import UsageError
+from engine.runstore import atomic_write_bytes
 
 _NAME = re.compile(r"^step_(\d{12})\.pt$")
 
@@ -29,16 +29,9 @@ def save_checkpoint(folder: Path, step: int, state: dict[str, Any], keep: int | 
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / checkpoint_name(step)
-    fd, tmp = tempfile.mkstemp(prefix=".step_", suffix=".pt.tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    data = io.BytesIO()
+    torch.save(state, data)
+    atomic_write_bytes(path, data.getbuffer())
     if keep is not None:
         for old in list_checkpoints(folder)[:-keep]:
             old.unlink(missing_ok=True)

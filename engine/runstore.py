@@ -35,7 +35,7 @@ RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
 DEFAULT_RUNS_DIR = Path("runs")
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes | memoryview) -> None:
     """Write `data` to `path` so that readers and crashes see the old file or the new one, never a mix."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

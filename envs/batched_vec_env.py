@@ -92,6 +92,45 @@ def seeds_as_uint64(seeds: Sequence[int | None]) -> np.ndarray | None:
     return np.array([int(seed) % UINT64_RANGE for seed in seeds], dtype=np.uint64)  # type: ignore[arg-type]
 
 
+class OneGame:
+    """One game of a batched core built without auto-reset: what a game's gym env backend shares.
+
+    A finished game keeps its final observation and reward until the next `reset`. Subclasses build the
+    core in `_make_core(buffers)` and add the game's own views (observation copies, end info). Not a
+    hot path: the batched VecEnv is."""
+
+    def __init__(self, obs_size: int, num_actions: int) -> None:
+        self.buffers = CoreBuffers.allocate(1, obs_size, num_actions)
+        self.core = self._make_core(self.buffers)
+        self._action = np.zeros(1, dtype=np.int64)
+
+    @abstractmethod
+    def _make_core(self, buffers: CoreBuffers) -> BatchedCore:
+        """The game's core over `buffers` (one game, auto-reset off)."""
+
+    def reset(self, seed: int | None) -> None:
+        """A new game; `seed` reseeds its generator, None continues its stream."""
+        self.core.reset(seeds_as_uint64([seed]))
+
+    def step(self, action: int) -> None:
+        """One agent decision; ValueError naming the legal actions if `action` is not one."""
+        self._action[0] = action
+        if self.core.step(self._action) >= 0:
+            raise ValueError(f"illegal action {action}; legal actions: {self.core.legal_actions(0)}")
+
+    @property
+    def reward(self) -> float:
+        return float(self.buffers.rewards[0])
+
+    @property
+    def terminated(self) -> bool:
+        return bool(self.buffers.terminated[0])
+
+    @property
+    def truncated(self) -> bool:
+        return bool(self.buffers.truncated[0])
+
+
 class BatchedVecEnv(VecEnv):
     """SB3 `VecEnv` over a `BatchedCore`; subclasses implement `_make_core`.
 

@@ -13,53 +13,44 @@ from typing import Any
 
 import numpy as np
 
-from envs.batched_vec_env import CoreBuffers, seeds_as_uint64
+from envs.batched_vec_env import BatchedCore, CoreBuffers, OneGame
 from envs.beastybar.rules import NUM_ACTIONS, OBS_SIZE
 from ext.beastybar_core import BeastyBarCore
 
 
-class CoreBackend:
+class CoreBackend(OneGame):
     """One game; `opponent` "random" | "heuristic", `scoring` "points" | "count" (else ValueError)."""
 
     def __init__(self, opponent: str, scoring: str) -> None:
-        self._buffers = CoreBuffers.allocate(1, OBS_SIZE, NUM_ACTIONS)
-        b = self._buffers
-        self._core = BeastyBarCore(
-            1, opponent, scoring, False, b.obs, b.rewards, b.terminated, b.truncated, b.masks, b.terminal_obs
-        )
-        self._action = np.zeros(1, dtype=np.int64)
+        self._opponent, self._scoring = opponent, scoring
+        super().__init__(OBS_SIZE, NUM_ACTIONS)
         self._info: dict[str, Any] = {}
+
+    def _make_core(self, buffers: CoreBuffers) -> BatchedCore:
+        b = buffers
+        return BeastyBarCore(
+            1, self._opponent, self._scoring, False, b.obs, b.rewards, b.terminated, b.truncated, b.masks,
+            b.terminal_obs)
 
     def reset(self, seed: int | None) -> None:
         """A new game; `seed` reseeds the generator, None continues its stream."""
-        self._core.reset(seeds_as_uint64([seed]))
+        super().reset(seed)
         self._info = {}
 
     def step(self, action: int) -> None:
         """The agent's turn, then the opponent's unless the game is over."""
-        self._action[0] = action
-        if self._core.step(self._action) >= 0:
-            raise ValueError(f"action {action} is illegal; legal: {self._core.legal_actions(0)}")
-        self._info = self._core.end_info(0) if self.terminated else {}
+        super().step(action)
+        self._info = self.core.end_info(0) if self.terminated else {}
 
     @property
     def obs(self) -> np.ndarray:
         """float32[160], the agent's view (the final position once the game is over)."""
-        return self._buffers.obs[0].copy()
+        return self.buffers.obs[0].copy()
 
     @property
     def mask(self) -> np.ndarray:
         """bool[33], the agent's legal actions (all False once the game is over)."""
-        return self._buffers.masks[0].copy()
-
-    @property
-    def reward(self) -> float:
-        """+1 win, 0 draw, -1 loss on the final step; 0 before."""
-        return float(self._buffers.rewards[0])
-
-    @property
-    def terminated(self) -> bool:
-        return bool(self._buffers.terminated[0])
+        return self.buffers.masks[0].copy()
 
     @property
     def info(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.batched_vec_env import CoreBuffers
+from envs.batched_vec_env import BatchedCore, CoreBuffers, OneGame
 from envs.skirmish import rules
 from envs.spaces import LegalDiscrete, check_choice
 
@@ -93,43 +93,27 @@ class ReferenceBackend:
         return self._require_game().info(self._mode)
 
 
-class CoreBackend:
+class CoreBackend(OneGame):
     """One game of `ext.skirmish_core.SkirmishCore`; a finished game keeps its final observation."""
 
     def __init__(self, mode: str, max_steps: int) -> None:
+        self._mode, self._max_steps = mode, max_steps
+        super().__init__(rules.OBS_SIZE, rules.NUM_ACTIONS)
+        self.obs, self.mask = self.buffers.obs[0], self.buffers.masks[0]
+
+    def _make_core(self, buffers: CoreBuffers) -> BatchedCore:
         from ext.skirmish_core import SkirmishCore
 
-        b = self._buffers = CoreBuffers.allocate(1, rules.OBS_SIZE, rules.NUM_ACTIONS)
-        self._core = SkirmishCore(1, rules.core_tables(), max_steps, False, mode == "debug",
-                                  b.obs, b.rewards, b.terminated, b.truncated, b.masks, b.terminal_obs)
-        self._action = np.zeros(1, dtype=np.int64)
-        self.obs, self.mask = b.obs[0], b.masks[0]
-
-    def reset(self, seed: int) -> None:
-        self._core.reset(np.array([seed], dtype=np.uint64))
+        b = buffers
+        return SkirmishCore(1, rules.core_tables(), self._max_steps, False,
+                            self._mode == "debug", b.obs, b.rewards, b.terminated, b.truncated, b.masks,
+                            b.terminal_obs)
 
     def reset_continue(self) -> None:
-        self._core.reset(None)
-
-    def step(self, action: int) -> None:
-        self._action[0] = action
-        if self._core.step(self._action) >= 0:
-            raise ValueError(f"illegal action {action}; legal actions: {self._core.legal_actions(0)}")
-
-    @property
-    def reward(self) -> float:
-        return float(self._buffers.rewards[0])
-
-    @property
-    def terminated(self) -> bool:
-        return bool(self._buffers.terminated[0])
-
-    @property
-    def truncated(self) -> bool:
-        return bool(self._buffers.truncated[0])
+        self.reset(None)
 
     def info(self) -> dict[str, Any]:
-        return self._core.info_dict(0)
+        return self.core.info_dict(0)  # type: ignore[attr-defined]
 
 
 class SkirmishEnv(gym.Env[np.ndarray, np.int64]):
