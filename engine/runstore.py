@@ -197,11 +197,13 @@ def list_runs(runs_dir: Path) -> list[RunDir]:
 
 
 def resolve_run(ref: str, runs_dir: Path = DEFAULT_RUNS_DIR) -> RunDir:
-    """A run named by a path, a run id under `runs_dir`, or a unique prefix/suffix of one."""
+    """A run named by a path, a run id under `runs_dir`, or a part of one that names a single run."""
     direct = Path(ref)
     if direct.is_dir():
         return RunDir.open(direct)
-    candidates = [r for r in list_runs(runs_dir) if r.run_id.startswith(ref) or r.run_id.endswith(ref)]
+    runs = list_runs(runs_dir)
+    exact = [r for r in runs if r.run_id == ref]
+    candidates = exact or [r for r in runs if ref in r.run_id]
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:

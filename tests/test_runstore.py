@@ -68,6 +68,7 @@ def test_resolve_run_by_path_id_prefix_and_suffix(tmp_path: Path) -> None:
     assert resolve_run(str(a.path), tmp_path) == a
     assert resolve_run("20260102", tmp_path) == b
     assert resolve_run("balance", tmp_path) == b
+    assert resolve_run("0102T", tmp_path) == b  # any part that names one run
     with pytest.raises(UsageError, match="ambiguous"):
         resolve_run("2026", tmp_path)
     with pytest.raises(UsageError, match="no run 'zzz'"):

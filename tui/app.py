@@ -25,6 +25,7 @@ from textual.worker import get_current_worker
 from engine import launcher
 from engine.errors import UsageError
 from engine.runstore import RunDir
+from tui.cli import DEFAULT_JOB
 from tui.messages import RunsPolled
 from tui.model import PollResult, RunsWatcher
 from tui.screens.quit import QuitScreen
@@ -69,7 +70,8 @@ class TrainctlApp(App[None]):
         self._watch_runs()
         if self.launch_default:
             try:
-                self.launch_run("ppo", "beastybar", "balance", None, [])
+                job = DEFAULT_JOB
+                self.launch_run(job.algo, job.env, job.profile, job.steps, [])
             except UsageError as exc:
                 self.notify(f"default run not launched: {exc}", severity="error", timeout=30)
 

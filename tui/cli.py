@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
@@ -132,7 +133,16 @@ def _dispatch(args: argparse.Namespace, wrapped: list[str]) -> int:
     return _open_app(args.app_runs_dir, None, launch_default=args.launch_default)
 
 
-DEFAULT_RUN = ["--algo", "ppo", "--env", "beastybar", "--profile", "balance"]
+@dataclass(frozen=True)
+class Job:
+    algo: str
+    env: str
+    profile: str
+    steps: int
+
+
+# `make run`'s job: long enough (about a minute here) for a newcomer to watch it learn in the TUI.
+DEFAULT_JOB = Job(algo="ppo", env="beastybar", profile="balance", steps=2_000_000)
 
 
 def watch_target(target: str | None, runs_dir: Path) -> tuple[Path, str | None]:
@@ -157,7 +167,9 @@ def _open_app(runs_dir: Path, focus: str | None, launch_default: bool) -> int:
         raise UsageError(f"--runs-dir {runs_dir} is a file; expected a folder of runs")
     if not (sys.stdout.isatty() and sys.stdin.isatty()):
         if launch_default:
-            args = build_parser().parse_args(["run", *DEFAULT_RUN, "--runs-dir", str(runs_dir)])
+            job = DEFAULT_JOB
+            args = build_parser().parse_args(["run", "--algo", job.algo, "--env", job.env, "--profile", job.profile,
+                                              "--steps", str(job.steps), "--runs-dir", str(runs_dir)])
             return headless.run_command(args, [])
         return headless.status_command(runs_dir, watch=False, interval=0)
     from tui.app import run_app
