@@ -16,46 +16,22 @@ from __future__ import annotations
 
 import time
 
-import gymnasium as gym
 import numpy as np
 import torch as th
 import torch.nn.functional as F
+from bench_per import BATCH, CAPACITY, N_ACTIONS, OBS_DIM, fill_ours  # the PER bench's buffer, same folder
 
 from engine.prefetch import BatchPrefetcher
 from engine.replay import PrioritizedReplayBuffer
 
-CAPACITY = 1_000_000
-BATCH = 256
-OBS_DIM = 64
-N_ACTIONS = 16
-N_ENVS = 64
 STEPS_PER_ROUND = 150
 ROUNDS = 5
 
 
 def filled_buffer() -> PrioritizedReplayBuffer:
+    """The PER bench's buffer: 1,000,000 random transitions with exponential priorities."""
     rng = np.random.default_rng(0)
-    buffer = PrioritizedReplayBuffer(
-        CAPACITY,
-        gym.spaces.Box(-1.0, 1.0, (OBS_DIM,), np.float32),
-        gym.spaces.Discrete(N_ACTIONS),
-        device="cpu",
-        n_envs=N_ENVS,
-        seed=1,
-    )
-    infos: list[dict] = [{} for _ in range(N_ENVS)]
-    for _ in range(CAPACITY // N_ENVS):
-        obs = rng.random((N_ENVS, OBS_DIM), dtype=np.float32)
-        buffer.add(
-            obs,
-            obs,
-            rng.integers(0, N_ACTIONS, N_ENVS),
-            rng.random(N_ENVS, dtype=np.float32),
-            rng.random(N_ENVS) < 0.01,
-            infos,
-        )
-    buffer.update_priorities(np.arange(CAPACITY), rng.exponential(1.0, CAPACITY))
-    return buffer
+    return fill_ours(rng, rng.exponential(1.0, CAPACITY))
 
 
 def q_network() -> th.nn.Module:
