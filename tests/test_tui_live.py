@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -57,12 +59,22 @@ def test_wrapped_command_perf_lines_become_perf_events(tmp_path: Path, exit_code
     assert "hello from a foreign trainer" in run.stdout_path.read_text(encoding="utf-8")
 
 
+@contextmanager
+def looping_run(runs_dir: Path) -> Iterator[tuple[RunDir, subprocess.Popen[bytes]]]:
+    """A wrapped run of LOOP_SCRIPT started in `runs_dir`, killed afterwards if a test left it running."""
+    run = launcher.create_wrapped_run([sys.executable, "-c", LOOP_SCRIPT], runs_dir, ["test"], "loop", "balance")
+    proc = launcher.start(run)
+    try:
+        yield run, proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 @pytest.mark.slow
 @pilot_test
 async def test_stop_a_wrapped_run_from_the_tui(tmp_path: Path) -> None:
-    run = launcher.create_wrapped_run([sys.executable, "-c", LOOP_SCRIPT], tmp_path, ["test"], "loop", "balance")
-    proc = launcher.start(run)
-    try:
+    with looping_run(tmp_path) as (_run, proc):
         app = TrainctlApp(tmp_path, poll_s=0.1)
         async with app.run_test(size=(80, 24), notifications=True) as pilot:
             await wait_for_text(app, pilot, "· running ·")
@@ -74,9 +86,6 @@ async def test_stop_a_wrapped_run_from_the_tui(tmp_path: Path) -> None:
             shown = await wait_for_text(app, pilot, "· stopped ·", timeout_s=20)
             assert "stopped" in shown
         assert proc.wait(timeout=10) == 130
-    finally:
-        if proc.poll() is None:
-            proc.kill()
 
 
 @pytest.mark.slow
@@ -118,9 +127,7 @@ async def test_launch_a_real_ppo_run_watch_it_and_stop_it(tmp_path: Path) -> Non
 @pytest.mark.slow
 @pilot_test
 async def test_kill_asks_first_then_kills_the_group(tmp_path: Path) -> None:
-    run = launcher.create_wrapped_run([sys.executable, "-c", LOOP_SCRIPT], tmp_path, ["test"], "loop", "balance")
-    proc = launcher.start(run)
-    try:
+    with looping_run(tmp_path) as (_run, proc):
         app = TrainctlApp(tmp_path, poll_s=0.1)
         async with app.run_test(size=(80, 24), notifications=True) as pilot:
             await wait_for_text(app, pilot, "· running ·")
@@ -132,17 +139,12 @@ async def test_kill_asks_first_then_kills_the_group(tmp_path: Path) -> None:
             await pilot.press("k", "y")
             await wait_for_text(app, pilot, "· stopped ·", timeout_s=20)
         assert proc.wait(timeout=10) == -9
-    finally:
-        if proc.poll() is None:
-            proc.kill()
 
 
 @pytest.mark.slow
 @pilot_test
 async def test_quit_offers_to_stop_the_runs_it_launched(tmp_path: Path) -> None:
-    run = launcher.create_wrapped_run([sys.executable, "-c", LOOP_SCRIPT], tmp_path, ["test"], "loop", "balance")
-    proc = launcher.start(run)
-    try:
+    with looping_run(tmp_path) as (run, proc):
         app = TrainctlApp(tmp_path, poll_s=0.1)
         async with app.run_test(size=(80, 24), notifications=True) as pilot:
             app.launched[run.run_id] = proc  # as if launched from this app's launcher
@@ -153,9 +155,6 @@ async def test_quit_offers_to_stop_the_runs_it_launched(tmp_path: Path) -> None:
             await pilot.pause(1.0)
         assert proc.wait(timeout=20) == 130
         assert run.read_status()["state"] == "stopped"
-    finally:
-        if proc.poll() is None:
-            proc.kill()
 
 
 @pytest.mark.slow
