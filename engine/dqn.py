@@ -227,10 +227,16 @@ def q_chooser(q_net: torch.nn.Module, device: torch.device | str = "cpu") -> Cho
 
 # -- the algorithm ------------------------------------------------------------------------------------
 class PinnedPrioritizedReplayBuffer(PrioritizedReplayBuffer):
-    """The prioritized buffer with its batches copied to CUDA through page-locked memory (PIN_MEMORY)."""
+    """The prioritized buffer with its batches drawn into page-locked memory and copied to CUDA without
+    blocking (PIN_MEMORY)."""
+
+    @staticmethod
+    def allocate(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        torch_dtype = torch.from_numpy(np.empty(0, dtype=dtype)).dtype
+        return torch.empty(shape, dtype=torch_dtype, pin_memory=True).numpy()
 
     def _to_device(self, array: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(array).pin_memory().to(self.device, non_blocking=True)
+        return torch.from_numpy(array).to(self.device, non_blocking=True)
 
 
 class PerDQN(DQN):
@@ -529,4 +535,6 @@ def train(ctx: RunContext, resume: dict[str, Any] | None) -> str:
     if torch_setup.compile:
         compile_networks(model, ctx)
     with model.sampler:  # stops its worker thread however the run ends
-        return learn(model, DQNCallback(ctx, env), ctx, done, log_interval=None)
+        state = learn(model, DQNCallback(ctx, env), ctx, done, log_interval=None)
+        ctx.log("info", model.sampler.describe())
+        return state

@@ -1,5 +1,5 @@
-"""Async replay prefetch (seed 004, item J): the next batch is sampled on a background thread while the
-caller trains on the current one, so the main thread's replay_sample_ms shrinks to a hand-over.
+"""Async replay prefetch (seed 004, item J): the next batch is drawn on a native background thread while
+the caller trains on the current one, so the main thread's replay_sample_ms shrinks to a hand-over.
 
 A trainer's gradient step k, with `sampler = BatchPrefetcher(buffer, batch_size)`:
 
@@ -7,9 +7,9 @@ A trainer's gradient step k, with `sampler = BatchPrefetcher(buffer, batch_size)
     ... forward, backward on batch ...
     sampler.update_priorities(batch.indices, td_errors.abs())  # PER only
 
-Ordering and staleness, exactly. Requests become jobs in one FIFO queue, run one at a time in the
-order they were made: `next_batch()` queues the draw of batch k+1 right after handing out batch k, and
-`update_priorities()` queues update k behind it. So, with prefetch on:
+Ordering and staleness, exactly. Requests become jobs in one FIFO queue (ext.replay_core.JobQueue),
+run one at a time in the order they were made: `next_batch()` queues the draw of batch k+1 right after
+handing out batch k, and `update_priorities()` queues update k behind it. So, with prefetch on:
 
 - batch k+1 is drawn from the priorities as they stood after updates 0 .. k-1: it misses exactly one
   update, the one of the step that trained on batch k (with prefetch off it misses none);
@@ -18,61 +18,56 @@ order they were made: `next_batch()` queues the draw of batch k+1 right after ha
 - this holds whatever the thread timing, so a fixed seed gives the same batches run after run; with no
   priority updates in between, prefetch on and off give the very same batches.
 
-Who runs a job: the worker thread, normally. But when `next_batch()` finds its batch not yet started
-(on a machine with no idle core the worker may not have been scheduled), the main thread runs the
-queued jobs itself, in the same order, instead of sleeping until the worker gets a core; it waits only
-for a job the worker is in the middle of. The worker runs as SCHED_BATCH where Linux offers it, so
-waking it never preempts the trainer: it takes a free core. With a spare core the main thread's wait
-is a hand-over; with none, the worker's job competes with everything else (including the GIL), and an
-unlucky step can wait longer than sampling inline would have taken.
+Who runs a job: the worker, a C thread that never takes the GIL (a Python thread did, and the trainer
+then waited for the GIL at every hand-over: ~25-30 us per gradient step, a third of an inline draw at
+8 games). When `next_batch()` finds its batch not yet started (on a machine with no idle core the
+worker may not have been scheduled), the calling thread runs the queued jobs itself, in the same order,
+instead of sleeping until the worker gets a core; it waits only for a job the worker is in the middle
+of. The worker runs as SCHED_BATCH on Linux, so waking it never preempts the trainer.
 
-Transitions added while a batch is in flight (SB3 adds between calls to `train()`) may or may not be in
-it, depending on timing (the buffer's lock keeps every batch whole either way). For exact runs, either
-ask for no prefetch on the last gradient step before the trainer goes back to the environment
-(`prefetch_next=False`, as above), or keep prefetching across env steps and call `settle()` before
-adding transitions: the batch asked for ahead is then drawn before them (never contains them), with
-prefetch on and off alike.
+Batch memory: batches are drawn into two fixed sets of arrays, used in turn, and on the CPU a batch's
+tensors are views of them: a batch stays valid until the next `next_batch()` call (whose prefetch
+draws into the memory of the batch before it). Clone what must live longer. On CUDA the tensors are
+copies, and a memory is drawn into again only after its last copy has completed.
+
+Transitions and the batch asked for ahead: call `settle()` before adding transitions: it waits until
+every queued job has run (the batch asked for ahead is drawn before the transitions, never contains
+them, with prefetch on and off alike, and the buffer's lock is free for the add). Or ask for no
+prefetch on the last gradient step before the trainer goes back to the environment
+(`prefetch_next=False`).
 
 `update_priorities()` checks its input on the calling thread (a bad priority raises ValueError there,
-naming its index) and returns at once. An exception in a queued job is raised by the next call on the
-main thread. With `enabled=False` every call runs inline: the same results without the one-update
-staleness. This module trains nothing and must not import a trainer.
+naming its index) and returns at once; the worker copies nothing back, so a queued write cannot fail.
+A draw from a buffer with nothing stored raises ValueError on the calling thread. With `enabled=False`
+every call runs inline: the same results without the one-update staleness. This module trains nothing
+and must not import a trainer.
 """
 
 from __future__ import annotations
 
-import os
-import threading
-from collections import deque
 from typing import Any
 
-import numpy as np
+import torch as th
 
 from engine.replay import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
+from ext.replay_core import NOTHING_STORED, JobQueue
 
-
-class _Job:
-    """One queued request: draw a batch (payload None) or write priorities (validated payload)."""
-
-    def __init__(self, payload: tuple[np.ndarray, np.ndarray, float] | None = None) -> None:
-        self.payload = payload
-        self.batch: PrioritizedReplayBufferSamples | None = None
-        self.error: BaseException | None = None
-        self.done = False
+MEMORIES = 2  # the batch handed out and the one drawn ahead
 
 
 class BatchPrefetcher:
-    """Hands out batches of `buffer.sample(batch_size, env=env, beta=beta)`, one batch ahead.
+    """Hands out batches of `buffer`'s prioritized sampling, one batch ahead.
 
     Args:
         buffer: the prioritized replay buffer to sample from and update.
         batch_size: transitions per batch.
         enabled: False samples and updates inline (prefetch off).
-        env: a VecNormalize passed on to `sample()`, as SB3's DQN does.
-        beta: the importance-sampling exponent; None uses the buffer's annealed beta at sampling time.
+        env: a VecNormalize applied when a batch is handed out, as SB3's DQN does.
+        beta: the importance-sampling exponent; None uses the buffer's annealed beta when a draw is asked
+            for (settable between calls).
 
     Use as a context manager, or call `close()`: it applies the queued updates, drops a batch not yet
-    drawn and stops the worker thread.
+    drawn and stops the worker thread (a later call starts it again).
     """
 
     def __init__(
@@ -89,83 +84,77 @@ class BatchPrefetcher:
         self.enabled = enabled
         self.env = env
         self.beta = beta
-        self._queue: deque[_Job] = deque()
-        self._queue_changed = threading.Condition()  # guards _queue and _stopping
-        self._running = threading.Lock()  # held while a job is popped and run: one at a time, in order
-        self._stopping = False
-        self._next: _Job | None = None  # the batch asked for ahead of time
-        self._update_error: BaseException | None = None
-        self._worker: threading.Thread | None = None
+        self._memories = [buffer.batch_memory(batch_size) for _ in range(MEMORIES)]
+        self._queue = JobQueue(buffer.store, self._memories)
+        self._handed = MEMORIES - 1  # the memory of the batch handed out last; the next draw goes elsewhere
+        self._ahead: tuple[int, int] | None = None  # (memory, ticket) of the batch asked for
+        # On the CPU without normalisation a memory's tensors are made once and handed out each time.
+        self._reusable = env is None and buffer.device.type == "cpu"
+        self._views: list[PrioritizedReplayBufferSamples | None] = [None] * MEMORIES
+        self._copied: list[Any] = [None] * MEMORIES  # CUDA events of each memory's last copy
+        self.batches_handed = 0
+
+    def describe(self) -> str:
+        """One line for the run's log: how the batches were had."""
+        if not self.enabled:
+            return f"replay prefetch off: {self.batches_handed:,} batches drawn inline"
+        queue = self._queue
+        return (f"replay prefetch: {self.batches_handed:,} batches; {queue.blocked_waits:,} hand-overs waited for "
+                f"their batch; {queue.caller_runs:,} jobs run on the trainer thread (the worker had no core)")
+
+    @property
+    def pending_jobs(self) -> int:
+        """Queued jobs no thread has started yet."""
+        return int(self._queue.pending)
+
+    @property
+    def worker_alive(self) -> bool:
+        return bool(self._queue.worker_alive)
 
     def next_batch(self, prefetch_next: bool = True) -> PrioritizedReplayBufferSamples:
-        """The next batch (see the module docstring for which priorities it saw).
+        """The next batch (see the module docstring for which priorities it saw and how long it lives).
 
         prefetch_next: start drawing the batch after this one now; pass False when transitions will be
-        added before the next call (the last gradient step of a train() call), unless `settle()` is
-        called before adding them.
+        added before the next call, unless `settle()` is called before adding them. Ignored when off.
         """
-        if not self.enabled:
-            job, self._next = self._next, None  # a batch drawn by settle()
-            if job is None:
-                return self._sample()
-        else:
-            self._raise_update_error()
-            job = self._next if self._next is not None else self._submit(_Job())
-            self._next = None
-            self._wait(job)
-            if prefetch_next:
-                self._next = self._submit(_Job())
-        if job.error is not None:
-            raise job.error
-        assert job.batch is not None
-        return job.batch
+        if self._ahead is None:
+            self._ask()
+        assert self._ahead is not None
+        memory, ticket = self._ahead
+        self._ahead = None
+        self._queue.wait(ticket)
+        if not self._memories[memory].drawn:
+            raise ValueError(NOTHING_STORED)
+        self._handed = memory
+        self.batches_handed += 1
+        if prefetch_next and self.enabled:
+            self._ask()
+        return self._hand_out(memory)
 
     def settle(self) -> None:
-        """Draw the next batch now and keep it for the next `next_batch()`: wait for the one asked for
-        ahead (prefetch on), or draw it (none asked for, or prefetch off: inline). Call before adding
-        transitions that batch must not contain."""
-        if self._next is None:
-            self._next = self._submit(_Job()) if self.enabled else _Job()
-        if self.enabled:
-            self._wait(self._next)
-        elif not self._next.done:
-            self._run(self._next)
-
-    def _wait(self, job: _Job) -> None:
-        while not job.done:
-            with self._running:  # waits only for a job the worker is running now
-                if not job.done:
-                    self._run_next_job()
+        """Draw the next batch now, if none is asked for, and wait until every queued job has run. Call
+        before adding transitions that batch must not contain."""
+        if self._ahead is None:
+            self._ask()
+        self._queue.wait_all()
 
     def update_priorities(self, indices: Any, priorities: Any) -> None:
         """New priorities (>= 0, float [B], e.g. |TD error|) for `indices` (int [B], from a batch).
 
-        Checked here (ValueError naming the bad index, nothing written); applied in order by the worker
-        when prefetch is on, at once when it is off.
+        Checked here (ValueError naming the bad index, nothing written); queued behind the batch asked
+        for when prefetch is on, written at once when it is off.
         """
         index_array, tree_priorities, largest = self.buffer.validate_priorities(indices, priorities)
         if not self.enabled:
             self.buffer.write_priorities(index_array, tree_priorities, largest)
             return
-        self._raise_update_error()
-        # The indices may be the caller's own array, which it is free to reuse before the job runs.
-        self._submit(_Job((index_array.copy(), tree_priorities, largest)))
+        self._ensure_worker()
+        self._queue.submit_write(index_array, tree_priorities, largest)  # copied: the caller may reuse them
 
     def close(self) -> None:
         """Apply the queued updates, drop a batch not yet drawn, stop the worker."""
-        with self._running, self._queue_changed:
-            pending = [job for job in self._queue if job.payload is not None]
-            self._queue.clear()
-            self._stopping = True
-            self._queue_changed.notify()
-        for job in pending:
-            self._run(job)
-        if self._worker is not None:
-            self._worker.join()
-            self._worker = None
-        self._next = None
-        self._stopping = False
-        self._raise_update_error()
+        self._queue.close()
+        self._ahead = None
 
     def __enter__(self) -> BatchPrefetcher:
         return self
@@ -173,59 +162,39 @@ class BatchPrefetcher:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _sample(self) -> PrioritizedReplayBufferSamples:
-        return self.buffer.sample(self.batch_size, env=self.env, beta=self.beta)
+    def _ask(self) -> None:
+        """Queue the draw of the next batch into the memory not handed out last."""
+        memory = (self._handed + 1) % MEMORIES
+        copied = self._copied[memory]
+        if copied is not None:
+            copied.synchronize()  # a copy to CUDA may still be reading this memory
+            self._copied[memory] = None
+        beta = self.buffer.checked_beta(self.beta)
+        if self.enabled:
+            self._ensure_worker()
+        self._ahead = (memory, self._queue.submit_draw(memory, beta))
 
-    def _submit(self, job: _Job) -> _Job:
-        if self._worker is None:
-            self._worker = threading.Thread(target=self._work, name="replay-prefetch", daemon=True)
-            self._worker.start()
-        with self._queue_changed:
-            self._queue.append(job)
-            self._queue_changed.notify()
-        return job
+    def _ensure_worker(self) -> None:
+        if not self._queue.worker_alive:
+            self._start_worker()
 
-    def _run_next_job(self) -> None:
-        """Pop and run the oldest job, if any. The caller holds `_running`."""
-        with self._queue_changed:
-            if not self._queue:
-                return
-            job = self._queue.popleft()
-        self._run(job)
+    def _start_worker(self) -> None:
+        self._queue.start()
 
-    def _run(self, job: _Job) -> None:
-        try:
-            if job.payload is None:
-                job.batch = self._sample()
-            else:
-                self.buffer.write_priorities(*job.payload)
-        except BaseException as error:  # handed to the main thread, which raises it
-            if job.payload is None:
-                job.error = error
-            else:
-                self._update_error = error
-        job.done = True
-
-    def _raise_update_error(self) -> None:
-        if self._update_error is not None:
-            error, self._update_error = self._update_error, None
-            raise error
-
-    def _work(self) -> None:
-        _yield_to_the_trainer()
-        while True:
-            with self._queue_changed:
-                while not self._queue and not self._stopping:
-                    self._queue_changed.wait()
-                if self._stopping:
-                    return
-            with self._running:
-                self._run_next_job()
+    def _hand_out(self, memory: int) -> PrioritizedReplayBufferSamples:
+        if self._reusable:
+            view = self._views[memory]
+            if view is None:
+                view = self._views[memory] = self.buffer.samples(self._memories[memory])
+            return view
+        batch = self.buffer.samples(self._memories[memory], self.env)
+        if self.buffer.device.type == "cuda":
+            self._copied[memory] = th.cuda.Event()
+            self._copied[memory].record()
+        return batch
 
 
-def _yield_to_the_trainer() -> None:
-    """Mark the calling thread SCHED_BATCH where Linux offers it: its wake-up then never preempts the
-    trainer's thread, it takes a free core instead. Without this, on a machine with no idle core the
-    woken worker displaces the main thread for the whole draw, and prefetch saves nothing."""
-    if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_BATCH"):
-        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+def clone(batch: PrioritizedReplayBufferSamples) -> PrioritizedReplayBufferSamples:
+    """A copy of `batch` that no later draw changes."""
+    tensors = {name: value.clone() for name, value in batch._asdict().items() if isinstance(value, th.Tensor)}
+    return batch._replace(indices=batch.indices.copy(), **tensors)

@@ -15,14 +15,14 @@ Indices: SB3 stores transitions as [buffer_size, n_envs, ...]; transition (pos, 
 `sample()` returns these indices; hand them back to `update_priorities()` with the new priorities
 (typically |TD error|, shape [batch]).
 
-Thread safety: add, sample and update_priorities hold one lock, so a prefetch thread
-(engine.prefetch) can sample while the main thread trains. This module trains nothing and must not
-reach into a trainer.
+The tree, the lock and the batch gather live in C (`ext.replay_core.ReplayStore`, over this buffer's
+arrays): add, sample and the priority writes hold its lock, so engine.prefetch's native worker thread
+can draw batches and write priorities while the main thread trains or adds. This module trains nothing
+and must not reach into a trainer.
 """
 
 from __future__ import annotations
 
-import threading
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -32,7 +32,10 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.vec_env import VecNormalize
 
 from engine.errors import UsageError
-from ext.sumtree import SumTree, proportional_priorities
+from ext.replay_core import BatchMemory, ReplayStore, proportional_priorities
+from ext.sumtree import SumTree
+
+CACHE_LINE_BYTES = 64
 
 
 class PrioritizedReplayBufferSamples(NamedTuple):
@@ -136,18 +139,23 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         if seed is None:
             seed = int(np.random.randint(0, 2**62))
         self.tree = SumTree(self.capacity, seed=seed)
-        self.max_priority = 1.0
         self.transitions_added = 0
-        self._lock = threading.Lock()
         # Per transition: reward, done, timeout (SB3's three arrays become views of these columns) and
         # the done the TD target uses, done * (1 - timeout), worked out once at add(). Side by side, one
-        # 16-byte gather (numpy's fast path) reads a transition's scalars instead of three gathers.
+        # 16-byte read (one cache line) gathers a transition's scalars instead of three.
         self._scalars = np.zeros((self.buffer_size, self.n_envs, 4), dtype=np.float32)
-        self._make_views()
+        # A batch gathers random rows, so it pays per cache line touched: numpy starts a large array 16
+        # bytes into a line, which makes a 256-byte observation row span 5 lines instead of 4.
+        self.observations = _cache_aligned_zeros(self.observations)
+        self.next_observations = _cache_aligned_zeros(self.next_observations)
+        if self.next_action_masks is not None:
+            self.next_action_masks = _cache_aligned_zeros(self.next_action_masks)
+        self._make_views(max_priority=1.0)
 
-    def _make_views(self) -> None:
-        """Point SB3's reward/done/timeout arrays into `_scalars` and flatten [buffer_size, n_envs, ...]
-        to [capacity, ...] (views, not copies) so that a tree index is a row."""
+    def _make_views(self, max_priority: float) -> None:
+        """Point SB3's reward/done/timeout arrays into `_scalars`, flatten [buffer_size, n_envs, ...]
+        to [capacity, ...] (views, not copies) so that a tree index is a row, and bind the C store to
+        those rows."""
         self.rewards = self._scalars[..., 0]
         self.dones = self._scalars[..., 1]
         self.timeouts = self._scalars[..., 2]
@@ -158,6 +166,14 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self._flat_masks = (
             None if self.next_action_masks is None else self.next_action_masks.reshape(self.capacity, -1)
         )
+        self.store = ReplayStore(self.tree, self._flat_obs, self._flat_next_obs, self._flat_actions,
+                                 self._flat_scalars, self._flat_masks)
+        self.store.max_priority = max_priority
+
+    @property
+    def max_priority(self) -> float:
+        """The largest tree priority ever written (1.0 before any update): what a new transition gets."""
+        return float(self.store.max_priority)
 
     def _check_batch_size(self, batch_size: int) -> None:
         if not 1 <= batch_size <= self.capacity:
@@ -190,21 +206,21 @@ class PrioritizedReplayBuffer(ReplayBuffer):
             raise ValueError(
                 "next_action_masks must be given exactly when the buffer was built with n_actions"
             )
-        with self._lock:
+        with self.store:
             pos = self.pos
             if self.next_action_masks is not None:
                 self.next_action_masks[pos] = next_action_masks
             super().add(obs, next_obs, action, reward, done, infos)
             self._scalars[pos, :, 3] = self.dones[pos] * (1.0 - self.timeouts[pos])
-            self.tree.fill(pos * self.n_envs, self.n_envs, self.max_priority)
+            self.tree.fill(pos * self.n_envs, self.n_envs, self.store.max_priority)
             self.transitions_added += self.n_envs
 
     def reset(self) -> None:
         """Forget every transition and priority (the arrays stay allocated)."""
-        with self._lock:
+        with self.store:
             super().reset()
             self.tree.fill(0, self.capacity, 0.0)
-            self.max_priority = 1.0
+            self.store.max_priority = 1.0
             self.transitions_added = 0
 
     def sample(  # type: ignore[override]
@@ -216,35 +232,46 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         env: a VecNormalize to normalise observations and rewards with, as in SB3.
         Raises UsageError for a batch size or beta out of range, ValueError when the buffer is empty.
         """
+        memory = self.batch_memory(batch_size)
+        self.store.draw(memory, self.checked_beta(beta))
+        return self.samples(memory, env)
+
+    def checked_beta(self, beta: float | None) -> float:
+        """`beta` checked to lie in [0, 1], or the annealed `self.beta` for None."""
+        if beta is None:
+            return self.beta
+        _check_beta(beta)
+        return beta
+
+    def batch_memory(self, batch_size: int) -> BatchMemory:
+        """Arrays a batch of `batch_size` is drawn into (`store.draw`, or a prefetch queue's draws)."""
         self._check_batch_size(batch_size)
-        if beta is not None:
-            _check_beta(beta)
-        indices = np.empty(batch_size, dtype=np.int64)
-        weights = np.empty(batch_size, dtype=np.float32)
-        with self._lock:
-            self.tree.sample(batch_size, self.beta if beta is None else beta, indices, weights)
-            obs = self._flat_obs.take(indices, axis=0)
-            next_obs = self._flat_next_obs.take(indices, axis=0)
-            actions = self._flat_actions.take(indices, axis=0)
-            scalars = self._flat_scalars.take(indices, axis=0)
-            masks = None if self._flat_masks is None else self._flat_masks.take(indices, axis=0)
-        rewards = scalars[:, 0:1]
+        return BatchMemory(self.store, batch_size, self.allocate)
+
+    @staticmethod
+    def allocate(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """Memory for one field of a batch: plain numpy here; page-locked in a subclass that copies to CUDA."""
+        return np.empty(shape, dtype=dtype)
+
+    def samples(self, memory: BatchMemory, env: VecNormalize | None = None) -> PrioritizedReplayBufferSamples:
+        """The fields of a drawn batch as tensors on the buffer's device, normalised by `env` as in SB3.
+        On the CPU (no env) the tensors share the memory's arrays: they change with its next draw."""
+        obs, next_obs, rewards = memory.observations, memory.next_observations, memory.rewards
         if env is not None:
-            obs = env.normalize_obs(obs)  # type: ignore[assignment]
-            next_obs = env.normalize_obs(next_obs)  # type: ignore[assignment]
+            obs = env.normalize_obs(obs)
+            next_obs = env.normalize_obs(next_obs)
             rewards = self._normalize_reward(rewards, env)
-        # Every array here is this call's own fresh gather, so on the CPU a tensor may share its memory:
-        # from_numpy costs a third of SB3's to_torch, which copies.
         tensor = th.from_numpy if self.device.type == "cpu" else self._to_device
+        masks = memory.next_action_masks
         return PrioritizedReplayBufferSamples(
             observations=tensor(obs),
-            actions=tensor(actions),
+            actions=tensor(memory.actions),
             next_observations=tensor(next_obs),
-            dones=tensor(scalars[:, 3:4]),
+            dones=tensor(memory.dones),
             rewards=tensor(rewards),
             discounts=None,
-            weights=tensor(weights.reshape(-1, 1)),
-            indices=indices,
+            weights=tensor(memory.weights),
+            indices=memory.indices,
             next_action_masks=None if masks is None else tensor(masks),
         )
 
@@ -260,38 +287,53 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         Raises ValueError naming the first index whose priority is NaN, infinite or negative, or that
         holds no transition; nothing is written.
         """
-        index_array = np.ascontiguousarray(np.asarray(indices).reshape(-1), dtype=np.int64)
-        raw = np.ascontiguousarray(np.asarray(priorities).reshape(-1), dtype=np.float64)
-        with self._lock:
-            stored = self.capacity if self.full else self.pos * self.n_envs
-        tree_priorities, largest = proportional_priorities(index_array, raw, stored, self.epsilon, self.alpha)
+        index_array, raw = _flat_update(indices, priorities)
+        tree_priorities, largest = proportional_priorities(index_array, raw, self._stored(), self.epsilon, self.alpha)
         return index_array, tree_priorities, largest
+
+    def _stored(self) -> int:
+        """Transitions held now: valid indices are [0, stored)."""
+        with self.store:
+            return self.capacity if self.full else self.pos * self.n_envs
 
     def write_priorities(self, indices: np.ndarray, tree_priorities: np.ndarray, largest: float) -> None:
         """Apply a `validate_priorities` result: int64 [B] indices, float64 [B] tree priorities, their max."""
-        with self._lock:
-            self.tree.update(indices, tree_priorities)
-            self.max_priority = max(self.max_priority, largest)
+        self.store.write(indices, tree_priorities, largest)
 
     def update_priorities(self, indices: Any, priorities: Any) -> None:
         """Set the priorities (|TD error| >= 0, float [B]) of the transitions at `indices` (int [B],
         from `sample()`). The whole batch is checked first: a bad value raises ValueError naming its
         index and nothing is written. A repeated index keeps its last priority.
         """
-        self.write_priorities(*self.validate_priorities(indices, priorities))
+        index_array, raw = _flat_update(indices, priorities)
+        self.store.update(index_array, raw, self._stored(), self.epsilon, self.alpha)
 
     def __getstate__(self) -> dict[str, Any]:
-        # The lock cannot be pickled and views would pickle as copies; both are rebuilt on loading.
+        # The C store cannot be pickled and views would pickle as copies; both are rebuilt on loading.
         state = self.__dict__.copy()
-        for name in ("_lock", "rewards", "dones", "timeouts", "_flat_scalars", "_flat_obs",
+        for name in ("store", "rewards", "dones", "timeouts", "_flat_scalars", "_flat_obs",
                      "_flat_next_obs", "_flat_actions", "_flat_masks"):
             del state[name]
+        state["max_priority"] = self.max_priority
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        max_priority = state.pop("max_priority")
         self.__dict__.update(state)
-        self._lock = threading.Lock()
-        self._make_views()
+        self._make_views(max_priority)
+
+
+def _cache_aligned_zeros(like: np.ndarray) -> np.ndarray:
+    """Zeros shaped and typed like `like`, starting on a 64-byte cache line."""
+    raw = np.zeros(like.nbytes + CACHE_LINE_BYTES, dtype=np.uint8)
+    start = -raw.ctypes.data % CACHE_LINE_BYTES
+    return raw[start:start + like.nbytes].view(like.dtype).reshape(like.shape)
+
+
+def _flat_update(indices: Any, priorities: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A priority update's arrays as the C store takes them: int64 [B] indices, float64 [B] priorities."""
+    index_array = np.ascontiguousarray(np.asarray(indices).reshape(-1), dtype=np.int64)
+    return index_array, np.ascontiguousarray(np.asarray(priorities).reshape(-1), dtype=np.float64)
 
 
 def _check_beta(beta: float) -> None:

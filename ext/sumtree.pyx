@@ -12,11 +12,11 @@ tree built from the same leaves.
 The min-tree holds the smallest positive leaf (a leaf of priority 0 counts as +inf there): it gives the
 largest importance weight, so weights are normalised without a pass over the batch's peers.
 
-`proportional_priorities` turns |TD errors| into checked tree priorities (p + epsilon) ** alpha in C.
 
 SumTree is not thread-safe: a caller sharing one between threads serialises every call with one lock
-(engine.replay.PrioritizedReplayBuffer does). This module knows nothing of transitions; it must not
-import anything of ours beyond ext.rng.
+(ext.replay_core does, for engine.replay.PrioritizedReplayBuffer). Its C methods, declared in
+ext/sumtree.pxd, let such a core sample and update with the GIL released. This module knows nothing of
+transitions; it must not import anything of ours beyond ext.rng.
 """
 
 from libc.math cimport INFINITY, pow
@@ -32,7 +32,6 @@ cdef extern from *:
 
 cdef enum:
     BRANCH = 8
-    MAX_LEVELS = 24
     # Doubles per 64-byte cache line: every level starts on a line, so each group of children is one.
     ALIGN_DOUBLES = 8
     # How many nodes ahead a batched update fetches: enough to cover a miss, few enough to stay cached.
@@ -44,7 +43,7 @@ cdef inline double _uniform01(Rng* rng) noexcept nogil:
     return <double>(rng_next(rng) >> 11) * (1.0 / 9007199254740992.0)
 
 
-cdef class SumTree:
+cdef class SumTree:  # attributes and C methods are declared in ext/sumtree.pxd
     """Priorities of `capacity` slots (leaves 0..capacity-1), all starting at 0 (never sampled).
 
     Args:
@@ -52,23 +51,6 @@ cdef class SumTree:
         seed: seeds the tree's own generator (ext.rng's xoshiro256**) that draws the stratified
             uniforms, so a given seed and call sequence gives the same samples on every machine.
     """
-
-    cdef readonly Py_ssize_t capacity
-    cdef int n_levels
-    cdef Py_ssize_t level_offset[MAX_LEVELS]
-    cdef Py_ssize_t level_size[MAX_LEVELS]
-    cdef object _sums_storage
-    cdef object _mins_storage
-    cdef object _running_storage
-    cdef double* sums
-    cdef double* mins  # node k of level >= 1 is at mins[level_offset[level] + k - leaf_count]
-    cdef Py_ssize_t leaf_count
-    cdef double* running
-    cdef double _total
-    cdef double _min_positive
-    cdef Rng rng
-    cdef object _prefix_work
-    cdef object _node_work
 
     def __cinit__(self, Py_ssize_t capacity, uint64_t seed=0):
         if capacity < 1:
@@ -182,29 +164,40 @@ cdef class SumTree:
             return
         cdef int64_t[::1] nodes = self._node_scratch(n)
         with nogil:
-            for i in range(n):
-                self._write_leaf(indices[i], priorities[i])
-                nodes[i] = indices[i]
-            self._recompute_nodes(n, &nodes[0])
+            self.write(n, &indices[0], &priorities[0], &nodes[0])
+
+    cdef void write(self, Py_ssize_t n, const int64_t* indices, const double* priorities,
+                    int64_t* nodes) noexcept nogil:
+        """Set leaf indices[i] to priorities[i] (n checked values, n >= 1) and recompute their
+        ancestors; `nodes` is int64 [n] scratch."""
+        cdef Py_ssize_t i
+        for i in range(n):
+            self._write_leaf(indices[i], priorities[i])
+            nodes[i] = indices[i]
+        self._recompute_nodes(n, nodes)
 
     def fill(self, Py_ssize_t start, Py_ssize_t count, double priority):
         """Set leaves start .. start+count-1 to `priority` (finite, >= 0); the range must fit."""
-        cdef Py_ssize_t i
         if start < 0 or count < 0 or start + count > self.capacity:
             raise IndexError(f"leaf range [{start}, {start + count}) is outside [0, {self.capacity})")
         if not (priority >= 0.0 and priority < INFINITY):
             raise ValueError(f"priority {priority} must be finite and >= 0")
+        with nogil:
+            self.fill_leaves(start, count, priority)
+
+    cdef void fill_leaves(self, Py_ssize_t start, Py_ssize_t count, double priority) noexcept nogil:
+        """Set leaves start .. start+count-1 (a checked range) to a checked priority."""
+        cdef Py_ssize_t i
         if count == 0:
             return
-        with nogil:
-            for i in range(start, start + count):
-                self._write_leaf(i, priority)
-            self._recompute_range(start, start + count)
+        for i in range(start, start + count):
+            self._write_leaf(i, priority)
+        self._recompute_range(start, start + count)
 
-    cdef inline void _write_leaf(self, Py_ssize_t leaf, double priority) noexcept nogil:
+    cdef void _write_leaf(self, Py_ssize_t leaf, double priority) noexcept nogil:
         self.sums[leaf] = priority
 
-    cdef inline void _recompute_group(
+    cdef void _recompute_group(
         self, int level, Py_ssize_t group_start, double* sum_out, double* min_out
     ) noexcept nogil:
         """Refresh the running sums of the BRANCH siblings at group_start (on `level`); write their sum
@@ -228,7 +221,7 @@ cdef class SumTree:
         sum_out[0] = s
         min_out[0] = m
 
-    cdef inline void _recompute_parent(self, int level, Py_ssize_t parent) noexcept nogil:
+    cdef void _recompute_parent(self, int level, Py_ssize_t parent) noexcept nogil:
         """Set node `parent` of level+1 from its BRANCH children on `level`."""
         cdef Py_ssize_t node = self.level_offset[level + 1] + parent
         self._recompute_group(
@@ -351,52 +344,25 @@ cdef class SumTree:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if out_indices.shape[0] < batch_size or out_weights.shape[0] < batch_size:
             raise ValueError(f"out arrays hold fewer than batch_size={batch_size} entries")
-        cdef Py_ssize_t i
-        cdef double stratum = self._total / batch_size
         cdef double[::1] prefix = self._prefix_scratch(batch_size)
         with nogil:
-            for i in range(batch_size):
-                prefix[i] = (i + _uniform01(&self.rng)) * stratum
-            self._descend_batch(batch_size, &prefix[0], &out_indices[0])
-            for i in range(batch_size):
-                out_weights[i] = <float>pow(self._min_positive / self.sums[out_indices[i]], beta)
+            self.draw(batch_size, beta, &prefix[0], &out_indices[0], &out_weights[0])
 
-
-def proportional_priorities(
-    const int64_t[::1] indices, const double[::1] priorities, Py_ssize_t stored, double epsilon, double alpha
-):
-    """The tree priorities (priorities[i] + epsilon) ** alpha, float64 [n], and their max, for a PER
-    update.
-
-    indices (int64 [n]) must hold transitions, i.e. lie in [0, stored); priorities (float64 [n]) must be
-    finite and >= 0, and so must its result (a huge priority with alpha > 1 overflows). The whole batch
-    is checked before anything is returned; the first offender raises ValueError naming its index.
-    """
-    cdef Py_ssize_t n = indices.shape[0], i
-    cdef double p
-    if priorities.shape[0] != n:
-        raise ValueError(f"{n} indices but {priorities.shape[0]} priorities")
-    for i in range(n):
-        p = priorities[i]
-        if not (p >= 0.0 and p < INFINITY):
-            raise ValueError(f"priority {p} for replay index {indices[i]} must be finite and >= 0")
-        if indices[i] < 0 or indices[i] >= stored:
-            raise ValueError(f"replay index {indices[i]} holds no transition (stored: {stored})")
-    out = np.empty(n, dtype=np.float64)
-    cdef double[::1] out_view = out
-    cdef double largest = 0.0
-    with nogil:
+    cdef bint draw(self, Py_ssize_t n, double beta, double* prefix, int64_t* out_indices,
+                   float* out_weights) noexcept nogil:
+        """`sample()` without its checks: n >= 1 leaves into out_indices (int64 [n]) and their weights
+        into out_weights (float32 [n]); `prefix` is float64 [n] scratch. False (nothing drawn, no
+        generator output used) when every leaf is 0."""
+        cdef Py_ssize_t i
+        if not self._total > 0.0:
+            return False
+        cdef double stratum = self._total / n
         for i in range(n):
-            out_view[i] = pow(priorities[i] + epsilon, alpha)
-            largest = out_view[i] if out_view[i] > largest else largest
-    if largest == INFINITY:
+            prefix[i] = (i + _uniform01(&self.rng)) * stratum
+        self._descend_batch(n, prefix, out_indices)
         for i in range(n):
-            if out_view[i] == INFINITY:
-                raise ValueError(
-                    f"priority {priorities[i]} for replay index {indices[i]} overflows to inf "
-                    f"as (priority + {epsilon}) ** {alpha}"
-                )
-    return out, largest
+            out_weights[i] = <float>pow(self._min_positive / self.sums[out_indices[i]], beta)
+        return True
 
 
 def _rebuild_sumtree(capacity, leaves, rng_state):

@@ -5,6 +5,7 @@ game window, stop and resume, and its bad inputs."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -108,6 +109,7 @@ def test_trainctl_run_leaves_a_complete_folder(tmp_path: Path) -> None:
     assert metrics["train/epsilon"] == pytest.approx(0.05)
     log = run.stdout_path.read_text()
     assert "[PERF] step=1000" in log and "enemy_turn_ms=" in log and "replay_sample_ms=" in log
+    assert re.search(r"replay prefetch: [\d,]+ batches; [\d,]+ hand-overs waited", log)
     state = load_checkpoint(latest_checkpoint(run.checkpoints))  # type: ignore[arg-type]
     dqn.check_resume(state)
     # 6 gradient steps after each vec-env step of 8 games past the 500-step warmup (the first at 504)

@@ -6,7 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from engine.prefetch import BatchPrefetcher
+from engine.prefetch import BatchPrefetcher, clone
 from engine.replay import PrioritizedReplayBuffer
 
 BATCH = 16
@@ -54,7 +54,7 @@ def run_with_updates(prefetcher: BatchPrefetcher, steps: int, pause_s: float = 0
     batches = []
     for step in range(steps):
         batch = prefetcher.next_batch()
-        batches.append(batch)
+        batches.append(clone(batch))  # the prefetcher draws into its memory again two calls later
         if pause_s:
             time.sleep(pause_s)  # the worker has long finished the next batch: timing must not matter
         prefetcher.update_priorities(batch.indices, priorities_for(step, batch.indices))
@@ -114,13 +114,27 @@ def test_a_worker_error_reaches_the_main_thread() -> None:
         assert prefetcher.next_batch().indices.max() <= 1  # recovers once there is data
 
 
-def test_close_stops_the_worker() -> None:
+def test_close_stops_the_worker_and_a_later_call_starts_it_again() -> None:
     prefetcher = BatchPrefetcher(filled_buffer(), BATCH)
-    prefetcher.next_batch()
-    worker = prefetcher._worker
-    assert worker is not None and worker.is_alive()
+    first = clone(prefetcher.next_batch())
+    assert prefetcher.worker_alive
     prefetcher.close()
-    assert not worker.is_alive()
+    assert not prefetcher.worker_alive
+    prefetcher.next_batch()
+    assert prefetcher.worker_alive
+    prefetcher.close()
+    assert first.indices.shape == (BATCH,)
+
+
+def test_a_batch_lives_until_the_next_call_and_clone_keeps_it() -> None:
+    with BatchPrefetcher(filled_buffer(), BATCH) as prefetcher:
+        batch = prefetcher.next_batch()
+        kept = clone(batch)
+        prefetcher.update_priorities(batch.indices, priorities_for(0, batch.indices))
+        assert_same(batch, kept)  # the draw of the next batch went into the other memory
+        prefetcher.next_batch()
+        prefetcher.next_batch()  # drawn into the first batch's memory
+        assert not np.array_equal(batch.indices, kept.indices)
 
 
 def test_adds_racing_a_prefetch_never_tear_a_batch() -> None:
@@ -139,7 +153,7 @@ def test_adds_racing_a_prefetch_never_tear_a_batch() -> None:
 class StarvedPrefetcher(BatchPrefetcher):
     """A worker that never gets a core: every job is left to the main thread."""
 
-    def _work(self) -> None:
+    def _start_worker(self) -> None:
         return
 
 
@@ -148,7 +162,7 @@ def test_a_starved_worker_leaves_the_jobs_to_the_main_thread_in_the_same_order()
         expected = run_with_updates(normal, 12)
     with StarvedPrefetcher(filled_buffer(), BATCH) as starved:
         got = run_with_updates(starved, 12)
-        assert len(starved._queue) == 3  # update 10, batch 12, update 11: waiting for a next_batch()
+        assert starved.pending_jobs == 3  # update 10, batch 12, update 11: waiting for a next_batch()
     for want, have in zip(expected, got, strict=True):
         assert_same(want, have)
     assert np.array_equal(starved.buffer.tree.leaves(), normal.buffer.tree.leaves())  # close() applied it

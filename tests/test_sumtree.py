@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import chisquare
 
-from ext.sumtree import SumTree, proportional_priorities
+from ext.sumtree import SumTree
 
 
 def tree_with(leaves: np.ndarray, seed: int = 0) -> SumTree:
@@ -187,16 +187,3 @@ def test_pickle_keeps_leaves_and_the_sample_stream() -> None:
     assert np.array_equal(copy.leaves(), tree.leaves())
     assert copy.total == tree.total
     assert np.array_equal(draw(copy, 32)[0], draw(tree, 32)[0])
-
-
-def test_proportional_priorities_transform_and_refuse_by_index() -> None:
-    indices = np.array([4, 9, 2])
-    values, largest = proportional_priorities(indices, np.array([0.0, 1.0, 3.0]), 10, 0.01, 0.5)
-    np.testing.assert_allclose(values, np.array([0.01, 1.01, 3.01]) ** 0.5)
-    assert largest == values.max()
-    with pytest.raises(ValueError, match="replay index 9"):
-        proportional_priorities(indices, np.array([0.0, math.nan, 3.0]), 10, 0.01, 0.5)
-    with pytest.raises(ValueError, match="replay index 9 holds no transition"):
-        proportional_priorities(indices, np.array([0.0, 1.0, 3.0]), 9, 0.01, 0.5)
-    with pytest.raises(ValueError, match="replay index 2 overflows"):
-        proportional_priorities(indices, np.array([0.0, 1.0, 1e300]), 10, 0.01, 2.0)
