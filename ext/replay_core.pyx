@@ -88,6 +88,7 @@ cdef enum:
 cdef struct Batch:
     Py_ssize_t size
     bint drawn  # False when the last draw found nothing stored (every priority 0)
+    double* prefix  # scratch of the tree's draw
     int64_t* indices
     float* weights
     unsigned char* obs
@@ -102,9 +103,10 @@ cdef struct Job:
     int kind
     Batch* batch  # DRAW: into this batch, with this beta
     double beta
-    Py_ssize_t n  # WRITE: n leaves at indices get priorities (malloc'ed, freed once run)
-    int64_t* indices
+    Py_ssize_t n  # WRITE: n >= 1 leaves at indices get priorities; one malloc'ed block holds both and
+    int64_t* indices  # the nodes scratch, freed once run
     double* priorities
+    int64_t* nodes
     double largest
 
 
@@ -143,7 +145,7 @@ cdef class ReplayStore:
     cdef float* scalars
     cdef unsigned char* masks
     cdef readonly Py_ssize_t capacity, obs_bytes, action_bytes, mask_bytes
-    cdef double* prefix_work  # draw and update scratch, used under the lock only
+    cdef double* prefix_work  # scratch of write() and update(), used under the lock only
     cdef int64_t* node_work
     cdef Py_ssize_t work_size
 
@@ -174,10 +176,6 @@ cdef class ReplayStore:
         free(self.prefix_work)
         free(self.node_work)
 
-    @property
-    def has_masks(self):
-        return self.masks != NULL
-
     def __enter__(self):
         self.lock()
         return self
@@ -207,12 +205,17 @@ cdef class ReplayStore:
         """Set checked tree priorities (float64 [n]) at checked indices (int64 [n]); `largest` is their max."""
         if priorities.shape[0] != indices.shape[0]:
             raise ValueError(f"{indices.shape[0]} indices but {priorities.shape[0]} priorities")
+        cdef bint reserved
         if indices.shape[0] == 0:
             return
         self.lock()
         with nogil:
-            self.write_locked(indices.shape[0], &indices[0], &priorities[0], largest)
+            reserved = self.reserve(indices.shape[0])
+            if reserved:
+                self.write_locked(indices.shape[0], &indices[0], &priorities[0], largest, self.node_work)
             pthread_mutex_unlock(&self.mutex)
+        if not reserved:
+            raise MemoryError()
 
     def update(self, const int64_t[::1] indices, const double[::1] priorities, Py_ssize_t stored,
                double epsilon, double alpha):
@@ -231,7 +234,7 @@ cdef class ReplayStore:
             if reserved:
                 largest = _tree_priorities(n, &priorities[0], epsilon, alpha, self.prefix_work)
                 if largest < INFINITY:
-                    self.write_locked(n, &indices[0], self.prefix_work, largest)
+                    self.write_locked(n, &indices[0], self.prefix_work, largest, self.node_work)
         try:
             if not reserved:
                 raise MemoryError()
@@ -241,7 +244,7 @@ cdef class ReplayStore:
             pthread_mutex_unlock(&self.mutex)
 
     cdef bint reserve(self, Py_ssize_t n) noexcept nogil:
-        """Scratch for n entries (grown, never shrunk). False when memory is short."""
+        """Scratch for n priorities (grown, never shrunk). Holds the lock. False when memory is short."""
         cdef double* prefix
         cdef int64_t* nodes
         if n <= self.work_size:
@@ -261,7 +264,7 @@ cdef class ReplayStore:
         """Sample batch.size leaves, then copy each one's transition into the batch. Holds the lock."""
         cdef Py_ssize_t i, n = batch.size
         cdef int64_t row
-        batch.drawn = self.reserve(n) and self.tree.draw(n, beta, self.prefix_work, batch.indices, batch.weights)
+        batch.drawn = self.tree.draw(n, beta, batch.prefix, batch.indices, batch.weights)
         if not batch.drawn:
             return
         for i in range(min(n, GATHER_AHEAD)):
@@ -292,12 +295,10 @@ cdef class ReplayStore:
             __builtin_prefetch(self.masks + row * self.mask_bytes)
 
     cdef void write_locked(self, Py_ssize_t n, const int64_t* indices, const double* priorities,
-                           double largest) noexcept nogil:
-        """Write n priorities, raise the max priority. Holds the lock. Checked input: it cannot fail,
-        except for memory, when the write is dropped and the tree stays as it was."""
-        if not self.reserve(n):
-            return
-        self.tree.write(n, indices, priorities, self.node_work)
+                           double largest, int64_t* nodes) noexcept nogil:
+        """Write n checked priorities (n >= 1; `nodes` is int64 [n] scratch) and raise the max priority.
+        Holds the lock."""
+        self.tree.write(n, indices, priorities, nodes)
         if largest > self.max_priority:
             self.max_priority = largest
 
@@ -378,6 +379,7 @@ cdef class BatchMemory:
 
     cdef Batch view
     cdef readonly ReplayStore store
+    cdef object _prefix
     cdef readonly object indices, weights, observations, next_observations, actions, rewards, dones
     cdef readonly object next_action_masks
 
@@ -394,8 +396,10 @@ cdef class BatchMemory:
         self.rewards = allocate((size, 1), np.float32)
         self.dones = allocate((size, 1), np.float32)
         self.next_action_masks = None if masks is None else allocate((size, *masks.shape[1:]), masks.dtype)
+        self._prefix = np.empty(size, dtype=np.float64)
         self.view.size = size
         self.view.drawn = False
+        self.view.prefix = <double*>_rows(self._prefix, size)
         self.view.indices = <int64_t*>_rows(self.indices, size)
         self.view.weights = <float*>_rows(self.weights, size)
         self.view.obs = _rows(self.observations, size)
@@ -490,7 +494,6 @@ cdef class JobQueue:
         job.batch = &(<BatchMemory>self.batches[batch]).view
         job.beta = beta
         job.indices = NULL
-        job.priorities = NULL
         return self.push(job)
 
     def submit_write(self, const int64_t[::1] indices, const double[::1] priorities, double largest):
@@ -498,19 +501,19 @@ cdef class JobQueue:
         cdef Py_ssize_t n = indices.shape[0]
         if priorities.shape[0] != n:
             raise ValueError(f"{n} indices but {priorities.shape[0]} priorities")
+        if n == 0:
+            return self.submitted  # nothing to write: done as soon as everything before it
         cdef Job job
         job.kind = WRITE
         job.n = n
         job.largest = largest
-        job.indices = <int64_t*>malloc(max(n, 1) * sizeof(int64_t))
-        job.priorities = <double*>malloc(max(n, 1) * sizeof(double))
-        if job.indices == NULL or job.priorities == NULL:
-            free(job.indices)
-            free(job.priorities)
+        job.indices = <int64_t*>malloc(n * (2 * sizeof(int64_t) + sizeof(double)))
+        if job.indices == NULL:
             raise MemoryError()
-        if n:
-            memcpy(job.indices, &indices[0], n * sizeof(int64_t))
-            memcpy(job.priorities, &priorities[0], n * sizeof(double))
+        job.nodes = job.indices + n
+        job.priorities = <double*>(job.indices + 2 * n)
+        memcpy(job.indices, &indices[0], n * sizeof(int64_t))
+        memcpy(job.priorities, &priorities[0], n * sizeof(double))
         return self.push(job)
 
     cdef uint64_t push(self, Job job):
@@ -600,11 +603,9 @@ cdef class JobQueue:
         if job.kind == DRAW:
             self.store.draw_locked(job.batch, job.beta)
         else:
-            self.store.write_locked(job.n, job.indices, job.priorities, job.largest)
+            self.store.write_locked(job.n, job.indices, job.priorities, job.largest, job.nodes)
         pthread_mutex_unlock(&self.store.mutex)
-        if job.kind == WRITE:
-            free(job.indices)
-            free(job.priorities)
+        free(job.indices)  # NULL for a draw
 
     cdef void work(self) noexcept nogil:
         """The worker thread: run jobs as they come. Between jobs it polls, so a trainer that submits
