@@ -12,7 +12,8 @@ a truncated game counts as a draw); a profile's win rate is the mean over its se
 section 5): speed must bring >= +10 % throughput and lose <= 4 points of win rate; printed LAST with
 both numbers and the standard error of the win-rate difference (one 40,000-step run's win rate swings
 by 10-25 points from seed to seed, so a difference of a few points is inside the noise even at 5 seeds).
-Every run sets torch.threads=1: the machine is shared (2 cores), and one torch thread per run keeps the two profiles' figures comparable under other load.
+Every run sets torch.threads=1: the machine is shared (2 cores), and one torch thread per run keeps the
+two profiles' figures comparable under other load.
 
 Prefetch: two balance runs of --prefetch-steps, `per.prefetch` true and false, replay_sample_ms averaged
 over the windows after warmup (steps-weighted); target on <= 20 % of off.
