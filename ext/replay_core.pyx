@@ -28,7 +28,7 @@ from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBuffer_Release, PyObject_GetBu
 from libc.math cimport INFINITY, pow
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 from posix.time cimport nanosleep, timespec
 
 import numpy as np
@@ -124,6 +124,7 @@ cdef unsigned char* _rows(object array, Py_ssize_t rows) except NULL:
 
 
 @cython.final
+@cython.no_gc_clear  # a worker may be drawing from the arrays until the queue holding this store is gone
 cdef class ReplayStore:
     """The sum-tree, the buffer's arrays and their lock, and the largest priority ever written.
 
@@ -367,6 +368,7 @@ def proportional_priorities(
 
 
 @cython.final
+@cython.no_gc_clear  # a worker may be drawing into the arrays until the queue holding this memory is gone
 cdef class BatchMemory:
     """The arrays one batch of `size` transitions is drawn into, as numpy arrays (read after a draw):
 
@@ -490,10 +492,10 @@ cdef class JobQueue:
         if not 0 <= batch < len(self.batches):
             raise IndexError(f"batch {batch} outside the queue's {len(self.batches)} batch memories")
         cdef Job job
+        memset(&job, 0, sizeof(Job))
         job.kind = DRAW
         job.batch = &(<BatchMemory>self.batches[batch]).view
         job.beta = beta
-        job.indices = NULL
         return self.push(job)
 
     def submit_write(self, const int64_t[::1] indices, const double[::1] priorities, double largest):
@@ -504,6 +506,7 @@ cdef class JobQueue:
         if n == 0:
             return self.submitted  # nothing to write: done as soon as everything before it
         cdef Job job
+        memset(&job, 0, sizeof(Job))
         job.kind = WRITE
         job.n = n
         job.largest = largest
