@@ -4,7 +4,12 @@ Setting (issue 4): 1,000,000 transitions, batch 256, observations 64 float32, pr
 the whole buffer. One iteration = sample a batch (indices, importance weights, obs, next_obs, actions,
 rewards, dones) + write 256 new priorities for the sampled indices.
 
-- ours:  engine.replay.PrioritizedReplayBuffer (SB3 layout, torch tensors out, the C sum-tree).
+- ours:  engine.replay.PrioritizedReplayBuffer's sample() and update_priorities() (SB3 layout, fresh
+         torch tensors out, the C sum-tree and gather). This is the figure the targets are about.
+- ours (reused memory): the same buffer through engine.prefetch.BatchPrefetcher with prefetch off, as
+         the dqn-per trainer samples inline: batches drawn into memory that is reused, no allocation.
+         Printed for information: cpprb allocates its output arrays, so the target compares like with
+         like.
 - cpprb: cpprb.PrioritizedReplayBuffer (numpy arrays out; a benchmark-only dependency).
 - naive: np.random.choice(p=priorities / sum) over a numpy priority array, then the same gathers.
 
@@ -22,6 +27,7 @@ import gymnasium as gym
 import numpy as np
 from cpprb import PrioritizedReplayBuffer as CpprbBuffer
 
+from engine.prefetch import BatchPrefetcher
 from engine.replay import PrioritizedReplayBuffer
 
 CAPACITY = 1_000_000
@@ -133,6 +139,14 @@ def main() -> None:
     def ours_update(i: int) -> None:
         ours.update_priorities(last["ours"], new_priorities[i % 64])
 
+    inline = BatchPrefetcher(ours, BATCH, enabled=False)
+
+    def reused_sample(_: int) -> None:
+        last["reused"] = inline.next_batch(prefetch_next=False).indices
+
+    def reused_update(i: int) -> None:
+        inline.update_priorities(last["reused"], new_priorities[i % 64])
+
     def cpprb_sample(_: int) -> None:
         last["cpprb"] = cpprb.sample(BATCH, beta=BETA)["indexes"]
 
@@ -147,6 +161,7 @@ def main() -> None:
 
     contenders = {
         "ours": (ours_sample, ours_update, 400),
+        "reused": (reused_sample, reused_update, 400),
         "cpprb": (cpprb_sample, cpprb_update, 100),
         "naive": (naive_sample, naive_update, 5),
     }
@@ -168,8 +183,10 @@ def main() -> None:
 
     print(f"PER, capacity {CAPACITY:,}, batch {BATCH}, obs {OBS_DIM} float32 (best of {ROUNDS} rounds)")
     for name, (sample_us, update_us) in best.items():
-        print(f"{name:6s} sample {sample_us:9.1f} us  update {update_us:8.1f} us  "
+        print(f"{name:7s} sample {sample_us:9.1f} us  update {update_us:8.1f} us  "
               f"sample+update {sample_us + update_us:9.1f} us")
+    print(f"for information: cpprb/ours with reused memory (the trainer's inline path) = "
+          f"{sum(best['cpprb']) / sum(best['reused']):.1f}x")
     ours_total = sum(best["ours"])
     vs_cpprb = sum(best["cpprb"]) / ours_total
     vs_naive = sum(best["naive"]) / ours_total

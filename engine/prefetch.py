@@ -144,10 +144,10 @@ class BatchPrefetcher:
         Checked here (ValueError naming the bad index, nothing written); queued behind the batch asked
         for when prefetch is on, written at once when it is off.
         """
-        index_array, tree_priorities, largest = self.buffer.validate_priorities(indices, priorities)
         if not self.enabled:
-            self.buffer.write_priorities(index_array, tree_priorities, largest)
+            self.buffer.update_priorities(indices, priorities)
             return
+        index_array, tree_priorities, largest = self.buffer.validate_priorities(indices, priorities)
         self._ensure_worker()
         self._queue.submit_write(index_array, tree_priorities, largest)  # copied: the caller may reuse them
 
