@@ -13,6 +13,7 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 from engine.errors import UsageError
+from engine.prefetch import BatchPrefetcher
 from engine.replay import PrioritizedReplayBuffer
 
 OBS_SPACE = gym.spaces.Box(-10.0, 10.0, (3,), np.float32)
@@ -262,3 +263,23 @@ def test_sb3_dqn_trains_a_few_thousand_steps_on_it(algo: type[DQN], tmp_path, on
     model.load_replay_buffer(tmp_path / "replay.pkl")
     assert np.array_equal(model.replay_buffer.tree.leaves()[:3000], leaves)  # type: ignore[union-attr]
     model.learn(200, reset_num_timesteps=False)
+
+
+def test_the_prefetcher_normalises_its_batches_like_sample() -> None:
+    venv = VecNormalize(DummyVecEnv([lambda: gym.make("CartPole-v1")]), gamma=0.9)
+    venv.reset()
+    for _ in range(20):
+        venv.step(np.array([venv.action_space.sample()]))
+    buffers = [PrioritizedReplayBuffer(16, venv.observation_space, venv.action_space, device="cpu", seed=0)
+               for _ in range(2)]
+    for buffer in buffers:
+        for t in range(8):
+            raw = np.full((1, 4), t, dtype=np.float32)
+            buffer.add(raw, raw + 1, np.array([1]), np.array([t], dtype=np.float32), np.array([0.0]), [{}])
+    expected = buffers[0].sample(6, env=venv, beta=0.5)
+    for enabled in (False, True):
+        with BatchPrefetcher(buffers[1], 6, enabled=enabled, env=venv, beta=0.5) as prefetcher:
+            got = prefetcher.next_batch(prefetch_next=False)
+        for name in ("observations", "next_observations", "rewards", "weights"):
+            np.testing.assert_array_equal(getattr(got, name).numpy(), getattr(expected, name).numpy())
+        expected = buffers[0].sample(6, env=venv, beta=0.5)  # the next draw of the same generator stream
