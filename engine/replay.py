@@ -279,7 +279,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         return th.from_numpy(array).to(self.device)
 
     def validate_priorities(self, indices: Any, priorities: Any) -> tuple[np.ndarray, np.ndarray, float]:
-        """Check a priority update without applying it; return what `write_priorities` takes.
+        """Check a priority update without applying it; return what a JobQueue's `submit_write` takes.
 
         indices: tree indices from `sample()`, int [B] (any array-like; [B, 1] is flattened).
         priorities: new priorities >= 0, typically |TD error|, float [B] (a CPU tensor is fine).
@@ -295,10 +295,6 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         """Transitions held now: valid indices are [0, stored)."""
         with self.store:
             return self.capacity if self.full else self.pos * self.n_envs
-
-    def write_priorities(self, indices: np.ndarray, tree_priorities: np.ndarray, largest: float) -> None:
-        """Apply a `validate_priorities` result: int64 [B] indices, float64 [B] tree priorities, their max."""
-        self.store.write(indices, tree_priorities, largest)
 
     def update_priorities(self, indices: Any, priorities: Any) -> None:
         """Set the priorities (|TD error| >= 0, float [B]) of the transitions at `indices` (int [B],

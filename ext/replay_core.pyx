@@ -9,7 +9,7 @@ touches a Python object, so taking a finished batch is reading a counter.
 
 ReplayStore: what engine.replay.PrioritizedReplayBuffer keeps in C. `with store:` holds its lock (a
 pthread mutex, which the worker can take without the GIL; the GIL is released while waiting for it),
-for Python code that writes the arrays or the tree. `draw()` and `write()` take the lock themselves;
+for Python code that writes the arrays or the tree. `draw()` and `update()` take the lock themselves;
 never call them while holding it.
 
 BatchMemory: the arrays one batch is drawn into (allocated once by the caller's allocator, e.g. page-
@@ -146,7 +146,7 @@ cdef class ReplayStore:
     cdef float* scalars
     cdef unsigned char* masks
     cdef readonly Py_ssize_t capacity, obs_bytes, action_bytes, mask_bytes
-    cdef double* prefix_work  # scratch of write() and update(), used under the lock only
+    cdef double* prefix_work  # scratch of update(), used under the lock only
     cdef int64_t* node_work
     cdef Py_ssize_t work_size
 
@@ -202,25 +202,9 @@ cdef class ReplayStore:
         if not batch.view.drawn:
             raise ValueError(NOTHING_STORED)
 
-    def write(self, const int64_t[::1] indices, const double[::1] priorities, double largest):
-        """Set checked tree priorities (float64 [n]) at checked indices (int64 [n]); `largest` is their max."""
-        if priorities.shape[0] != indices.shape[0]:
-            raise ValueError(f"{indices.shape[0]} indices but {priorities.shape[0]} priorities")
-        cdef bint reserved
-        if indices.shape[0] == 0:
-            return
-        self.lock()
-        with nogil:
-            reserved = self.reserve(indices.shape[0])
-            if reserved:
-                self.write_locked(indices.shape[0], &indices[0], &priorities[0], largest, self.node_work)
-            pthread_mutex_unlock(&self.mutex)
-        if not reserved:
-            raise MemoryError()
-
     def update(self, const int64_t[::1] indices, const double[::1] priorities, Py_ssize_t stored,
                double epsilon, double alpha):
-        """`proportional_priorities` and `write` in one call, without the intermediate array: the
+        """`proportional_priorities` and the tree write in one call, without the intermediate array: the
         priorities (float64 [n], >= 0) of indices (int64 [n], in [0, stored)) become
         (priority + epsilon) ** alpha. Checked first (ValueError naming the offender; nothing written)."""
         _check_priorities(indices, priorities, stored)
@@ -505,6 +489,10 @@ cdef class JobQueue:
             raise ValueError(f"{n} indices but {priorities.shape[0]} priorities")
         if n == 0:
             return self.submitted  # nothing to write: done as soon as everything before it
+        cdef Py_ssize_t i
+        for i in range(n):  # the worker writes without checks: an index past the tree would corrupt it
+            if indices[i] < 0 or indices[i] >= self.store.capacity:
+                raise IndexError(f"replay index {indices[i]} is outside [0, {self.store.capacity})")
         cdef Job job
         memset(&job, 0, sizeof(Job))
         job.kind = WRITE

@@ -43,4 +43,3 @@ cdef class SumTree:
                    float* out_weights) noexcept nogil
     cdef void write(self, Py_ssize_t n, const int64_t* indices, const double* priorities,
                     int64_t* nodes) noexcept nogil
-    cdef void fill_leaves(self, Py_ssize_t start, Py_ssize_t count, double priority) noexcept nogil

@@ -12,7 +12,6 @@ tree built from the same leaves.
 The min-tree holds the smallest positive leaf (a leaf of priority 0 counts as +inf there): it gives the
 largest importance weight, so weights are normalised without a pass over the batch's peers.
 
-
 SumTree is not thread-safe: a caller sharing one between threads serialises every call with one lock
 (ext.replay_core does, for engine.replay.PrioritizedReplayBuffer). Its C methods, declared in
 ext/sumtree.pxd, let such a core sample and update with the GIL released. This module knows nothing of
@@ -182,17 +181,13 @@ cdef class SumTree:  # attributes and C methods are declared in ext/sumtree.pxd
             raise IndexError(f"leaf range [{start}, {start + count}) is outside [0, {self.capacity})")
         if not (priority >= 0.0 and priority < INFINITY):
             raise ValueError(f"priority {priority} must be finite and >= 0")
-        with nogil:
-            self.fill_leaves(start, count, priority)
-
-    cdef void fill_leaves(self, Py_ssize_t start, Py_ssize_t count, double priority) noexcept nogil:
-        """Set leaves start .. start+count-1 (a checked range) to a checked priority."""
-        cdef Py_ssize_t i
         if count == 0:
             return
-        for i in range(start, start + count):
-            self._write_leaf(i, priority)
-        self._recompute_range(start, start + count)
+        cdef Py_ssize_t i
+        with nogil:
+            for i in range(start, start + count):
+                self._write_leaf(i, priority)
+            self._recompute_range(start, start + count)
 
     cdef void _write_leaf(self, Py_ssize_t leaf, double priority) noexcept nogil:
         self.sums[leaf] = priority

@@ -70,10 +70,10 @@ def test_without_a_worker_jobs_run_in_order_in_wait() -> None:
     queue = JobQueue(queue_buffer.store, [memory])
     tickets = []
     for step in range(5):
-        indices = np.arange(step * 10, step * 10 + 30, dtype=np.int64)
+        indices = np.arange(step * 6, step * 6 + 30, dtype=np.int64)
         priorities = np.full(30, 1.0 + step)
         tickets.append(queue.submit_write(indices, priorities, 1.0 + step))
-        inline_buffer.store.write(indices, priorities, 1.0 + step)
+        inline_buffer.tree.update(indices, priorities)
     draw = queue.submit_draw(0, 0.4)
     assert queue.pending == 6 and not queue.worker_alive
     queue.wait(tickets[2])
@@ -83,7 +83,7 @@ def test_without_a_worker_jobs_run_in_order_in_wait() -> None:
     inline_buffer.store.draw(expected, 0.4)
     assert np.array_equal(memory.indices, expected.indices)
     assert np.array_equal(queue_buffer.tree.leaves(), inline_buffer.tree.leaves())
-    assert queue_buffer.max_priority == inline_buffer.max_priority == 5.0
+    assert queue_buffer.max_priority == 5.0
     with pytest.raises(ValueError, match="never issued"):
         queue.wait(draw + 1)
 
@@ -140,12 +140,21 @@ def test_a_fused_update_writes_what_validate_then_write_would() -> None:
     indices = np.array([5, 17, 5, 40], dtype=np.int64)
     priorities = np.array([0.5, 2.0, 3.0, 0.0])
     fused.store.update(indices, priorities, 200, fused.epsilon, fused.alpha)
-    split.store.write(indices, *proportional_priorities(indices, priorities, 200, split.epsilon, split.alpha))
+    tree_priorities, largest = proportional_priorities(indices, priorities, 200, split.epsilon, split.alpha)
+    split.tree.update(indices, tree_priorities)
     assert np.array_equal(fused.tree.leaves(), split.tree.leaves())
-    assert fused.max_priority == split.max_priority == (3.0 + fused.epsilon) ** fused.alpha
+    assert fused.max_priority == largest == (3.0 + fused.epsilon) ** fused.alpha
     before = fused.tree.leaves()
     with pytest.raises(ValueError, match="replay index 17 overflows"):
         fused.store.update(indices, np.array([0.0, 1e300, 1.0, 1.0]), 200, 0.01, 2.0)
     with pytest.raises(ValueError, match="replay index 40 holds no transition"):
         fused.store.update(indices, priorities, 40, 0.01, 0.5)
     assert np.array_equal(fused.tree.leaves(), before)
+
+
+def test_a_queued_write_outside_the_tree_is_refused_before_it_is_queued() -> None:
+    buffer = stored_buffer()
+    queue = JobQueue(buffer.store, [buffer.batch_memory(8)])
+    with pytest.raises(IndexError, match="replay index 64 is outside"):
+        queue.submit_write(np.array([3, 64], dtype=np.int64), np.array([1.0, 1.0]), 1.0)
+    assert queue.pending == 0
