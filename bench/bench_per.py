@@ -4,12 +4,13 @@ Setting (issue 4): 1,000,000 transitions, batch 256, observations 64 float32, pr
 the whole buffer. One iteration = sample a batch (indices, importance weights, obs, next_obs, actions,
 rewards, dones) + write 256 new priorities for the sampled indices.
 
-- ours:  engine.replay.PrioritizedReplayBuffer's sample() and update_priorities() (SB3 layout, fresh
-         torch tensors out, the C sum-tree and gather). This is the figure the targets are about.
+- ours:  engine.replay.PrioritizedReplayBuffer's sample() and update_priorities() (SB3 layout, new
+         torch tensors out for every batch, over memory sample() reuses once no earlier batch refers
+         to it; the C sum-tree and gather). This is the figure the targets are about.
 - ours (reused memory): the same buffer through engine.prefetch.BatchPrefetcher with prefetch off, as
-         the dqn-per trainer samples inline: batches drawn into memory that is reused, no allocation.
-         Printed for information: cpprb allocates its output arrays, so the target compares like with
-         like.
+         the dqn-per trainer samples inline: batches drawn into two fixed memories whose tensors are
+         made once. Printed for information: a batch there is valid only until the next one, which
+         cpprb's and sample()'s are not.
 - cpprb: cpprb.PrioritizedReplayBuffer (numpy arrays out; a benchmark-only dependency).
 - naive: np.random.choice(p=priorities / sum) over a numpy priority array, then the same gathers.
 

@@ -23,6 +23,7 @@ and must not reach into a trainer.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -36,6 +37,9 @@ from ext.replay_core import BatchMemory, ReplayStore, proportional_priorities
 from ext.sumtree import SumTree
 
 CACHE_LINE_BYTES = 64
+# Batch memories sample() keeps for reuse: the batch a trainer holds, the one it just dropped, and room
+# for a caller that keeps a few batches alive at once.
+RECYCLED_MEMORIES = 4
 
 
 class PrioritizedReplayBufferSamples(NamedTuple):
@@ -169,6 +173,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self.store = ReplayStore(self.tree, self._flat_obs, self._flat_next_obs, self._flat_actions,
                                  self._flat_scalars, self._flat_masks)
         self.store.max_priority = max_priority
+        self._count_stored()
+        self._recycled: deque[BatchMemory] = deque(maxlen=RECYCLED_MEMORIES)
 
     @property
     def max_priority(self) -> float:
@@ -214,6 +220,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
             self._scalars[pos, :, 3] = self.dones[pos] * (1.0 - self.timeouts[pos])
             self.tree.fill(pos * self.n_envs, self.n_envs, self.store.max_priority)
             self.transitions_added += self.n_envs
+            self._count_stored()
 
     def reset(self) -> None:
         """Forget every transition and priority (the arrays stay allocated)."""
@@ -222,6 +229,12 @@ class PrioritizedReplayBuffer(ReplayBuffer):
             self.tree.fill(0, self.capacity, 0.0)
             self.store.max_priority = 1.0
             self.transitions_added = 0
+            self._count_stored()
+
+    def _count_stored(self) -> None:
+        """Tell the store how many transitions are held (valid indices are [0, stored)); called holding
+        its lock, or before the store is shared."""
+        self.store.stored = self.capacity if self.full else self.pos * self.n_envs
 
     def sample(  # type: ignore[override]
         self, batch_size: int, env: VecNormalize | None = None, beta: float | None = None
@@ -230,11 +243,33 @@ class PrioritizedReplayBuffer(ReplayBuffer):
 
         beta: the importance-sampling exponent in [0, 1]; None uses the annealed `self.beta`.
         env: a VecNormalize to normalise observations and rewards with, as in SB3.
+        The batch's tensors are views of memory that a later sample() draws into again only once nothing
+        made from this batch is alive (up to RECYCLED_MEMORIES memories are kept for that), so a batch
+        never changes while it is held.
         Raises UsageError for a batch size or beta out of range, ValueError when the buffer is empty.
         """
-        memory = self.batch_memory(batch_size)
-        self.store.draw(memory, self.checked_beta(beta))
-        return self.samples(memory, env)
+        beta = self.checked_beta(beta)
+        memory = self._idle_memory(batch_size)
+        try:
+            self.store.draw(memory, beta)
+            return self.samples(memory, env)
+        finally:
+            self._recycled.append(memory)
+
+    def _idle_memory(self, batch_size: int) -> BatchMemory:
+        """A batch memory of `batch_size` that no earlier batch still refers to, reused when one is
+        (see BatchMemory.idle; a batch's tensors share its arrays), else a new one. Each memory is
+        popped before it is used, so two threads sampling at once never draw into the same one."""
+        recycled = self._recycled
+        for _ in range(len(recycled)):
+            try:
+                memory = recycled.popleft()
+            except IndexError:  # another thread took the last one
+                break
+            if memory.idle and memory.size == batch_size:
+                return memory
+            recycled.append(memory)
+        return self.batch_memory(batch_size)
 
     def checked_beta(self, beta: float | None) -> float:
         """`beta` checked to lie in [0, 1], or the annealed `self.beta` for None."""
@@ -288,26 +323,21 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         holds no transition; nothing is written.
         """
         index_array, raw = _flat_update(indices, priorities)
-        tree_priorities, largest = proportional_priorities(index_array, raw, self._stored(), self.epsilon, self.alpha)
+        tree_priorities, largest = proportional_priorities(index_array, raw, self.store.stored, self.epsilon,
+                                                           self.alpha)
         return index_array, tree_priorities, largest
-
-    def _stored(self) -> int:
-        """Transitions held now: valid indices are [0, stored)."""
-        with self.store:
-            return self.capacity if self.full else self.pos * self.n_envs
 
     def update_priorities(self, indices: Any, priorities: Any) -> None:
         """Set the priorities (|TD error| >= 0, float [B]) of the transitions at `indices` (int [B],
         from `sample()`). The whole batch is checked first: a bad value raises ValueError naming its
         index and nothing is written. A repeated index keeps its last priority.
         """
-        index_array, raw = _flat_update(indices, priorities)
-        self.store.update(index_array, raw, self._stored(), self.epsilon, self.alpha)
+        self.store.update(indices, priorities, self.epsilon, self.alpha)
 
     def __getstate__(self) -> dict[str, Any]:
         # The C store cannot be pickled and views would pickle as copies; both are rebuilt on loading.
         state = self.__dict__.copy()
-        for name in ("store", "rewards", "dones", "timeouts", "_flat_scalars", "_flat_obs",
+        for name in ("store", "_recycled", "rewards", "dones", "timeouts", "_flat_scalars", "_flat_obs",
                      "_flat_next_obs", "_flat_actions", "_flat_masks"):
             del state[name]
         state["max_priority"] = self.max_priority

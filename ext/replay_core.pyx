@@ -25,6 +25,7 @@ This module knows nothing of SB3 or torch; engine.replay and engine.prefetch hol
 
 cimport cython
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBuffer_Release, PyObject_GetBuffer
+from cpython.object cimport PyObject
 from libc.math cimport INFINITY, pow
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
@@ -38,6 +39,7 @@ from ext.sumtree cimport SumTree
 
 cdef extern from *:
     void __builtin_prefetch(const void* address) noexcept nogil
+    Py_ssize_t _refcount "Py_REFCNT" (PyObject* held) noexcept
 
 
 cdef extern from "<pthread.h>" nogil:
@@ -138,6 +140,7 @@ cdef class ReplayStore:
 
     cdef readonly SumTree tree
     cdef public double max_priority
+    cdef public Py_ssize_t stored  # transitions held: their indices are [0, stored); kept by the buffer
     cdef pthread_mutex_t mutex
     cdef readonly object arrays  # keeps the bound memory alive
     cdef unsigned char* obs
@@ -202,17 +205,31 @@ cdef class ReplayStore:
         if not batch.view.drawn:
             raise ValueError(NOTHING_STORED)
 
-    def update(self, const int64_t[::1] indices, const double[::1] priorities, Py_ssize_t stored,
-               double epsilon, double alpha):
+    def update(self, indices, priorities, double epsilon, double alpha):
         """`proportional_priorities` and the tree write in one call, without the intermediate array: the
-        priorities (float64 [n], >= 0) of indices (int64 [n], in [0, stored)) become
-        (priority + epsilon) ** alpha. Checked first (ValueError naming the offender; nothing written)."""
-        _check_priorities(indices, priorities, stored)
+        priorities (>= 0, [n]) of indices ([n], in [0, stored)) become (priority + epsilon) ** alpha.
+        Any array-like is taken ([n, 1] is flattened); int64 and float64 numpy arrays without a copy.
+        Checked first (ValueError naming the offender; nothing written)."""
+        cdef const int64_t[::1] index_view
+        cdef const double[::1] priority_view
+        try:
+            index_view = indices
+        except (TypeError, ValueError):  # not a contiguous int64 [n] buffer
+            index_view = _flat_copy(indices, np.int64)
+        try:
+            priority_view = priorities
+        except (TypeError, ValueError):
+            priority_view = _flat_copy(priorities, np.float64)
+        self.write_checked(index_view, priority_view, epsilon, alpha)
+
+    cdef int write_checked(self, const int64_t[::1] indices, const double[::1] priorities, double epsilon,
+                           double alpha) except -1:
+        _check_priorities(indices, priorities, self.stored)
         cdef Py_ssize_t n = indices.shape[0]
         cdef double largest = 0.0
         cdef bint reserved
         if n == 0:
-            return
+            return 0
         self.lock()
         with nogil:
             reserved = self.reserve(n)
@@ -227,6 +244,7 @@ cdef class ReplayStore:
                 _refuse_overflow(indices, priorities, self.prefix_work, epsilon, alpha)
         finally:
             pthread_mutex_unlock(&self.mutex)
+        return 0
 
     cdef bint reserve(self, Py_ssize_t n) noexcept nogil:
         """Scratch for n priorities (grown, never shrunk). Holds the lock. False when memory is short."""
@@ -286,6 +304,11 @@ cdef class ReplayStore:
         self.tree.write(n, indices, priorities, nodes)
         if largest > self.max_priority:
             self.max_priority = largest
+
+
+cdef object _flat_copy(object values, object dtype):
+    """`values` (any array-like; [n, 1] is flattened) as a C-contiguous 1-D numpy array of `dtype`."""
+    return np.ascontiguousarray(np.asarray(values).reshape(-1), dtype=dtype)
 
 
 NOTHING_STORED = "cannot sample from a replay buffer with nothing stored yet"
@@ -403,6 +426,22 @@ cdef class BatchMemory:
     def drawn(self):
         """Whether the last draw into this memory found transitions (False: nothing was stored)."""
         return self.view.drawn
+
+    @property
+    def idle(self):
+        """Whether this memory is the only holder of its arrays: no tensor made from them (torch's
+        from_numpy keeps its array alive), no numpy view and no caller's name for one is left, so a new
+        draw into it changes nothing that anyone can still read."""
+        return (_sole(<PyObject*>self.indices) and _sole(<PyObject*>self.weights)
+                and _sole(<PyObject*>self.observations) and _sole(<PyObject*>self.next_observations)
+                and _sole(<PyObject*>self.actions) and _sole(<PyObject*>self.rewards)
+                and _sole(<PyObject*>self.dones)
+                and (self.next_action_masks is None or _sole(<PyObject*>self.next_action_masks)))
+
+
+cdef inline bint _sole(PyObject* held) noexcept:
+    """Whether the one reference to `held` is its owner's (read without taking a reference)."""
+    return _refcount(held) == 1
 
 
 cdef void* _worker_main(void* queue) noexcept nogil:

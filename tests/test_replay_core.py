@@ -1,6 +1,6 @@
 """ext.replay_core: whole-batch draws in C match the buffer's arrays, the job queue runs jobs in order
-with and without its worker, the idle worker wakes for a submit, and memory laid out for one store is
-refused by another."""
+with and without its worker, the idle worker wakes for a submit, memory laid out for one store is
+refused by another, and sample() draws again only into memory no batch still refers to."""
 
 import math
 import time
@@ -8,6 +8,7 @@ import time
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch as th
 
 from engine.replay import PrioritizedReplayBuffer
 from ext.replay_core import BatchMemory, JobQueue, proportional_priorities
@@ -139,17 +140,20 @@ def test_a_fused_update_writes_what_validate_then_write_would() -> None:
     fused, split = stored_buffer(), stored_buffer()
     indices = np.array([5, 17, 5, 40], dtype=np.int64)
     priorities = np.array([0.5, 2.0, 3.0, 0.0])
-    fused.store.update(indices, priorities, 200, fused.epsilon, fused.alpha)
+    fused.store.update(indices, priorities, fused.epsilon, fused.alpha)
     tree_priorities, largest = proportional_priorities(indices, priorities, 200, split.epsilon, split.alpha)
     split.tree.update(indices, tree_priorities)
     assert np.array_equal(fused.tree.leaves(), split.tree.leaves())
     assert fused.max_priority == largest == (3.0 + fused.epsilon) ** fused.alpha
     before = fused.tree.leaves()
     with pytest.raises(ValueError, match="replay index 17 overflows"):
-        fused.store.update(indices, np.array([0.0, 1e300, 1.0, 1.0]), 200, 0.01, 2.0)
-    with pytest.raises(ValueError, match="replay index 40 holds no transition"):
-        fused.store.update(indices, priorities, 40, 0.01, 0.5)
+        fused.store.update(indices, np.array([0.0, 1e300, 1.0, 1.0]), 0.01, 2.0)
     assert np.array_equal(fused.tree.leaves(), before)
+    short = stored_buffer(steps=10)
+    before = short.tree.leaves()
+    with pytest.raises(ValueError, match="replay index 40 holds no transition"):
+        short.store.update(indices, priorities, 0.01, 0.5)
+    assert np.array_equal(short.tree.leaves(), before)
 
 
 def test_a_queued_write_outside_the_tree_is_refused_before_it_is_queued() -> None:
@@ -158,3 +162,37 @@ def test_a_queued_write_outside_the_tree_is_refused_before_it_is_queued() -> Non
     with pytest.raises(IndexError, match="replay index 64 is outside"):
         queue.submit_write(np.array([3, 64], dtype=np.int64), np.array([1.0, 1.0]), 1.0)
     assert queue.pending == 0
+
+
+def test_a_memory_is_idle_only_when_nothing_made_from_it_is_alive() -> None:
+    buffer = stored_buffer()
+    memory = buffer.batch_memory(8)
+    assert memory.idle
+    tensor = th.from_numpy(memory.observations)
+    view = tensor[:, 1:]
+    del tensor
+    assert not memory.idle  # a view keeps the tensor's storage, which keeps the array
+    del view
+    assert memory.idle
+    indices = memory.indices
+    assert not memory.idle
+    del indices
+    masks = memory.next_action_masks[2:]
+    assert not memory.idle
+    del masks
+    assert memory.idle
+
+
+def test_sample_reuses_only_memory_no_batch_holds() -> None:
+    buffer = stored_buffer()
+    first = buffer.sample(16)
+    kept = first.observations.clone()
+    second = buffer.sample(16)  # the first batch is alive: drawn elsewhere
+    assert first.observations.data_ptr() != second.observations.data_ptr()
+    assert th.equal(first.observations, kept)
+    address = second.observations.data_ptr()
+    del second
+    third = buffer.sample(16)
+    assert third.observations.data_ptr() == address  # the dropped batch's memory, drawn into again
+    assert th.equal(first.observations, kept)
+    assert buffer.sample(8).observations.shape[0] == 8  # another size gets memory of its own
