@@ -21,7 +21,7 @@ cdef class SumTree:
     cdef double* sums
     cdef double* mins  # node k of level >= 1 is at mins[level_offset[level] + k - leaf_count]
     cdef Py_ssize_t leaf_count
-    cdef double* running
+    cdef double* running  # like mins: internal nodes only
     cdef double _total
     cdef double _min_positive
     cdef Rng rng
