@@ -38,7 +38,12 @@ from ext.sumtree cimport SumTree
 
 
 cdef extern from *:
-    void __builtin_prefetch(const void* address) noexcept nogil
+    """
+    #define TRAINCTL_FETCH_L1(address) __builtin_prefetch((address), 0, 3)
+    #define TRAINCTL_FETCH_L2(address) __builtin_prefetch((address), 0, 2)
+    """
+    void fetch_l1 "TRAINCTL_FETCH_L1" (const void* address) noexcept nogil  # prefetcht0
+    void fetch_l2 "TRAINCTL_FETCH_L2" (const void* address) noexcept nogil  # prefetcht1
     Py_ssize_t _refcount "Py_REFCNT" (PyObject* held) noexcept
 
 
@@ -78,7 +83,12 @@ cdef extern from *:
 
 
 cdef enum:
-    GATHER_AHEAD = 8  # rows a gather fetches ahead: random rows miss the cache, and overlapped misses are cheap
+    # Random rows miss every cache. A gather asks for rows GATHER_AHEAD_L2 ahead into L2 and, nearer,
+    # GATHER_AHEAD ahead into L1: a core's L1 can wait on only ~16 lines at a time, L2 on several times
+    # that, so staging through L2 keeps more misses in flight (measured here: 21.5 -> 14.6 us for 256
+    # rows of 10 lines; L1 alone at any distance stays at ~21.5).
+    GATHER_AHEAD = 8
+    GATHER_AHEAD_L2 = 24
     CACHE_LINE = 64
     RING = 32  # queued jobs at most; a submit that finds the ring full runs the oldest job itself
     POLL_NS = 100000  # an idle worker looks for work every 100 us ...
@@ -110,6 +120,13 @@ cdef struct Job:
     double* priorities
     int64_t* nodes
     double largest
+
+
+cdef inline void _fetch(const void* address, bint into_l2) noexcept nogil:
+    if into_l2:  # a constant where this is inlined, so the branch folds away
+        fetch_l2(address)
+    else:
+        fetch_l1(address)
 
 
 cdef unsigned char* _rows(object array, Py_ssize_t rows) except NULL:
@@ -270,11 +287,15 @@ cdef class ReplayStore:
         batch.drawn = self.tree.draw(n, beta, batch.prefix, batch.indices, batch.weights)
         if not batch.drawn:
             return
+        for i in range(min(n, GATHER_AHEAD_L2)):
+            self.fetch_row(batch.indices[i], True)
         for i in range(min(n, GATHER_AHEAD)):
-            self.fetch_row(batch.indices[i])
+            self.fetch_row(batch.indices[i], False)
         for i in range(n):
+            if i + GATHER_AHEAD_L2 < n:
+                self.fetch_row(batch.indices[i + GATHER_AHEAD_L2], True)
             if i + GATHER_AHEAD < n:
-                self.fetch_row(batch.indices[i + GATHER_AHEAD])
+                self.fetch_row(batch.indices[i + GATHER_AHEAD], False)
             row = batch.indices[i]
             memcpy(batch.obs + i * self.obs_bytes, self.obs + row * self.obs_bytes, self.obs_bytes)
             memcpy(batch.next_obs + i * self.obs_bytes, self.next_obs + row * self.obs_bytes, self.obs_bytes)
@@ -285,17 +306,17 @@ cdef class ReplayStore:
             if self.masks != NULL:
                 memcpy(batch.masks + i * self.mask_bytes, self.masks + row * self.mask_bytes, self.mask_bytes)
 
-    cdef inline void fetch_row(self, int64_t row) noexcept nogil:
-        """Ask the cache for every line of transition `row` that a gather reads."""
+    cdef inline void fetch_row(self, int64_t row, bint into_l2) noexcept nogil:
+        """Ask L2 (or L1) for every line of transition `row` that a gather reads."""
         cdef Py_ssize_t offset = 0
         while offset < self.obs_bytes:
-            __builtin_prefetch(self.obs + row * self.obs_bytes + offset)
-            __builtin_prefetch(self.next_obs + row * self.obs_bytes + offset)
+            _fetch(self.obs + row * self.obs_bytes + offset, into_l2)
+            _fetch(self.next_obs + row * self.obs_bytes + offset, into_l2)
             offset += CACHE_LINE
-        __builtin_prefetch(self.actions + row * self.action_bytes)
-        __builtin_prefetch(self.scalars + 4 * row)
+        _fetch(self.actions + row * self.action_bytes, into_l2)
+        _fetch(self.scalars + 4 * row, into_l2)
         if self.masks != NULL:
-            __builtin_prefetch(self.masks + row * self.mask_bytes)
+            _fetch(self.masks + row * self.mask_bytes, into_l2)
 
     cdef void write_locked(self, Py_ssize_t n, const int64_t* indices, const double* priorities,
                            double largest, int64_t* nodes) noexcept nogil:
