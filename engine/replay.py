@@ -175,6 +175,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self.store.max_priority = max_priority
         self._count_stored()
         self._recycled: deque[BatchMemory] = deque(maxlen=RECYCLED_MEMORIES)
+        self._on_cpu = self.device.type == "cpu"
 
     @property
     def max_priority(self) -> float:
@@ -296,18 +297,18 @@ class PrioritizedReplayBuffer(ReplayBuffer):
             obs = env.normalize_obs(obs)
             next_obs = env.normalize_obs(next_obs)
             rewards = self._normalize_reward(rewards, env)
-        tensor = th.from_numpy if self.device.type == "cpu" else self._to_device
+        tensor = th.from_numpy if self._on_cpu else self._to_device
         masks = memory.next_action_masks
-        return PrioritizedReplayBufferSamples(
-            observations=tensor(obs),
-            actions=tensor(memory.actions),
-            next_observations=tensor(next_obs),
-            dones=tensor(memory.dones),
-            rewards=tensor(rewards),
-            discounts=None,
-            weights=tensor(memory.weights),
-            indices=memory.indices,
-            next_action_masks=None if masks is None else tensor(masks),
+        return PrioritizedReplayBufferSamples(  # positional, in field order: keywords cost a third more
+            tensor(obs),
+            tensor(memory.actions),
+            tensor(next_obs),
+            tensor(memory.dones),
+            tensor(rewards),
+            None,
+            tensor(memory.weights),
+            memory.indices,
+            None if masks is None else tensor(masks),
         )
 
     def _to_device(self, array: np.ndarray) -> th.Tensor:
