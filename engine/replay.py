@@ -33,7 +33,7 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.vec_env import VecNormalize
 
 from engine.errors import UsageError
-from ext.replay_core import BatchMemory, ReplayStore, proportional_priorities
+from ext.replay_core import BatchMemory, ReplayStore, flat_array, proportional_priorities
 from ext.sumtree import SumTree
 
 CACHE_LINE_BYTES = 64
@@ -323,9 +323,9 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         Raises ValueError naming the first index whose priority is NaN, infinite or negative, or that
         holds no transition; nothing is written.
         """
-        index_array, raw = _flat_update(indices, priorities)
-        tree_priorities, largest = proportional_priorities(index_array, raw, self.store.stored, self.epsilon,
-                                                           self.alpha)
+        index_array = flat_array(indices, np.int64)
+        tree_priorities, largest = proportional_priorities(index_array, flat_array(priorities, np.float64),
+                                                           self.store.stored, self.epsilon, self.alpha)
         return index_array, tree_priorities, largest
 
     def update_priorities(self, indices: Any, priorities: Any) -> None:
@@ -355,12 +355,6 @@ def _cache_aligned_zeros(like: np.ndarray) -> np.ndarray:
     raw = np.zeros(like.nbytes + CACHE_LINE_BYTES, dtype=np.uint8)
     start = -raw.ctypes.data % CACHE_LINE_BYTES
     return raw[start:start + like.nbytes].view(like.dtype).reshape(like.shape)
-
-
-def _flat_update(indices: Any, priorities: Any) -> tuple[np.ndarray, np.ndarray]:
-    """A priority update's arrays as the C store takes them: int64 [B] indices, float64 [B] priorities."""
-    index_array = np.ascontiguousarray(np.asarray(indices).reshape(-1), dtype=np.int64)
-    return index_array, np.ascontiguousarray(np.asarray(priorities).reshape(-1), dtype=np.float64)
 
 
 def _check_beta(beta: float) -> None:

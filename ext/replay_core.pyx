@@ -232,11 +232,11 @@ cdef class ReplayStore:
         try:
             index_view = indices
         except (TypeError, ValueError):  # not a contiguous int64 [n] buffer
-            index_view = _flat_copy(indices, np.int64)
+            index_view = flat_array(indices, np.int64)
         try:
             priority_view = priorities
         except (TypeError, ValueError):
-            priority_view = _flat_copy(priorities, np.float64)
+            priority_view = flat_array(priorities, np.float64)
         self.write_checked(index_view, priority_view, epsilon, alpha)
 
     cdef int write_checked(self, const int64_t[::1] indices, const double[::1] priorities, double epsilon,
@@ -327,8 +327,10 @@ cdef class ReplayStore:
             self.max_priority = largest
 
 
-cdef object _flat_copy(object values, object dtype):
-    """`values` (any array-like; [n, 1] is flattened) as a C-contiguous 1-D numpy array of `dtype`."""
+def flat_array(values, dtype):
+    """`values` (any array-like, e.g. a CPU tensor; [n, 1] is flattened) as a C-contiguous 1-D numpy
+    array of `dtype`: what a priority update takes (int64 indices, float64 priorities). No copy when it
+    already is one."""
     return np.ascontiguousarray(np.asarray(values).reshape(-1), dtype=dtype)
 
 
