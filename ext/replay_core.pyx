@@ -13,7 +13,8 @@ for Python code that writes the arrays or the tree. `draw()` and `update()` take
 never call them while holding it.
 
 BatchMemory: the arrays one batch is drawn into (allocated once by the caller's allocator, e.g. page-
-locked memory for CUDA copies), reused batch after batch.
+locked memory for CUDA copies), reused batch after batch. `idle` tells whether anything made from its
+arrays (a tensor, a view) is still alive, so a caller can reuse it without changing a batch in use.
 
 JobQueue: jobs run one at a time, in the order they were submitted, each holding the store's lock:
 by the worker thread, or by the caller of `wait()` when the job it waits for (or one before it) has not
