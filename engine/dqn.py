@@ -230,6 +230,8 @@ class PinnedPrioritizedReplayBuffer(PrioritizedReplayBuffer):
     """The prioritized buffer with its batches drawn into page-locked memory and copied to CUDA without
     blocking (PIN_MEMORY)."""
 
+    recycles_memory = False  # a copy may still be reading a batch's memory when sample() returns
+
     @staticmethod
     def allocate(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         torch_dtype = torch.from_numpy(np.empty(0, dtype=dtype)).dtype

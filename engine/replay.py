@@ -91,6 +91,11 @@ class PrioritizedReplayBuffer(ReplayBuffer):
     observation array invalidates the slot after the newest transition, which a priority cannot see).
     """
 
+    # sample() draws again into a batch memory once nothing made from it is alive (BatchMemory.idle). A
+    # subclass whose device copies may still read the memory after samples() returns (non-blocking
+    # copies from page-locked memory) sets this False, and its sample() takes new memory every batch.
+    recycles_memory = True
+
     def __init__(
         self,
         buffer_size: int,
@@ -255,7 +260,8 @@ class PrioritizedReplayBuffer(ReplayBuffer):
             self.store.draw(memory, beta)
             return self.samples(memory, env)
         finally:
-            self._recycled.append(memory)
+            if self.recycles_memory:
+                self._recycled.append(memory)
 
     def _idle_memory(self, batch_size: int) -> BatchMemory:
         """A batch memory of `batch_size` that no earlier batch still refers to, reused when one is

@@ -196,3 +196,11 @@ def test_sample_reuses_only_memory_no_batch_holds() -> None:
     assert third.observations.data_ptr() == address  # the dropped batch's memory, drawn into again
     assert th.equal(first.observations, kept)
     assert buffer.sample(8).observations.shape[0] == 8  # another size gets memory of its own
+
+
+def test_a_buffer_whose_copies_may_lag_never_reuses_memory() -> None:
+    buffer = stored_buffer()
+    buffer.recycles_memory = False  # as engine.dqn's page-locked buffer, whose CUDA copies are non-blocking
+    for _ in range(3):
+        buffer.sample(16)
+    assert not buffer._recycled  # nothing kept to draw into again
