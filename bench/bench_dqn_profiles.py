@@ -18,7 +18,8 @@ two profiles' figures comparable under other load.
 Prefetch: two balance runs of --prefetch-steps, `per.prefetch` true and false, replay_sample_ms averaged
 over the windows after warmup (steps-weighted); target on <= 20 % of off.
 
-    .venv/bin/python bench/bench_dqn_profiles.py [--steps 40000] [--seeds 5] [--games 500] [--prefetch-steps 20000]
+    .venv/bin/python bench/bench_dqn_profiles.py [--steps 40000] [--seeds 5] [--first-seed 0] [--games 500]
+        [--prefetch-steps 20000]
 """
 
 from __future__ import annotations
@@ -104,6 +105,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=40_000, help="env steps of each profile run")
     parser.add_argument("--seeds", type=int, default=5, help="training seeds per profile")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="first training seed (runs are deterministic per seed: extend an earlier run)")
     parser.add_argument("--games", type=int, default=500, help="evaluation games per policy")
     parser.add_argument("--prefetch-steps", type=int, default=20_000, help="env steps of each prefetch run")
     args = parser.parse_args()
@@ -111,7 +114,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_dqn_") as tmp:
         runs_dir = Path(tmp)
         print(f"dqn-per on skirmish vs the scripted player, {args.steps:,} env steps per run, "
-              f"seeds 0..{args.seeds - 1}; "
+              f"seeds {args.first_seed}..{args.first_seed + args.seeds - 1}; "
               f"evaluation: {args.games} fixed games (seeds {EVAL_SEED}+i), greedy with masks", flush=True)
         sps: dict[str, float] = {}
         win_rate: dict[str, float] = {}
@@ -119,7 +122,7 @@ def main() -> None:
         for profile in ("balance", "speed"):
             steps = seconds = 0.0
             rates = []
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 run = train(profile, args.steps, seed, runs_dir)
                 fig, outcomes = figures(run), evaluate(run, args.games)
                 print(describe(f"{profile}/{seed}", fig, outcomes), flush=True)
