@@ -2,8 +2,8 @@
 off inside a real dqn-per run (the main thread's replay_sample_ms).
 
 Each run is a real `trainctl run --algo dqn-per --env skirmish` subprocess on this machine, one after
-the other in this process, same step budget; each profile trains once per seed (--seeds, 0 .. n-1),
-because one short DQN run's win rate swings by tens of points from seed to seed. Throughput: env steps
+the other in this process, same step budget; each profile trains once per seed (--seeds of them from --first-seed,
+default 0), because one short DQN run's win rate swings by tens of points from seed to seed. Throughput: env steps
 over the training time the run's own perf windows measured (sum over windows of steps / sps: everything
 from the first env step to the last, warmup included; process start-up, model building and the final
 checkpoint excluded, alike for both). Quality: both final policies (greedy, masked) play the same fixed
