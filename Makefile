@@ -36,7 +36,8 @@ $(BUILT): $(STAMP) $(PYX)
 
 lint: $(BUILT)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy ext envs engine tui
+	$(VENV)/bin/mypy ext envs engine cli tui
+	$(VENV)/bin/lint-imports
 
 bench: $(BUILT)
 	for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

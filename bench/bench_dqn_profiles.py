@@ -57,7 +57,7 @@ class RunFigures:
 def train(profile: str, steps: int, seed: int, runs_dir: Path, *sets: str) -> RunDir:
     """A finished `trainctl run` of dqn-per on skirmish with `profile`; its run folder."""
     before = {run.run_id for run in list_runs(runs_dir)}
-    cmd = [sys.executable, "-m", "tui.cli", "run", "--algo", "dqn-per", "--env", "skirmish", "--profile", profile,
+    cmd = [sys.executable, "-m", "cli.main", "run", "--algo", "dqn-per", "--env", "skirmish", "--profile", profile,
            "--steps", str(steps), "--seed", str(seed), "--runs-dir", str(runs_dir),
            "--name", f"{profile}-{len(before)}", *[a for s in ("torch.threads=1", *sets) for a in ("--set", s)]]
     done = subprocess.run(cmd, cwd=PROJECT, capture_output=True, text=True, check=False)

@@ -41,7 +41,7 @@ TORCH_THREADS = 1
 
 def run_speed_profile(steps: int, games: int, runs_dir: Path) -> tuple[float, Outcomes, int, int]:
     """(steps/s, outcomes, env steps done, epochs over rollouts) of a `trainctl run --profile speed` run."""
-    cmd = [sys.executable, "-m", "tui.cli", "run", "--algo", "ppo", "--env", "beastybar", "--profile", "speed",
+    cmd = [sys.executable, "-m", "cli.main", "run", "--algo", "ppo", "--env", "beastybar", "--profile", "speed",
            "--steps", str(steps), "--seed", str(TRAIN_SEED), "--runs-dir", str(runs_dir),
            "--set", f"torch.threads={TORCH_THREADS}"]
     done = subprocess.run(cmd, cwd=PROJECT, capture_output=True, text=True, check=False)

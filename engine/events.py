@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -135,20 +135,18 @@ class EventWriter:
 
 
 @dataclass
-class EventTail:
-    """Incremental reader of an append-only `events.jsonl`.
+class LineTail:
+    """Incremental reader of the complete lines appended to a growing file (events.jsonl, stdout.log).
 
-    `poll()` returns the complete lines appended since the last call, parsed; a last line without its
-    newline is left for the next poll (the writer may be mid-write). Lines that are not JSON objects
-    are counted in `malformed` and skipped. A file that shrank (replaced) is read again from the start.
-    """
+    `poll_lines()` returns the lines completed since the last call, without their newline; a last line
+    without its newline is left for the next poll (the writer may be mid-write). A file that shrank
+    (replaced) is read again from the start; a missing file reads as empty."""
 
     path: Path
     offset: int = 0
-    malformed: int = 0
     _partial: bytes = field(default=b"", repr=False)
 
-    def poll(self, max_bytes: int | None = None) -> list[dict[str, Any]]:
+    def poll_lines(self, max_bytes: int | None = None) -> list[bytes]:
         try:
             size = self.path.stat().st_size
         except FileNotFoundError:
@@ -161,29 +159,49 @@ class EventTail:
             f.seek(self.offset)
             chunk = f.read(max_bytes if max_bytes is not None else size - self.offset)
         self.offset += len(chunk)
-        data = self._partial + chunk
-        lines = data.split(b"\n")
+        lines = (self._partial + chunk).split(b"\n")
         self._partial = lines.pop()
-        return list(self._parse(lines))
+        return lines
+
+    def skip_to_end(self) -> None:
+        """Follow only what is appended from now on."""
+        try:
+            self.offset = self.path.stat().st_size
+        except FileNotFoundError:
+            self.offset = 0
+        self._partial = b""
 
     @property
     def pending_bytes(self) -> int:
         """Bytes of a last line still waiting for its newline (a writer mid-write, or a torn line)."""
         return len(self._partial)
 
-    def _parse(self, lines: list[bytes]) -> Iterator[dict[str, Any]]:
-        for raw in lines:
-            if not raw.strip():
-                continue
-            try:
-                event = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError):
+
+@dataclass
+class EventTail(LineTail):
+    """A `LineTail` of an append-only `events.jsonl` whose `poll()` parses the lines. Lines that are not
+    JSON objects with a `kind` are counted in `malformed` and skipped."""
+
+    malformed: int = 0
+
+    def poll(self, max_bytes: int | None = None) -> list[dict[str, Any]]:
+        events = []
+        for raw in self.poll_lines(max_bytes):
+            event = parse_event_line(raw)
+            if event is not None:
+                events.append(event)
+            elif raw.strip():
                 self.malformed += 1
-                continue
-            if isinstance(event, dict) and "kind" in event:
-                yield event
-            else:
-                self.malformed += 1
+        return events
+
+
+def parse_event_line(raw: bytes) -> dict[str, Any] | None:
+    """The event a line of events.jsonl holds, or None if it is not a JSON object with a `kind`."""
+    try:
+        event = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return event if isinstance(event, dict) and "kind" in event else None
 
 
 def tail_offset(path: Path, max_bytes: int) -> int:

@@ -29,8 +29,9 @@ from typing import Any
 from engine.errors import UsageError
 from engine.events import read_tail_events
 
-STATES = ("starting", "running", "finished", "failed", "stopped")
 ACTIVE_STATES = ("starting", "running")
+# How a run process exits in each final state (the worker, the wrapper and `trainctl run` alike).
+EXIT_CODES = {"finished": 0, "stopped": 130, "failed": 1}
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
 DEFAULT_RUNS_DIR = Path("runs")
 
@@ -62,6 +63,26 @@ def make_run_id(algo: str, env: str, profile: str, now: float | None = None, nam
     stamp = datetime.fromtimestamp(time.time() if now is None else now, UTC).strftime("%Y%m%dT%H%M%S")
     parts = [name] if name else [algo, env, profile]
     return "_".join([stamp, *(_sanitize(p) for p in parts)])
+
+
+def check_runs_dir(runs_dir: Path, writable: bool = True) -> None:
+    """UsageError unless `runs_dir` is a folder of runs or nothing yet; with `writable`, also unless runs
+    can be made in it (it, or its nearest existing ancestor, is a writable folder). Creates nothing."""
+    if runs_dir.exists():
+        if not runs_dir.is_dir():
+            raise UsageError(f"runs folder {runs_dir} is a file; expected a folder of run folders")
+        if writable and not os.access(runs_dir, os.W_OK | os.X_OK):
+            raise UsageError(f"runs folder {runs_dir} is not writable; expected a folder you can write to")
+        return
+    if not writable:
+        return
+    ancestor = runs_dir.absolute().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UsageError(f"runs folder {runs_dir} cannot be made: {ancestor} is a file; expected a folder path")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UsageError(f"runs folder {runs_dir} cannot be made: {ancestor} is not writable")
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -166,6 +187,20 @@ class RunDir:
         status["updated"] = time.time()
         atomic_write_json(self.status_path, status)
         return status
+
+    def log_tail(self, max_bytes: int, max_lines: int) -> tuple[str, ...]:
+        """The last whole lines (at most `max_lines`) in the last `max_bytes` of stdout.log; () if none."""
+        try:
+            with open(self.stdout_path, "rb") as f:
+                size = f.seek(0, 2)
+                f.seek(max(0, size - max_bytes))
+                data = f.read()
+        except OSError:
+            return ()
+        lines = data.decode("utf-8", errors="replace").splitlines()
+        if size > max_bytes:
+            lines = lines[1:]  # cut by the window's start
+        return tuple(lines[-max_lines:])
 
     def effective_state(self, status: Mapping[str, Any] | None = None) -> str:
         """The recorded state, except that an active run whose process is gone is reported `failed`."""

@@ -12,6 +12,7 @@ A new algorithm is a module here plus a line in `TRAINERS`; the CLI and the TUI 
 from __future__ import annotations
 
 import importlib
+from importlib.util import find_spec
 from types import ModuleType
 
 from engine.errors import UsageError
@@ -26,6 +27,15 @@ TRAINER_GAMES: dict[str, tuple[str, ...]] = {
     "ppo": ("beastybar",),
     "dqn-per": ("skirmish",),
 }
+
+
+def check_available(algo: str) -> None:
+    """UsageError unless `algo` is registered and its module is present, found without importing it (a
+    trainer imports torch: seconds that a launcher form or a CLI check should not spend)."""
+    if algo not in TRAINERS:
+        raise UsageError(f"unknown algo {algo!r}; expected one of: {', '.join(TRAINERS)}")
+    if find_spec(TRAINERS[algo]) is None:
+        raise UsageError(f"algo {algo!r} is not available in this build yet")
 
 
 def trainer_module(algo: str) -> ModuleType:

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from cli import main as cli
 from engine import launcher, ppo
 from engine.checkpoint import latest_checkpoint, load_checkpoint
 from engine.runstore import ACTIVE_STATES, RunDir, list_runs
-from tui import cli
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,7 @@ FAST = ["--set", "torch.threads=1", "--set", "log.every_steps=1024", "--set", "p
 
 
 def trainctl(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tui.cli", *args], cwd=PROJECT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=PROJECT, capture_output=True, text=True,
                           timeout=timeout, check=False)
 
 
@@ -180,8 +180,8 @@ def test_bad_resume_is_one_line_exit_2_and_nothing_touched(
 
 
 def test_headless_path_never_imports_textual(tmp_path: Path) -> None:
-    code = ("import sys, tui.cli, tui.headless, engine.ppo\n"
-            f"rc = tui.cli.main(['status', '--runs-dir', {str(tmp_path)!r}])\n"
+    code = ("import sys, cli.main, cli.commands, engine.ppo\n"
+            f"rc = cli.main.main(['status', '--runs-dir', {str(tmp_path)!r}])\n"
             "assert rc == 0, rc\n"
             "loaded = sorted(m for m in sys.modules if m == 'textual' or m.startswith('textual.'))\n"
             "print('TEXTUAL', loaded)\n")

@@ -86,7 +86,7 @@ def test_trainctl_run_leaves_a_complete_folder(tmp_path: Path) -> None:
     sets = ["dqn.warmup_steps=500", "dqn.net_arch=[64, 64]", "dqn.buffer_size=20000", "torch.threads=1",
             "log.every_steps=1000", "checkpoint.every_steps=1000", "log.reward_debug=true"]
     done = subprocess.run(
-        [sys.executable, "-m", "tui.cli", "run", "--algo", "dqn-per", "--env", "skirmish", "--profile", "balance",
+        [sys.executable, "-m", "cli.main", "run", "--algo", "dqn-per", "--env", "skirmish", "--profile", "balance",
          "--steps", "3000", "--runs-dir", str(runs), *[a for s in sets for a in ("--set", s)]],
         cwd=PROJECT, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout + done.stderr

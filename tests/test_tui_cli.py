@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 from tui_fixtures import standard_runs
 
+from cli import commands
+from cli import main as cli
 from engine.errors import UsageError
-from tui import cli, headless
 
 
 def test_trainctl_without_a_terminal_prints_the_status_table_without_textual(tmp_path: Path) -> None:
     standard_runs(tmp_path)
-    code = ("import sys; from tui.cli import main; rc = main(sys.argv[1:]); "
+    code = ("import sys; from cli.main import main; rc = main(sys.argv[1:]); "
             "print('TEXTUAL', 'textual' in sys.modules); sys.exit(rc)")
     done = subprocess.run([sys.executable, "-c", code, "--runs-dir", str(tmp_path)], capture_output=True, text=True,
                           timeout=60, check=True)  # stdout is a pipe: no terminal
@@ -45,7 +46,7 @@ def test_watch_opens_a_folder_a_run_folder_or_a_run_id(tmp_path: Path) -> None:
 def test_launch_default_without_a_terminal_runs_the_default_job_headless(tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[argparse.Namespace] = []
-    monkeypatch.setattr(headless, "run_command", lambda args, wrapped: seen.append(args) or 0)
+    monkeypatch.setattr(commands, "run_command", lambda args, wrapped: seen.append(args) or 0)
     assert cli.main(["--launch-default", "--runs-dir", str(tmp_path)]) == 0
     (args,) = seen
     assert (args.algo, args.env, args.profile, args.runs_dir) == ("ppo", "beastybar", "balance", tmp_path)
@@ -54,4 +55,4 @@ def test_launch_default_without_a_terminal_runs_the_default_job_headless(tmp_pat
 def test_a_runs_dir_that_is_a_file_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "file").write_text("x")
     assert cli.main(["--runs-dir", str(tmp_path / "file")]) == cli.EXIT_USAGE
-    assert "is a file; expected a folder of runs" in capsys.readouterr().err
+    assert "is a file; expected a folder of run folders" in capsys.readouterr().err

@@ -17,7 +17,7 @@ from engine import launcher
 from engine.runstore import RunDir, list_runs
 from tui.app import TrainctlApp
 
-TRAINCTL = [sys.executable, "-m", "tui.cli"]
+TRAINCTL = [sys.executable, "-m", "cli.main"]
 PERF_SCRIPT = """
 import sys
 print("hello from a foreign trainer")

@@ -69,6 +69,6 @@ def test_the_model_and_system_probe_do_not_import_textual() -> None:
     import subprocess
     import sys
 
-    code = "import sys, tui.model, tui.system, tui.format, tui.cli; print('textual' in sys.modules)"
+    code = "import sys, tui.model, tui.system, tui.format, cli.main; print('textual' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "False"

@@ -1,5 +1,1 @@
-"""The `trainctl` command line and the Textual app.
-
-This package's __init__ and cli.py must not import Textual at module level: the headless commands
-(`run`, `status`, `report`, `stop`, `profiles`) start fast on pods and print plain text.
-"""
+"""The Textual app of trainctl: runs list, run monitor, launcher, compare. Opened by cli.main."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -25,7 +25,6 @@ from textual.worker import get_current_worker
 from engine import launcher
 from engine.errors import UsageError
 from engine.runstore import RunDir
-from tui.cli import DEFAULT_JOB
 from tui.messages import RunsPolled
 from tui.model import PollResult, RunsWatcher
 from tui.screens.quit import QuitScreen
@@ -70,8 +69,7 @@ class TrainctlApp(App[None]):
         self._watch_runs()
         if self.launch_default:
             try:
-                job = DEFAULT_JOB
-                self.launch_run(job.algo, job.env, job.profile, job.steps, [])
+                self.launch_run(launcher.DEFAULT_JOB)
             except UsageError as exc:
                 self.notify(f"default run not launched: {exc}", severity="error", timeout=30)
 
@@ -108,21 +106,11 @@ class TrainctlApp(App[None]):
         self.runs_poll = message.result
 
     # -- launching and stopping -------------------------------------------------------------------
-    def launch_run(self, algo: str, env: str, profile: str, steps: int | None, assignments: Sequence[str]) -> str:
-        """Resolve (raising UsageError as `trainctl run` would), create the run folder, start its process;
+    def launch_run(self, job: launcher.Job) -> str:
+        """Start `job` through the launch path `trainctl run` uses (UsageError as it would raise);
         run.json records the equivalent `trainctl run` command."""
-        from engine.profiles import resolve
-
-        cfg = resolve(profile, algo=algo, env=env, cli={"run.total_steps": steps} if steps else {},
-                      assignments=assignments)
-        check_trainer_available(algo)
-        if self.runs_dir.exists() and not self.runs_dir.is_dir():
-            raise UsageError(f"runs folder {self.runs_dir} is a file; expected a folder for run folders")
-        command = ["trainctl", "run", "--algo", algo, "--env", env, "--profile", profile,
-                   *(["--steps", str(steps)] if steps else []), *(x for a in assignments for x in ("--set", a)),
-                   "--runs-dir", str(self.runs_dir)]
-        run = launcher.create_trainer_run(cfg, self.runs_dir, command)
-        self.launched[run.run_id] = launcher.start(run)
+        run, proc = launcher.launch(job, self.runs_dir)
+        self.launched[run.run_id] = proc
         self.focus_run = run.run_id
         if isinstance(self.screen, RunsScreen):
             self.screen.focus_run = run.run_id
@@ -160,19 +148,6 @@ class TrainctlApp(App[None]):
                 self.exit()
 
         self.push_screen(QuitScreen(len(active)), answer)
-
-
-def check_trainer_available(algo: str) -> None:
-    """The CLI's "not available" error for an algo whose trainer module is missing, without importing
-    it (a trainer imports torch: seconds the TUI should not spend)."""
-    from importlib.util import find_spec
-
-    from engine.trainers import TRAINERS
-
-    if algo not in TRAINERS:
-        raise UsageError(f"unknown algo {algo!r}; expected one of: {', '.join(TRAINERS)}")
-    if find_spec(TRAINERS[algo]) is None:
-        raise UsageError(f"algo {algo!r} is not available in this build yet")
 
 
 def run_app(runs_dir: Path, focus_run: str | None = None, launch_default: bool = False) -> int:

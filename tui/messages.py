@@ -22,10 +22,3 @@ class RunsPolled(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, RunsPolled)
-
-
-@dataclass
-class RunSelected(Message):
-    """The cursor of the runs list moved to `run_id` (None: the list is empty)."""
-
-    run_id: str | None

@@ -14,7 +14,6 @@ of bounded size. Nothing here draws, imports Textual or touches a trainer's inte
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import UsageError
-from engine.events import EventTail, tail_offset
+from engine.events import EventTail, parse_event_line, tail_offset
 from engine.runstore import RunDir, list_runs
 from tui.system import SystemProbe, SystemSample
 
@@ -362,32 +361,14 @@ class RunTracker:
             notes.append("long run: history sampled (tail at full resolution)")
         return notes
 
-    def log_tail(self, max_lines: int = LOG_TAIL_LINES) -> tuple[str, ...]:
+    def log_tail(self) -> tuple[str, ...]:
         """The last lines of the run's stdout.log (empty if it does not exist yet)."""
-        try:
-            with open(self.run.stdout_path, "rb") as f:
-                size = f.seek(0, 2)
-                f.seek(max(0, size - LOG_TAIL_BYTES))
-                data = f.read()
-        except OSError:
-            return ()
-        lines = data.decode("utf-8", errors="replace").splitlines()
-        if size > LOG_TAIL_BYTES:
-            lines = lines[1:]  # cut by the window's start
-        return tuple(lines[-max_lines:])
+        return self.run.log_tail(LOG_TAIL_BYTES, LOG_TAIL_LINES)
 
 
 def _parse_lines(lines: Iterable[bytes]) -> list[dict[str, Any]]:
     """Probed lines that parse as events (a probe's torn pieces are not counted as malformed)."""
-    events = []
-    for raw in lines:
-        try:
-            event = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            continue
-        if isinstance(event, dict) and "kind" in event:
-            events.append(event)
-    return events
+    return [event for raw in lines if (event := parse_event_line(raw)) is not None]
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,7 @@ Nothing is created or started while the form is invalid."""
 
 from __future__ import annotations
 
-import argparse
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -14,10 +13,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
 from engine.errors import UsageError
-from engine.profiles import list_profiles, resolve
+from engine.launcher import Job, parse_steps, plan
+from engine.profiles import list_profiles
 from engine.trainers import TRAINERS
 from envs import GAMES
-from tui.cli import parse_steps
 
 if TYPE_CHECKING:
     from tui.app import TrainctlApp
@@ -60,27 +59,23 @@ class LauncherScreen(ModalScreen[str | None]):
         self.query_one("#algo", Select).focus()
         self.validate_form()
 
-    def form(self) -> dict[str, Any]:
-        """The form's values; UsageError for a steps value the CLI would refuse."""
+    def job(self) -> Job:
+        """The form's job; UsageError for a steps value the CLI would refuse."""
         steps_text = self.query_one("#steps", Input).value.strip()
         try:
             steps = parse_steps(steps_text) if steps_text else None
-        except argparse.ArgumentTypeError as exc:
+        except UsageError as exc:
             raise UsageError(f"steps: {exc}") from None
-        return {"algo": str(self.query_one("#algo", Select).value), "env": str(self.query_one("#env", Select).value),
-                "profile": str(self.query_one("#profile", Select).value), "steps": steps,
-                "assignments": self.query_one("#overrides", Input).value.split()}
+        return Job(algo=str(self.query_one("#algo", Select).value), env=str(self.query_one("#env", Select).value),
+                   profile=str(self.query_one("#profile", Select).value), steps=steps,
+                   assignments=tuple(self.query_one("#overrides", Input).value.split()))
 
-    def validate_form(self) -> dict[str, Any] | None:
-        """Resolve the form as `trainctl run` would; show the error (or what would run). None if invalid."""
-        from tui.app import check_trainer_available
-
+    def validate_form(self) -> Job | None:
+        """Check the form as `trainctl run` would; show the error (or what would run). None if invalid."""
         check = self.query_one("#launch-check", Static)
         try:
-            form = self.form()
-            cfg = resolve(form["profile"], algo=form["algo"], env=form["env"], assignments=form["assignments"],
-                          cli={"run.total_steps": form["steps"]} if form["steps"] else {})
-            check_trainer_available(form["algo"])
+            job = self.job()
+            cfg = plan(job)
         except UsageError as exc:
             check.update(f"[b red]✗[/b red] {exc}")
             check.set_class(True, "error")
@@ -88,7 +83,7 @@ class LauncherScreen(ModalScreen[str | None]):
         check.update(f"[b green]✓[/b green] {cfg['run.algo']} on {cfg['run.env']}, profile {cfg.profile}: "
                      f"{cfg['run.total_steps']:,} steps, {cfg['env.num_envs']} envs, seed {cfg['run.seed']}")
         check.set_class(False, "error")
-        return form
+        return job
 
     def on_input_changed(self, _event: Input.Changed) -> None:
         self.validate_form()
@@ -106,12 +101,12 @@ class LauncherScreen(ModalScreen[str | None]):
             self.dismiss(None)
 
     def action_launch(self) -> None:
-        form = self.validate_form()
-        if form is None:
+        job = self.validate_form()
+        if job is None:
             return
         app: TrainctlApp = self.app  # type: ignore[assignment]
         try:
-            run_id = app.launch_run(form["algo"], form["env"], form["profile"], form["steps"], form["assignments"])
+            run_id = app.launch_run(job)
         except UsageError as exc:
             self.query_one("#launch-check", Static).update(f"[b red]✗[/b red] {exc}")
             return

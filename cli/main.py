@@ -1,12 +1,10 @@
-"""The `trainctl` command: headless commands in plain text, the TUI when asked for.
+"""The `trainctl` entry point: parses the command line and hands it to a headless command or the TUI.
 
-`trainctl` alone and `trainctl watch [DIR|RUN]` open the TUI (tui.app, imported only then) when stdout
-is a terminal; without one (CI, a pipe, `make run` in a log) they print the plain status table instead,
-and `trainctl --launch-default` runs the default job headless (Beasty Bar PPO, balance profile), so a
-script that calls them never hangs or fails for want of a terminal.
-`run`, `status`, `report`, `stop` and `profiles` never import Textual (pods start fast, logs stay
-plain); a test checks `sys.modules` for it. Every user mistake is an `engine.errors.UsageError`, printed
-here as one line on stderr with exit code 2, before anything is started or written.
+`trainctl` alone and `trainctl watch [DIR|RUN]` open the TUI (tui.app, imported only then) when stdin
+and stdout are terminals; without one (CI, a pipe, `make run` in a log) they print the plain status
+table instead, and `trainctl --launch-default` runs the default job headless, so a script that calls
+them never hangs or fails for want of a terminal. Every user mistake is an `engine.errors.UsageError`,
+printed here as one line on stderr with exit code 2, before anything is started or written.
 """
 
 from __future__ import annotations
@@ -14,11 +12,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
+from cli import commands
 from engine.errors import UsageError
+from engine.launcher import DEFAULT_JOB, parse_steps
+from engine.runstore import check_runs_dir, resolve_run
 
 EXIT_USAGE = 2
 
@@ -30,15 +30,11 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
-def parse_steps(text: str) -> int:
-    """Step counts accept 2e6, 200_000, 4096."""
+def _steps(text: str) -> int:
     try:
-        value = float(text.replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of steps (e.g. 2e6 or 200000)") from None
-    if value < 1 or value != int(value):
-        raise argparse.ArgumentTypeError(f"{text!r} should be a positive whole number of steps")
-    return int(value)
+        return parse_steps(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--algo", help="trainer (ppo, dqn-per)")
     run.add_argument("--env", help="game (beastybar, skirmish)")
     run.add_argument("--profile", default="balance", help="profile name (trainctl profiles list)")
-    run.add_argument("--steps", type=parse_steps, help="env steps to train for, e.g. 2e6")
+    run.add_argument("--steps", type=_steps, help="env steps to train for, e.g. 2e6")
     run.add_argument("--seed", type=int, help="seed of games, policy and samplers")
     run.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="assignments",
                      help="override one config value (repeatable)")
@@ -115,41 +111,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace, wrapped: list[str]) -> int:
-    from tui import headless
-
     if args.command == "run":
-        return headless.run_command(args, wrapped)
+        return commands.run_command(args, wrapped)
     if args.command == "status":
-        return headless.status_command(args.runs_dir, args.watch, args.interval)
+        return commands.status_command(args.runs_dir, args.watch, args.interval)
     if args.command == "report":
-        return headless.report_command(args.run, args.runs_dir)
+        return commands.report_command(args.run, args.runs_dir)
     if args.command == "stop":
-        return headless.stop_command(args.run, args.runs_dir, args.kill)
+        return commands.stop_command(args.run, args.runs_dir, args.kill)
     if args.command == "profiles":
-        return headless.profiles_command(args)
+        return commands.profiles_command(args)
     if args.command == "watch":
         runs_dir, focus = watch_target(args.target, args.runs_dir)
         return _open_app(runs_dir, focus, launch_default=False)
     return _open_app(args.app_runs_dir, None, launch_default=args.launch_default)
 
 
-@dataclass(frozen=True)
-class Job:
-    algo: str
-    env: str
-    profile: str
-    steps: int
-
-
-# `make run`'s job: long enough (about a minute here) for a newcomer to watch it learn in the TUI.
-DEFAULT_JOB = Job(algo="ppo", env="beastybar", profile="balance", steps=2_000_000)
-
-
 def watch_target(target: str | None, runs_dir: Path) -> tuple[Path, str | None]:
     """(runs folder, run to select) for `trainctl watch [DIR|RUN]`: a folder holding run.json is one
     run (its parent is shown), any other folder is a runs folder, anything else a run id in runs_dir."""
-    from engine.runstore import resolve_run
-
     if target is None:
         return runs_dir, None
     path = Path(target)
@@ -161,18 +141,15 @@ def watch_target(target: str | None, runs_dir: Path) -> tuple[Path, str | None]:
 
 def _open_app(runs_dir: Path, focus: str | None, launch_default: bool) -> int:
     """The TUI when stdin and stdout are terminals; otherwise the headless equivalent."""
-    from tui import headless
-
-    if runs_dir.exists() and not runs_dir.is_dir():
-        raise UsageError(f"--runs-dir {runs_dir} is a file; expected a folder of runs")
+    check_runs_dir(runs_dir, writable=False)
     if not (sys.stdout.isatty() and sys.stdin.isatty()):
         if launch_default:
             job = DEFAULT_JOB
-            args = build_parser().parse_args(["run", "--algo", job.algo, "--env", job.env, "--profile", job.profile,
-                                              "--steps", str(job.steps), "--runs-dir", str(runs_dir)])
-            return headless.run_command(args, [])
-        return headless.status_command(runs_dir, watch=False, interval=0)
-    from tui.app import run_app
+            args = build_parser().parse_args(["run", "--algo", str(job.algo), "--env", str(job.env), "--profile",
+                                              job.profile, "--steps", str(job.steps), "--runs-dir", str(runs_dir)])
+            return commands.run_command(args, [])
+        return commands.status_command(runs_dir, watch=False, interval=0)
+    from tui.app import run_app  # Textual only for the app itself: the headless commands never load it
 
     return run_app(runs_dir, focus_run=focus, launch_default=launch_default)
 

@@ -1,7 +1,8 @@
 """The headless commands: `run` (start and follow), `status`, `report`, `stop`, `profiles`.
 
 Plain text for pods, logs and dumb terminals; a Rich progress bar only when stdout is a terminal.
-Never imports Textual. Reads runs only through engine.runstore and engine.events.
+Never imports Textual (an import-linter contract checks it). Starts runs only through engine.launcher;
+reads them only through engine.runstore and engine.events.
 """
 
 from __future__ import annotations
@@ -13,75 +14,36 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from engine import launcher
-from engine.checkpoint import latest_checkpoint, load_checkpoint
+from engine.checkpoint import latest_checkpoint
 from engine.errors import UsageError
-from engine.events import STATUS_PREFIX, EventTail
-from engine.profiles import SCHEMA, ResolvedConfig, list_profiles, profile_summary, resolve
-from engine.runstore import ACTIVE_STATES, RunDir, RunSummary, list_runs, resolve_run, summarize
-from engine.trainers import trainer_module
-
-FINAL_EXIT = {"finished": 0, "stopped": 130, "failed": 1}
+from engine.events import STATUS_PREFIX, EventTail, LineTail
+from engine.profiles import SCHEMA, list_profiles, profile_summary, resolve
+from engine.runstore import EXIT_CODES, RunDir, RunSummary, check_runs_dir, list_runs, resolve_run, summarize
+from tui.format import age, number
 
 
 # -- run ----------------------------------------------------------------------------------------------
 def run_command(args: argparse.Namespace, wrapped: list[str]) -> int:
-    """Validate everything, create the run folder, start the run process, follow it (unless --detach)."""
+    """Check everything, create the run folder, start the run process, follow it (unless --detach)."""
     command = ["trainctl", *sys.argv[1:]] if sys.argv else ["trainctl"]
     if args.resume:
-        run = _prepare_resume(args)
+        if args.algo or args.env or args.assignments or args.config or args.steps or args.seed is not None:
+            raise UsageError("--resume continues a run with its own config; "
+                             "drop --algo/--env/--set/--config/--steps/--seed")
+        run = launcher.prepare_resume(args.resume, args.runs_dir)
         proc = launcher.start(run, resume=True)
     elif wrapped:
-        _check_runs_dir(args.runs_dir)
-        resolve(args.profile, environ={})  # the profile must exist even when it only labels the run
-        run = launcher.create_wrapped_run(wrapped, args.runs_dir, command, args.name, args.profile)
-        proc = launcher.start(run)
+        run, proc = launcher.launch_wrapped(wrapped, args.runs_dir, command, args.name, args.profile)
     else:
-        cli: dict[str, Any] = {}
-        if args.steps is not None:
-            cli["run.total_steps"] = args.steps
-        if args.seed is not None:
-            cli["run.seed"] = args.seed
-        cfg = resolve(args.profile, algo=args.algo, env=args.env, config_file=args.config, cli=cli,
-                      assignments=args.assignments)
-        trainer_module(cfg["run.algo"])  # an algo that is not built yet fails here, before any folder exists
-        _check_runs_dir(args.runs_dir)
-        run = launcher.create_trainer_run(cfg, args.runs_dir, command, args.name)
-        proc = launcher.start(run)
+        job = launcher.Job(algo=args.algo, env=args.env, profile=args.profile, steps=args.steps, seed=args.seed,
+                           assignments=tuple(args.assignments), config_file=args.config, name=args.name)
+        run, proc = launcher.launch(job, args.runs_dir, command)
     print(f"run {run.run_id} started (pid {proc.pid}) in {run.path}", flush=True)
     if args.detach:
         return 0
     return follow(run, proc.pid, lambda: proc.poll() is not None)
-
-
-def _check_runs_dir(runs_dir: Path) -> None:
-    if runs_dir.exists() and not runs_dir.is_dir():
-        raise UsageError(f"--runs-dir {runs_dir} is a file; expected a folder for run folders")
-
-
-def _prepare_resume(args: argparse.Namespace) -> RunDir:
-    """The run to resume, after checking it is stopped and its latest checkpoint loads and fits."""
-    if args.algo or args.env or args.assignments or args.config or args.steps or args.seed is not None:
-        raise UsageError("--resume continues a run with its own config; "
-                         "drop --algo/--env/--set/--config/--steps/--seed")
-    run = resolve_run(args.resume, args.runs_dir)
-    info = run.read_config()
-    if info.get("kind") != "trainer":
-        raise UsageError(f"run {run.run_id} wraps a command; only trainctl trainers can resume")
-    state = run.effective_state()
-    if state in ACTIVE_STATES:
-        raise UsageError(f"run {run.run_id} is still {state}; stop it before resuming")
-    found = latest_checkpoint(run.checkpoints)
-    if found is None:
-        raise UsageError(f"run {run.run_id} has no checkpoint in {run.checkpoints} to resume from")
-    checkpoint = load_checkpoint(found)
-    module = trainer_module(str(info.get("algo")))
-    check = getattr(module, "check_resume", None)
-    if check is not None:
-        check(checkpoint, ResolvedConfig.from_json(info["config"], str(info.get("profile"))))
-    return run
 
 
 class ForwardInterrupt:
@@ -111,7 +73,7 @@ class ForwardInterrupt:
 def follow(run: RunDir, pid: int, exited: Callable[[], bool], poll_s: float = 0.2) -> int:
     """Echo the run's stdout.log until its process ends; on a terminal, a progress bar replaces the
     [STATUS] lines. Returns 0 finished, 130 stopped, 1 failed."""
-    log = _LogFollower(run.stdout_path)
+    log = LineTail(run.stdout_path)
     tty = sys.stdout.isatty()
     total = int(run.read_config().get("total_steps") or 0)
     with ForwardInterrupt(run):
@@ -120,7 +82,7 @@ def follow(run: RunDir, pid: int, exited: Callable[[], bool], poll_s: float = 0.
         else:
             while True:
                 done = exited()
-                for line in log.new_lines():
+                for line in _decoded(log.poll_lines()):
                     print(line, flush=True)
                 if done:
                     break
@@ -129,10 +91,14 @@ def follow(run: RunDir, pid: int, exited: Callable[[], bool], poll_s: float = 0.
     status = run.read_status()
     print(f"run {run.run_id} {state} at step {status.get('step', 0)} (exit code {status.get('exit_code')}); "
           f"folder {run.path}", flush=True)
-    return FINAL_EXIT.get(state, 1)
+    return EXIT_CODES.get(state, 1)
 
 
-def _follow_with_bar(run: RunDir, log: _LogFollower, exited: Callable[[], bool], total: int, poll_s: float) -> None:
+def _decoded(lines: list[bytes]) -> list[str]:
+    return [line.decode("utf-8", errors="replace").rstrip("\r") for line in lines]
+
+
+def _follow_with_bar(run: RunDir, log: LineTail, exited: Callable[[], bool], total: int, poll_s: float) -> None:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     columns = (TextColumn("[bold]{task.description}"), BarColumn(),
@@ -142,7 +108,7 @@ def _follow_with_bar(run: RunDir, log: _LogFollower, exited: Callable[[], bool],
         task = progress.add_task(run.run_id[:40], total=total or None, sps="")
         while True:
             done = exited()
-            for line in log.new_lines():
+            for line in _decoded(log.poll_lines()):
                 if line.startswith(STATUS_PREFIX):
                     continue
                 progress.console.print(line, markup=False, highlight=False)
@@ -154,48 +120,13 @@ def _follow_with_bar(run: RunDir, log: _LogFollower, exited: Callable[[], bool],
             time.sleep(poll_s)
 
 
-class _LogFollower:
-    """New complete lines of a growing text file."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = 0
-        self.partial = b""
-
-    def new_lines(self) -> list[str]:
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                chunk = f.read()
-        except FileNotFoundError:
-            return []
-        self.offset += len(chunk)
-        parts = (self.partial + chunk).split(b"\n")
-        self.partial = parts.pop()
-        return [p.decode("utf-8", errors="replace").rstrip("\r") for p in parts]
-
-
 # -- status -------------------------------------------------------------------------------------------
-def _age(ts: float | None) -> str:
-    if not ts:
-        return "-"
-    seconds = max(0, time.time() - ts)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.0f}{unit}"
-    return f"{seconds:.0f}s"
-
-
-def _num(value: float | None, fmt: str) -> str:
-    return "-" if value is None else format(value, fmt)
-
-
 def status_table(summaries: list[RunSummary]) -> str:
     header = ("RUN", "STATE", "ALGO", "ENV", "PROFILE", "STEP", "SPS", "REWARD", "WIN", "AGE")
     rows = [header] + [
         (s.run_id, s.state, s.algo, s.env, s.profile,
-         f"{s.step:,}" + (f"/{s.total_steps:,}" if s.total_steps else ""), _num(s.sps, ",.0f"),
-         _num(s.reward, ".3f"), _num(s.win_rate, ".2f"), _age(s.created))
+         f"{s.step:,}" + (f"/{s.total_steps:,}" if s.total_steps else ""), number(s.sps, ",.0f"),
+         number(s.reward, ".3f"), number(s.win_rate, ".2f"), age(time.time() - s.created if s.created else None))
         for s in summaries
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
@@ -203,8 +134,7 @@ def status_table(summaries: list[RunSummary]) -> str:
 
 
 def status_command(runs_dir: Path, watch: bool, interval: float) -> int:
-    if runs_dir.exists() and not runs_dir.is_dir():
-        raise UsageError(f"--runs-dir {runs_dir} is a file; expected a folder of runs")
+    check_runs_dir(runs_dir, writable=False)
     while True:
         runs = list_runs(runs_dir)
         text = status_table([summarize(r) for r in runs]) if runs else f"no runs in {runs_dir}"
@@ -246,7 +176,7 @@ def report_text(run: RunDir) -> str:
         f"what     {info.get('algo')} on {info.get('env')}, profile {info.get('profile')}, seed {info.get('seed')}",
         f"steps    {summary.step:,}" + (f" of {summary.total_steps:,}" if summary.total_steps else ""),
         f"time     {(end - start) if start else 0:.0f}s",
-        f"speed    {_num(summary.sps, ',.0f')} steps/s, {_num(summary.eps, ',.1f')} episodes/s (last window)",
+        f"speed    {number(summary.sps, ',.0f')} steps/s, {number(summary.eps, ',.1f')} episodes/s (last window)",
     ]
     if summary.perf_ms:
         total_ms = sum(summary.perf_ms.values()) or 1.0

@@ -1,0 +1,1 @@
+"""The `trainctl` command layer: argument parsing and the headless commands. Never imports Textual."""
