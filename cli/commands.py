@@ -20,35 +20,55 @@ from engine.checkpoint import latest_checkpoint
 from engine.errors import UsageError
 from engine.events import STATUS_PREFIX, EventTail, LineTail
 from engine.profiles import SCHEMA, list_profiles, profile_summary, resolve
-from engine.runstore import EXIT_CODES, RunDir, RunSummary, check_runs_dir, list_runs, resolve_run, summarize
+from engine.runstore import (
+    ACTIVE_STATES,
+    EXIT_CODES,
+    RunDir,
+    RunSummary,
+    check_runs_dir,
+    list_runs,
+    resolve_run,
+    summarize,
+)
 from tui.format import age, number
 
 
 # -- run ----------------------------------------------------------------------------------------------
 def run_command(args: argparse.Namespace, wrapped: list[str]) -> int:
-    """Check everything, create the run folder, start the run process, follow it (unless --detach)."""
+    """Check everything, create the run folder, start the run process, follow it (unless --detach).
+
+    A resumed run is followed from the end of its stdout.log (its earlier output is not printed again),
+    after one line saying where it resumes."""
     command = ["trainctl", *sys.argv[1:]] if sys.argv else ["trainctl"]
+    log: LineTail | None = None
     if args.resume:
-        if args.algo or args.env or args.assignments or args.config or args.steps or args.seed is not None:
-            raise UsageError("--resume continues a run with its own config; "
-                             "drop --algo/--env/--set/--config/--steps/--seed")
-        run = launcher.prepare_resume(args.resume, args.runs_dir)
-        proc = launcher.start(run, resume=True)
+        if args.algo or args.env or args.assignments or args.config or args.seed is not None or wrapped:
+            raise UsageError("--resume continues a run with its own config; only --steps (a new, larger total) "
+                             "may change; drop --algo/--env/--set/--config/--seed")
+        plan = launcher.prepare_resume(args.resume, args.runs_dir, args.steps)
+        run = plan.run
+        log = LineTail(run.stdout_path)
+        log.skip_to_end()
+        proc = launcher.start_resume(plan)
+        total = f"; total {plan.total_steps} env steps" if plan.total_steps is not None else ""
+        first = f"run {run.run_id} resumed at step {plan.step} from {plan.checkpoint.name}{total} (pid {proc.pid})"
     elif wrapped:
         run, proc = launcher.launch_wrapped(wrapped, args.runs_dir, command, args.name, args.profile)
     else:
         job = launcher.Job(algo=args.algo, env=args.env, profile=args.profile, steps=args.steps, seed=args.seed,
                            assignments=tuple(args.assignments), config_file=args.config, name=args.name)
         run, proc = launcher.launch(job, args.runs_dir, command)
-    print(f"run {run.run_id} started (pid {proc.pid}) in {run.path}", flush=True)
+    if log is None:
+        first = f"run {run.run_id} started (pid {proc.pid}) in {run.path}"
     if args.detach:
+        print(first, flush=True)
         return 0
-    return follow(run, proc.pid, lambda: proc.poll() is not None)
+    return follow(run, lambda: proc.poll() is not None, first, log)
 
 
 class ForwardInterrupt:
-    """While a run is followed in the foreground, Ctrl-C asks it to stop (SIGINT to its process group);
-    a second Ctrl-C kills it."""
+    """While a run is followed in the foreground, Ctrl-C asks it to stop (`launcher.stop`: its
+    stop.request, and SIGINT once it runs); a second Ctrl-C kills it."""
 
     def __init__(self, run: RunDir) -> None:
         self.run = run
@@ -64,19 +84,22 @@ class ForwardInterrupt:
     def _handle(self, _signum: int, _frame: FrameType | None) -> None:
         self.count += 1
         try:
-            note = launcher.stop(self.run, kill=self.count > 1)
+            note = launcher.stop(self.run, kill=self.count > 1, by="Ctrl-C on trainctl run")
         except UsageError as exc:
             note = str(exc)
         print(f"\ntrainctl: {note}", file=sys.stderr, flush=True)
 
 
-def follow(run: RunDir, pid: int, exited: Callable[[], bool], poll_s: float = 0.2) -> int:
-    """Echo the run's stdout.log until its process ends; on a terminal, a progress bar replaces the
-    [STATUS] lines. Returns 0 finished, 130 stopped, 1 failed."""
-    log = LineTail(run.stdout_path)
+def follow(run: RunDir, exited: Callable[[], bool], first: str, log: LineTail | None = None,
+           poll_s: float = 0.2) -> int:
+    """Print `first` once Ctrl-C is forwarded to the run, then echo the run's stdout.log (from `log`'s
+    offset; default the start) until its process ends; on a terminal, a progress bar replaces the
+    [STATUS] lines. Returns 0 finished, 130 stopped, 1 failed or lost."""
+    log = LineTail(run.stdout_path) if log is None else log
     tty = sys.stdout.isatty()
     total = int(run.read_config().get("total_steps") or 0)
     with ForwardInterrupt(run):
+        print(first, flush=True)
         if tty:
             _follow_with_bar(run, log, exited, total, poll_s)
         else:
@@ -87,10 +110,9 @@ def follow(run: RunDir, pid: int, exited: Callable[[], bool], poll_s: float = 0.
                 if done:
                     break
                 time.sleep(poll_s)
-    state = run.effective_state()
     status = run.read_status()
-    print(f"run {run.run_id} {state} at step {status.get('step', 0)} (exit code {status.get('exit_code')}); "
-          f"folder {run.path}", flush=True)
+    state = run.effective_state(status)
+    print(f"run {run.run_id} {launcher.ending(run, status, state)}; folder {run.path}", flush=True)
     return EXIT_CODES.get(state, 1)
 
 
@@ -133,11 +155,25 @@ def status_table(summaries: list[RunSummary]) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
+def status_notes(runs: list[RunDir], summaries: list[RunSummary]) -> list[str]:
+    """A line for each run that needs a person: unreadable (which file, why) or lost (what is known and
+    the line that continues it)."""
+    notes = []
+    for run, s in zip(runs, summaries, strict=True):
+        if s.state == "unreadable":
+            notes.append(f"{s.run_id}: unreadable: {s.problem}")
+        elif s.state == "lost":
+            notes.append(f"{s.run_id}: lost: {run.lost_note(s.step, latest_checkpoint(run.checkpoints))}")
+    return notes
+
+
 def status_command(runs_dir: Path, watch: bool, interval: float) -> int:
     check_runs_dir(runs_dir, writable=False)
     while True:
         runs = list_runs(runs_dir)
-        text = status_table([summarize(r) for r in runs]) if runs else f"no runs in {runs_dir}"
+        summaries = [summarize(r) for r in runs]
+        text = "\n".join([status_table(summaries), *status_notes(runs, summaries)]) if runs \
+            else f"no runs in {runs_dir}"
         if watch and sys.stdout.isatty():
             print("\x1b[2J\x1b[H", end="")
         if watch:
@@ -172,7 +208,7 @@ def report_text(run: RunDir) -> str:
     start, end = status.get("started") or status.get("created"), status.get("ended") or time.time()
     lines = [
         f"run      {run.run_id}",
-        f"state    {summary.state} (exit code {status.get('exit_code')})",
+        f"state    {summary.state}" + (f" (exit code {code})" if (code := status.get("exit_code")) is not None else ""),
         f"what     {info.get('algo')} on {info.get('env')}, profile {info.get('profile')}, seed {info.get('seed')}",
         f"steps    {summary.step:,}" + (f" of {summary.total_steps:,}" if summary.total_steps else ""),
         f"time     {(end - start) if start else 0:.0f}s",
@@ -188,6 +224,13 @@ def report_text(run: RunDir) -> str:
         lines += [f"  {k:<28} {v:.4g}" for k, v in sorted(metrics.items())]
     ckpt = latest_checkpoint(run.checkpoints)
     lines.append(f"ckpt     {ckpt.name if ckpt else 'none'}")
+    if summary.state == "lost":
+        lines.append(f"lost     {run.lost_note(summary.step, ckpt)}")
+    request = run.read_stop_request()
+    if request is not None and summary.state in ACTIVE_STATES:
+        lines.append(f"stop     requested by {request.get('by', '?')}; waiting for the run to take it")
+    lines += [f"total    {e.get('from_total')} -> {e.get('to_total')} steps at step {e.get('at_step')} "
+              "(--steps on resume)" for e in info.get("extensions", [])]
     malformed = tail.malformed + summary.malformed_lines
     if malformed:
         lines.append(f"skipped  {malformed} malformed event/[PERF] lines")
@@ -198,7 +241,13 @@ def report_text(run: RunDir) -> str:
 
 # -- stop ---------------------------------------------------------------------------------------------
 def stop_command(ref: str, runs_dir: Path, kill: bool) -> int:
-    print(launcher.stop(resolve_run(ref, runs_dir), kill=kill))
+    """Ask the run to stop (or kill it), then wait a few seconds and say how it ended: `stopped at step
+    N`, `still stopping (...)`, or how else. A run that is not running is a usage error (exit 2), as
+    is a name that is no run: there is nothing to stop."""
+    run = resolve_run(ref, runs_dir)
+    print(launcher.stop(run, kill=kill), flush=True)
+    if not kill:
+        print(launcher.wait_stopped(run).line, flush=True)
     return 0
 
 

@@ -52,14 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--algo", help="trainer (ppo, dqn-per)")
     run.add_argument("--env", help="game (beastybar, skirmish)")
     run.add_argument("--profile", default="balance", help="profile name (trainctl profiles list)")
-    run.add_argument("--steps", type=_steps, help="env steps to train for, e.g. 2e6")
+    run.add_argument("--steps", type=_steps, help="env steps to train for, e.g. 2e6; with --resume, the new total "
+                     "(above the checkpoint's step)")
     run.add_argument("--seed", type=int, help="seed of games, policy and samplers")
     run.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="assignments",
                      help="override one config value (repeatable)")
     run.add_argument("--config", type=Path, help="a TOML file of overrides")
     run.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run folders go (default: runs)")
     run.add_argument("--name", help="name the run (its id becomes <time>_<name>)")
-    run.add_argument("--resume", metavar="RUN", help="continue RUN from its latest checkpoint")
+    run.add_argument("--resume", metavar="RUN", help="continue RUN from its latest checkpoint, with its own config")
     run.add_argument("--detach", action="store_true", help="start the run and return at once")
 
     status = sub.add_parser("status", help="table of runs")
@@ -71,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run", metavar="RUN")
     report.add_argument("--runs-dir", type=Path, default=Path("runs"))
 
-    stop = sub.add_parser("stop", help="graceful stop (final checkpoint); --kill for SIGKILL")
+    stop = sub.add_parser("stop", help="graceful stop (final checkpoint), waiting a few seconds to say how it "
+                          "ended; --kill for SIGKILL")
     stop.add_argument("run", metavar="RUN")
     stop.add_argument("--kill", action="store_true")
     stop.add_argument("--runs-dir", type=Path, default=Path("runs"))

@@ -8,13 +8,10 @@ writes run files by itself. Console output goes to stdout, which the launcher po
 from __future__ import annotations
 
 import platform
-import signal
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import torch
@@ -32,29 +29,7 @@ from engine.events import (
 )
 from engine.perf import PerfTimer, PerfWindow
 from engine.profiles import ResolvedConfig
-from engine.runstore import RunDir
-
-
-class StopRequest:
-    """Set by SIGINT/SIGTERM; trainers check it between updates and then save and return."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-        self.signal_name: str | None = None
-
-    def install(self) -> None:
-        signal.signal(signal.SIGINT, self._handle)
-        signal.signal(signal.SIGTERM, self._handle)
-
-    def _handle(self, signum: int, _frame: FrameType | None) -> None:
-        self.signal_name = signal.Signals(signum).name
-        self._event.set()
-
-    def set(self) -> None:
-        self._event.set()
-
-    def __bool__(self) -> bool:
-        return self._event.is_set()
+from engine.runstore import RunDir, StopRequest
 
 
 @dataclass

@@ -1,15 +1,22 @@
-"""Starting runs: the one launch path of `trainctl run` and the TUI alike. It resolves and checks a job,
-makes the run folder, then starts its run process in a session of its own; nothing is created before
-every check has passed.
+"""Starting and stopping runs: the one launch path of `trainctl run` and the TUI alike. It resolves and
+checks a job (config, trainer, and whether the games' arrays fit in memory), makes the run folder,
+then starts its run process in a session of its own; nothing is created before every check has passed.
 
-The run process (engine.worker for our
-trainers, engine.wrap for a foreign command) writes stdout.log directly, never through a pipe to us, so
-closing the TUI or losing the SSH connection does not stop it. Stopping is a signal to its process
-group: SIGINT for a graceful stop (final checkpoint), SIGKILL for `--kill`.
+The run process (engine.worker for our trainers, engine.wrap for a foreign command) writes stdout.log
+directly, never through a pipe to us, so closing the TUI or losing the SSH connection does not stop it.
+A graceful stop is the run's stop.request file (durable: read by the run process at start-up and at
+every update) plus SIGINT to its process group once the run process has recorded `running`; `--kill`
+is SIGKILL to the group. `wait_stopped` then says how it ended.
+
+Resuming continues a stopped, finished or lost trainer run from its newest checkpoint, with its own
+config; only the total of env steps may change (`--steps`, above the checkpoint's step), recorded in
+run.json with its source and in its `extensions` list.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
 import platform
 import shutil
@@ -18,15 +25,28 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import psutil
 
 from engine.checkpoint import latest_checkpoint, load_checkpoint
 from engine.errors import UsageError
 from engine.profiles import ResolvedConfig, resolve
-from engine.runstore import ACTIVE_STATES, RunDir, check_runs_dir, make_run_id, pid_alive, resolve_run
+from engine.runstore import (
+    ACTIVE_STATES,
+    RunDir,
+    atomic_write_json,
+    check_runs_dir,
+    make_run_id,
+    process_identity,
+    resolve_run,
+)
 from engine.trainers import check_available, trainer_module
+from envs import GAMES
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -80,7 +100,81 @@ def plan(job: Job) -> ResolvedConfig:
     cfg = resolve(job.profile, algo=job.algo, env=job.env, config_file=job.config_file, cli=cli,
                   assignments=job.assignments)
     check_available(cfg["run.algo"])
+    check_memory(cfg)
     return cfg
+
+
+# -- memory ---------------------------------------------------------------------------------------------
+F32, I64, F64, FLAG = (np.dtype(t).itemsize for t in (np.float32, np.int64, np.float64, np.bool_))
+POINTER = np.dtype(np.intp).itemsize
+
+
+@dataclass(frozen=True)
+class ArrayNeed:
+    """`count` items of `item_bytes` bytes each (one game, one rollout step, one transition), sized by
+    the config keys `keys`."""
+
+    what: str
+    keys: tuple[str, ...]
+    count: int
+    item_bytes: int
+
+    @property
+    def total(self) -> int:
+        return self.count * self.item_bytes
+
+
+def array_needs(cfg: ResolvedConfig) -> list[ArrayNeed]:
+    """The large arrays a trainer run allocates, worked out from the game's observation and action sizes
+    (no torch, nothing allocated). A lower bound of the run's memory: the networks, torch itself and a
+    core's own per-game state come on top."""
+    # Every game package holds a pure-Python `rules` module that names its sizes (envs/__init__.py).
+    rules = importlib.import_module(f"{GAMES[cfg['run.env']]}.rules")
+    obs, actions, games = int(rules.OBS_SIZE), int(rules.NUM_ACTIONS), int(cfg["env.num_envs"])
+    # envs.batched_vec_env: CoreBuffers (obs and terminal_obs float32[D], reward, terminated, truncated,
+    # mask bool[A]), the observation copy every step returns, and each game's info dict in its list.
+    per_game = 3 * obs * F32 + F32 + 2 * FLAG + actions * FLAG + sys.getsizeof({}) + POINTER
+    needs = [ArrayNeed("games", ("env.num_envs",), games, per_game)]
+    if cfg["run.algo"] == "ppo":
+        # sb3-contrib's MaskableRolloutBuffer, per step of a game: observation, float32 action mask, int64
+        # action and six float32 scalars (reward, return, episode start, value, log-prob, advantage);
+        # flattening a full rollout copies the observations once more.
+        per_step = 2 * obs * F32 + actions * F32 + I64 + 6 * F32
+        needs.append(ArrayNeed("rollout buffer", ("ppo.n_steps", "env.num_envs"), cfg["ppo.n_steps"] * games,
+                               per_step))
+    else:
+        # engine.replay.PrioritizedReplayBuffer, per transition: observation and next observation, int64
+        # action, four float32 scalars, next-state mask, and its share of the 8-ary float64 sum-tree: a
+        # leaf, plus internal sums, mins and running sums (one internal node per 7 leaves each).
+        capacity = max(cfg["dqn.buffer_size"] // games, 1) * games
+        per_transition = 2 * obs * F32 + I64 + 4 * F32 + actions * FLAG + round(F64 * (1 + 3 / 7))
+        needs.append(ArrayNeed("replay buffer", ("dqn.buffer_size",), capacity, per_transition))
+    return needs
+
+
+def check_memory(cfg: ResolvedConfig, available: int | None = None) -> None:
+    """UsageError naming the keys to lower when the run's arrays (`array_needs`) need more than the
+    `available` bytes of memory (default: what the machine has available now)."""
+    needs = array_needs(cfg)
+    total = sum(need.total for need in needs)
+    available = psutil.virtual_memory().available if available is None else available
+    if total <= available:
+        return
+    biggest = max(needs, key=lambda need: need.total)
+    keys = " x ".join(f"{key} = {cfg[key]}" for key in biggest.keys)
+    parts = ", ".join(f"{need.what} {need.count:,} x {_size(need.item_bytes)}" for need in needs)
+    raise UsageError(f"{keys} needs more memory than this machine has: the run's arrays need about {_size(total)} "
+                     f"({parts}), {_size(available)} is available; expected smaller values")
+
+
+def _size(nbytes: float) -> str:
+    """A byte count in binary units: '873 B', '1.4 KiB', '8.6 TiB'."""
+    units = ("B", "KiB", "MiB", "GiB", "TiB")
+    power = 0
+    while nbytes >= 1024 and power < len(units) - 1:
+        nbytes /= 1024
+        power += 1
+    return f"{nbytes:,.0f} B" if power == 0 else f"{nbytes:,.1f} {units[power]}"
 
 
 def launch(job: Job, runs_dir: Path, command: Sequence[str] | None = None) -> tuple[RunDir, subprocess.Popen[bytes]]:
@@ -110,9 +204,21 @@ def check_command(program: str) -> None:
         raise UsageError(f"cannot run {program!r}: it {where}; expected a trainer command after --")
 
 
-def prepare_resume(ref: str, runs_dir: Path) -> RunDir:
-    """The run `ref` names, after checking that it is a stopped trainer run whose latest checkpoint loads
-    and fits its config."""
+@dataclass(frozen=True)
+class Resume:
+    """A checked resume: the run, its newest checkpoint and that checkpoint's env step, and the new
+    total of env steps (None: the run's own)."""
+
+    run: RunDir
+    checkpoint: Path
+    step: int
+    total_steps: int | None = None
+
+
+def prepare_resume(ref: str, runs_dir: Path, total_steps: int | None = None) -> Resume:
+    """The resume of the run `ref` names, after checking that it is a trainer run that is not running,
+    whose newest checkpoint loads and fits its config, and that `total_steps` (if given) is above that
+    checkpoint's step. Writes nothing."""
     run = resolve_run(ref, runs_dir)
     info = run.read_config()
     if info.get("kind") != "trainer":
@@ -127,7 +233,34 @@ def prepare_resume(ref: str, runs_dir: Path) -> RunDir:
     check = getattr(trainer_module(str(info.get("algo"))), "check_resume", None)
     if check is not None:
         check(checkpoint, ResolvedConfig.from_json(info["config"], str(info.get("profile"))))
-    return run
+    step = int(checkpoint["step"])
+    if total_steps is not None and total_steps <= step:
+        raise UsageError(f"--steps {total_steps} is not above step {step} of {found.name}; expected a new total "
+                         f"of env steps larger than {step}")
+    return Resume(run, found, step, total_steps)
+
+
+def start_resume(plan: Resume) -> subprocess.Popen[bytes]:
+    """Record the new total of env steps (if any) in run.json, then start the run from its checkpoint."""
+    if plan.total_steps is not None:
+        set_total_steps(plan)
+    return start(plan.run, resume=True)
+
+
+def set_total_steps(plan: Resume) -> None:
+    """Make `plan.total_steps` the run's total in run.json: `run.total_steps` with the source
+    `--steps on resume, was N`, the top-level `total_steps`, and an entry in `extensions` (when, from
+    and to which total, at which checkpoint). The trainers' schedules follow the total they are given."""
+    info = plan.run.read_config()
+    old = int(info["config"]["run.total_steps"]["value"])
+    if plan.total_steps is None or plan.total_steps == old:
+        return
+    info["config"]["run.total_steps"] = {"value": plan.total_steps, "source": f"--steps on resume, was {old:,}"}
+    info["total_steps"] = plan.total_steps
+    info["extensions"] = [*info.get("extensions", []), {"t": time.time(), "from_total": old,
+                                                        "to_total": plan.total_steps, "at_step": plan.step,
+                                                        "checkpoint": plan.checkpoint.name}]
+    atomic_write_json(plan.run.config_path, info)
 
 
 def git_commit() -> str | None:
@@ -172,7 +305,14 @@ def create_wrapped_run(wrapped: Sequence[str], runs_dir: Path, command: Sequence
 
 
 def start(run: RunDir, resume: bool = False) -> subprocess.Popen[bytes]:
-    """Start the run process of `run` detached (new session), output appended to stdout.log."""
+    """Start the run process of `run` detached (new session), output appended to stdout.log, and record
+    it (pid, start time, pgid) as `starting`.
+
+    A resume first removes the stop.request of the run's previous process: it was for that process.
+    While this happens the run's recorded state is final, so `stop` refuses it and writes no request;
+    any request written once `starting` is recorded is for the new process and is kept."""
+    if resume:
+        run.clear_stop_request()
     info = run.read_config()
     if info.get("kind") == "wrapped":
         argv = [sys.executable, "-m", "engine.wrap", str(run.path), "--", *info["wrapped"]]
@@ -182,7 +322,8 @@ def start(run: RunDir, resume: bool = False) -> subprocess.Popen[bytes]:
     with open(run.stdout_path, "ab") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, cwd=os.getcwd(), env=env)
-    run.write_status(state="starting", pid=proc.pid, pgid=proc.pid, launched=time.time())
+    run.write_status(state="starting", **process_identity(proc.pid), pgid=proc.pid, launched=time.time(),
+                     exit_code=None, ended=None, signal=None, stop_request=None)
     return proc
 
 
@@ -192,18 +333,72 @@ def _pythonpath() -> str:
     return f"{PROJECT_DIR}{os.pathsep}{existing}" if existing else str(PROJECT_DIR)
 
 
-def stop(run: RunDir, kill: bool = False) -> str:
-    """Signal the run's process group: SIGINT (graceful) or SIGKILL. Returns what was done."""
+STOP_WAIT_S = 5.0  # how long `trainctl stop` and the TUI wait to say how a stop ended
+
+
+def stop(run: RunDir, kill: bool = False, by: str = "trainctl stop") -> str:
+    """Ask the run to stop, or kill it; returns what was done. UsageError when it is not running.
+
+    Graceful: stop.request (from `by`) is written, and once the run process has recorded `running`
+    (its handlers installed) its group gets SIGINT too; a run still starting gets the file alone (a
+    signal then could kill it before it can save anything). Kill: SIGKILL to the group, recorded as
+    `stopped`; no checkpoint."""
     status = run.read_status()
+    state = run.effective_state(status)
+    if state not in ACTIVE_STATES:
+        raise UsageError(f"run {run.run_id} is not running: {ending(run, status, state)}")
     pgid = status.get("pgid")
-    if status.get("state") not in ACTIVE_STATES or not pgid or not pid_alive(status.get("pid")):
-        raise UsageError(f"run {run.run_id} is not running (state {run.effective_state(status)})")
-    sig = signal.SIGKILL if kill else signal.SIGINT
-    try:
-        os.killpg(int(pgid), sig)
-    except ProcessLookupError:
-        raise UsageError(f"run {run.run_id}: its process group {pgid} is gone") from None
     if kill:
+        if not pgid:
+            raise UsageError(f"run {run.run_id} has no process yet; nothing to kill (a stop waits for it)")
+        _signal_group(pgid, signal.SIGKILL)
         run.write_status(state="stopped", exit_code=-int(signal.SIGKILL), ended=time.time(), signal="SIGKILL")
         return f"killed {run.run_id} (SIGKILL to group {pgid})"
-    return f"asked {run.run_id} to stop (SIGINT to group {pgid}); it saves a checkpoint and exits"
+    run.request_stop(by)
+    if state == "running" and pgid:
+        _signal_group(pgid, signal.SIGINT)
+        return f"asked {run.run_id} to stop (stop.request and SIGINT to group {pgid}); it saves a checkpoint and exits"
+    return f"asked {run.run_id} to stop (stop.request); it is starting and stops at its first step with a checkpoint"
+
+
+def _signal_group(pgid: Any, sig: signal.Signals) -> None:
+    # A group gone since its status was read is no error: the readers see how it ended, or that it is lost.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(int(pgid), sig)
+
+
+class StopOutcome(NamedTuple):
+    """How a stop ended: the run's state (still `starting`/`running` if it has not ended yet) and one
+    line saying so."""
+
+    state: str
+    line: str
+
+
+def wait_stopped(run: RunDir, timeout_s: float = STOP_WAIT_S, poll_s: float = 0.1,
+                 cancelled: Callable[[], bool] = lambda: False) -> StopOutcome:
+    """Poll status.json until the run has ended (at most `timeout_s` seconds, or until `cancelled()`)
+    and say how (`ending`), or that it is still stopping."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = run.read_status()
+        state = run.effective_state(status)
+        if state not in ACTIVE_STATES:
+            return StopOutcome(state, f"run {run.run_id} {ending(run, status, state)}")
+        if time.monotonic() >= deadline or cancelled():
+            starting = state == "starting" or status.get("phase") == "start-up"
+            phase = "start-up in progress: it stops at its first step" if starting else "last update in progress"
+            return StopOutcome(state, f"run {run.run_id} still stopping ({phase}); `trainctl status` shows when it has")
+        time.sleep(poll_s)
+
+
+def ending(run: RunDir, status: Mapping[str, Any], state: str) -> str:
+    """How a run that is no longer active ended, in a phrase after its name: `stopped at step N;
+    checkpoint step_….pt`, `failed at step N (exit code 1) ...`, `lost: ...` with the resume line."""
+    step = int(status.get("step", 0) or 0)
+    checkpoint = latest_checkpoint(run.checkpoints)
+    if state == "lost":
+        return f"lost: {run.lost_note(step, checkpoint)}"
+    if state == "failed":
+        return f"failed at step {step} (exit code {status.get('exit_code')}); its output is in {run.stdout_path}"
+    return f"{state} at step {step}" + (f"; checkpoint {checkpoint.name}" if checkpoint else "")

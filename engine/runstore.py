@@ -1,15 +1,31 @@
 """Contract 1: the run directory, the one place everything a run says is written and read.
 
 ```
-runs/<run_id>/   run.json (resolved config + provenance, seed, versions, commit, host, command)
-                 status.json (state, pid, pgid, times, exit code, last step)
-                 events.jsonl (engine.events), stdout.log, checkpoints/, best/, tb/
+runs/<run_id>/   run.json (resolved config + provenance, seed, versions, commit, host, command,
+                           `extensions`: each `--steps` given on resume)
+                 status.json (state, pid, pid_start, pgid, times, exit code, last step, stop_request)
+                 stop.request (who asked the run to stop, and when; see below)
+                 events.jsonl (engine.events), stdout.log, checkpoints/, tb/
 ```
 
-Writers: the launcher (creates the folder), the run process (status, events, checkpoints). Readers:
-`trainctl status/report`, the TUI, tests; they read only through this module and engine.events, so a
-TUI on a laptop and a `status --watch` over SSH see the same truth. JSON files are replaced atomically
-(temp file + rename), so a reader never sees half of one. No Textual here.
+Writers: the launcher (creates the folder), the run process (status, events, checkpoints), `trainctl
+stop` and the TUI (stop.request). Readers: `trainctl status/report`, the TUI, tests; they read only
+through this module and engine.events, so a TUI on a laptop and a `status --watch` over SSH see the
+same truth. JSON files are replaced atomically (temp file + rename), so a reader never sees half of
+one. No Textual and no torch here: the run process imports this module before its heavy imports.
+
+States: `starting` (launched, no trainer yet), `running`, then `finished`, `stopped` or `failed` as
+the run process records them; two more are a reader's conclusion, never written: `lost` (status.json
+says starting/running but that process is gone: killed with SIGKILL, out of memory, a reboot) and
+`unreadable` (run.json or status.json is not valid JSON). A process is the run's only when both its
+pid and its start time match those recorded (`process_alive`), so a pid reused after a reboot or by
+a later process is never taken for the run.
+
+Stopping: a stop request is a file, `stop.request`, so that it is never lost: a signal sent while the
+run process is still importing torch is ignored or kills it, while the file waits until the run
+process reads it (`StopRequest`, at start-up and then every `StopRequest.CHECK_EVERY_S` seconds). A
+resumed run starts with no request: the launcher removes the old one before the new process exists
+(engine.launcher.start), so a request written after that is for the new process.
 """
 
 from __future__ import annotations
@@ -17,20 +33,28 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
+import signal
 import socket
+import sys
 import tempfile
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any
+
+import psutil
 
 from engine.errors import UsageError
 from engine.events import read_tail_events
 
 ACTIVE_STATES = ("starting", "running")
-# How a run process exits in each final state (the worker, the wrapper and `trainctl run` alike).
+# How a run process exits in each final state (the worker, the wrapper and `trainctl run` alike). A
+# `lost` run has no entry: nobody saw how it ended, so a follower of one exits 1.
 EXIT_CODES = {"finished": 0, "stopped": 130, "failed": 1}
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]+$")
 DEFAULT_RUNS_DIR = Path("runs")
@@ -85,21 +109,110 @@ def check_runs_dir(runs_dir: Path, writable: bool = True) -> None:
         raise UsageError(f"runs folder {runs_dir} cannot be made: {ancestor} is not writable")
 
 
-def pid_alive(pid: int | None) -> bool:
-    if not pid or pid <= 0:
-        return False
+def _process_facts(pid: int) -> tuple[bool, float] | None:
+    """(is a zombie, start time) of process `pid`, or None when there is no such process.
+
+    The start time is a number fixed for the life of a process: on Linux its start in clock ticks after
+    boot (/proc/<pid>/stat field 22), exact and unaffected by clock changes (psutil's create_time adds
+    the boot time, which moves when the clock is adjusted); elsewhere psutil's create time."""
+    if sys.platform.startswith("linux"):
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()  # the name, in parentheses, may hold spaces
+        except FileNotFoundError:
+            return None
+        return fields[0] == b"Z", float(fields[19])  # fields[0] is field 3 (state), fields[19] field 22
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        proc = psutil.Process(pid)
+        return proc.status() == psutil.STATUS_ZOMBIE, proc.create_time()
+    except psutil.NoSuchProcess:
+        return None
+
+
+def process_start(pid: int) -> float | None:
+    """The start time of process `pid` (see `_process_facts`), or None when there is none: recorded
+    beside a run's pid so that `process_alive` can tell the run's process from a later one."""
+    facts = _process_facts(pid)
+    return None if facts is None else facts[1]
+
+
+def process_identity(pid: int) -> dict[str, Any]:
+    """The status.json fields that identify process `pid`: pid and pid_start."""
+    return {"pid": pid, "pid_start": process_start(pid)}
+
+
+def process_alive(pid: Any, start: Any = None) -> bool:
+    """Whether a live process (not a zombie: exited, not yet reaped) has `pid` and, when `start` is
+    given, started at `start` (`process_start`). Checked on this machine only."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return False
-    except PermissionError:
+    facts = _process_facts(pid)
+    if facts is None or facts[0]:
+        return False
+    return start is None or float(start) == facts[1]
+
+
+class StopRequest:
+    """Whether the run process should stop: set by SIGINT/SIGTERM (after `install()`) or by the run's
+    stop.request file (after `watch(run)`). Trainers test it (`if ctx.stop`) at every env step, then
+    finish the current update, save a checkpoint and return.
+
+    A test costs a clock read; at most every `CHECK_EVERY_S` seconds it also stats stop.request (a
+    missing file is the common case: one failed stat). `signal_name` says which signal set it,
+    `request` holds the file's contents when the file did."""
+
+    CHECK_EVERY_S = 0.25
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        """`clock` gives seconds for the spacing of file checks (tests step it by hand)."""
+        self._event = threading.Event()
+        self.signal_name: str | None = None
+        self.request: dict[str, Any] | None = None
+        self._run: RunDir | None = None
+        self._clock = clock
+        self._next_check = 0.0
+
+    def install(self) -> None:
+        signal.signal(signal.SIGINT, self._handle)
+        signal.signal(signal.SIGTERM, self._handle)
+
+    def watch(self, run: RunDir) -> None:
+        """Also stop when `run`'s stop.request appears; a request already there is read at once."""
+        self._run = run
+        self._next_check = 0.0
+        self.__bool__()
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.signal_name = signal.Signals(signum).name
+        self._event.set()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def __bool__(self) -> bool:
+        if self._event.is_set():
+            return True
+        if self._run is None:
+            return False
+        now = self._clock()
+        if now < self._next_check:
+            return False
+        self._next_check = now + self.CHECK_EVERY_S
+        request = self._run.read_stop_request()
+        if request is None:
+            return False
+        self.request = request
+        self._event.set()
         return True
-    # A zombie (exited, not yet reaped by its parent) is not a live run.
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
+
+    @property
+    def reason(self) -> str:
+        """Who or what asked, for a log line."""
+        if self.signal_name:
+            return self.signal_name
+        if self.request is not None:
+            return f"stop.request from {self.request.get('by', '?')}"
+        return "nothing"
 
 
 @dataclass(frozen=True)
@@ -133,8 +246,8 @@ class RunDir:
         return self.path / "checkpoints"
 
     @property
-    def best(self) -> Path:
-        return self.path / "best"
+    def stop_request_path(self) -> Path:
+        return self.path / "stop.request"
 
     @property
     def tb(self) -> Path:
@@ -153,7 +266,7 @@ class RunDir:
         except FileExistsError:
             raise UsageError(f"run folder {path} already exists; pick another --name") from None
         run = cls(path)
-        for sub in (run.checkpoints, run.best, run.tb):
+        for sub in (run.checkpoints, run.tb):
             sub.mkdir()
         atomic_write_json(run.config_path, dict(run_info))
         run.events_path.touch()
@@ -203,12 +316,52 @@ class RunDir:
         return tuple(lines[-max_lines:])
 
     def effective_state(self, status: Mapping[str, Any] | None = None) -> str:
-        """The recorded state, except that an active run whose process is gone is reported `failed`."""
+        """The recorded state, except that an active run whose process is gone is `lost` (a run
+        launched a moment ago has no pid yet: it stays `starting`)."""
         status = self.read_status() if status is None else status
         state = str(status.get("state", "starting"))
-        if state in ACTIVE_STATES and status.get("pid") and not pid_alive(status.get("pid")):
-            return "failed"
+        if state in ACTIVE_STATES and status.get("pid") and not self.alive(status):
+            return "lost"
         return state
+
+    def alive(self, status: Mapping[str, Any]) -> bool:
+        """Whether the process `status` records (pid and start time) is still running."""
+        return process_alive(status.get("pid"), status.get("pid_start"))
+
+    # -- stop requests ----------------------------------------------------------------------------
+    def request_stop(self, by: str) -> dict[str, Any]:
+        """Write stop.request (atomically): who asked (`by`, host, pid) and when (unix seconds)."""
+        request = {"requested": time.time(), "by": by, "host": socket.gethostname(), "pid": os.getpid()}
+        atomic_write_json(self.stop_request_path, request)
+        return request
+
+    def read_stop_request(self) -> dict[str, Any] | None:
+        """The stop request, or None when there is none. A file that is not a JSON object (written by
+        hand) still asks the run to stop."""
+        try:
+            return _read_json(self.stop_request_path)
+        except UsageError:
+            return {"by": "unknown"} if self.stop_request_path.exists() else None
+
+    def clear_stop_request(self) -> None:
+        self.stop_request_path.unlink(missing_ok=True)
+
+    def resume_command(self) -> str:
+        """The command line that continues this run from its newest checkpoint."""
+        return shlex.join(["trainctl", "run", "--resume", str(self.path)])
+
+    def lost_note(self, step: int, checkpoint: Path | None) -> str:
+        """One line on a lost run: what is known, and how to continue it (`checkpoint`: its newest)."""
+        try:
+            wrapped = self.read_config().get("kind") == "wrapped"
+        except UsageError:
+            wrapped = False
+        known = f"process gone without recording an exit (killed, out of memory or rebooted) at step {step}"
+        if wrapped:
+            return f"{known}; a wrapped command cannot resume: run it again"
+        if checkpoint is None:
+            return f"{known}; no checkpoint to resume from: start it again"
+        return f"{known}; newest checkpoint {checkpoint.name}; continue with: {self.resume_command()}"
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -249,7 +402,8 @@ def resolve_run(ref: str, runs_dir: Path = DEFAULT_RUNS_DIR) -> RunDir:
 
 @dataclass(frozen=True)
 class RunSummary:
-    """What a list of runs shows of each: read from status.json, run.json and the events' tail."""
+    """What a list of runs shows of each: read from status.json, run.json and the events' tail.
+    `problem` names the file that makes the run `unreadable` and why."""
 
     run_id: str
     state: str
@@ -266,18 +420,22 @@ class RunSummary:
     updated: float | None
     perf_ms: dict[str, float]
     malformed_lines: int
+    problem: str | None = None
 
 
 def summarize(run: RunDir, tail_bytes: int = 128 * 1024) -> RunSummary:
     """The latest state of a run, cheap enough to call for every run on every refresh."""
-    try:
-        status = run.read_status()
-    except UsageError:
-        status = {}
+    problem = None
     try:
         info = run.read_config()
-    except UsageError:
-        info = {}
+    except UsageError as exc:
+        info, problem = {}, str(exc)
+    try:
+        status = run.read_status()
+    except UsageError as exc:
+        status = {}
+        if run.status_path.exists():  # a missing one is a run being created: it is starting
+            problem = problem or str(exc)
     step = int(status.get("step", 0) or 0)
     sps = eps = reward = win_rate = None
     perf_ms: dict[str, float] = {}
@@ -291,7 +449,7 @@ def summarize(run: RunDir, tail_bytes: int = 128 * 1024) -> RunSummary:
             win_rate = values.get("eval/win_rate", values.get("rollout/win_rate", win_rate))
     return RunSummary(
         run_id=run.run_id,
-        state=run.effective_state(status) if status else "starting",
+        state="unreadable" if problem else run.effective_state(status) if status else "starting",
         algo=str(info.get("algo", "?")),
         env=str(info.get("env", "?")),
         profile=str(info.get("profile", "?")),
@@ -305,4 +463,5 @@ def summarize(run: RunDir, tail_bytes: int = 128 * 1024) -> RunSummary:
         updated=status.get("updated"),
         perf_ms=perf_ms,
         malformed_lines=int(status.get("malformed_lines", 0) or 0),
+        problem=problem,
     )

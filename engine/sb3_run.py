@@ -130,7 +130,8 @@ def start_run(ctx: RunContext, algo_line: str, resume_step: int, details: Mappin
         "device": f"{torch_setup.device} (threads {torch.get_num_threads()}, amp {torch_setup.amp}, "
                   f"compile {torch_setup.compile})",
         "profile": cfg.profile,
-        "steps": f"{cfg['run.total_steps']:,}" + (f" (resuming at {resume_step:,})" if resume_step else ""),
+        "steps": f"{cfg['run.total_steps']:,}" + (f" (resuming at {resume_step:,}; total from "
+                                                   f"{cfg.source('run.total_steps')})" if resume_step else ""),
         "seed": cfg["run.seed"],
         **details,
         "logging": f"every {cfg['log.every_steps']:,} steps, timing {cfg['log.timing']}, "

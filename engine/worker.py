@@ -2,9 +2,17 @@
 
 Started by engine.launcher in its own session (process group), with stdout and stderr going to the
 run's stdout.log. It reads the resolved config from run.json, records its pid/pgid and state, runs the
-trainer for the run's algo, and records how it ended: `finished`, `stopped` (SIGINT/SIGTERM: the trainer
-finishes its current update, saves a checkpoint and returns) or `failed` (an exception, whose traceback
-goes to stdout.log). Exit code: 0 finished, 130 stopped, 1 failed.
+trainer for the run's algo, and records how it ended: `finished`, `stopped` (SIGINT/SIGTERM or the
+run's stop.request: the trainer finishes its current update, saves a checkpoint and returns) or
+`failed` (an exception, whose traceback goes to stdout.log). Exit code: 0 finished, 130 stopped,
+1 failed.
+
+Order matters for stops sent early: the signal handlers are installed and the stop.request file
+watched before anything heavy is imported (torch and SB3 take seconds), and only then is `running`
+recorded (`phase` start-up, then training once torch is loaded), which is what tells `trainctl stop`
+that a signal will be caught. A stop asked for while
+starting is kept by the file; the trainer then stops at its first env step and still saves a
+checkpoint. A resumed run finds no old request: the launcher removes it before starting this process.
 """
 
 from __future__ import annotations
@@ -14,48 +22,84 @@ import os
 import sys
 import time
 import traceback
+from typing import TYPE_CHECKING, Any
 
-from engine.checkpoint import latest_checkpoint, load_checkpoint
-from engine.context import RunContext, StopRequest
-from engine.profiles import ResolvedConfig
-from engine.runstore import RunDir
-from engine.trainers import trainer_module
+from engine.events import EventWriter, log_event, status_event
+from engine.runstore import EXIT_CODES, RunDir, StopRequest, process_identity
 
-EXIT_CODES = {"finished": 0, "stopped": 130, "failed": 1}
+if TYPE_CHECKING:
+    from engine.context import RunContext
 
 
 def main(argv: list[str] | None = None) -> int:
+    stop = StopRequest()
+    stop.install()
     parser = argparse.ArgumentParser(prog="python -m engine.worker")
     parser.add_argument("run_dir")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
     args = parser.parse_args(argv)
-
-    stop = StopRequest()
-    stop.install()
     run = RunDir.open(args.run_dir)
-    info = run.read_config()
-    cfg = ResolvedConfig.from_json(info["config"], info.get("profile", "?"))
-    ctx = RunContext(run, cfg, stop)
-    ctx.set_state("running", pid=os.getpid(), pgid=os.getpgid(0), started=time.time(), exit_code=None)
+    stop.watch(run)
+    run.write_status(state="running", phase="start-up", **process_identity(os.getpid()), pgid=os.getpgid(0),
+                     started=time.time(), exit_code=None)
     state = "failed"
+    ctx: RunContext | None = None
     try:
-        resume = None
-        if args.resume:
-            found = latest_checkpoint(run.checkpoints)
-            if found is None:
-                raise RuntimeError(f"no checkpoint in {run.checkpoints} to resume from")
-            resume = load_checkpoint(found)
-            ctx.log("info", f"resuming from {found.name} at step {resume['step']}")
-        state = trainer_module(cfg["run.algo"]).train(ctx, resume)
+        ctx = _context(run, stop)  # the heavy imports happen here
+        ctx.set_state("running", phase="training")
+        if stop:
+            ctx.log("info", f"stop requested during start-up ({stop.reason}): stopping at the first step "
+                            "with a checkpoint")
+        state = _train(ctx, args.resume)
     except Exception:
         traceback.print_exc()
         sys.stdout.flush()
-        ctx.log("error", traceback.format_exc().strip().splitlines()[-1])
+        _event(run, ctx, log_event("error", traceback.format_exc().strip().splitlines()[-1]))
     finally:
         code = EXIT_CODES[state]
-        ctx.set_state(state, exit_code=code, ended=time.time(), signal=stop.signal_name)
-        ctx.close()
+        final: dict[str, Any] = {"exit_code": code, "ended": time.time(), "signal": stop.signal_name,
+                                 "stop_request": stop.request}
+        _event(run, ctx, status_event(state, **final))
+        run.write_status(state=state, **final)
+        if ctx is not None:
+            ctx.close()
     return code
+
+
+def _context(run: RunDir, stop: StopRequest) -> RunContext:
+    """The run's RunContext (imports torch: only after the stop handling is in place)."""
+    from engine.context import RunContext
+    from engine.profiles import ResolvedConfig
+
+    info = run.read_config()
+    return RunContext(run, ResolvedConfig.from_json(info["config"], info.get("profile", "?")), stop)
+
+
+def _train(ctx: RunContext, resume: bool) -> str:
+    """Run the trainer of the run's algo (from the newest checkpoint when `resume`); its final state."""
+    from engine.checkpoint import latest_checkpoint, load_checkpoint
+    from engine.trainers import trainer_module
+
+    checkpoint = None
+    if resume:
+        found = latest_checkpoint(ctx.run.checkpoints)
+        if found is None:
+            raise RuntimeError(f"no checkpoint in {ctx.run.checkpoints} to resume from")
+        checkpoint = load_checkpoint(found)
+        ctx.log("info", f"resuming from {found.name} at step {checkpoint['step']}")
+    state = str(trainer_module(ctx.cfg["run.algo"]).train(ctx, checkpoint))
+    if state == "stopped":
+        ctx.log("info", f"stopped: asked by {ctx.stop.reason}")
+    return state
+
+
+def _event(run: RunDir, ctx: RunContext | None, event: dict[str, Any]) -> None:
+    """Write `event` through the run's context, or straight to events.jsonl when there is none yet."""
+    if ctx is not None:
+        ctx.events.write(event)
+        return
+    with EventWriter(run.events_path) as events:
+        events.write(event)
 
 
 if __name__ == "__main__":

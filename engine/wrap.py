@@ -5,6 +5,11 @@ line, and turns its `[PERF] key=value ...` lines into perf events and `[METRIC] 
 into metric events, so any trainer that prints them shows up in trainctl unchanged. A line that starts
 like one but does not parse is counted (`malformed_lines` in status.json) and skipped, never fatal.
 The command's exit code sets the final state: 0 finished, killed by SIGINT/SIGTERM stopped, else failed.
+
+Stop requests: `trainctl stop` signals the whole group once `running` is recorded (the command decides
+how to stop; the wrapper ignores the signal and only records how it ended). A request written as the
+run's stop.request file (sent while the run was starting, or by a reader that cannot signal) is
+forwarded by a watcher thread as SIGINT to the group, checked every `StopRequest.CHECK_EVERY_S`.
 """
 
 from __future__ import annotations
@@ -13,10 +18,11 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 from engine.events import METRIC_PREFIX, PERF_PREFIX, EventWriter, parse_metric_line, parse_perf_line, status_event
-from engine.runstore import RunDir
+from engine.runstore import RunDir, StopRequest, process_identity
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,9 +43,12 @@ def main(argv: list[str] | None = None) -> int:
         events.write(status_event("failed"))
         run.write_status(state="failed", exit_code=127, ended=time.time())
         return 127
-    run.write_status(state="running", pid=os.getpid(), pgid=os.getpgid(0), child_pid=child.pid,
+    run.write_status(state="running", **process_identity(os.getpid()), pgid=os.getpgid(0), child_pid=child.pid,
                      started=time.time(), exit_code=None)
     events.write(status_event("running"))
+    stop, ended = StopRequest(), threading.Event()
+    forwarder = threading.Thread(target=_forward_stop_request, args=(run, stop, ended), daemon=True)
+    forwarder.start()
     malformed = 0
     step = 0
     assert child.stdout is not None
@@ -58,12 +67,24 @@ def main(argv: list[str] | None = None) -> int:
                 step = max(step, event["step"])
                 run.write_status(step=step)
     code = child.wait()
+    ended.set()
+    forwarder.join()
     stopped = code in (-signal.SIGINT, -signal.SIGTERM, 130, 128 + signal.SIGTERM)
     state = "finished" if code == 0 else "stopped" if stopped else "failed"
     events.write(status_event(state, exit_code=code))
-    run.write_status(state=state, exit_code=code, ended=time.time(), malformed_lines=malformed)
+    run.write_status(state=state, exit_code=code, ended=time.time(), malformed_lines=malformed,
+                     stop_request=stop.request)
     events.close()
     return 0 if code == 0 else 130 if stopped else 1
+
+
+def _forward_stop_request(run: RunDir, stop: StopRequest, ended: threading.Event) -> None:
+    """Until `ended`: when the run's stop.request appears, SIGINT the run's process group, once."""
+    stop.watch(run)
+    while not stop:
+        if ended.wait(StopRequest.CHECK_EVERY_S):
+            return
+    os.killpg(os.getpgid(0), signal.SIGINT)
 
 
 def _default_signals() -> None:

@@ -27,8 +27,9 @@ def test_run_id_is_time_algo_env_profile_and_safe() -> None:
 
 def test_create_makes_the_contract_layout(tmp_path: Path) -> None:
     run = _run(tmp_path)
-    for name in ("run.json", "status.json", "events.jsonl", "checkpoints", "best", "tb"):
+    for name in ("run.json", "status.json", "events.jsonl", "checkpoints", "tb"):
         assert (run.path / name).exists(), name
+    assert not (run.path / "best").exists()  # nothing writes a best model yet: no empty promise
     assert run.read_status()["state"] == "starting"
     with pytest.raises(UsageError, match="already exists"):
         _run(tmp_path)
@@ -36,7 +37,7 @@ def test_create_makes_the_contract_layout(tmp_path: Path) -> None:
         RunDir.create(tmp_path, "bad/id", {})
 
 
-def test_status_merges_and_dead_process_reads_failed(tmp_path: Path) -> None:
+def test_status_merges_and_dead_process_reads_lost(tmp_path: Path) -> None:
     run = _run(tmp_path)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -44,7 +45,7 @@ def test_status_merges_and_dead_process_reads_failed(tmp_path: Path) -> None:
     run.write_status(step=10)
     status = run.read_status()
     assert status["state"] == "running" and status["step"] == 10
-    assert run.effective_state() == "failed"
+    assert run.effective_state() == "lost"
     run.write_status(pid=os.getpid())
     assert run.effective_state() == "running"
 

@@ -118,14 +118,24 @@ class TrainctlApp(App[None]):
         return run.run_id
 
     @work(thread=True, group="signal")
-    def signal_run(self, run_path: Path, kill: bool) -> None:
+    def signal_run(self, run_path: Path, kill: bool, wait: bool = True) -> None:
+        """Stop (or kill) a run as `trainctl stop` does; with `wait`, a graceful stop is followed for a
+        few seconds (`launcher.wait_stopped`) and how it ended is notified."""
+        run = RunDir(run_path)
         try:
-            note = launcher.stop(RunDir(run_path), kill=kill)
+            note = launcher.stop(run, kill=kill, by="trainctl TUI")
         except UsageError as exc:
             self.notify(str(exc), severity="warning")
             return
         self.notify(note)
         self.wake()
+        if wait and not kill:
+            worker = get_current_worker()
+            outcome = launcher.wait_stopped(run, cancelled=lambda: worker.is_cancelled)
+            if not worker.is_cancelled:
+                ended_badly = outcome.state in ("failed", "lost")
+                self.notify(outcome.line, severity="warning" if ended_badly else "information", timeout=10)
+                self.wake()
 
     def active_launched(self) -> list[str]:
         """Runs this app launched that are still starting or running."""
@@ -141,8 +151,8 @@ class TrainctlApp(App[None]):
 
         def answer(choice: str | None) -> None:
             if choice == "stop":
-                for run_id in active:
-                    self.signal_run(self.runs_dir / run_id, False)
+                for run_id in active:  # the requests are durable: no need to wait for the runs to take them
+                    self.signal_run(self.runs_dir / run_id, False, wait=False)
                 self.set_timer(0.3, self.exit)
             elif choice == "leave":
                 self.exit()

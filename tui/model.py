@@ -2,9 +2,12 @@
 
 `RunsWatcher.poll()` is called from the TUI's watcher thread: it finds run folders (new ones appear),
 reads each run's status.json/run.json when they change and the lines appended to events.jsonl since
-the last poll (engine.events.EventTail), and returns immutable `RunSnapshot`s the screens render. It
+the last poll (engine.events.EventTail), checks that the process of each active run is still its own
+(engine.runstore: pid and start time), and returns immutable `RunSnapshot`s the screens render. It
 never raises for what it finds on disk: a half-written folder, a truncated last line, malformed lines or
-a folder deleted while shown become `notes` on the run's snapshot.
+a folder deleted while shown become `notes` on the run's snapshot; a run.json or status.json that is
+not valid JSON makes the run `unreadable`, and a run whose process is gone without recording an exit
+is `lost`, with a note saying its last step, newest checkpoint and the line that resumes it.
 
 Opening a long run is cheap: a small events file is read whole; a large one is read tail first (its
 last `TAIL_BYTES`, full resolution) plus evenly spaced probes over the rest, so a run with a million
@@ -22,9 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.checkpoint import latest_checkpoint
 from engine.errors import UsageError
 from engine.events import EventTail, parse_event_line, tail_offset
-from engine.runstore import RunDir, list_runs
+from engine.runstore import ACTIVE_STATES, RunDir, list_runs
 from tui.system import SystemProbe, SystemSample
 
 HISTORY_POINTS = 1024  # points kept per series; beyond it a series halves its resolution
@@ -133,7 +137,7 @@ class RunSnapshot:
 
     @property
     def active(self) -> bool:
-        return self.state in ("starting", "running") and not self.gone
+        return self.state in ACTIVE_STATES and not self.gone
 
     @property
     def sps_median(self) -> float | None:
@@ -195,6 +199,7 @@ class RunTracker:
         self.metrics: dict[str, Series] = {}
         self.recent_logs: list[str] = []
         self._pending_polls = 0
+        self._alive: bool | None = None
         self._snapshot: RunSnapshot | None = None
 
     # -- reading ---------------------------------------------------------------------------------
@@ -205,6 +210,7 @@ class RunTracker:
             self.gone = True
             return
         self._read_json_files()
+        self._check_process()
         if self.tail is None:
             self._open_history()
         else:
@@ -233,6 +239,17 @@ class RunTracker:
                 continue
             setattr(files, name, data)
             setattr(files, f"{name}_error", None)
+
+    def _check_process(self) -> None:
+        """A run recorded as active whose process ends (or is replaced: pid reuse) changes no file of
+        it: check the process itself, so that the run shows as `lost` at once."""
+        status = self.files.status
+        if status.get("state") not in ACTIVE_STATES or not status.get("pid"):
+            self._alive = None
+            return
+        alive = self.run.alive(status)
+        self.changed |= alive != self._alive
+        self._alive = alive
 
     def _open_history(self) -> None:
         path = self.run.events_path
@@ -299,6 +316,7 @@ class RunTracker:
         self.changed = False
         info, status = self.files.info, self.files.status
         state = self._state()
+        step = max(self.step, int(_number(status.get("step")) or 0))
         config = {str(k): (v.get("value"), str(v.get("source"))) for k, v in dict(info.get("config") or {}).items()
                   if isinstance(v, dict)}
         wrapped = info.get("wrapped") if isinstance(info.get("wrapped"), list) else info.get("command")
@@ -310,7 +328,7 @@ class RunTracker:
             algo=str(info.get("algo", "?")),
             env=str(info.get("env", "?")),
             profile=str(info.get("profile", "?")),
-            step=max(self.step, int(_number(status.get("step")) or 0)),
+            step=step,
             total_steps=int(info["total_steps"]) if _number(info.get("total_steps")) else None,
             created=_number(status.get("created")) or _number(info.get("created")),
             pid=int(status["pid"]) if _number(status.get("pid")) else None,
@@ -328,29 +346,39 @@ class RunTracker:
             malformed_lines=self._malformed(),
             events_read=self.events_read,
             recent_logs=tuple(self.recent_logs),
-            notes=tuple(self._notes()),
+            notes=tuple(self._notes(state, step)),
             gone=self.gone,
         )
         return self._snapshot
 
     def _state(self) -> str:
+        if self._unreadable():
+            return "unreadable"
         status = self.files.status
         if not status:
             return self.event_state or "starting"
         return self.run.effective_state(status)
 
+    def _unreadable(self) -> list[str]:
+        """What makes the run unreadable: a run.json or status.json that exists but is not valid JSON (a
+        missing status.json is a run being created)."""
+        read = ((self.files.info_error, self.files.info_stamp), (self.files.status_error, self.files.status_stamp))
+        return [error for error, stamp in read if error and stamp is not None]
+
     def _malformed(self) -> int:
         tail_bad = self.tail.malformed if self.tail else 0
         return tail_bad + self.bad_events + int(_number(self.files.status.get("malformed_lines")) or 0)
 
-    def _notes(self) -> list[str]:
+    def _notes(self, state: str, step: int) -> list[str]:
         notes = []
         if self.gone:
             notes.append("its folder was deleted; showing what was read before")
-        if self.files.info_error:
-            notes.append(f"half-written run: {self.files.info_error}")
-        if self.files.status_error:
-            notes.append(f"half-written run: {self.files.status_error}")
+        unreadable = self._unreadable()
+        notes += [f"unreadable: {error}" for error in unreadable]
+        notes += [f"half-written run: {error}" for error in (self.files.info_error, self.files.status_error)
+                  if error and error not in unreadable]
+        if state == "lost":
+            notes.append(f"lost: {self.run.lost_note(step, latest_checkpoint(self.run.checkpoints))}")
         if self._pending_polls >= STALLED_POLLS and self.tail is not None:
             notes.append(f"events.jsonl ends in an incomplete line ({self.tail.pending_bytes} bytes): "
                          "waiting for the rest")

@@ -1,5 +1,7 @@
 """The run monitor: the selected run's title, what is wrong with its folder (if anything), and its
-panels in tabs — overview (throughput and [PERF]), metrics, system, log, config."""
+panels in tabs — overview (throughput and [PERF]), metrics, system, log, config. A lost or unreadable
+run's state is styled in the title as in the runs list, and its notes say what is known (for a lost
+run: last step, newest checkpoint, and the `trainctl run --resume` line that continues it)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from tui.widgets.config_view import ConfigView
 from tui.widgets.log_tail import LogTail
 from tui.widgets.metric_plots import MetricPlots
 from tui.widgets.perf_breakdown import PerfBreakdown
+from tui.widgets.runs_table import ATTENTION_STATES, STATE_STYLE
 from tui.widgets.system_panel import SystemPanel
 from tui.widgets.throughput import ThroughputPanel
 
@@ -64,8 +67,10 @@ class RunMonitor(Vertical):
             return
         total = f" / {s.total_steps:,}" if s.total_steps else ""
         exit_code = f" · exit {s.exit_code}" if s.exit_code is not None else ""
-        title.update(f"[b]{s.run_id}[/b] · {'deleted' if s.gone else s.state} · step {s.step:,}{total}{exit_code}",
-                     layout=False)
+        state = "deleted" if s.gone else s.state
+        if state in ATTENTION_STATES:
+            state = f"[{STATE_STYLE[state]}]{state}[/]"
+        title.update(f"[b]{s.run_id}[/b] · {state} · step {s.step:,}{total}{exit_code}", layout=False)
         problems = " · ".join([*s.notes, *s.recent_logs[-2:]])
         if problems != self._problems:  # a change of the notes may change the layout: only then
             self._problems = problems

@@ -16,8 +16,12 @@ from tui.model import RunSnapshot
 
 COLUMNS = (("run", "run", 16), ("state", "state", 8), ("what", "algo/env", 13), ("profile", "profile", 7),
            ("step", "step", 6), ("sps", "sps", 6), ("reward", "reward", 6), ("age", "age", 4))
+# `lost` (process gone, no exit recorded: resumable) and `unreadable` (a corrupt run file) need a person:
+# reversed, so that they stand out from every state a run ends in by itself.
 STATE_STYLE = {"starting": "yellow", "running": "bold green", "finished": "cyan", "failed": "bold red",
-               "stopped": "magenta", "deleted": "dim strike"}
+               "stopped": "magenta", "deleted": "dim strike", "lost": "bold reverse dark_orange",
+               "unreadable": "bold reverse red"}
+ATTENTION_STATES = ("lost", "unreadable")
 REWARD_KEYS = ("rollout/ep_rew_mean", "reward/mean")
 
 
