@@ -75,8 +75,6 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "num_envs": _k(int, 64, "games stepped together in one core call (NUM_ENVS)", POS),
         "opponent": _k(str, "random", "scripted opponent of the agent"),
         "scoring": _k(str, "points", "Beasty Bar scoring variant", choices=("points", "count")),
-        "subproc": _k(bool, False, "USE_SUBPROC_ENVS: subprocess envs; no meaning for an in-C batched "
-                      "core, whose games already step in one call without IPC (logged and ignored)"),
     },
     "ppo": {
         "learning_rate": _k(NUMBER, 3e-4, "Adam step size at the start", POS),
@@ -145,7 +143,6 @@ SCHEMA: dict[str, dict[str, Key]] = {
 # Environment overrides: seed 004's names. "{algo}" is the section of the run's algorithm.
 ENV_OVERRIDES: dict[str, str] = {
     "NUM_ENVS": "env.num_envs",
-    "USE_SUBPROC_ENVS": "env.subproc",
     "UPDATES_PER_STEP": "dqn.updates_per_step",
     "BATCH_SIZE": "{algo}.batch_size",
     "WARMUP_STEPS": "dqn.warmup_steps",

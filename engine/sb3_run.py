@@ -120,7 +120,7 @@ class RunCallback(BaseCallback):
 
 def start_run(ctx: RunContext, algo_line: str, resume_step: int, details: Mapping[str, str]) -> TorchSetup:
     """Set torch up, print the start banner (common lines, then the trainer's `details`) and log each
-    CUDA switch's fate and any ignored setting."""
+    CUDA switch's fate."""
     cfg = ctx.cfg
     torch_setup = setup_torch(cfg)
     ver = versions()
@@ -138,9 +138,6 @@ def start_run(ctx: RunContext, algo_line: str, resume_step: int, details: Mappin
     })
     for note in torch_setup.notes:
         ctx.log("info", note)
-    if cfg["env.subproc"]:
-        ctx.log("warning", "env.subproc is ignored: the batched core steps every game in one in-process call, "
-                        "so there is no IPC to spread over subprocesses")
     return torch_setup
 
 

@@ -137,13 +137,6 @@ def test_stop_request_ends_with_a_checkpoint(tmp_path: Path) -> None:
     assert state["num_timesteps"] < 100_000
 
 
-def test_subproc_is_logged_as_ignored(tmp_path: Path) -> None:
-    ctx = make_ctx(tmp_path, 256, "env.subproc=true")
-    run_train(ctx)
-    assert any(e["kind"] == "log" and e["level"] == "warning" and "env.subproc is ignored" in e["msg"]
-               for e in events(ctx))
-
-
 def test_timing_off_drops_phases_but_keeps_rates(tmp_path: Path) -> None:
     ctx = make_ctx(tmp_path, 512, "log.timing=false")
     run_train(ctx)
