@@ -62,21 +62,15 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 from stable_baselines3.dqn.policies import QNetwork
 
 import envs
-from engine.context import RunContext, versions
+from engine.checkpoint import NETWORK_KEYS, check_checkpoint, check_fits, network_description
+from engine.context import RunContext, compile_modules, versions
 from engine.evaluate import Chooser
 from engine.perf import PerfTimer
 from engine.prefetch import BatchPrefetcher
 from engine.profiles import ResolvedConfig
 from engine.replay import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
-from engine.sb3_run import (
-    RunCallback,
-    check_checkpoint,
-    check_fits,
-    compile_modules,
-    learn,
-    network_description,
-    start_run,
-)
+from engine.sb3_callbacks import run_callbacks
+from engine.sb3_run import learn, start_run
 from envs.skirmish.vec_env import SkirmishVecEnv
 from ext.skirmish_core import END_REASONS, INFO_COLUMNS
 
@@ -84,8 +78,7 @@ STATE_FORMAT = "trainctl.dqn-per/1"
 OUTCOME_WINDOW = 1000
 # Checkpoint key -> the type its value must have (check_resume).
 STATE_KEYS: Mapping[str, type | tuple[type, ...]] = {
-    "format": str, "env": str, "net_arch": list, "obs_size": int, "num_actions": int,
-    "q_net": dict, "q_net_target": dict, "optimizer": dict, "num_timesteps": int, "n_updates": int,
+    **NETWORK_KEYS, "q_net": dict, "q_net_target": dict, "optimizer": dict, "num_timesteps": int, "n_updates": int,
     "target_sync_calls": int, "total_steps": int, "exploration_rate": float, "beta": float,
     "rng_torch": torch.Tensor, "rng_actions": dict,
 }
@@ -402,7 +395,7 @@ def make_model(cfg: ResolvedConfig, env: SkirmishStats, device: torch.device, pi
         exploration_fraction=d["exploration_fraction"], exploration_initial_eps=d["exploration_initial_eps"],
         exploration_final_eps=d["exploration_final_eps"], max_grad_norm=d["max_grad_norm"],
         replay_buffer_class=PinnedPrioritizedReplayBuffer if pin_memory else PrioritizedReplayBuffer,
-        replay_buffer_kwargs={"alpha": p["alpha"], "beta": p["beta"], "epsilon": p["eps"],
+        replay_buffer_kwargs={"alpha": p["alpha"], "epsilon": p["eps"],  # beta: given with each sample
                               "n_actions": int(env.action_space.n),  # type: ignore[attr-defined]
                               "batch_size": d["batch_size"], "seed": cfg["run.seed"]},
         policy_kwargs={"net_arch": list(d["net_arch"])}, seed=cfg["run.seed"], device=device, verbose=0,
@@ -415,7 +408,7 @@ def linear_beta(start: float, end: float) -> Callable[[float], float]:
 
 
 def compile_networks(model: PerDQN, ctx: RunContext) -> bool:
-    """`torch.compile` both Q-networks, checked by a trial forward (engine.sb3_run.compile_modules)."""
+    """`torch.compile` both Q-networks, checked by a trial forward (engine.context.compile_modules)."""
     networks = [model.q_net, model.q_net_target]
     trial = torch.zeros((2, *model.observation_space.shape), device=model.device)  # type: ignore[misc]
 
@@ -484,25 +477,6 @@ def _restore(model: PerDQN, state: Mapping[str, Any]) -> None:
 
 
 # -- the run ------------------------------------------------------------------------------------------
-class DQNCallback(RunCallback):
-    """The shared run callback (engine.sb3_run) with the Skirmish game window's and PER-DQN's metrics."""
-
-    def __init__(self, ctx: RunContext, env: SkirmishStats) -> None:
-        super().__init__(ctx)
-        self.stats_env = env
-
-    @property
-    def dqn(self) -> PerDQN:
-        return cast(PerDQN, self.model)
-
-    def metric_values(self) -> dict[str, float]:
-        return {**self.stats_env.games.metrics(), **self.dqn.take_train_metrics(),
-                **self.stats_env.take_reward_parts()}
-
-    def checkpoint_state(self) -> dict[str, Any]:
-        return checkpoint_state(self.dqn, self.ctx.cfg)
-
-
 def train(ctx: RunContext, resume: dict[str, Any] | None) -> str:
     """Train until `run.total_steps` env steps or a stop request; returns "finished" or "stopped"."""
     cfg = ctx.cfg
@@ -536,7 +510,10 @@ def train(ctx: RunContext, resume: dict[str, Any] | None) -> str:
                         f"{warmup:,} env steps (restored policy and epsilon) before training resumes")
     if torch_setup.compile:
         compile_networks(model, ctx)
+    callbacks = run_callbacks(
+        ctx, lambda: {**env.games.metrics(), **model.take_train_metrics(), **env.take_reward_parts()},
+        lambda: checkpoint_state(model, cfg))
     with model.sampler:  # stops its worker thread however the run ends
-        state = learn(model, DQNCallback(ctx, env), ctx, done, log_interval=None)
+        state = learn(model, callbacks, ctx, done, log_interval=None)
         ctx.log("info", model.sampler.describe())
         return state

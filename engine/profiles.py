@@ -131,6 +131,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "tensorboard": _k(bool, True, "TRAIN_LOG_TO_FILE: TensorBoard logs in tb/ (events.jsonl is "
                           "always written: it is the run's contract)"),
         "every_steps": _k(int, 10_000, "LOG_EVERY: env steps between perf/metric events", POS),
+        "every_seconds": _k(NUMBER, 10.0, "seconds of wall time between perf/metric events at most (an event "
+                            "comes at the first vec-env step past it, whatever every_steps says)", POS),
         "reward_debug": _k(bool, False, "REWARD_DEBUG: log the reward's parts"),
         "timing": _k(bool, True, "time the [PERF] phases (off only to measure what timing costs)"),
     },

@@ -32,7 +32,8 @@ torch.set_num_threads(1)
 PROJECT = Path(__file__).resolve().parent.parent
 TINY = ["env.num_envs=16", "dqn.batch_size=64", "dqn.updates_per_step=2", "dqn.buffer_size=20000",
         "dqn.net_arch=[32, 32]", "dqn.warmup_steps=256", "dqn.target_update_interval=256", "torch.threads=1",
-        "log.every_steps=512", "checkpoint.every_steps=512", "log.tensorboard=false"]
+        "log.every_steps=512", "checkpoint.every_steps=512", "log.tensorboard=false",
+        "log.every_seconds=3600"]  # events by the step rule only: the tests check their steps
 QUALITY = ("rollout/win_rate", "rollout/draw_rate", "rollout/loss_rate", "rollout/vp_diff_mean",
            "rollout/ep_rew_mean", "rollout/ep_len_mean", "rollout/end_reason/rounds",
            "rollout/end_reason/model_destroyed", "rollout/end_reason/player_destroyed",
@@ -84,7 +85,7 @@ def build(*extra: str, random_until: int = 0, prefetch: bool = False) -> dqn.Per
 def test_trainctl_run_leaves_a_complete_folder(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     sets = ["dqn.warmup_steps=500", "dqn.net_arch=[64, 64]", "dqn.buffer_size=20000", "torch.threads=1",
-            "log.every_steps=1000", "checkpoint.every_steps=1000", "log.reward_debug=true"]
+            "log.every_steps=1000", "checkpoint.every_steps=1000", "log.reward_debug=true", "log.every_seconds=3600"]
     done = subprocess.run(
         [sys.executable, "-m", "cli.main", "run", "--algo", "dqn-per", "--env", "skirmish", "--profile", "balance",
          "--steps", "3000", "--runs-dir", str(runs), *[a for s in sets for a in ("--set", s)]],

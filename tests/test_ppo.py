@@ -26,7 +26,8 @@ from engine.sb3_hooks import GradNormMonitor, InstrumentedVecEnv, MetricCapture,
 torch.set_num_threads(1)
 
 TINY = ["env.num_envs=16", "ppo.n_steps=16", "ppo.batch_size=128", "ppo.n_epochs=2", "ppo.net_arch=[32, 32]",
-        "log.every_steps=256", "checkpoint.every_steps=512", "torch.threads=1", "log.tensorboard=false"]
+        "log.every_steps=256", "checkpoint.every_steps=512", "torch.threads=1", "log.tensorboard=false",
+        "log.every_seconds=3600"]  # events by the step rule only: the tests check their steps
 
 
 def make_ctx(tmp_path: Path, steps: int, *extra: str) -> RunContext:
