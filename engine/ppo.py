@@ -13,12 +13,8 @@ and after clipping), a `KVWriter` capturing SB3's logger values, and the run's c
 `log.every_seconds`, checkpoints every `checkpoint.every_steps` taken between rollouts) plus
 `EntropySchedule` below, which sets the entropy coefficient before each update.
 
-Phases (ms per env step in each perf window; exact boundaries in engine.sb3_hooks): `action` =
-`policy.forward` during a rollout; `env_step` = the VecEnv's `step_wait` (core step + end-of-game
-infos); `train_fwd` = `evaluate_actions` on a minibatch; `train_bwd` = from the end of that call to the
-end of `optimizer.step()` (losses, backward, clipping, Adam); `log` = capturing SB3's logger dumps and
-emitting events, lines and TensorBoard. In no phase: obs/mask conversion, SB3's per-step bookkeeping,
-rollout-buffer writes, GAE and minibatch sampling (the gap between the phases' sum and 1000/sps).
+[PERF] phases are those of every trainer (engine.sb3_hooks says what each spans and where PPO's
+boundaries fall); PPO has no `replay_sample`.
 
 Stopping (SIGINT/SIGTERM): the callback returns False at the next vec-env step, so SB3 ends `learn()`
 without training on the unfinished rollout; the policy is the one after the last complete update and

@@ -1,6 +1,7 @@
 """The PER-DQN trainer: a `trainctl run` folder with every seed-004 [PERF] key and the quality metrics,
-the IS-weighted loss and the priority updates on crafted batches, masks under epsilon = 1 and 0, the
-game window, stop and resume, and its bad inputs."""
+the IS-weighted loss and the priority updates on crafted batches, masks under epsilon = 1 and 0,
+evaluation, stop and resume, and its bad inputs (its game window is tested with the shared one in
+tests/test_emission.py)."""
 
 from __future__ import annotations
 
@@ -272,23 +273,7 @@ def test_stored_transitions_carry_next_masks_and_terminal_observations() -> None
     assert (buffer.next_observations[:stored][~dones][:, -10:-5].sum(axis=1) == 1).all()  # a decision's phase
 
 
-# -- game window and evaluation -----------------------------------------------------------------------
-def test_game_window_keeps_the_last_games_and_shares_end_reasons() -> None:
-    window = dqn.GameWindow(capacity=4)
-    assert window.metrics() == {}
-    rows = np.array([[1, 5, 1, 2.0, 20], [-1, -10, 2, -1.0, 10], [0, 0, 1, 0.0, 30],
-                     [1, 3, 3, 1.0, 12], [1, 7, 1, 1.5, 40]], dtype=np.float64)
-    window.add(rows[:2])
-    window.add(rows[2:])
-    m = window.metrics()
-    assert m["rollout/games"] == 4
-    assert m["rollout/win_rate"] == 0.5 and m["rollout/draw_rate"] == 0.25 and m["rollout/loss_rate"] == 0.25
-    assert m["rollout/vp_diff_mean"] == pytest.approx((-10 + 0 + 3 + 7) / 4)
-    assert m["rollout/end_reason/rounds"] == 0.5 and m["rollout/end_reason/player_destroyed"] == 0.25
-    assert m["rollout/end_reason/truncated"] == 0.0
-    assert m["rollout/ep_len_mean"] == pytest.approx(23)
-
-
+# -- evaluation ---------------------------------------------------------------------------------------
 def test_evaluation_reads_skirmish_winners_on_fixed_games() -> None:
     first = play_games(random_chooser(1), games=64, seed=9, env="skirmish", opponent=None,
                        outcomes=dqn.skirmish_outcomes)

@@ -1,6 +1,6 @@
-"""The run's SB3 callbacks: events by steps or by wall time (`log.every_seconds`), its bad values, the stop
-that skips the rest of a step, the last emission and checkpoint; and the checkpoint checks in
-engine.checkpoint."""
+"""The run's SB3 callbacks and what they share: events by steps or by wall time (`log.every_seconds`), its
+bad values, the stop that skips the rest of a step, the last emission and checkpoint, the one outcome
+window of every trainer, the one autocast, and the checkpoint checks in engine.checkpoint."""
 
 from __future__ import annotations
 
@@ -11,18 +11,24 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
 
+import envs
 from engine import dqn, ppo, sb3_callbacks
 from engine.checkpoint import NETWORK_KEYS, check_checkpoint, latest_checkpoint, load_checkpoint
 from engine.context import RunContext, StopRequest
 from engine.errors import UsageError
 from engine.launcher import create_trainer_run
+from engine.perf import PerfTimer
 from engine.profiles import resolve
 from engine.sb3_callbacks import EmitEvents, RunCallbacks, StopOnRequest
+from engine.sb3_hooks import OutcomeWindow, bf16_autocast
 
 torch.set_num_threads(1)
 PROJECT = Path(__file__).resolve().parent.parent
@@ -179,7 +185,72 @@ def test_nothing_left_to_train_still_emits_and_saves_once(tmp_path: Path) -> Non
     assert any("nothing to train" in e["msg"] for e in events(again, "log"))
 
 
-# -- checkpoint checks ----------------------------------------------------------------------------------
+# -- the outcome window ---------------------------------------------------------------------------------
+def test_outcome_window_keeps_the_last_games_of_every_column() -> None:
+    window = OutcomeWindow(capacity=3, columns=("length",))
+    assert window.rates() == {} and window.means({"len": "length"}) == {} and window.shares("length", {}) == {}
+    window.add(np.array([1, -1], np.int8), length=np.array([10, 20]))
+    window.add(np.array([0, 0, 1], np.int8), length=np.array([30, 40, 50]))  # wraps: the last 3 are kept
+    assert window.count == 3 and window.total == 5
+    assert window.rates() == pytest.approx({"rollout/win_rate": 1 / 3, "rollout/draw_rate": 2 / 3,
+                                            "rollout/loss_rate": 0.0})
+    assert window.means({"rollout/ep_len_mean": "length"}) == {"rollout/ep_len_mean": 40.0}
+    assert window.shares("length", {30: "thirty", 10: "ten"}) == pytest.approx({"thirty": 1 / 3, "ten": 0.0})
+    with pytest.raises(ValueError, match="columns are length; got none"):
+        window.add(np.array([1]))
+    with pytest.raises(ValueError, match="got length, vp"):
+        window.add(np.array([1]), length=np.array([1]), vp=np.array([1]))
+
+
+games = st.lists(st.lists(st.tuples(st.integers(-1, 1), st.integers(0, 1000)), max_size=12), max_size=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(capacity=st.integers(1, 10), batches=games)
+def test_outcome_window_holds_exactly_the_last_capacity_games(capacity: int,
+                                                               batches: list[list[tuple[int, int]]]) -> None:
+    window = OutcomeWindow(capacity, columns=("length",))
+    for batch in batches:
+        rows = np.array(batch, dtype=np.int64).reshape(-1, 2)
+        window.add(rows[:, 0].astype(np.int8), length=rows[:, 1])
+    played = [game for batch in batches for game in batch]
+    last = played[len(played) - min(capacity, len(played)):]
+    assert window.total == len(played) and window.count == len(last)
+    kept = sorted(zip(window.kept("outcome").tolist(), window.kept("length").tolist(), strict=True))
+    assert kept == sorted((float(o), float(n)) for o, n in last)
+    if last:
+        assert window.rates()["rollout/win_rate"] == pytest.approx(sum(o == 1 for o, _ in last) / len(last))
+        assert sum(window.rates().values()) == pytest.approx(1)
+
+
+def test_skirmish_game_metrics_come_from_the_shared_window() -> None:
+    stats = dqn.SkirmishStats(envs.make_vec("skirmish", 2, seed=0, mode="train"), PerfTimer(), reward_debug=False)
+    assert stats.game_metrics() == {}
+    stats.games = OutcomeWindow(4, dqn.SkirmishStats.GAME_COLUMNS)
+    columns = np.array([[1, 5, 1, 2.0, 20], [-1, -10, 2, -1.0, 10], [0, 0, 1, 0.0, 30],
+                        [1, 3, 3, 1.0, 12], [1, 7, 1, 1.5, 40]], dtype=np.float64).T
+    for part in (slice(0, 2), slice(2, 5)):
+        stats.games.add(columns[0, part], vp_diff=columns[1, part], end_reason=columns[2, part],
+                        episode_return=columns[3, part], episode_length=columns[4, part])
+    m = stats.game_metrics()
+    assert m["rollout/games"] == 4
+    assert m["rollout/win_rate"] == 0.5 and m["rollout/draw_rate"] == 0.25 and m["rollout/loss_rate"] == 0.25
+    assert m["rollout/vp_diff_mean"] == pytest.approx((-10 + 0 + 3 + 7) / 4)
+    assert m["rollout/end_reason/rounds"] == 0.5 and m["rollout/end_reason/player_destroyed"] == 0.25
+    assert m["rollout/end_reason/truncated"] == 0.0
+    assert m["rollout/ep_len_mean"] == pytest.approx(23) and m["rollout/ep_rew_mean"] == pytest.approx(0.375)
+
+
+# -- one autocast, checkpoint checks ----------------------------------------------------------------------
+def test_bf16_autocast_is_on_for_a_device_and_changes_nothing_for_none() -> None:
+    net, x = torch.nn.Linear(4, 2), torch.randn(3, 4)
+    with bf16_autocast("cpu"):
+        assert net(x).dtype == torch.bfloat16
+    with bf16_autocast(None):
+        out = net(x)
+    assert out.dtype == torch.float32 and torch.equal(out, net(x))
+
+
 def build_linear(obs_size: int, num_actions: int, net_arch: list[int]) -> torch.nn.Module:
     return torch.nn.Sequential(*(torch.nn.Linear(a, b) for a, b in zip([obs_size, *net_arch], [*net_arch, num_actions],
                                                                           strict=True)))
