@@ -1,20 +1,32 @@
-"""Checkpoints: written whole or not at all, loaded without unpickling arbitrary objects.
+"""Checkpoints: written whole or not at all, loaded without unpickling arbitrary objects, and checked
+before a trainer trusts one.
 
 A checkpoint is a `torch.save` of a dict of tensors, numbers, strings and lists (state dicts, counters,
 schedule progress) loaded with `weights_only=True`. It is written to a temp name in the same folder,
 fsynced, then renamed, so a trainer killed mid-write leaves the previous checkpoint intact and at
 most a stray `.tmp` file that loading ignores. Names are `step_<zero-padded step>.pt`.
+
+`check_checkpoint` refuses (UsageError, one line) a dict that lacks a key, holds a value of the wrong
+type, has another format or weights that do not fit the network it describes; `check_fits` refuses one
+trained for another game or other layers. The CLI imports this module to list checkpoints
+(`trainctl status`), so torch is imported inside the functions that need it, never at the top.
 """
 
 from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import UsageError
 from engine.runstore import atomic_write_bytes
+
+if TYPE_CHECKING:
+    import torch
+
+    from engine.profiles import ResolvedConfig
 
 _NAME = re.compile(r"^step_(\d{12})\.pt$")
 
@@ -64,3 +76,57 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(state, dict) or "step" not in state:
         raise UsageError(f"checkpoint {path} is not a trainctl checkpoint (no step recorded)")
     return state
+
+
+# Checkpoint keys every trainer writes, with their types: what the network's shapes follow from.
+NETWORK_KEYS: Mapping[str, type] = {"format": str, "env": str, "net_arch": list, "obs_size": int,
+                                    "num_actions": int}
+
+
+def network_description(model: Any, cfg: ResolvedConfig, net_arch_key: str) -> dict[str, Any]:
+    """What the networks' shapes follow from: the game, the hidden layers (`cfg[net_arch_key]`), and the
+    observation and action sizes of `model` (an SB3 algorithm on a flat Box observation and a Discrete
+    action space)."""
+    return {"env": cfg["run.env"], "net_arch": list(cfg[net_arch_key]),
+            "obs_size": int(model.observation_space.shape[0]), "num_actions": int(model.action_space.n)}
+
+
+def check_checkpoint(state: Mapping[str, Any], keys: Mapping[str, type | tuple[type, ...]], fmt: str,
+                     build: Callable[[int, int, list[int]], torch.nn.Module], weights: Sequence[str],
+                     cfg: ResolvedConfig | None, net_arch_key: str) -> None:
+    """UsageError (one line) unless `state` has every key of `keys` with its type (a bool is no int),
+    format `fmt`, and state dicts under `weights` that fit the network `build(obs_size, num_actions,
+    net_arch)`; with `cfg`, also unless it was trained on the same game with the same hidden layers."""
+    import torch
+
+    missing = [k for k in keys if k not in state]
+    if missing:
+        raise UsageError(f"checkpoint is not a {fmt} checkpoint: missing {', '.join(missing)}")
+    wrong = [k for k, t in keys.items() if not isinstance(state[k], t) or isinstance(state[k], bool)]
+    if wrong:
+        raise UsageError(f"checkpoint has values of the wrong type for: {', '.join(wrong)}")
+    if state["format"] != fmt:
+        raise UsageError(f"checkpoint format {state['format']!r} is not {fmt!r}")
+    try:
+        expected = build(state["obs_size"], state["num_actions"], state["net_arch"]).state_dict()
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise UsageError(f"checkpoint network description does not build ({exc})") from None
+    for which in weights:
+        got = state[which]
+        if set(got) != set(expected):
+            raise UsageError(f"checkpoint {which} does not match the network: keys differ "
+                             f"({sorted(set(got) ^ set(expected))[:3]})")
+        for name, tensor in expected.items():
+            if not isinstance(got[name], torch.Tensor) or got[name].shape != tensor.shape:
+                shape = tuple(got[name].shape) if isinstance(got[name], torch.Tensor) else type(got[name])
+                raise UsageError(f"checkpoint {which}.{name} has shape {shape}; the network needs "
+                                 f"{tuple(tensor.shape)}")
+    if cfg is not None:
+        check_fits(state, {"env": cfg["run.env"], "net_arch": list(cfg[net_arch_key])})
+
+
+def check_fits(state: Mapping[str, Any], description: Mapping[str, Any]) -> None:
+    """UsageError unless the checkpoint's network description equals this run's (`network_description`)."""
+    for key, value in description.items():
+        if state[key] != value:
+            raise UsageError(f"checkpoint {key} = {state[key]!r} does not fit this run ({key} = {value!r})")

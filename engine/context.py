@@ -1,5 +1,6 @@
 """What every trainer shares inside a run process: the run folder, events, perf windows, console
-lines, checkpoints, the stop request, and the torch set-up with its honest CUDA fallbacks.
+lines, checkpoints, the stop request, and the torch set-up with its honest CUDA fallbacks (and
+`torch.compile` with an eager fallback).
 
 A trainer (engine/ppo.py, engine/dqn.py) receives a `RunContext` and reports through it; it never
 writes run files by itself. Console output goes to stdout, which the launcher points at stdout.log.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,26 @@ def versions() -> dict[str, str]:
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
             "gymnasium": gymnasium.__version__, "stable_baselines3": stable_baselines3.__version__,
             "sb3_contrib": sb3_contrib.__version__}
+
+
+def compile_modules(modules: Iterable[torch.nn.Module], trial: Callable[[], object], ctx: RunContext,
+                    what: str) -> bool:
+    """`torch.compile` `modules` in place (state_dict keys unchanged) and run `trial()`; if it fails,
+    undo the compilation, log why and run eagerly. Returns whether compiled modules are in use."""
+    networks = list(modules)
+    for net in networks:
+        net.compile()
+    try:
+        with torch.no_grad():
+            trial()
+    except Exception as exc:  # any backend failure means the same: fall back to eager
+        for net in networks:
+            net._compiled_call_impl = None  # nn.Module.compile's hook; None restores eager calls
+        why = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        ctx.log("warning", f"torch.compile failed ({why}); running the {what} eagerly")
+        return False
+    ctx.log("info", f"torch.compile: {what} compiled")
+    return True
 
 
 class RunContext:

@@ -20,21 +20,19 @@ SB3 runs its own `learn()`/`collect_rollouts()`; `PerDQN` overrides only the hoo
   over run.total_steps, set at the start of each `train()` call (a batch drawn ahead across an env
   step carries the beta of the call that asked for it).
 - `_sample_action()`: epsilon-greedy with one coin per game; random actions are uniform over each game's
-  legal actions, drawn here with numpy from the VecEnv's masks (seed 004 item F: no env round trip);
+  legal actions, drawn here with numpy from the VecEnv's masks (no round trip through the env per game);
   greedy actions are the argmax of Q over the legal actions. Warmup steps act at random.
 - `_store_transition()`: adds the step to the buffer with the next-state masks, the terminal
   observations taken from the VecEnv's arrays (no loop over games). A game that ended has no decision
   left; its mask row is stored all-legal (ignored by a termination, an unmasked max for a truncation).
-- `_update_info_buffer()`: nothing; `GameWindow` keeps the per-game statistics from whole arrays.
+- `_update_info_buffer()`: nothing; `SkirmishStats` keeps the per-game statistics from whole arrays.
 
-[PERF] phases, milliseconds per env step: `action` (masks, coins, Q forward, masked argmax, random draws),
-`enemy_turn` (the scripted player's turns, from the core's own nanosecond counter), `env_step` (the
-VecEnv step minus `enemy_turn`: our decision, reward, masks, auto-reset, info), `replay_sample` (what the
-main thread waits for batches: the whole sampling when prefetch is off; when on, the hand-overs and the
-settle before a step's transitions are added, normally a batch drawn long before),
-`train_fwd` (online and target forwards, target and loss), `train_bwd` (backward, clipping, Adam step,
-the priority update hand-off), `log` (building and writing the perf and metric events). On CUDA the
-phases are not synchronised, so GPU work may be booked to a later phase.
+[PERF] phases are those of every trainer (engine.sb3_hooks says what each spans). Here: `action` = the
+coins, random legal draws, Q forward and masked argmax of `_sample_action()`; `enemy_turn` from the core's
+own nanosecond counter; `replay_sample` = the whole sampling when prefetch is off (when on, the hand-overs
+and the settle before a step's transitions are added), plus handing each batch's priorities back;
+`train_fwd` = the online and target forwards and the TD target; `train_bwd` = the IS-weighted loss,
+backward, clipping, the Adam step and the TD statistics.
 
 Checkpoints are dicts of tensors, numbers and strings (loadable with `weights_only=True`): both networks,
 the optimizer, the step and update counters, the target-sync counter, epsilon, the generators. The replay
@@ -48,7 +46,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager, nullcontext
 from typing import Any, cast
 
 import numpy as np
@@ -62,21 +59,16 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 from stable_baselines3.dqn.policies import QNetwork
 
 import envs
-from engine.context import RunContext, versions
+from engine.checkpoint import NETWORK_KEYS, check_checkpoint, check_fits, network_description
+from engine.context import RunContext, compile_modules, versions
 from engine.evaluate import Chooser
 from engine.perf import PerfTimer
 from engine.prefetch import BatchPrefetcher
 from engine.profiles import ResolvedConfig
 from engine.replay import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
-from engine.sb3_run import (
-    RunCallback,
-    check_checkpoint,
-    check_fits,
-    compile_modules,
-    learn,
-    network_description,
-    start_run,
-)
+from engine.sb3_callbacks import run_callbacks
+from engine.sb3_hooks import OutcomeWindow, bf16_autocast
+from engine.sb3_run import learn, start_run
 from envs.skirmish.vec_env import SkirmishVecEnv
 from ext.skirmish_core import END_REASONS, INFO_COLUMNS
 
@@ -84,8 +76,7 @@ STATE_FORMAT = "trainctl.dqn-per/1"
 OUTCOME_WINDOW = 1000
 # Checkpoint key -> the type its value must have (check_resume).
 STATE_KEYS: Mapping[str, type | tuple[type, ...]] = {
-    "format": str, "env": str, "net_arch": list, "obs_size": int, "num_actions": int,
-    "q_net": dict, "q_net_target": dict, "optimizer": dict, "num_timesteps": int, "n_updates": int,
+    **NETWORK_KEYS, "q_net": dict, "q_net_target": dict, "optimizer": dict, "num_timesteps": int, "n_updates": int,
     "target_sync_calls": int, "total_steps": int, "exploration_rate": float, "beta": float,
     "rng_torch": torch.Tensor, "rng_actions": dict,
 }
@@ -101,59 +92,25 @@ def skirmish_outcomes(venv: Any, _rewards: np.ndarray, _dones: np.ndarray) -> np
     return np.where(info[:, _COL["end_reason"]] == _TRUNCATED, 0, info[:, _COL["winner"]])
 
 
-class GameWindow:
-    """The last `capacity` finished games as rows (outcome, VP difference, end reason code, return,
-    length) in a float64 ring buffer, filled from whole arrays."""
-
-    OUTCOME, VP_DIFF, END_REASON, RETURN, LENGTH = range(5)
-
-    def __init__(self, capacity: int = OUTCOME_WINDOW) -> None:
-        self._ring = np.zeros((capacity, 5), dtype=np.float64)
-        self._next = 0
-        self.count = 0
-
-    def add(self, rows: np.ndarray) -> None:
-        """Append rows float[k, 5], oldest first (only the last `capacity` are kept)."""
-        capacity = self._ring.shape[0]
-        latest = rows[-capacity:]
-        slots = (self._next + np.arange(latest.shape[0])) % capacity
-        self._ring[slots] = latest
-        self._next = int((self._next + latest.shape[0]) % capacity)
-        self.count = min(self.count + latest.shape[0], capacity)
-
-    def metrics(self) -> dict[str, float]:
-        """Rates, means and the share of each end reason over the kept games (or {} before any)."""
-        if not self.count:
-            return {}
-        kept = self._ring[: self.count]
-        outcome = kept[:, self.OUTCOME]
-        values = {
-            "rollout/win_rate": float(np.mean(outcome == 1)),
-            "rollout/draw_rate": float(np.mean(outcome == 0)),
-            "rollout/loss_rate": float(np.mean(outcome == -1)),
-            "rollout/vp_diff_mean": float(kept[:, self.VP_DIFF].mean()),
-            "rollout/ep_rew_mean": float(kept[:, self.RETURN].mean()),
-            "rollout/ep_len_mean": float(kept[:, self.LENGTH].mean()),
-            "rollout/games": float(self.count),
-        }
-        for code, reason in enumerate(END_REASONS):
-            if code:
-                values[f"rollout/end_reason/{reason}"] = float(np.mean(kept[:, self.END_REASON] == code))
-        return values
-
-
 class SkirmishStats(VecEnvWrapper):
     """Times the VecEnv step (`enemy_turn` from the core's counter, `env_step` the rest), counts ended
-    episodes into the timer and records them in `games`; with `reward_debug`, sums the reward parts
-    (vp, damage, outcome) of every game and step. Masks and arrays pass through."""
+    episodes into the timer and records them in `games` (outcome, VP difference, end reason code, return,
+    length); with `reward_debug`, sums the reward parts (vp, damage, outcome) of every game and step.
+    Masks and arrays pass through."""
 
     REWARD_PARTS = ("vp", "damage", "outcome")
+    GAME_COLUMNS = ("vp_diff", "end_reason", "episode_return", "episode_length")
+    # metric -> the games' column it is the mean of
+    GAME_MEANS: Mapping[str, str] = {"rollout/vp_diff_mean": "vp_diff", "rollout/ep_rew_mean": "episode_return",
+                                     "rollout/ep_len_mean": "episode_length"}
+    END_REASON_SHARES: Mapping[int, str] = {code: f"rollout/end_reason/{reason}"
+                                            for code, reason in enumerate(END_REASONS) if code}
 
     def __init__(self, venv: SkirmishVecEnv, timer: PerfTimer, reward_debug: bool) -> None:
         super().__init__(venv)
         self.game_env = venv
         self.timer = timer
-        self.games = GameWindow()
+        self.games = OutcomeWindow(OUTCOME_WINDOW, self.GAME_COLUMNS)
         self.reward_debug = reward_debug
         self.reward_parts_sum = np.zeros(3, dtype=np.float64)
         self.reward_parts_count = 0
@@ -177,17 +134,24 @@ class SkirmishStats(VecEnvWrapper):
         if ended.size:
             self.timer.count_episodes(int(ended.size))
             info = game.info_array[ended]
-            rows = np.empty((ended.size, 5), dtype=np.float64)
-            rows[:, GameWindow.OUTCOME] = skirmish_outcomes(game, rewards, dones)[ended]
-            rows[:, GameWindow.VP_DIFF] = info[:, _COL["model_vp"]] - info[:, _COL["player_vp"]]
-            rows[:, GameWindow.END_REASON] = info[:, _COL["end_reason"]]
-            rows[:, GameWindow.RETURN] = game.skirmish_core.episode_return[ended]
-            rows[:, GameWindow.LENGTH] = game.skirmish_core.episode_length[ended]
-            self.games.add(rows)
+            self.games.add(skirmish_outcomes(game, rewards, dones)[ended],
+                           vp_diff=info[:, _COL["model_vp"]] - info[:, _COL["player_vp"]],
+                           end_reason=info[:, _COL["end_reason"]],
+                           episode_return=game.skirmish_core.episode_return[ended],
+                           episode_length=game.skirmish_core.episode_length[ended])
         return obs, rewards, dones, infos
 
     def action_masks(self) -> np.ndarray:
         return self.game_env.action_masks()
+
+    def game_metrics(self) -> dict[str, float]:
+        """Over the last games kept: win/draw/loss rates, the means of VP difference, return and length, the
+        share of each end reason, and how many games that is (or {} before any game ended)."""
+        games = self.games
+        if not games.count:
+            return {}
+        return {**games.rates(), **games.means(self.GAME_MEANS), "rollout/games": float(games.count),
+                **games.shares("end_reason", self.END_REASON_SHARES)}
 
     def take_reward_parts(self) -> dict[str, float]:
         """{"reward/<part>_mean": mean per game step} since the last take (or {})."""
@@ -275,20 +239,15 @@ class PerDQN(DQN):
     def beta(self) -> float:
         return float(self.beta_schedule(1.0 - self._current_progress_remaining))
 
-    def autocast(self) -> AbstractContextManager[Any]:
-        if self.autocast_device is None:
-            return nullcontext()
-        return torch.autocast(self.autocast_device, dtype=torch.bfloat16)
-
     def _sample_action(self, learning_starts: int, action_noise: Any = None,
                        n_envs: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        masks = self.game_env.action_masks()  # fetching the masks is in no phase, as in every trainer
         with self.timer.phase("action"):
-            masks = self.game_env.action_masks()
             eps = 1.0 if self.num_timesteps < self.random_until else self.exploration_rate
             explore = self.action_rng.random(n_envs) < eps
             actions = random_legal_actions(self.action_rng, masks)
             if not explore.all():
-                with torch.no_grad(), self.autocast():
+                with torch.no_grad(), bf16_autocast(self.autocast_device):
                     q_values = self.q_net(torch.as_tensor(self._last_obs, device=self.device))
                 greedy = masked_argmax(q_values.float(), torch.as_tensor(masks, device=self.device))
                 actions = np.where(explore, actions, greedy.cpu().numpy())
@@ -328,21 +287,23 @@ class PerDQN(DQN):
             start = time.perf_counter_ns()
             batch = sampler.next_batch(prefetch_next=not self.stop)
             sampled = time.perf_counter_ns()
-            loss, td_error = self.loss(batch)
+            current, target = self.q_and_target(batch)
             forward = time.perf_counter_ns()
+            loss, td_error = self.weighted_loss(current, target, batch.weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
             optimizer.step()
             td_abs = td_error.abs().cpu().numpy()
-            sampler.update_priorities(batch.indices, td_abs)
-            end = time.perf_counter_ns()
-            timer.add("replay_sample", sampled - start)
-            timer.add("train_fwd", forward - sampled)
-            timer.add("train_bwd", end - forward)
             stats["loss"] += loss.detach()
             stats["grad_norm"] += grad_norm.detach()
             stats["td"] += float(td_abs.mean())
+            trained = time.perf_counter_ns()
+            sampler.update_priorities(batch.indices, td_abs)
+            end = time.perf_counter_ns()
+            timer.add("replay_sample", sampled - start + end - trained)
+            timer.add("train_fwd", forward - sampled)
+            timer.add("train_bwd", trained - forward)
             done += 1
             if self.stop:
                 break
@@ -351,11 +312,21 @@ class PerDQN(DQN):
 
     def loss(self, batch: PrioritizedReplayBufferSamples) -> tuple[torch.Tensor, torch.Tensor]:
         """(loss: scalar mean_i(w_i * Huber(Q(s_i, a_i) - target_i)), TD errors float32 [B, 1] detached)."""
-        with self.autocast():
+        return self.weighted_loss(*self.q_and_target(batch), batch.weights)
+
+    def q_and_target(self, batch: PrioritizedReplayBufferSamples) -> tuple[torch.Tensor, torch.Tensor]:
+        """(Q(s_i, a_i) float32 [B, 1] with its graph, TD target float32 [B, 1] without): the forward passes."""
+        with bf16_autocast(self.autocast_device):
             current = self.q_net(batch.observations).gather(1, batch.actions.long()).float()
             with torch.no_grad():
                 target = self._td_target(batch)
-        loss = (batch.weights * F.smooth_l1_loss(current, target, reduction="none")).mean()
+        return current, target
+
+    @staticmethod
+    def weighted_loss(current: torch.Tensor, target: torch.Tensor,
+                      weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean_i(w_i * Huber(current_i - target_i)), TD errors detached), all [B, 1] float32 in."""
+        loss = (weights * F.smooth_l1_loss(current, target, reduction="none")).mean()
         return loss, (current - target).detach()
 
     def _td_target(self, batch: PrioritizedReplayBufferSamples) -> torch.Tensor:
@@ -402,7 +373,7 @@ def make_model(cfg: ResolvedConfig, env: SkirmishStats, device: torch.device, pi
         exploration_fraction=d["exploration_fraction"], exploration_initial_eps=d["exploration_initial_eps"],
         exploration_final_eps=d["exploration_final_eps"], max_grad_norm=d["max_grad_norm"],
         replay_buffer_class=PinnedPrioritizedReplayBuffer if pin_memory else PrioritizedReplayBuffer,
-        replay_buffer_kwargs={"alpha": p["alpha"], "beta": p["beta"], "epsilon": p["eps"],
+        replay_buffer_kwargs={"alpha": p["alpha"], "epsilon": p["eps"],  # beta: given with each sample
                               "n_actions": int(env.action_space.n),  # type: ignore[attr-defined]
                               "batch_size": d["batch_size"], "seed": cfg["run.seed"]},
         policy_kwargs={"net_arch": list(d["net_arch"])}, seed=cfg["run.seed"], device=device, verbose=0,
@@ -415,12 +386,12 @@ def linear_beta(start: float, end: float) -> Callable[[float], float]:
 
 
 def compile_networks(model: PerDQN, ctx: RunContext) -> bool:
-    """`torch.compile` both Q-networks, checked by a trial forward (engine.sb3_run.compile_modules)."""
+    """`torch.compile` both Q-networks, checked by a trial forward (engine.context.compile_modules)."""
     networks = [model.q_net, model.q_net_target]
     trial = torch.zeros((2, *model.observation_space.shape), device=model.device)  # type: ignore[misc]
 
     def forward_both() -> None:
-        with model.autocast():
+        with bf16_autocast(model.autocast_device):
             for net in networks:
                 net(trial)
 
@@ -484,25 +455,6 @@ def _restore(model: PerDQN, state: Mapping[str, Any]) -> None:
 
 
 # -- the run ------------------------------------------------------------------------------------------
-class DQNCallback(RunCallback):
-    """The shared run callback (engine.sb3_run) with the Skirmish game window's and PER-DQN's metrics."""
-
-    def __init__(self, ctx: RunContext, env: SkirmishStats) -> None:
-        super().__init__(ctx)
-        self.stats_env = env
-
-    @property
-    def dqn(self) -> PerDQN:
-        return cast(PerDQN, self.model)
-
-    def metric_values(self) -> dict[str, float]:
-        return {**self.stats_env.games.metrics(), **self.dqn.take_train_metrics(),
-                **self.stats_env.take_reward_parts()}
-
-    def checkpoint_state(self) -> dict[str, Any]:
-        return checkpoint_state(self.dqn, self.ctx.cfg)
-
-
 def train(ctx: RunContext, resume: dict[str, Any] | None) -> str:
     """Train until `run.total_steps` env steps or a stop request; returns "finished" or "stopped"."""
     cfg = ctx.cfg
@@ -536,7 +488,10 @@ def train(ctx: RunContext, resume: dict[str, Any] | None) -> str:
                         f"{warmup:,} env steps (restored policy and epsilon) before training resumes")
     if torch_setup.compile:
         compile_networks(model, ctx)
+    callbacks = run_callbacks(
+        ctx, lambda: {**env.game_metrics(), **model.take_train_metrics(), **env.take_reward_parts()},
+        lambda: checkpoint_state(model, cfg))
     with model.sampler:  # stops its worker thread however the run ends
-        state = learn(model, DQNCallback(ctx, env), ctx, done, log_interval=None)
+        state = learn(model, callbacks, ctx, done, log_interval=None)
         ctx.log("info", model.sampler.describe())
         return state

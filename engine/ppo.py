@@ -8,19 +8,13 @@ config: `ppo.*` (hyperparameters, with linear schedules `learning_rate -> learni
 SB3 runs unmodified; we attach from the outside (engine.sb3_hooks): a VecEnv wrapper (env_step timing,
 episode counts, win/draw/loss of the last 1000 games), wrappers on the policy instance (action,
 train_fwd timing; bf16 autocast on CUDA), optimizer hooks (train_bwd timing, gradient norms before
-and after clipping), a `KVWriter` capturing SB3's logger values, and `PPOCallback` below (built on
-engine.sb3_run.RunCallback), which every `log.every_steps` env steps closes a perf window (`ctx.perf`),
-emits the metrics (`ctx.metrics`, and TensorBoard in `tb/` when `log.tensorboard`), sets the entropy
-coefficient before each update, saves checkpoints every `checkpoint.every_steps`, and stops the run
-when `ctx.stop` is set. `log` time is the capture of SB3's logger dumps plus the emission of perf/metric
-events, lines and TensorBoard.
+and after clipping), a `KVWriter` capturing SB3's logger values, and the run's callbacks
+(engine.sb3_callbacks: stop requests, perf/metric emission every `log.every_steps` env steps or
+`log.every_seconds`, checkpoints every `checkpoint.every_steps` taken between rollouts) plus
+`EntropySchedule` below, which sets the entropy coefficient before each update.
 
-Phases (ms per env step in each perf window; exact boundaries in engine.sb3_hooks): `action` =
-`policy.forward` during a rollout; `env_step` = the VecEnv's `step_wait` (core step + end-of-game
-infos); `train_fwd` = `evaluate_actions` on a minibatch; `train_bwd` = from the end of that call to the
-end of `optimizer.step()` (losses, backward, clipping, Adam); `log` = capturing SB3's logger dumps and
-emitting events, lines and TensorBoard. In no phase: obs/mask conversion, SB3's per-step bookkeeping,
-rollout-buffer writes, GAE and minibatch sampling (the gap between the phases' sum and 1000/sps).
+[PERF] phases are those of every trainer (engine.sb3_hooks says what each spans and where PPO's
+boundaries fall); PPO has no `replay_sample`.
 
 Stopping (SIGINT/SIGTERM): the callback returns False at the next vec-env step, so SB3 ends `learn()`
 without training on the unfinished rollout; the policy is the one after the last complete update and
@@ -39,31 +33,25 @@ import torch
 from gymnasium import spaces
 from sb3_contrib import MaskablePPO
 from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.utils import LinearSchedule
 
 import envs
-from engine.context import RunContext, versions
+from engine.checkpoint import NETWORK_KEYS, check_checkpoint, check_fits, network_description
+from engine.context import RunContext, compile_modules, versions
 from engine.errors import UsageError
 from engine.perf import PerfTimer
 from engine.profiles import ResolvedConfig
+from engine.sb3_callbacks import run_callbacks
 from engine.sb3_hooks import GradNormMonitor, InstrumentedVecEnv, MetricCapture, PolicyPhases
-from engine.sb3_run import (
-    RunCallback,
-    check_checkpoint,
-    check_fits,
-    compile_modules,
-    learn,
-    network_description,
-    start_run,
-)
+from engine.sb3_run import learn, start_run
 
 STATE_FORMAT = "trainctl.ppo/1"
 OUTCOME_WINDOW = 1000
 # Checkpoint key -> the type its value must have (check_resume).
 STATE_KEYS: Mapping[str, type | tuple[type, ...]] = {
-    "format": str, "env": str, "net_arch": list, "obs_size": int, "num_actions": int,
-    "policy": dict, "optimizer": dict, "num_timesteps": int, "n_updates": int, "total_steps": int,
+    **NETWORK_KEYS, "policy": dict, "optimizer": dict, "num_timesteps": int, "n_updates": int, "total_steps": int,
     "progress_remaining": float, "ent_coef": float, "rng_torch": torch.Tensor, "rng_numpy": dict,
 }
 
@@ -115,7 +103,7 @@ def make_model(cfg: ResolvedConfig, env: InstrumentedVecEnv, device: torch.devic
 
 
 def compile_policy(model: MaskablePPO, env: InstrumentedVecEnv, ctx: RunContext) -> bool:
-    """`torch.compile` the policy's networks, checked by a trial forward (engine.sb3_run.compile_modules)."""
+    """`torch.compile` the policy's networks, checked by a trial forward (engine.context.compile_modules)."""
     policy = model.policy
     obs = torch.as_tensor(env.reset(), device=model.device)
     masks = env.action_masks()
@@ -169,39 +157,20 @@ def _restore(model: MaskablePPO, state: Mapping[str, Any]) -> None:
 
 
 # -- the run ------------------------------------------------------------------------------------------
-class PPOCallback(RunCallback):
-    """The shared run callback (engine.sb3_run) with PPO's metrics, its entropy schedule, and checkpoints
-    taken between rollouts (after an update, so the policy reflects every step counted)."""
+class EntropySchedule(BaseCallback):
+    """Sets PPO's entropy coefficient before each update: `schedule(progress_remaining)`, linear over the run."""
 
-    SAVE_BETWEEN_ROLLOUTS = True
+    def __init__(self, schedule: LinearSchedule) -> None:
+        super().__init__()
+        self.schedule = schedule
 
-    def __init__(self, ctx: RunContext, env: InstrumentedVecEnv, capture: MetricCapture,
-                 grad_norms: GradNormMonitor, ent_coef: LinearSchedule) -> None:
-        super().__init__(ctx)
-        self.vec_env = env
-        self.capture = capture
-        self.grad_norms = grad_norms
-        self.ent_coef = ent_coef
-
-    @property
-    def ppo(self) -> MaskablePPO:
-        return cast(MaskablePPO, self.model)
+    def _on_step(self) -> bool:
+        return True
 
     def _on_rollout_end(self) -> None:
         # SB3 updates its progress only after this returns; compute the same value for the coming update.
         progress_remaining = 1.0 - self.model.num_timesteps / self.model._total_timesteps
-        self.ppo.ent_coef = float(self.ent_coef(max(0.0, progress_remaining)))
-
-    def metric_values(self) -> dict[str, float]:
-        return {**self.capture.take(), **self.vec_env.outcomes.rates(), **self.grad_norms.take(),
-                "train/ent_coef": float(self.ppo.ent_coef)}
-
-    def checkpoint_state(self) -> dict[str, Any]:
-        return checkpoint_state(self.ppo, self.ctx.cfg)
-
-    def finish(self) -> None:
-        self.model.logger.dump(self.model.num_timesteps)  # the last update's logger values
-        super().finish()
+        cast(MaskablePPO, self.model).ent_coef = float(self.schedule(max(0.0, progress_remaining)))
 
 
 def train(ctx: RunContext, resume: dict[str, Any] | None) -> str:
@@ -234,5 +203,10 @@ def train(ctx: RunContext, resume: dict[str, Any] | None) -> str:
     model.set_logger(Logger(folder=None, output_formats=[capture]))
     PolicyPhases(model.policy, model.policy.optimizer, ctx.timer, "cuda" if torch_setup.amp else None)
     grad_norms = GradNormMonitor(model.policy.parameters(), model.policy.optimizer)
-    callback = PPOCallback(ctx, env, capture, grad_norms, _linear(p["ent_coef"], p["ent_coef_end"]))
-    return learn(model, callback, ctx, done, log_interval=1)
+
+    def metric_values() -> dict[str, float]:
+        return {**capture.take(), **env.outcomes.rates(), **grad_norms.take(), "train/ent_coef": float(model.ent_coef)}
+
+    callbacks = run_callbacks(ctx, metric_values, lambda: checkpoint_state(model, cfg), between_rollouts=True,
+                              trainer_callbacks=[EntropySchedule(_linear(p["ent_coef"], p["ent_coef_end"]))])
+    return learn(model, callbacks, ctx, done, log_interval=1)

@@ -63,8 +63,7 @@ class BatchPrefetcher:
         batch_size: transitions per batch.
         enabled: False samples and updates inline (prefetch off).
         env: a VecNormalize applied when a batch is handed out, as SB3's DQN does.
-        beta: the importance-sampling exponent; None uses the buffer's annealed beta when a draw is asked
-            for (settable between calls).
+        beta: the importance-sampling exponent; None uses the buffer's `beta` (settable between calls).
 
     Use as a context manager, or call `close()`: it applies the queued updates, drops a batch not yet
     drawn and stops the worker thread (a later call starts it again).

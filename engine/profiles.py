@@ -75,8 +75,6 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "num_envs": _k(int, 64, "games stepped together in one core call (NUM_ENVS)", POS),
         "opponent": _k(str, "random", "scripted opponent of the agent"),
         "scoring": _k(str, "points", "Beasty Bar scoring variant", choices=("points", "count")),
-        "subproc": _k(bool, False, "USE_SUBPROC_ENVS: subprocess envs; no meaning for an in-C batched "
-                      "core, whose games already step in one call without IPC (logged and ignored)"),
     },
     "ppo": {
         "learning_rate": _k(NUMBER, 3e-4, "Adam step size at the start", POS),
@@ -133,6 +131,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "tensorboard": _k(bool, True, "TRAIN_LOG_TO_FILE: TensorBoard logs in tb/ (events.jsonl is "
                           "always written: it is the run's contract)"),
         "every_steps": _k(int, 10_000, "LOG_EVERY: env steps between perf/metric events", POS),
+        "every_seconds": _k(NUMBER, 10.0, "seconds of wall time between perf/metric events at most (an event "
+                            "comes at the first vec-env step past it, whatever every_steps says)", POS),
         "reward_debug": _k(bool, False, "REWARD_DEBUG: log the reward's parts"),
         "timing": _k(bool, True, "time the [PERF] phases (off only to measure what timing costs)"),
     },
@@ -145,7 +145,6 @@ SCHEMA: dict[str, dict[str, Key]] = {
 # Environment overrides: seed 004's names. "{algo}" is the section of the run's algorithm.
 ENV_OVERRIDES: dict[str, str] = {
     "NUM_ENVS": "env.num_envs",
-    "USE_SUBPROC_ENVS": "env.subproc",
     "UPDATES_PER_STEP": "dqn.updates_per_step",
     "BATCH_SIZE": "{algo}.batch_size",
     "WARMUP_STEPS": "dqn.warmup_steps",

@@ -7,8 +7,9 @@ stored transition in the C sum-tree of `ext.sumtree` and samples in proportion t
     P(i) = p_i / sum_j p_j,        p_i = (priority_i + epsilon) ** alpha,
     w_i  = (N * P(i)) ** -beta / max_j (N * P(j)) ** -beta  =  (p_min / p_i) ** beta   in (0, 1].
 
-A new transition gets the largest p ever written (1.0 before any update). beta rises linearly from
-`beta` to 1.0 over `beta_annealing_steps` stored transitions (the env steps of all envs together).
+A new transition gets the largest p ever written (1.0 before any update). beta is the caller's: a
+trainer passes the value of its own schedule with each `sample()`; the buffer's fixed `beta` serves a
+caller that passes none (SB3's own `DQN.train`).
 
 Indices: SB3 stores transitions as [buffer_size, n_envs, ...]; transition (pos, env) is tree index
 `pos * n_envs + env`, so the arrays flattened to [capacity, ...] are indexed by tree index directly.
@@ -77,9 +78,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
 
     Args (besides SB3's ReplayBuffer ones):
         alpha: priority exponent, >= 0 (0 = uniform sampling).
-        beta: initial importance-sampling exponent, in [0, 1].
-        beta_annealing_steps: transitions stored (all envs together) over which beta rises linearly to
-            1.0; 0 keeps beta fixed.
+        beta: the importance-sampling exponent of a `sample()` given none, in [0, 1].
         epsilon: added to every priority (|TD error|) so no transition falls to probability 0; > 0.
         n_actions: when given, `add()` takes `next_action_masks` (bool [n_envs, n_actions]) and samples
             carry them, for masking illegal actions in the target's max.
@@ -108,7 +107,6 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         *,
         alpha: float = 0.6,
         beta: float = 0.4,
-        beta_annealing_steps: int = 0,
         epsilon: float = 1e-6,
         n_actions: int | None = None,
         batch_size: int | None = None,
@@ -119,8 +117,6 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         if not alpha >= 0:
             raise UsageError(f"PER alpha must be >= 0, got {alpha}")
         _check_beta(beta)
-        if beta_annealing_steps < 0:
-            raise UsageError(f"PER beta_annealing_steps must be >= 0, got {beta_annealing_steps}")
         if not epsilon > 0:
             raise UsageError(f"PER epsilon must be > 0, got {epsilon}")
         if n_actions is not None and n_actions < 1:
@@ -138,8 +134,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         if batch_size is not None:
             self._check_batch_size(batch_size)
         self.alpha = float(alpha)
-        self.beta_start = float(beta)
-        self.beta_annealing_steps = int(beta_annealing_steps)
+        self.beta = float(beta)
         self.epsilon = float(epsilon)
         self.n_actions = n_actions
         self.next_action_masks: np.ndarray | None = (
@@ -148,7 +143,6 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         if seed is None:
             seed = int(np.random.randint(0, 2**62))
         self.tree = SumTree(self.capacity, seed=seed)
-        self.transitions_added = 0
         # Per transition: reward, done, timeout (SB3's three arrays become views of these columns) and
         # the done the TD target uses, done * (1 - timeout), worked out once at add(). Side by side, one
         # 16-byte read (one cache line) gathers a transition's scalars instead of three.
@@ -191,14 +185,6 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         if not 1 <= batch_size <= self.capacity:
             raise UsageError(f"PER batch size must be in [1, capacity={self.capacity}], got {batch_size}")
 
-    @property
-    def beta(self) -> float:
-        """The importance-sampling exponent now: beta_start, annealed linearly to 1.0 by transitions."""
-        if self.beta_annealing_steps == 0:
-            return self.beta_start
-        progress = min(1.0, self.transitions_added / self.beta_annealing_steps)
-        return self.beta_start + (1.0 - self.beta_start) * progress
-
     def add(
         self,
         obs: np.ndarray,
@@ -225,7 +211,6 @@ class PrioritizedReplayBuffer(ReplayBuffer):
             super().add(obs, next_obs, action, reward, done, infos)
             self._scalars[pos, :, 3] = self.dones[pos] * (1.0 - self.timeouts[pos])
             self.tree.fill(pos * self.n_envs, self.n_envs, self.store.max_priority)
-            self.transitions_added += self.n_envs
             self._count_stored()
 
     def reset(self) -> None:
@@ -234,7 +219,6 @@ class PrioritizedReplayBuffer(ReplayBuffer):
             super().reset()
             self.tree.fill(0, self.capacity, 0.0)
             self.store.max_priority = 1.0
-            self.transitions_added = 0
             self._count_stored()
 
     def _count_stored(self) -> None:
@@ -247,7 +231,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
     ) -> PrioritizedReplayBufferSamples:
         """B = batch_size transitions drawn with probability P(i), one per equal stratum of the total.
 
-        beta: the importance-sampling exponent in [0, 1]; None uses the annealed `self.beta`.
+        beta: the importance-sampling exponent in [0, 1]; None uses `self.beta`.
         env: a VecNormalize to normalise observations and rewards with, as in SB3.
         The batch's tensors are views of memory that a later sample() draws into again only once nothing
         made from this batch is alive (up to RECYCLED_MEMORIES memories are kept for that), so a batch
@@ -279,7 +263,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         return self.batch_memory(batch_size)
 
     def checked_beta(self, beta: float | None) -> float:
-        """`beta` checked to lie in [0, 1], or the annealed `self.beta` for None."""
+        """`beta` checked to lie in [0, 1], or `self.beta` for None."""
         if beta is None:
             return self.beta
         _check_beta(beta)

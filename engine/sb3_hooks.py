@@ -1,17 +1,15 @@
-"""Instrumentation of an SB3 on-policy run from the outside: phase timing, AMP, gradient norms, outcomes
-and logger capture, without forking SB3's `learn()`, `collect_rollouts()` or `train()`.
+"""Instrumentation of SB3 trainers from the outside: phase timing, AMP, gradient norms, outcomes and
+logger capture, without forking SB3's `learn()`, `collect_rollouts()` or `train()`; and what the
+`[PERF]` phases mean, in every trainer.
 
-- `PolicyPhases` replaces `policy.forward` and `policy.evaluate_actions` on the policy *instance* with
-  thin wrappers (optional timing into a `PerfTimer`, optional `torch.autocast`) and adds an optimizer
-  step post-hook. Phases, in ns added to the timer:
-    `action`    one `policy.forward` call during a rollout (features, both heads, masked sampling of the
-                action, log-prob; the bf16 autocast and the cast of outputs back to float32 when AMP is on).
-                Not included: the obs -> tensor copy and fetching the masks before it.
-    `train_fwd` one `policy.evaluate_actions` call during `train()` (forward of a minibatch, masked
-                log-probs, entropy, values).
-    `train_bwd` from the end of that `evaluate_actions` call to the end of `optimizer.step()`: the loss
-                terms and SB3's per-minibatch `.item()` logging, approx KL, `zero_grad`, `backward`, the
-                gradient-norm monitor, `clip_grad_norm_`, and the Adam step.
+- `PolicyPhases` (on-policy trainers) replaces `policy.forward` and `policy.evaluate_actions` on the
+  policy *instance* with thin wrappers (optional timing into a `PerfTimer`, optional bf16 autocast) and
+  adds an optimizer step post-hook. `action` is one `policy.forward` call during a rollout (features,
+  both heads, masked sampling, log-prob, the cast of outputs back to float32 under AMP); `train_fwd` one
+  `policy.evaluate_actions` call in `train()` (masked log-probs, entropy and values of a minibatch);
+  `train_bwd` runs from the end of that call to the end of `optimizer.step()` (the loss terms, SB3's
+  per-minibatch approx KL and `.item()` logging, `zero_grad`, `backward`, the gradient-norm monitor,
+  `clip_grad_norm_`, the Adam step).
 - `InstrumentedVecEnv` times `step_wait` as `env_step` (the batched core step plus the VecEnv's info
   building), counts ended episodes and keeps the last N outcomes (+1 win / 0 draw / -1 loss, read
   from the sign of the final reward), all with numpy on whole arrays, never a loop over games.
@@ -21,6 +19,28 @@ and logger capture, without forking SB3's `learn()`, `collect_rollouts()` or `tr
   device and read (one sync) only when logged.
 - `MetricCapture`: an SB3 `KVWriter` that keeps the `rollout/` and `train/` values of each logger dump,
   renamed to trainctl's metric names.
+- `OutcomeWindow`: the last N finished games of any trainer (outcome, plus the trainer's own columns).
+- `bf16_autocast`: the one autocast every trainer's AMP goes through.
+
+[PERF] phases: milliseconds per env step over a perf window; each is the same span in every trainer.
+  `action`         choosing one vec-env step's actions from the observations and masks in hand: the
+                   forward pass, the masked choice (sampling or argmax), exploration draws, and the cast
+                   back to float32 under AMP. Fetching the masks from the VecEnv is not in it.
+  `enemy_turn`     the scripted opponent's turns inside the env step (the core's own counter).
+  `env_step`       the VecEnv's `step_wait` minus `enemy_turn`: our moves, rewards, masks, auto-reset,
+                   the infos of ended games.
+  `replay_sample`  the main thread's replay traffic: drawing a batch (or waiting for the one drawn
+                   ahead) and handing its new priorities back. A trainer without replay has none.
+  `train_fwd`      a gradient step's forward passes on its minibatch, up to the loss's inputs.
+  `train_bwd`      the rest of that gradient step to the end of the optimizer step: the loss, backward,
+                   gradient clipping, the optimizer step, the trainer's per-step statistics.
+  `log`            reporting: capturing SB3's logger values, building and writing the perf and metric
+                   events, their lines and TensorBoard.
+In no phase (the gap between the phases' sum and 1000/sps): fetching the masks, SB3's per-step
+bookkeeping (rollout- and replay-buffer writes, the callbacks' checks), GAE, minibatch slicing. One
+difference is left: SB3's PPO turns the observations into a tensor before calling the policy, outside
+`action`, while a DQN step does it inside (a view on the CPU, a copy to the device on CUDA). On CUDA no
+phase is synchronised, so GPU work may be booked to a later phase.
 
 Nothing here writes run files or prints; the trainer decides what to emit.
 """
@@ -28,7 +48,7 @@ Nothing here writes run files or prints; the trainer decides what to emit.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -39,6 +59,14 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 from engine.perf import PerfTimer
+
+
+def bf16_autocast(device_type: str | None) -> AbstractContextManager[Any]:
+    """bf16 autocast on `device_type` ("cuda" under AMP; "cpu" exercises the same path in tests), or a
+    context that changes nothing for None. Outputs may come back bf16: cast them before numpy sees them."""
+    if device_type is None:
+        return nullcontext()
+    return torch.autocast(device_type, dtype=torch.bfloat16)
 
 
 def _as_float32(outputs: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -68,11 +96,6 @@ class PolicyPhases:
         if timed:
             optimizer.register_step_post_hook(self._after_optimizer_step)
 
-    def _autocast(self) -> AbstractContextManager[Any]:
-        if self.autocast_device is None:
-            return nullcontext()
-        return torch.autocast(self.autocast_device, dtype=torch.bfloat16)
-
     def _wrap(self, fn: Callable[..., Any], phase: str, timed: bool) -> Callable[..., Any]:
         cast = self.autocast_device is not None
         timer = self.timer
@@ -80,7 +103,7 @@ class PolicyPhases:
 
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             start = time.perf_counter_ns() if timed else 0
-            with self._autocast():
+            with bf16_autocast(self.autocast_device):
                 out = fn(*args, **kwargs)
             if cast:
                 out = _as_float32(out)
@@ -144,32 +167,58 @@ class GradNormMonitor:
 
 
 class OutcomeWindow:
-    """The outcomes of the last `capacity` games as int8 (+1 win, 0 draw, -1 loss), in a ring buffer."""
+    """The last `capacity` finished games, one row each in a float64 ring buffer filled from whole arrays:
+    column `outcome` (+1 win, 0 draw, -1 loss) and the trainer's own `columns` (e.g. a game's return,
+    length or end-reason code). `count` games are kept (at most `capacity`); `total` were ever added."""
 
-    def __init__(self, capacity: int = 1000) -> None:
-        self._ring = np.zeros(capacity, dtype=np.int8)
+    OUTCOME_RATES: Mapping[int, str] = {1: "rollout/win_rate", 0: "rollout/draw_rate", -1: "rollout/loss_rate"}
+
+    def __init__(self, capacity: int = 1000, columns: Sequence[str] = ()) -> None:
+        self.columns = ("outcome", *columns)
+        self._column = {name: i for i, name in enumerate(self.columns)}
+        self._ring = np.zeros((capacity, len(self.columns)), dtype=np.float64)
         self._next = 0
         self.count = 0
         self.total = 0
 
-    def add(self, outcomes: np.ndarray) -> None:
-        """Append int8-convertible outcomes, oldest first (only the last `capacity` can be kept)."""
-        capacity = self._ring.size
-        latest = outcomes[-capacity:]
-        slots = (self._next + np.arange(latest.size)) % capacity
-        self._ring[slots] = latest
-        self._next = int((self._next + latest.size) % capacity)
-        self.count = min(self.count + latest.size, capacity)
-        self.total += int(outcomes.size)
+    def add(self, outcomes: np.ndarray, **columns: np.ndarray) -> None:
+        """Append k games, oldest first: `outcomes` [k] and a [k] array for each of the window's own
+        columns, by name (only the last `capacity` games can be kept). ValueError for a missing or
+        unknown column."""
+        if set(columns) != set(self.columns[1:]):
+            raise ValueError(f"outcome window columns are {', '.join(self.columns[1:]) or 'none'}; "
+                             f"got {', '.join(columns) or 'none'}")
+        games = len(outcomes)
+        capacity = self._ring.shape[0]
+        kept = min(games, capacity)
+        slots = (self._next + np.arange(kept)) % capacity
+        self._ring[slots, 0] = outcomes[games - kept:]
+        for name, values in columns.items():
+            self._ring[slots, self._column[name]] = values[games - kept:]
+        self._next = int((self._next + kept) % capacity)
+        self.count = min(self.count + kept, capacity)
+        self.total += games
+
+    def kept(self, column: str) -> np.ndarray:
+        """float64 [count]: `column` of the kept games (in ring order, not by age)."""
+        return self._ring[: self.count, self._column[column]]
+
+    def shares(self, column: str, names: Mapping[int, str]) -> dict[str, float]:
+        """{names[code]: the share of kept games whose `column` is code} (or {} before any game)."""
+        if not self.count:
+            return {}
+        values = self.kept(column)
+        return {name: float(np.count_nonzero(values == code)) / self.count for code, name in names.items()}
+
+    def means(self, names: Mapping[str, str]) -> dict[str, float]:
+        """{metric: the mean of its column over the kept games} for `names` = {metric: column} (or {})."""
+        if not self.count:
+            return {}
+        return {metric: float(self.kept(column).mean()) for metric, column in names.items()}
 
     def rates(self) -> dict[str, float]:
         """{"rollout/win_rate", "rollout/draw_rate", "rollout/loss_rate"} over the kept games (or {})."""
-        if not self.count:
-            return {}
-        kept = self._ring[: self.count]
-        return {"rollout/win_rate": float(np.count_nonzero(kept == 1)) / self.count,
-                "rollout/draw_rate": float(np.count_nonzero(kept == 0)) / self.count,
-                "rollout/loss_rate": float(np.count_nonzero(kept == -1)) / self.count}
+        return self.shares("outcome", self.OUTCOME_RATES)
 
 
 class InstrumentedVecEnv(VecEnvWrapper):

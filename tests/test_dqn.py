@@ -1,6 +1,7 @@
 """The PER-DQN trainer: a `trainctl run` folder with every seed-004 [PERF] key and the quality metrics,
-the IS-weighted loss and the priority updates on crafted batches, masks under epsilon = 1 and 0, the
-game window, stop and resume, and its bad inputs."""
+the IS-weighted loss and the priority updates on crafted batches, masks under epsilon = 1 and 0,
+evaluation, stop and resume, and its bad inputs (its game window is tested with the shared one in
+tests/test_emission.py)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ torch.set_num_threads(1)
 PROJECT = Path(__file__).resolve().parent.parent
 TINY = ["env.num_envs=16", "dqn.batch_size=64", "dqn.updates_per_step=2", "dqn.buffer_size=20000",
         "dqn.net_arch=[32, 32]", "dqn.warmup_steps=256", "dqn.target_update_interval=256", "torch.threads=1",
-        "log.every_steps=512", "checkpoint.every_steps=512", "log.tensorboard=false"]
+        "log.every_steps=512", "checkpoint.every_steps=512", "log.tensorboard=false",
+        "log.every_seconds=3600"]  # events by the step rule only: the tests check their steps
 QUALITY = ("rollout/win_rate", "rollout/draw_rate", "rollout/loss_rate", "rollout/vp_diff_mean",
            "rollout/ep_rew_mean", "rollout/ep_len_mean", "rollout/end_reason/rounds",
            "rollout/end_reason/model_destroyed", "rollout/end_reason/player_destroyed",
@@ -84,7 +86,7 @@ def build(*extra: str, random_until: int = 0, prefetch: bool = False) -> dqn.Per
 def test_trainctl_run_leaves_a_complete_folder(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     sets = ["dqn.warmup_steps=500", "dqn.net_arch=[64, 64]", "dqn.buffer_size=20000", "torch.threads=1",
-            "log.every_steps=1000", "checkpoint.every_steps=1000", "log.reward_debug=true"]
+            "log.every_steps=1000", "checkpoint.every_steps=1000", "log.reward_debug=true", "log.every_seconds=3600"]
     done = subprocess.run(
         [sys.executable, "-m", "cli.main", "run", "--algo", "dqn-per", "--env", "skirmish", "--profile", "balance",
          "--steps", "3000", "--runs-dir", str(runs), *[a for s in sets for a in ("--set", s)]],
@@ -271,23 +273,7 @@ def test_stored_transitions_carry_next_masks_and_terminal_observations() -> None
     assert (buffer.next_observations[:stored][~dones][:, -10:-5].sum(axis=1) == 1).all()  # a decision's phase
 
 
-# -- game window and evaluation -----------------------------------------------------------------------
-def test_game_window_keeps_the_last_games_and_shares_end_reasons() -> None:
-    window = dqn.GameWindow(capacity=4)
-    assert window.metrics() == {}
-    rows = np.array([[1, 5, 1, 2.0, 20], [-1, -10, 2, -1.0, 10], [0, 0, 1, 0.0, 30],
-                     [1, 3, 3, 1.0, 12], [1, 7, 1, 1.5, 40]], dtype=np.float64)
-    window.add(rows[:2])
-    window.add(rows[2:])
-    m = window.metrics()
-    assert m["rollout/games"] == 4
-    assert m["rollout/win_rate"] == 0.5 and m["rollout/draw_rate"] == 0.25 and m["rollout/loss_rate"] == 0.25
-    assert m["rollout/vp_diff_mean"] == pytest.approx((-10 + 0 + 3 + 7) / 4)
-    assert m["rollout/end_reason/rounds"] == 0.5 and m["rollout/end_reason/player_destroyed"] == 0.25
-    assert m["rollout/end_reason/truncated"] == 0.0
-    assert m["rollout/ep_len_mean"] == pytest.approx(23)
-
-
+# -- evaluation ---------------------------------------------------------------------------------------
 def test_evaluation_reads_skirmish_winners_on_fixed_games() -> None:
     first = play_games(random_chooser(1), games=64, seed=9, env="skirmish", opponent=None,
                        outcomes=dqn.skirmish_outcomes)

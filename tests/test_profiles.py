@@ -13,7 +13,7 @@ def test_shipped_profiles_resolve_and_cover_seed_004_knobs() -> None:
     speed = resolve("speed", environ={})
     assert speed.source("env.num_envs").startswith("profile:speed")
     # Seed 004 section 6: each knob is set by the profile file itself.
-    for dotted in ("env.num_envs", "env.subproc", "dqn.updates_per_step", "dqn.batch_size", "dqn.warmup_steps",
+    for dotted in ("env.num_envs", "log.every_seconds", "dqn.updates_per_step", "dqn.batch_size", "dqn.warmup_steps",
                    "torch.amp", "torch.compile", "per.prefetch", "torch.pin_memory", "log.enabled",
                    "log.console", "log.tensorboard", "log.every_steps"):
         assert speed.source(dotted).startswith("profile:speed"), dotted
@@ -142,3 +142,15 @@ def test_algo_tables_apply_only_to_their_algo(tmp_path: Path) -> None:
     (tmp_path / "bad.toml").write_text("[algo.ppo.run]\nalgo = 'dqn-per'\n")
     with pytest.raises(UsageError, match=r"cannot set run\.algo"):
         resolve("bad", profiles_dir=tmp_path, environ={})
+
+
+def test_env_subproc_is_gone_and_use_subproc_envs_is_not_read(tmp_path: Path) -> None:
+    # The batched core steps every game in one in-process call: there is no subprocess mode to switch on.
+    with pytest.raises(UsageError, match=r"--set: unknown key 'env.subproc'; expected one of: env.num_envs"):
+        resolve("balance", environ={}, assignments=["env.subproc=true"])
+    (tmp_path / "old.toml").write_text("[env]\nsubproc = false\n")
+    with pytest.raises(UsageError, match=r"old.toml\): unknown key 'env.subproc'"):
+        resolve("old", profiles_dir=tmp_path, environ={})
+    # An environment variable trainctl does not map is not its input: a stale USE_SUBPROC_ENVS changes nothing.
+    assert dict(resolve("balance", environ={"USE_SUBPROC_ENVS": "1"}).items()) == dict(
+        resolve("balance", environ={}).items())

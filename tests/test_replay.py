@@ -48,7 +48,6 @@ def add_steps(buffer: PrioritizedReplayBuffer, steps: int, start: int = 0, **kwa
         ({"beta": 1.5}, "beta"),
         ({"beta": -0.01}, "beta"),
         ({"epsilon": 0.0}, "epsilon"),
-        ({"beta_annealing_steps": -1}, "beta_annealing_steps"),
         ({"batch_size": 65}, "capacity=64"),
         ({"optimize_memory_usage": True}, "optimize_memory_usage"),
     ],
@@ -114,14 +113,16 @@ def test_weights_are_min_over_priority_to_the_beta() -> None:
     np.testing.assert_allclose(buffer.sample(50, beta=0.0).weights.numpy(), 1.0)
 
 
-def test_beta_anneals_linearly_to_one_over_stored_transitions() -> None:
-    buffer = make_buffer(64, n_envs=2, beta=0.4, beta_annealing_steps=20)
-    assert buffer.beta == 0.4
-    add_steps(buffer, 5)  # 10 transitions
-    assert math.isclose(buffer.beta, 0.7)
-    add_steps(buffer, 20)
-    assert buffer.beta == 1.0
-    assert make_buffer(beta=0.3).beta == 0.3
+def test_the_buffers_beta_is_fixed_and_serves_only_a_sample_given_none() -> None:
+    buffers = [make_buffer(64, n_envs=2, alpha=1.0, beta=0.3, seed=5) for _ in range(2)]
+    for buffer in buffers:
+        add_steps(buffer, 30)  # stored transitions do not move it
+        buffer.update_priorities(np.arange(8), np.linspace(0.0, 7.0, 8))
+        assert buffer.beta == 0.3
+    default, explicit = buffers[0].sample(16), buffers[1].sample(16, beta=0.9)
+    assert np.array_equal(default.indices, explicit.indices)  # the same draws, weighted by each beta
+    np.testing.assert_allclose(default.weights.numpy() ** (0.9 / 0.3), explicit.weights.numpy(), rtol=1e-5)
+    assert buffers[0].checked_beta(None) == 0.3 and buffers[0].checked_beta(1.0) == 1.0
 
 
 @pytest.mark.parametrize("bad", [math.nan, -0.5, math.inf])
@@ -181,7 +182,7 @@ def test_next_action_masks_are_stored_and_required() -> None:
 
 
 def test_reset_and_pickle_keep_the_views_working() -> None:
-    buffer = make_buffer(16, n_envs=2, beta_annealing_steps=100)
+    buffer = make_buffer(16, n_envs=2, beta=0.7)
     add_steps(buffer, 5)
     buffer.update_priorities(np.array([1, 3]), np.array([4.0, 0.0]))
     copy = pickle.loads(pickle.dumps(buffer))
@@ -191,7 +192,7 @@ def test_reset_and_pickle_keep_the_views_working() -> None:
     assert copy.rewards[5, 1] == pytest.approx(5.1)  # SB3's array is still a view of the packed one
     assert copy.sample(16).rewards.max().item() == pytest.approx(5.1)
     copy.reset()
-    assert copy.tree.total == 0.0 and copy.size() == 0 and copy.beta == copy.beta_start
+    assert copy.tree.total == 0.0 and copy.size() == 0 and copy.beta == 0.7
 
 
 def test_wraparound_overwrites_at_the_max_priority() -> None:
@@ -247,14 +248,14 @@ def test_sb3_dqn_trains_a_few_thousand_steps_on_it(algo: type[DQN], tmp_path, on
         target_update_interval=250,
         policy_kwargs={"net_arch": [32]},
         replay_buffer_class=PrioritizedReplayBuffer,
-        replay_buffer_kwargs={"alpha": 0.6, "beta": 0.4, "beta_annealing_steps": 3000, "batch_size": 32},
+        replay_buffer_kwargs={"alpha": 0.6, "beta": 0.4, "batch_size": 32},
         seed=0,
         device="cpu",
     )
     model.learn(3000)
     buffer = model.replay_buffer
     assert isinstance(buffer, PrioritizedReplayBuffer)
-    assert buffer.size() == 3000 and buffer.beta == 1.0
+    assert buffer.size() == 3000
     leaves = buffer.tree.leaves()[:3000]
     assert (leaves > 0).all()
     if algo is WeightedDQN:
