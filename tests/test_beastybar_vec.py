@@ -1,7 +1,9 @@
 """`BeastyBarVecEnv` through the SB3 VecEnv API: spaces, auto-reset, end-of-episode infos, masks,
-seeding, illegal actions, and a MaskablePPO smoke run."""
+seeding, illegal actions, the opponent's time (`enemy_turn_ns`), and a MaskablePPO smoke run."""
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import pytest
@@ -139,13 +141,28 @@ def test_attributes_and_wrappers() -> None:
     ("kwargs", "message"),
     [
         ({"num_envs": 0}, "num_envs"),
-        ({"num_envs": 2, "opponent": "greedy"}, "unknown opponent 'greedy'"),
+        ({"num_envs": 2, "opponent": "greedy"}, "unknown opponent 'greedy'; expected one of 'random', 'heuristic'"),
         ({"num_envs": 2, "scoring": "fewest"}, "unknown scoring 'fewest'"),
     ],
 )
 def test_bad_arguments_raise(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         BeastyBarVecEnv(**kwargs)
+
+
+@pytest.mark.parametrize("opponent", ["random", "heuristic"])
+def test_enemy_turn_ns_counts_every_opponent_turn_openings_included(opponent: str) -> None:
+    venv = BeastyBarVecEnv(64, opponent=opponent, seed=8)
+    opened = venv.enemy_turn_ns
+    assert opened > 0  # about half the games were dealt with the opponent to play first
+    venv.reset()
+    picker = np.random.default_rng(8)
+    counts = [venv.enemy_turn_ns]
+    for _ in range(2 * STEPS_PER_EPISODE):
+        venv.step(legal_random(venv.action_masks(), picker))
+        counts.append(venv.enemy_turn_ns)
+    assert all(later > earlier for earlier, later in itertools.pairwise(counts))  # a reply every step
+    assert venv.core.enemy_turn_ns == counts[-1]
 
 
 @pytest.mark.slow

@@ -13,8 +13,8 @@ from sb3_contrib.common.maskable.utils import get_action_masks
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import envs
+from envs.game_env import CORES
 from envs.skirmish import rules
-from envs.skirmish.env import CORES
 
 TRAIN_KEYS = {"model_health", "player_health", "in_attack", "model_vp", "player_vp", "mission", "end_reason",
               "winner", "turn"}
@@ -35,15 +35,49 @@ def test_illegal_action_names_it_and_the_legal_ones(core: str) -> None:
     env.reset()
     illegal = int(np.flatnonzero(~env.action_masks())[0])
     legal = np.flatnonzero(env.action_masks()).tolist()
-    with pytest.raises(ValueError, match=rf"illegal action {illegal}; legal actions: \[{', '.join(map(str, legal))}\]"):
+    with pytest.raises(ValueError, match=rf"action {illegal} is illegal now; legal: \[{', '.join(map(str, legal))}\]"):
         env.step(illegal)
 
 
-@pytest.mark.parametrize(("kwargs", "what"), [({"core": "rust"}, "core"), ({"mode": "eval"}, "mode"),
-                                              ({"max_steps": 0}, "max_steps")])
-def test_bad_arguments_are_refused(kwargs: dict, what: str) -> None:
+@pytest.mark.parametrize(("kwargs", "what"), [
+    ({"core": "rust"}, "unknown core 'rust'; expected one of 'cython', 'reference'"),
+    ({"mode": "eval"}, "unknown mode 'eval'; expected one of 'train', 'debug'"),
+    ({"max_steps": 0}, "max_steps must be >= 1"),
+    ({"opponent": "random"}, "unknown opponent 'random'; expected one of 'scripted'"),
+    ({"render_mode": "ansi"}, "unknown render_mode 'ansi'"),
+])
+@pytest.mark.parametrize("make", ["env", "vec"])
+def test_bad_arguments_are_refused(kwargs: dict, what: str, make: str) -> None:
+    if make == "vec" and set(kwargs) & {"core", "render_mode"}:
+        return  # gym-env-only arguments
     with pytest.raises(ValueError, match=what):
-        envs.make("skirmish", **kwargs)
+        envs.make("skirmish", **kwargs) if make == "env" else envs.make_vec("skirmish", 2, **kwargs)
+
+
+@pytest.mark.parametrize("core", CORES)
+def test_the_scripted_opponent_is_accepted_by_name_everywhere(core: str) -> None:
+    assert envs.opponents("skirmish") == ("scripted",) == envs.skirmish.OPPONENTS
+    env = envs.make("skirmish", core=core, opponent="scripted", seed=3)
+    default = envs.make("skirmish", core=core, seed=3)
+    assert np.array_equal(env.reset()[0], default.reset()[0]) and env.opponent == "scripted"
+    venv = envs.make_vec("skirmish", 2, opponent="scripted", seed=3)
+    assert venv.get_attr("opponent") == ["scripted", "scripted"]
+    assert np.array_equal(venv.reset()[0], env.reset(seed=3)[0])
+
+
+@pytest.mark.parametrize("core", CORES)
+def test_a_step_after_the_end_is_refused_until_reset(core: str) -> None:
+    env = envs.make("skirmish", core=core, seed=6, max_steps=2)
+    env.reset()
+    with pytest.raises(RuntimeError, match="before reset"):
+        envs.make("skirmish", core=core, seed=6).step(0)
+    env.step(0)
+    _, _, terminated, truncated, _ = env.step(0)
+    assert truncated and not terminated and env.action_masks().tolist() == [True] + [False] * 13
+    with pytest.raises(ValueError, match="the episode is over; call reset"):
+        env.step(0)
+    env.reset()
+    env.step(0)
 
 
 @pytest.mark.parametrize("core", CORES)
@@ -116,7 +150,11 @@ def test_vec_env_plays_like_reference_envs_and_auto_resets() -> None:
                 assert infos[i] == {}  # end keys are cleared the step after
         ended_before = dones.copy()
     assert venv.info_array.shape == (num_envs, len(venv.info_columns))
-    assert venv.enemy_turn_ns > 0
+    before = venv.enemy_turn_ns
+    assert before > 0
+    while not venv.step(np.argmax(venv.action_masks(), axis=1))[2].any():
+        pass  # to a game's end: a whole scripted turn (at least) has been timed since
+    assert venv.enemy_turn_ns > before
 
 
 def test_vec_env_refuses_an_illegal_action_without_moving() -> None:
