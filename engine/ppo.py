@@ -5,10 +5,10 @@ config: `ppo.*` (hyperparameters, with linear schedules `learning_rate -> learni
 `ent_coef -> ent_coef_end` over `run.total_steps`), `env.*` (game count, opponent, scoring), `torch.*`
 (device, AMP, compile, threads via engine.context.setup_torch), `log.*`, `checkpoint.*`, `run.*`.
 
-SB3 runs unmodified; we attach from the outside (engine.sb3_hooks): a VecEnv wrapper (env_step timing,
-episode counts, win/draw/loss of the last 1000 games), wrappers on the policy instance (action,
-train_fwd timing; bf16 autocast on CUDA), optimizer hooks (train_bwd timing, gradient norms before
-and after clipping), a `KVWriter` capturing SB3's logger values, and `PPOCallback` below (built on
+SB3 runs unmodified; we attach from the outside (engine.sb3_hooks): a VecEnv wrapper (enemy_turn and
+env_step timing, episode counts, win/draw/loss of the last 1000 games), wrappers on the policy instance
+(action, train_fwd timing; bf16 autocast on CUDA), optimizer hooks (train_bwd timing, gradient norms
+before and after clipping), a `KVWriter` capturing SB3's logger values, and `PPOCallback` below (built on
 engine.sb3_run.RunCallback), which every `log.every_steps` env steps closes a perf window (`ctx.perf`),
 emits the metrics (`ctx.metrics`, and TensorBoard in `tb/` when `log.tensorboard`), sets the entropy
 coefficient before each update, saves checkpoints every `checkpoint.every_steps`, and stops the run
@@ -16,11 +16,13 @@ when `ctx.stop` is set. `log` time is the capture of SB3's logger dumps plus the
 events, lines and TensorBoard.
 
 Phases (ms per env step in each perf window; exact boundaries in engine.sb3_hooks): `action` =
-`policy.forward` during a rollout; `env_step` = the VecEnv's `step_wait` (core step + end-of-game
-infos); `train_fwd` = `evaluate_actions` on a minibatch; `train_bwd` = from the end of that call to the
-end of `optimizer.step()` (losses, backward, clipping, Adam); `log` = capturing SB3's logger dumps and
-emitting events, lines and TensorBoard. In no phase: obs/mask conversion, SB3's per-step bookkeeping,
-rollout-buffer writes, GAE and minibatch sampling (the gap between the phases' sum and 1000/sps).
+`policy.forward` during a rollout; `enemy_turn` = the scripted opponent's turns inside the core (its own
+nanosecond counter, as in every trainer); `env_step` = the rest of the VecEnv's `step_wait` (our move,
+rewards, masks, auto-reset, end-of-game infos); `train_fwd` = `evaluate_actions` on a minibatch;
+`train_bwd` = from the end of that call to the end of `optimizer.step()` (losses, backward, clipping,
+Adam); `log` = capturing SB3's logger dumps and emitting events, lines and TensorBoard. In no phase:
+obs/mask conversion, SB3's per-step bookkeeping, rollout-buffer writes, GAE and minibatch sampling (the
+gap between the phases' sum and 1000/sps).
 
 Stopping (SIGINT/SIGTERM): the callback returns False at the next vec-env step, so SB3 ends `learn()`
 without training on the unfinished rollout; the policy is the one after the last complete update and

@@ -1,5 +1,6 @@
 """`BeastyBarVecEnv` through the SB3 VecEnv API: spaces, auto-reset, end-of-episode infos, masks,
-seeding, illegal actions, the opponent's time (`enemy_turn_ns`), and a MaskablePPO smoke run."""
+seeding, illegal actions, the opponent's time (`enemy_turn_ns`) as PPO's wrapper books it, and a
+MaskablePPO smoke run."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pytest
 from numpy.testing import assert_array_equal
 from sb3_contrib.common.maskable.utils import get_action_masks, is_masking_supported
 
+from engine.perf import PerfTimer
+from engine.sb3_hooks import InstrumentedVecEnv
 from envs import make_vec
 from envs.beastybar.vec_env import BeastyBarVecEnv
 
@@ -163,6 +166,42 @@ def test_enemy_turn_ns_counts_every_opponent_turn_openings_included(opponent: st
         counts.append(venv.enemy_turn_ns)
     assert all(later > earlier for earlier, later in itertools.pairwise(counts))  # a reply every step
     assert venv.core.enemy_turn_ns == counts[-1]
+
+
+class OneSecondOpponent(BeastyBarVecEnv):
+    """Reports exactly one second of opponent time per step (the core's real count is microseconds)."""
+
+    calls = 0
+
+    def step_wait(self):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        return super().step_wait()
+
+    @property
+    def enemy_turn_ns(self) -> int:
+        return self.calls * 10**9
+
+
+def test_ppo_wrapper_books_the_opponent_as_enemy_turn_and_the_rest_as_env_step() -> None:
+    timer = PerfTimer()
+    env = InstrumentedVecEnv(OneSecondOpponent(4, seed=2), timer)
+    env.reset()
+    picker = np.random.default_rng(2)
+    for _ in range(3):
+        env.step(legal_random(env.action_masks(), picker))
+    window = timer.window(3 * 4)
+    # 3 s of opponent over 12 env steps; the steps themselves took far less than the 1 s booked each,
+    # so what is left for env_step after taking the opponent's second out is nothing.
+    assert window.ms["enemy_turn"] == pytest.approx(3e3 / 12)
+    assert window.ms["env_step"] == 0.0
+    real = InstrumentedVecEnv(BeastyBarVecEnv(4, seed=2), timer)
+    real.reset()
+    before = real.game_env.enemy_turn_ns
+    for _ in range(3):
+        real.step(legal_random(real.action_masks(), picker))
+    window = timer.window(2 * 3 * 4)
+    assert window.ms["enemy_turn"] == pytest.approx((real.game_env.enemy_turn_ns - before) * 1e-6 / 12)
+    assert window.ms["enemy_turn"] > 0 and window.ms["env_step"] > 0
 
 
 @pytest.mark.slow
