@@ -168,6 +168,11 @@ def test_the_core_refuses_tables_that_do_not_fit(tables: dict, message: str) -> 
         beastybar_core.resolve_play(tables, [], 0, 0)
 
 
+@pytest.mark.parametrize(("name", "python_value"), [("OPPONENTS", rules.OPPONENTS), ("SCORINGS", rules.SCORINGS)])
+def test_core_vocabulary_matches_rules(name: str, python_value: object) -> None:
+    assert getattr(beastybar_core, name) == python_value
+
+
 def test_resolve_play_rejects_bad_input() -> None:
     with pytest.raises(ValueError, match="at most 4"):
         core_resolve_play([(0, s) for s in range(5)], 1, 0)

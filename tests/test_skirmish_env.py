@@ -1,13 +1,17 @@
 """The Skirmish gym env and SB3 VecEnv: checkers, errors, lean/debug info, masks, seeding and auto-reset
-(game i of the VecEnv plays exactly like the reference env seeded seed + i), MaskablePPO smoke run."""
+(game i of the VecEnv plays exactly like the reference env seeded seed + i), properties of whole
+reference games (hypothesis), MaskablePPO smoke run."""
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sb3_contrib import MaskablePPO
 from sb3_contrib.common.maskable.utils import get_action_masks
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
@@ -166,6 +170,61 @@ def test_vec_env_refuses_an_illegal_action_without_moving() -> None:
     with pytest.raises(ValueError, match=f"game 1: action {actions[1]} is illegal"):
         venv.step(actions)
     assert np.array_equal(venv.action_masks(), before)
+
+
+GAME_DECISIONS = 5 * 3 * rules.UNITS_PER_SIDE  # rounds x (movement, shooting, charge) x units: the most a game asks
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**64 - 1), picks=st.lists(st.integers(0, 13), min_size=GAME_DECISIONS,
+                                                      max_size=GAME_DECISIONS))
+def test_reference_games_keep_their_invariants(seed: int, picks: list[int]) -> None:
+    env = envs.make("skirmish", core="reference", seed=seed, mode="debug")
+    obs, info = env.reset()
+    assert obs in env.observation_space and info["end_reason"] == "" and info["turn"] == 1
+    before = info
+    for pick in picks:
+        legal = np.flatnonzero(env.action_masks())
+        assert legal[0] == 0  # hold is always legal while the game runs
+        obs, reward, terminated, truncated, info = env.step(int(legal[pick % len(legal)]))
+        parts = info["reward_parts"]
+        assert obs in env.observation_space
+        assert obs[-1] == np.float32((info["model_vp"] - info["player_vp"]) / 50)
+        assert (info["model_health"], info["player_health"]) == (sum(info["wounds"][:4]), sum(info["wounds"][4:]))
+        gained = (info["model_vp"] - before["model_vp"]) - (info["player_vp"] - before["player_vp"])
+        dealt = before["player_health"] - info["player_health"]
+        taken = before["model_health"] - info["model_health"]
+        assert parts["vp"] == pytest.approx(gained / 10) and parts["damage"] == pytest.approx((dealt - taken) / 20)
+        assert reward == pytest.approx(parts["vp"] + parts["damage"] + parts["outcome"], abs=1e-6)
+        assert info["model_vp"] % 5 == 0 and info["player_vp"] % 5 == 0 and dealt >= 0 and taken >= 0
+        before = info
+        if terminated or truncated:
+            break
+    assert terminated and not truncated  # within GAME_DECISIONS, long before max_steps
+    assert parts["outcome"] == {"model": 1.0, "player": -1.0, "draw": 0.0}[info["winner"]]
+    ended = {"model_destroyed": info["model_health"] == 0, "player_destroyed": info["player_health"] == 0,
+             "rounds": info["turn"] == 5}
+    assert ended[info["end_reason"]]
+    assert info["phase"] == "" and info["acting_unit"] == -1 and not obs[93:102].any()
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**64 - 1), picks=st.lists(st.integers(0, 13), min_size=6, max_size=6))
+def test_mask_legal_actions_step_and_masked_out_ones_raise(seed: int, picks: list[int]) -> None:
+    env = envs.make("skirmish", core="reference", seed=seed)
+    env.reset()
+    for pick in picks:
+        mask = env.action_masks()
+        for action in range(rules.NUM_ACTIONS):
+            trial = copy.deepcopy(env)
+            if mask[action]:
+                trial.step(action)
+            else:
+                with pytest.raises(ValueError, match=f"action {action} is illegal now"):
+                    trial.step(action)
+        legal = np.flatnonzero(mask)
+        if env.step(int(legal[pick % len(legal)]))[2]:
+            break
 
 
 def test_maskable_ppo_trains_on_the_vec_env() -> None:

@@ -94,6 +94,7 @@ def core_tables() -> dict[str, Any]:
     types neither again; the hippo, crocodile, giraffe and snake thresholds are read from `strength`)."""
     return {"strength": list(STRENGTH), "points": list(POINTS)}
 
+
 OBS_SIZE = 160
 _SLOT = NUM_SPECIES + 2
 _HAND, _PILE, _UNPLAYED = 70, 82, 94
@@ -117,7 +118,7 @@ def action_name(action: int) -> str:
 
 
 def format_cards(cards: Sequence[Card]) -> str:
-    """The rules file's notation: `A:hippo B:zebra`; the empty string for no cards."""
+    """The rules page's notation (docs/games/beastybar.md): `A:hippo B:zebra`; the empty string for no cards."""
     return " ".join(f"{chr(ord('A') + owner)}:{SPECIES[species]}" for owner, species in cards)
 
 

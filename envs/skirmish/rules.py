@@ -4,7 +4,7 @@
 It is slow on purpose (distances and line of sight are computed fresh on every query, never cached) and
 must never sit on a training hot path; it imports nothing of ours but the shared generator.
 
-What the rules file leaves open is fixed here; every number lives in a table below (`PROFILES`,
+What the rules page leaves open is fixed here; every number lives in a table below (`PROFILES`,
 `MISSIONS`, `DEPLOYMENT`, `GameParams`), so a variant is a new table, and the core takes these very
 tables at construction (`core_tables()`), so there is one source of truth.
 
