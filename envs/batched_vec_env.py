@@ -35,7 +35,7 @@ The core protocol, for N games, observation size D and A discrete actions:
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -106,19 +106,20 @@ class CoreType(Protocol):
 @dataclass(frozen=True)
 class CoreSpec:
     """One game's core as the envs build it: the class, the rules tables it takes (the game's
-    `rules.core_tables()`), the scripted opponents it offers, the observation space and the action count."""
+    `rules.core_tables()`), the scripted opponents it offers, the observation space (a function: each env
+    gets its own space object, with its own sampler) and the action count."""
 
     core_type: CoreType
     tables: Mapping[str, Any]
     opponents: tuple[str, ...]
-    observation_space: spaces.Box
+    observation_space: Callable[[], spaces.Box]
     num_actions: int
 
     def build(self, num_games: int, opponent: str, options: Mapping[str, Any],
               auto_reset: bool) -> tuple[BatchedCore, CoreBuffers]:
         """A core of `num_games` games over fresh buffers; ValueError for an unknown opponent or bad options."""
         check_choice("opponent", opponent, self.opponents)
-        buffers = CoreBuffers.allocate(num_games, self.observation_space.shape[0], self.num_actions)
+        buffers = CoreBuffers.allocate(num_games, self.observation_space().shape[0], self.num_actions)
         core = self.core_type(num_games, dict(self.tables), opponent, dict(options), auto_reset, buffers)
         return core, buffers
 
@@ -199,7 +200,7 @@ class BatchedVecEnv(VecEnv):
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.opponent = opponent
         self.core, self.buffers = spec.build(num_envs, opponent, options, auto_reset=True)
-        super().__init__(num_envs, spec.observation_space, spaces.Discrete(spec.num_actions))
+        super().__init__(num_envs, spec.observation_space(), spaces.Discrete(spec.num_actions))
         self._infos: list[dict[str, Any]] = [{} for _ in range(num_envs)]
         self._ended_last_step = np.empty(0, dtype=np.intp)
         self._actions = np.zeros(num_envs, dtype=np.int64)

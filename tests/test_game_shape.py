@@ -32,7 +32,7 @@ def spec(game: str) -> CoreSpec:
 
 def buffers_for(game: str, num_games: int) -> CoreBuffers:
     s = spec(game)
-    return CoreBuffers.allocate(num_games, s.observation_space.shape[0], s.num_actions)
+    return CoreBuffers.allocate(num_games, s.observation_space().shape[0], s.num_actions)
 
 
 def legal_random(masks: np.ndarray, picker: np.random.Generator) -> np.ndarray:

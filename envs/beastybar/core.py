@@ -16,7 +16,7 @@ from envs.beastybar import rules
 from envs.beastybar.env import observation_space
 from ext.beastybar_core import BeastyBarCore
 
-CORE = CoreSpec(BeastyBarCore, rules.core_tables(), rules.OPPONENTS, observation_space(), rules.NUM_ACTIONS)
+CORE = CoreSpec(BeastyBarCore, rules.core_tables(), rules.OPPONENTS, observation_space, rules.NUM_ACTIONS)
 
 
 class CoreBackend(OneGame):

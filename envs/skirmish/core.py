@@ -16,7 +16,7 @@ from envs.skirmish import rules
 from envs.skirmish.env import observation_space
 from ext.skirmish_core import SkirmishCore
 
-CORE = CoreSpec(SkirmishCore, rules.core_tables(), rules.OPPONENTS, observation_space(), rules.NUM_ACTIONS)
+CORE = CoreSpec(SkirmishCore, rules.core_tables(), rules.OPPONENTS, observation_space, rules.NUM_ACTIONS)
 
 
 class CoreBackend(OneGame):
