@@ -15,7 +15,7 @@ import numpy as np
 
 from envs.batched_vec_env import CoreBuffers
 from envs.beastybar.env import BeastyBarEnv
-from envs.beastybar.rules import NUM_ACTIONS, OBS_SIZE
+from envs.beastybar.rules import NUM_ACTIONS, OBS_SIZE, core_tables
 from ext.beastybar_core import BeastyBarCore
 
 NUM_GAMES = 4096
@@ -28,9 +28,7 @@ REPEATS = 5
 def core_rates() -> tuple[float, float]:
     """(agent steps/s of the core call alone, agent steps/s including the numpy action picking)."""
     b = CoreBuffers.allocate(NUM_GAMES, OBS_SIZE, NUM_ACTIONS)
-    core = BeastyBarCore(
-        NUM_GAMES, "random", "points", True, b.obs, b.rewards, b.terminated, b.truncated, b.masks, b.terminal_obs
-    )
+    core = BeastyBarCore(NUM_GAMES, core_tables(), "random", {"scoring": "points"}, True, b)
     core.reset(np.arange(NUM_GAMES, dtype=np.uint64))
     noise = np.random.default_rng(0).random((NOISE_BLOCKS, NUM_GAMES, NUM_ACTIONS), dtype=np.float32)
     core_ns = pick_ns = 0

@@ -23,8 +23,8 @@ from ext.skirmish_core import SkirmishCore
 def bench_core(num_games: int, calls: int) -> tuple[float, float, float]:
     """(core steps/s, action-picking steps/s, enemy-turn ms per step)."""
     b = CoreBuffers.allocate(num_games, rules.OBS_SIZE, rules.NUM_ACTIONS)
-    core = SkirmishCore(num_games, rules.core_tables(), rules.GameParams.max_steps, True, False,
-                        b.obs, b.rewards, b.terminated, b.truncated, b.masks, b.terminal_obs)
+    core = SkirmishCore(num_games, rules.core_tables(), "scripted",
+                        {"mode": "train", "max_steps": rules.GameParams.max_steps}, True, b)
     noise = np.random.default_rng(0).random((16, num_games, rules.NUM_ACTIONS)).astype(np.float32)
     core_s = pick_s = 0.0
     enemy_ns_before = core.enemy_turn_ns

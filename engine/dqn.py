@@ -355,8 +355,8 @@ class PerDQN(DQN):
 # -- building -----------------------------------------------------------------------------------------
 def make_env(cfg: ResolvedConfig, timer: PerfTimer, seed: int) -> SkirmishStats:
     """The run's Skirmish VecEnv (train mode: lean infos) inside the statistics wrapper."""
-    # engine.profiles has checked that run.env is skirmish (TRAINER_GAMES) and env.opponent "scripted".
-    venv = envs.make_vec("skirmish", cfg["env.num_envs"], seed=seed, mode="train")
+    # engine.profiles has checked that run.env is skirmish (TRAINER_GAMES) and env.opponent one of its opponents.
+    venv = envs.make_vec("skirmish", cfg["env.num_envs"], opponent=cfg["env.opponent"], seed=seed, mode="train")
     return SkirmishStats(venv, timer, cfg["log.reward_debug"])
 
 

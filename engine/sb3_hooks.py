@@ -10,9 +10,11 @@ logger capture, without forking SB3's `learn()`, `collect_rollouts()` or `train(
   `train_bwd` runs from the end of that call to the end of `optimizer.step()` (the loss terms, SB3's
   per-minibatch approx KL and `.item()` logging, `zero_grad`, `backward`, the gradient-norm monitor,
   `clip_grad_norm_`, the Adam step).
-- `InstrumentedVecEnv` times `step_wait` as `env_step` (the batched core step plus the VecEnv's info
-  building), counts ended episodes and keeps the last N outcomes (+1 win / 0 draw / -1 loss, read
-  from the sign of the final reward), all with numpy on whole arrays, never a loop over games.
+- `InstrumentedVecEnv` times `step_wait`: `enemy_turn` is the scripted opponent's turns (the core's own
+  nanosecond counter, `enemy_turn_ns`, read before and after), `env_step` the rest of the call (the
+  batched core step without those turns, plus the VecEnv's info building). It counts ended episodes
+  and keeps the last N outcomes (+1 win / 0 draw / -1 loss, read from the sign of the final reward),
+  all with numpy on whole arrays, never a loop over games.
 - `GradNormMonitor`: the global L2 gradient norm before clipping (computed when the last parameter's
   `post_accumulate_grad` hook fires, i.e. when backward is complete and nothing has clipped yet) and
   after clipping (an optimizer step pre-hook, i.e. after `clip_grad_norm_`). Norms are summed on the
@@ -55,10 +57,11 @@ from typing import Any
 import numpy as np
 import torch
 from stable_baselines3.common.logger import KVWriter
-from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+from stable_baselines3.common.vec_env import VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 from engine.perf import PerfTimer
+from envs.batched_vec_env import BatchedVecEnv
 
 
 def bf16_autocast(device_type: str | None) -> AbstractContextManager[Any]:
@@ -222,12 +225,14 @@ class OutcomeWindow:
 
 
 class InstrumentedVecEnv(VecEnvWrapper):
-    """A VecEnv wrapper that times `step_wait` (`env_step`), counts ended episodes into the timer's
-    window and records each ended game's outcome (the sign of its final reward; rewards are only
-    given at the end) in `outcomes`. Masks and attributes pass through to the wrapped env."""
+    """A VecEnv wrapper over a game's `BatchedVecEnv` that times `step_wait` (`enemy_turn` from the core's
+    counter, `env_step` the rest), counts ended episodes into the timer's window and records each ended
+    game's outcome (the sign of its final reward; rewards are only given at the end) in `outcomes`.
+    Masks and attributes pass through to the wrapped env."""
 
-    def __init__(self, venv: VecEnv, timer: PerfTimer, outcome_window: int = 1000) -> None:
+    def __init__(self, venv: BatchedVecEnv, timer: PerfTimer, outcome_window: int = 1000) -> None:
         super().__init__(venv)
+        self.game_env = venv
         self.timer = timer
         self.outcomes = OutcomeWindow(outcome_window)
 
@@ -236,9 +241,13 @@ class InstrumentedVecEnv(VecEnvWrapper):
 
     def step_wait(self) -> VecEnvStepReturn:
         if self.timer.enabled:
+            enemy_before = self.game_env.enemy_turn_ns
             start = time.perf_counter_ns()
             result = self.venv.step_wait()
-            self.timer.add("env_step", time.perf_counter_ns() - start)
+            elapsed = time.perf_counter_ns() - start
+            enemy = self.game_env.enemy_turn_ns - enemy_before
+            self.timer.add("enemy_turn", enemy)
+            self.timer.add("env_step", max(elapsed - enemy, 0))
         else:
             result = self.venv.step_wait()
         _obs, rewards, dones, _infos = result

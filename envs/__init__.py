@@ -1,8 +1,11 @@
 """Game environments: one sub-package per game, each with a pure-Python rules reference, a gymnasium
 env, a batched SB3 `VecEnv` over its Cython core, and scripted opponents.
 
-`make(name, ...)` and `make_vec(name, num_envs, ...)` look a game up by name; a new game is a folder
-here plus a core in ext/, registered in `GAMES`. Nothing here imports the engine or the TUI.
+`make(name, ...)` and `make_vec(name, num_envs, ...)` look a game up by name; every game takes
+`opponent=` (one of `opponents(name)`). A new game is a folder here plus a core in ext/, in the shape
+docs/adding-a-game.md describes, registered in `GAMES`. The shared pieces are `game_env` (the gym env),
+`batched_vec_env` (the VecEnv, the core protocol and the one-game backend) and `spaces`. Nothing here
+imports the engine or the TUI.
 """
 
 from __future__ import annotations

@@ -1,22 +1,26 @@
-"""Beasty Bar in C: N two-player games stepped in one call (rules: shared/games/beastybar.md, and the
-implementation spec that fixes what they leave open; the pure-Python oracle is envs/beastybar/rules.py).
+"""Beasty Bar in C: N two-player games stepped in one call (rules: docs/games/beastybar.md; the pure-Python
+oracle is envs/beastybar/rules.py, which fixes every detail and the observation layout in words).
 
-`BeastyBarCore(num_envs, opponent, scoring, autoreset, obs, rewards, terminated, truncated, masks,
-terminal_obs)` keeps every game in one C array of `Game` structs and writes its results into the numpy
-buffers it is handed once (shapes below). `step(actions)` plays, for every game, the agent's turn
-(player 0), then the scripted opponent's turn (player 1, random or heuristic, drawing from the game's
-own `Rng`), then writes observation, reward, terminated, truncated and legal mask. With `autoreset`, a
-game that ends writes its final observation to `terminal_obs`, deals the next game from the same
-generator stream and writes the new game's first observation to `obs`; without it, a finished game
+`BeastyBarCore(num_games, tables, opponent, options, auto_reset, buffers)` follows the core protocol of
+docs/adding-a-game.md: `tables` is `envs.beastybar.rules.core_tables()` (species strength and points,
+copied once into C), `opponent` one of `OPPONENTS`, `options` {"scoring": one of `SCORINGS`}, and
+`buffers` an `envs.batched_vec_env.CoreBuffers` of N games (row i = game i): obs float32[N, 160],
+rewards float32[N], terminated bool[N], truncated bool[N], masks bool[N, 33], terminal_obs float32[N, 160].
+
+`step(actions)` plays, in every game, the agent's turn (player 0), then the scripted opponent's reply
+(player 1, random or heuristic, drawing from the game's own `Rng`), then writes observation, reward,
+terminated, truncated and legal mask. With `auto_reset`, a game that ends writes its final observation
+to `terminal_obs`, deals the next game from the same generator stream (the opponent plays its opening
+turn if it starts) and writes the new game's first observation to `obs`; without it, a finished game
 shows its final position with an all-False mask until `reset`.
 
-Buffers (row i = game i): obs float32[N, 160], rewards float32[N], terminated bool[N], truncated
-bool[N], masks bool[N, 33], terminal_obs float32[N, 160]. The step loop is flat C under `nogil`; it
-never touches a Python object. It must not raise on a bad action: it reports the first bad game's index
-and steps nothing, so the caller can name game, action and legal actions.
-
-Cards are ints `owner * 12 + species`; the species ids, action ids and observation layout are the
-spec's (see envs/beastybar/rules.py for the layout in words).
+The step runs in passes over the games (agent turns, opponent turns, results, then the new games'
+opening turns), so the opponent's time is read off the monotonic clock around whole passes: two clock
+reads per call (four when a game was dealt), not per game, and `enemy_turn_ns` costs the hot path
+nothing measurable. A game's own draws keep their order (agent, opponent, deal, opener), so the passes
+change no trajectory. The step loop is flat C under `nogil`; it never touches a Python object. It must
+not raise on a bad action: it reports the first bad game's index and steps nothing, so the caller can
+name game, action and legal actions.
 """
 
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint64_t
@@ -25,6 +29,7 @@ from libc.stdlib cimport calloc, free
 
 import numpy as np
 
+from ext.core_common cimport check_index, checked_buffers, checked_dict, choice_index, now_ns
 from ext.rng cimport Rng, rng_below, rng_seed
 
 
@@ -37,73 +42,27 @@ cdef extern from *:
     int bb_ctz(unsigned long long x) noexcept nogil
 
 
+# The rules' vocabulary (envs/beastybar/rules.py OPPONENTS, SCORINGS); the index is the core's id.
+OPPONENTS = ("random", "heuristic")
+SCORINGS = ("points", "count")
+OPTION_KEYS = ("scoring",)
+TABLE_KEYS = ("strength", "points")
 cdef enum:
-    NUM_SPECIES = 12
-    NUM_CARDS = 24
-    QUEUE_CAPACITY = 5
-    NUM_ACTIONS = 33
-    OBS_SIZE = 160
-    TURNS_PER_GAME = 24
-    HAND_SIZE = 4
-    SLOT_SIZE = 14
-    MAX_THROWN = 8
-
-cdef enum:
-    LION = 0
-    HIPPO = 1
-    CROCODILE = 2
-    SNAKE = 3
-    GIRAFFE = 4
-    ZEBRA = 5
-    SEAL = 6
-    MONKEY = 7
-    SKUNK = 8
-    KANGAROO = 9
-    PARROT = 10
-    CHAMELEON = 11
-    NO_ACTION = -1
-
-OPPONENTS = {"random": 0, "heuristic": 1}
-SCORINGS = {"points": 0, "count": 1}
-cdef enum:
-    OPPONENT_RANDOM = 0     # OPPONENTS["random"]; the other id is the heuristic
-    SCORING_POINTS = 0      # SCORINGS["points"]; the other id is count
-
-cdef int STRENGTH[12]
-STRENGTH[:] = [12, 11, 10, 9, 8, 7, 6, 4, 1, 3, 2, 5]
-cdef int POINTS[12]
-POINTS[:] = [2, 2, 3, 2, 3, 4, 2, 3, 4, 4, 4, 3]
+    OPPONENT_RANDOM = 0     # OPPONENTS.index("random"); the other id is the heuristic
+    SCORING_POINTS = 0      # SCORINGS.index("points"); the other id is count
 
 
-cdef struct Queue:
-    int8_t cards[6]
-    int length
-
-
-cdef struct Outcome:
-    # Cards that entered the bar / were thrown out during one play, in arrival order.
-    int8_t bar[2]
-    int bar_length
-    int8_t thrown[MAX_THROWN]
-    int thrown_length
-
-
-cdef struct Game:
-    Rng rng
-    Queue queue
-    uint16_t hand[2]            # species bitmask
-    int8_t deck[2][12]          # shuffled species; deck[p][next_draw[p]:] is the draw pile
-    int8_t next_draw[2]
-    uint16_t pile_species[2]    # species bitmask of deck[p][next_draw[p]:]
-    uint16_t bar_species[2]
-    uint16_t thrown_species[2]
-    int16_t bar_points[2]
-    int16_t bar_count[2]
-    int16_t bar_strength[2]
-    int8_t turns                # turns played so far, 0..24
-    int8_t first                # the player who started
-    int8_t agent_steps          # agent decisions in this episode
-    uint64_t legal              # the agent's legal actions (bit a = action a); 0 when over
+cdef int load_tables(object tables, Tables* t) except -1:
+    """Copy `envs.beastybar.rules.core_tables()` into `t`; ValueError if a table is missing or mis-sized."""
+    cdef int i
+    checked_dict("tables", tables, TABLE_KEYS)
+    for key in TABLE_KEYS:
+        if len(tables[key]) != NUM_SPECIES:
+            raise ValueError(f"tables[{key!r}] must hold {NUM_SPECIES} ints, one per species")
+    for i in range(NUM_SPECIES):
+        t.strength[i] = tables["strength"][i]
+        t.points[i] = tables["points"][i]
+    return 0
 
 
 cdef inline int card_species(int card) noexcept nogil:
@@ -114,8 +73,8 @@ cdef inline int card_owner(int card) noexcept nogil:
     return card // NUM_SPECIES
 
 
-cdef inline int card_strength(int card) noexcept nogil:
-    return STRENGTH[card % NUM_SPECIES]
+cdef inline int card_strength(const Tables* t, int card) noexcept nogil:
+    return t.strength[card % NUM_SPECIES]
 
 
 # ---------------------------------------------------------------- actions
@@ -204,40 +163,40 @@ cdef inline int find_card(const Queue* q, int card) noexcept nogil:
     return -1
 
 
-cdef void hippo_moves(Queue* q, int position) noexcept nogil:
-    # Everything but a lion, hippo or zebra is weaker than 11 and is passed (a chameleon included).
+cdef void hippo_moves(const Tables* t, Queue* q, int position) noexcept nogil:
+    # Passes every weaker animal but a zebra (a chameleon included: it acts at its own strength here).
     cdef int ahead
     while position > 0:
         ahead = card_species(q.cards[position - 1])
-        if ahead == LION or ahead == HIPPO or ahead == ZEBRA:
+        if ahead == ZEBRA or t.strength[ahead] >= t.strength[HIPPO]:
             return
         swap_ahead(q, position)
         position -= 1
 
 
-cdef void crocodile_eats(Queue* q, int position, Outcome* out) noexcept nogil:
+cdef void crocodile_eats(const Tables* t, Queue* q, int position, Outcome* out) noexcept nogil:
     cdef int ahead
     while position > 0:
         ahead = card_species(q.cards[position - 1])
-        if ahead == ZEBRA or STRENGTH[ahead] >= 10:
+        if ahead == ZEBRA or t.strength[ahead] >= t.strength[CROCODILE]:
             return
         throw_out(q, position - 1, out)
         position -= 1
 
 
-cdef inline void giraffe_steps(Queue* q, int position) noexcept nogil:
-    if position > 0 and card_strength(q.cards[position - 1]) < 8:
+cdef inline void giraffe_steps(const Tables* t, Queue* q, int position) noexcept nogil:
+    if position > 0 and card_strength(t, q.cards[position - 1]) < t.strength[GIRAFFE]:
         swap_ahead(q, position)
 
 
-cdef void snake_sorts(Queue* q, int played_position) noexcept nogil:
-    # Stable insertion sort, strongest first; the played card (snake or chameleon-as-snake) counts 9.
+cdef void snake_sorts(const Tables* t, Queue* q, int played_position) noexcept nogil:
+    # Stable insertion sort, strongest first; the played card (snake or chameleon-as-snake) counts as a snake.
     cdef int strength[6]
     cdef int i, j, key
     cdef int8_t card
     for i in range(q.length):
-        strength[i] = card_strength(q.cards[i])
-    strength[played_position] = 9
+        strength[i] = card_strength(t, q.cards[i])
+    strength[played_position] = t.strength[SNAKE]
     for i in range(1, q.length):
         card = q.cards[i]
         key = strength[i]
@@ -299,7 +258,7 @@ cdef void monkey_acts(Queue* q, int played_position, Outcome* out) noexcept nogi
     memcpy(q.cards, rebuilt, q.length * sizeof(int8_t))
 
 
-cdef void skunk_acts(Queue* q, int played_position, Outcome* out) noexcept nogil:
+cdef void skunk_acts(const Tables* t, Queue* q, int played_position, Outcome* out) noexcept nogil:
     cdef int i, species, strength
     cdef int top = 0
     cdef int second = 0
@@ -308,7 +267,7 @@ cdef void skunk_acts(Queue* q, int played_position, Outcome* out) noexcept nogil
         species = card_species(q.cards[i])
         if i == played_position or species == SKUNK:
             continue
-        strength = STRENGTH[species]
+        strength = t.strength[species]
         if strength > top:
             second = top
             top = strength
@@ -318,7 +277,7 @@ cdef void skunk_acts(Queue* q, int played_position, Outcome* out) noexcept nogil
         return
     i = 0
     while i < q.length:
-        strength = card_strength(q.cards[i])
+        strength = card_strength(t, q.cards[i])
         if q.cards[i] != played and (strength == top or strength == second):
             throw_out(q, i, out)
         else:
@@ -342,7 +301,7 @@ cdef void kangaroo_jumps(Queue* q, int played_position, int distance) noexcept n
     q.cards[played_position - distance] = played
 
 
-cdef void resolve(Queue* q, int owner, int action, Outcome* out) noexcept nogil:
+cdef void resolve(const Tables* t, Queue* q, int owner, int action, Outcome* out) noexcept nogil:
     """Steps 1-4 of a turn for a legal `action` by `owner`: place, act, recurring, bar check."""
     cdef int n = q.length
     cdef int8_t played = owner * NUM_SPECIES + action_hand_species(action)
@@ -378,19 +337,19 @@ cdef void resolve(Queue* q, int owner, int action, Outcome* out) noexcept nogil:
     if acting == LION:
         lion_acts(q, n, out)
     elif acting == HIPPO:
-        hippo_moves(q, n)
+        hippo_moves(t, q, n)
     elif acting == CROCODILE:
-        crocodile_eats(q, n, out)
+        crocodile_eats(t, q, n, out)
     elif acting == SNAKE:
-        snake_sorts(q, n)
+        snake_sorts(t, q, n)
     elif acting == GIRAFFE:
-        giraffe_steps(q, n)
+        giraffe_steps(t, q, n)
     elif acting == SEAL:
         seal_reverses(q)
     elif acting == MONKEY:
         monkey_acts(q, n, out)
     elif acting == SKUNK:
-        skunk_acts(q, n, out)
+        skunk_acts(t, q, n, out)
     elif acting == KANGAROO:
         kangaroo_jumps(q, n, choice)
     elif acting == PARROT:
@@ -407,11 +366,11 @@ cdef void resolve(Queue* q, int owner, int action, Outcome* out) noexcept nogil:
             continue
         species = card_species(recurring[i])
         if species == HIPPO:
-            hippo_moves(q, position)
+            hippo_moves(t, q, position)
         elif species == CROCODILE:
-            crocodile_eats(q, position, out)
+            crocodile_eats(t, q, position, out)
         else:
-            giraffe_steps(q, position)
+            giraffe_steps(t, q, position)
 
     if q.length == QUEUE_CAPACITY:
         out.bar[0] = q.cards[0]
@@ -426,19 +385,19 @@ cdef void resolve(Queue* q, int owner, int action, Outcome* out) noexcept nogil:
 
 # ---------------------------------------------------------------- a game
 
-cdef void play_turn(Game* g, int player, int action) noexcept nogil:
+cdef void play_turn(const Tables* t, Game* g, int player, int action) noexcept nogil:
     cdef Outcome out
     cdef int i, card, owner, species
     g.hand[player] &= ~(1 << action_hand_species(action))
-    resolve(&g.queue, player, action, &out)
+    resolve(t, &g.queue, player, action, &out)
     for i in range(out.bar_length):
         card = out.bar[i]
         owner = card_owner(card)
         species = card_species(card)
         g.bar_species[owner] |= 1 << species
-        g.bar_points[owner] += POINTS[species]
+        g.bar_points[owner] += t.points[species]
         g.bar_count[owner] += 1
-        g.bar_strength[owner] += STRENGTH[species]
+        g.bar_strength[owner] += t.strength[species]
     for i in range(out.thrown_length):
         card = out.thrown[i]
         g.thrown_species[card_owner(card)] |= 1 << card_species(card)
@@ -450,7 +409,7 @@ cdef void play_turn(Game* g, int player, int action) noexcept nogil:
     g.turns += 1
 
 
-cdef int heuristic_choice(Game* g, uint64_t legal) noexcept nogil:
+cdef int heuristic_choice(const Tables* t, Game* g, uint64_t legal) noexcept nogil:
     """Among legal actions, those whose play sends the most net bar points to player 1; one rng draw."""
     cdef uint64_t remaining = legal
     cdef uint64_t best = 0
@@ -462,14 +421,14 @@ cdef int heuristic_choice(Game* g, uint64_t legal) noexcept nogil:
         action = bb_ctz(remaining)
         remaining &= remaining - 1
         trial = g.queue
-        resolve(&trial, 1, action, &out)
+        resolve(t, &trial, 1, action, &out)
         value = 0
         for i in range(out.bar_length):
             card = out.bar[i]
             if card_owner(card) == 1:
-                value += POINTS[card_species(card)]
+                value += t.points[card_species(card)]
             else:
-                value -= POINTS[card_species(card)]
+                value -= t.points[card_species(card)]
         if value > best_value:
             best_value = value
             best = 0
@@ -478,18 +437,19 @@ cdef int heuristic_choice(Game* g, uint64_t legal) noexcept nogil:
     return nth_set_bit(best, <int>rng_below(&g.rng, bb_popcount(best)))
 
 
-cdef void opponent_turn(Game* g, int opponent) noexcept nogil:
+cdef void opponent_turn(const Tables* t, Game* g, int opponent) noexcept nogil:
     cdef uint64_t legal = legal_bits(g.hand[1], &g.queue)
     cdef int action
     if opponent == OPPONENT_RANDOM:
         action = nth_set_bit(legal, <int>rng_below(&g.rng, bb_popcount(legal)))
     else:
-        action = heuristic_choice(g, legal)
-    play_turn(g, 1, action)
+        action = heuristic_choice(t, g, legal)
+    play_turn(t, g, 1, action)
 
 
-cdef void deal(Game* g, int opponent) noexcept nogil:
-    """A new game from the generator's current state; plays the opponent's first turn if it starts."""
+cdef void deal(Game* g) noexcept nogil:
+    """A new game from the generator's current state, up to the first turn: when the opponent starts
+    (`first == 1`) the caller plays its opening turn next, then publishes the agent's decision."""
     cdef int player, i, j
     cdef int8_t species
     for player in range(2):
@@ -514,9 +474,7 @@ cdef void deal(Game* g, int opponent) noexcept nogil:
     g.queue.length = 0
     g.turns = 0
     g.agent_steps = 0
-    if g.first == 1:
-        opponent_turn(g, opponent)
-    g.legal = legal_bits(g.hand[0], &g.queue)
+    g.legal = 0
 
 
 cdef int winner_of(const Game* g, int scoring) noexcept nogil:
@@ -578,19 +536,24 @@ cdef inline void write_mask(uint64_t legal, uint8_t* row) noexcept nogil:
 # ---------------------------------------------------------------- the batched core
 
 cdef class BeastyBarCore:
-    """N games of Beasty Bar in C arrays, stepped together; see the module docstring for the buffers.
+    """N games of Beasty Bar in C arrays, stepped together; see the module docstring for the arguments and
+    buffers. Games start seeded 0..N-1; `reset(seeds)` reseeds them.
 
-    `opponent` / `scoring` are names ("random" | "heuristic", "points" | "count"). Per-game stats of the
-    last finished episode (read them for the games that ended in a step): `episode_return` float32[N],
-    `episode_length` int32[N] (agent steps), `winner` int8[N] (0, 1, -1 = draw), `points` int16[N, 2],
-    `bar_count` int16[N, 2].
+    Per-game stats of the last finished episode (read them for the games that ended in a step):
+    `episode_return` float32[N], `episode_length` int32[N] (agent steps), `winner` int8[N] (0, 1,
+    -1 = draw), `points` int16[N, 2], `bar_count` int16[N, 2]. `enemy_turn_ns`: nanoseconds spent in
+    the opponent's turns (its openings included) since construction, C monotonic clock.
     """
 
     cdef Game* games
-    cdef readonly int num_envs
-    cdef int opponent
-    cdef int scoring
-    cdef bint autoreset
+    cdef Tables tables
+    cdef readonly int num_games
+    cdef readonly str opponent, scoring
+    cdef readonly bint auto_reset
+    cdef readonly object episode_return, episode_length, winner, points, bar_count
+    cdef int opponent_id
+    cdef int scoring_id
+    cdef uint64_t enemy_ns
     cdef float[:, ::1] obs
     cdef float[::1] rewards
     cdef uint8_t[::1] terminated
@@ -602,70 +565,69 @@ cdef class BeastyBarCore:
     cdef int8_t[::1] winner_view
     cdef int16_t[:, ::1] points_view
     cdef int16_t[:, ::1] bar_count_view
-    cdef object _stats
 
-    def __cinit__(self, int num_envs, str opponent, str scoring, bint autoreset, obs, rewards, terminated,
-                  truncated, masks, terminal_obs):
-        if num_envs < 1:
-            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
-        if opponent not in OPPONENTS:
-            raise ValueError(f"unknown opponent {opponent!r}; expected one of: {', '.join(OPPONENTS)}")
-        if scoring not in SCORINGS:
-            raise ValueError(f"unknown scoring {scoring!r}; expected one of: {', '.join(SCORINGS)}")
-        self.num_envs = num_envs
-        self.opponent = OPPONENTS[opponent]
-        self.scoring = SCORINGS[scoring]
-        self.autoreset = autoreset
-        # Bool buffers are viewed as bytes: the same memory, a dtype memoryviews accept.
-        self.obs = _checked(obs, np.float32, (num_envs, OBS_SIZE), "obs")
-        self.rewards = _checked(rewards, np.float32, (num_envs,), "rewards")
-        self.terminated = _checked(terminated, np.bool_, (num_envs,), "terminated").view(np.uint8)
-        self.truncated = _checked(truncated, np.bool_, (num_envs,), "truncated").view(np.uint8)
-        self.masks = _checked(masks, np.bool_, (num_envs, NUM_ACTIONS), "masks").view(np.uint8)
-        self.terminal_obs = _checked(terminal_obs, np.float32, (num_envs, OBS_SIZE), "terminal_obs")
-        self._stats = {
-            "episode_return": np.zeros(num_envs, np.float32),
-            "episode_length": np.zeros(num_envs, np.int32),
-            "winner": np.zeros(num_envs, np.int8),
-            "points": np.zeros((num_envs, 2), np.int16),
-            "bar_count": np.zeros((num_envs, 2), np.int16),
-        }
-        self.episode_return_view = self._stats["episode_return"]
-        self.episode_length_view = self._stats["episode_length"]
-        self.winner_view = self._stats["winner"]
-        self.points_view = self._stats["points"]
-        self.bar_count_view = self._stats["bar_count"]
-        self.games = <Game*>calloc(num_envs, sizeof(Game))
+    def __cinit__(self):
+        self.games = NULL
+
+    def __init__(self, int num_games, tables, str opponent, options, bint auto_reset, buffers):
+        """tables: envs.beastybar.rules.core_tables(); opponent: one of OPPONENTS; options: {"scoring":
+        one of SCORINGS}; buffers: envs.batched_vec_env.CoreBuffers of num_games rows. ValueError naming
+        what is wrong otherwise."""
+        self.obs, self.rewards, self.terminated, self.truncated, self.masks, self.terminal_obs = checked_buffers(
+            buffers, num_games, OBS_SIZE, NUM_ACTIONS)
+        load_tables(tables, &self.tables)
+        self.opponent_id = choice_index("opponent", opponent, OPPONENTS)
+        options = checked_dict("options", options, OPTION_KEYS)
+        self.scoring_id = choice_index("scoring", options["scoring"], SCORINGS)
+        self.num_games = num_games
+        self.opponent = opponent
+        self.scoring = options["scoring"]
+        self.auto_reset = auto_reset
+        self.episode_return = np.zeros(num_games, np.float32)
+        self.episode_length = np.zeros(num_games, np.int32)
+        self.winner = np.zeros(num_games, np.int8)
+        self.points = np.zeros((num_games, 2), np.int16)
+        self.bar_count = np.zeros((num_games, 2), np.int16)
+        self.episode_return_view = self.episode_return
+        self.episode_length_view = self.episode_length
+        self.winner_view = self.winner
+        self.points_view = self.points
+        self.bar_count_view = self.bar_count
+        self.games = <Game*>calloc(num_games, sizeof(Game))
         if self.games == NULL:
             raise MemoryError()
-        self.reset(np.zeros(num_envs, np.uint64))
+        self.reset(np.arange(num_games, dtype=np.uint64))
 
     def __dealloc__(self):
         free(self.games)
 
     def reset(self, seeds=None):
-        """Deal a new game everywhere; `seeds` uint64[N] reseeds each game, None continues its stream."""
-        cdef uint64_t[::1] seed_view
+        """Deal a new game everywhere; `seeds` uint64[N] reseeds each game first, None continues its stream."""
+        cdef const uint64_t[::1] seed_view
         cdef int i
         if seeds is not None:
-            seed_view = np.ascontiguousarray(seeds, dtype=np.uint64).reshape(self.num_envs)
-            for i in range(self.num_envs):
+            seed_view = np.ascontiguousarray(seeds, dtype=np.uint64)
+            if seed_view.shape[0] != self.num_games:
+                raise ValueError(f"expected {self.num_games} seeds, got {seed_view.shape[0]}")
+            for i in range(self.num_games):
                 rng_seed(&self.games[i].rng, seed_view[i])
         with nogil:
-            for i in range(self.num_envs):
-                deal(&self.games[i], self.opponent)
-                write_observation(&self.games[i], &self.obs[i, 0])
-                write_mask(self.games[i].legal, &self.masks[i, 0])
+            for i in range(self.num_games):
+                deal(&self.games[i])
                 self.rewards[i] = 0.0
                 self.terminated[i] = 0
                 self.truncated[i] = 0
+            self._play_openings(False)
+            for i in range(self.num_games):
+                self._publish(i)
 
     def step(self, actions):
         """Play agent actions int64[N] in every game. Returns -1, or the index of the first game whose
         action is illegal (then no game has moved)."""
-        cdef const int64_t[::1] action_view = np.ascontiguousarray(actions, dtype=np.int64).reshape(
-            self.num_envs)
+        cdef const int64_t[::1] action_view = np.ascontiguousarray(actions, dtype=np.int64)
         cdef int bad
+        if action_view.shape[0] != self.num_games:
+            raise ValueError(f"expected {self.num_games} actions, got {action_view.shape[0]}")
         with nogil:
             bad = self._step(action_view)
         return bad
@@ -674,25 +636,29 @@ cdef class BeastyBarCore:
         cdef int i, winner
         cdef int64_t action
         cdef Game* g
-        for i in range(self.num_envs):
+        cdef uint64_t started
+        cdef bint dealt = False
+        for i in range(self.num_games):
             action = actions[i]
             if action < 0 or action >= NUM_ACTIONS or not (self.games[i].legal >> action) & 1:
                 return i
-        for i in range(self.num_envs):
+        for i in range(self.num_games):
+            play_turn(&self.tables, &self.games[i], 0, <int>actions[i])
+            self.games[i].agent_steps += 1
+        started = now_ns()
+        for i in range(self.num_games):
+            if self.games[i].turns < TURNS_PER_GAME:
+                opponent_turn(&self.tables, &self.games[i], self.opponent_id)
+        self.enemy_ns += now_ns() - started
+        for i in range(self.num_games):
             g = &self.games[i]
-            play_turn(g, 0, <int>actions[i])
-            g.agent_steps += 1
-            if g.turns < TURNS_PER_GAME:
-                opponent_turn(g, self.opponent)
             self.truncated[i] = 0
             if g.turns < TURNS_PER_GAME:
-                g.legal = legal_bits(g.hand[0], &g.queue)
                 self.rewards[i] = 0.0
                 self.terminated[i] = 0
-                write_observation(g, &self.obs[i, 0])
-                write_mask(g.legal, &self.masks[i, 0])
+                self._publish(i)
                 continue
-            winner = winner_of(g, self.scoring)
+            winner = winner_of(g, self.scoring_id)
             self.rewards[i] = 1.0 if winner == 0 else (-1.0 if winner == 1 else 0.0)
             self.terminated[i] = 1
             self.episode_return_view[i] = self.rewards[i]
@@ -702,62 +668,56 @@ cdef class BeastyBarCore:
             self.points_view[i, 1] = g.bar_points[1]
             self.bar_count_view[i, 0] = g.bar_count[0]
             self.bar_count_view[i, 1] = g.bar_count[1]
-            if self.autoreset:
+            if self.auto_reset:
                 write_observation(g, &self.terminal_obs[i, 0])
-                deal(g, self.opponent)
-                write_observation(g, &self.obs[i, 0])
-                write_mask(g.legal, &self.masks[i, 0])
+                deal(g)  # published below, after the opponent's opening turn
+                dealt = True
             else:
                 g.legal = 0
                 write_observation(g, &self.obs[i, 0])
                 write_mask(0, &self.masks[i, 0])
+        if dealt:
+            self._play_openings(True)
+            for i in range(self.num_games):
+                if self.terminated[i]:
+                    self._publish(i)
         return -1
+
+    cdef void _play_openings(self, bint ended_only) noexcept nogil:
+        """The opponent's opening turn in every game just dealt that it starts (all games, or with
+        `ended_only` those that ended this step), timed into `enemy_turn_ns` as one block."""
+        cdef uint64_t started = now_ns()
+        cdef int i
+        for i in range(self.num_games):
+            if self.games[i].first == 1 and (not ended_only or self.terminated[i]):
+                opponent_turn(&self.tables, &self.games[i], self.opponent_id)
+        self.enemy_ns += now_ns() - started
+
+    cdef void _publish(self, int i) noexcept nogil:
+        """Game i's legal actions, observation and mask at the agent's decision."""
+        cdef Game* g = &self.games[i]
+        g.legal = legal_bits(g.hand[0], &g.queue)
+        write_observation(g, &self.obs[i, 0])
+        write_mask(g.legal, &self.masks[i, 0])
 
     def legal_actions(self, int index):
         """Ascending legal action ids of game `index` at its agent's decision ([] when it is over)."""
-        self._check_index(index)
+        check_index(index, self.num_games)
         return _bits_to_list(self.games[index].legal)
 
     def end_info(self, int index):
         """The end info of game `index`'s last finished episode: winner, points, bar_count."""
-        self._check_index(index)
+        check_index(index, self.num_games)
         return {
             "winner": int(self.winner_view[index]),
             "points": (int(self.points_view[index, 0]), int(self.points_view[index, 1])),
             "bar_count": (int(self.bar_count_view[index, 0]), int(self.bar_count_view[index, 1])),
         }
 
-    cdef _check_index(self, int index):
-        if not 0 <= index < self.num_envs:
-            raise IndexError(f"game index {index} out of range 0..{self.num_envs - 1}")
-
     @property
-    def episode_return(self):
-        return self._stats["episode_return"]
-
-    @property
-    def episode_length(self):
-        return self._stats["episode_length"]
-
-    @property
-    def winner(self):
-        return self._stats["winner"]
-
-    @property
-    def points(self):
-        return self._stats["points"]
-
-    @property
-    def bar_count(self):
-        return self._stats["bar_count"]
-
-
-def _checked(array, dtype, shape, name):
-    if not isinstance(array, np.ndarray) or array.dtype != dtype or array.shape != shape:
-        raise ValueError(f"{name} must be a numpy {np.dtype(dtype).name} array of shape {shape}")
-    if not array.flags.c_contiguous or not array.flags.writeable:
-        raise ValueError(f"{name} must be C-contiguous and writeable")
-    return array
+    def enemy_turn_ns(self):
+        """Nanoseconds spent in the opponent's turns since construction (C monotonic clock)."""
+        return self.enemy_ns
 
 
 def _bits_to_list(uint64_t bits):
@@ -766,17 +726,20 @@ def _bits_to_list(uint64_t bits):
 
 # ---------------------------------------------------------------- one play, for scenarios and tests
 
-def resolve_play(queue, int owner, int action):
-    """Apply steps 2-4 of one play to `queue` [(owner, species), ...] front to back (len <= 4).
+def resolve_play(tables, queue, int owner, int action):
+    """Apply steps 2-4 of one play to `queue` [(owner, species), ...] front to back (len <= 4), under
+    `tables` (envs.beastybar.rules.core_tables()).
 
     `action` is a 33-way action id, checked legal for this queue with its species assumed in hand
     (ValueError naming it and the legal ones otherwise). Returns (queue_after, bar_entered,
     thrown_out), each a list of (owner, species) in order.
     """
+    cdef Tables t
     cdef Queue q
     cdef Outcome out
     cdef int i, card
     cdef uint64_t legal
+    load_tables(tables, &t)
     if owner not in (0, 1):
         raise ValueError(f"owner must be 0 or 1, got {owner}")
     if len(queue) > QUEUE_CAPACITY - 1:
@@ -792,7 +755,7 @@ def resolve_play(queue, int owner, int action):
     played = owner * NUM_SPECIES + action_hand_species(action)
     if find_card(&q, played) >= 0:
         raise ValueError(f"card {(owner, action_hand_species(action))!r} is already in the queue")
-    resolve(&q, owner, action, &out)
+    resolve(&t, &q, owner, action, &out)
     return (
         [(card_owner(q.cards[i]), card_species(q.cards[i])) for i in range(q.length)],
         [(card_owner(out.bar[i]), card_species(out.bar[i])) for i in range(out.bar_length)],

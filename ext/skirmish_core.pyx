@@ -1,35 +1,46 @@
 """The Skirmish core: N games in C arrays, stepped in one call, the scripted player's whole turn inside C.
 
-It follows envs/skirmish/rules.py (the reference and the rules' documentation) decision for decision and
-die for die; the differential test holds the two together. Unlike the reference it caches pairwise
-distances, engagement and line of sight per game, invalidated by every move, charge and casualty.
+It follows envs/skirmish/rules.py (the reference and the rules' documentation; the rules page is
+docs/games/skirmish.md) decision for decision and die for die; the differential test holds the two
+together. Unlike the reference it caches pairwise distances, engagement and line of sight per game,
+invalidated by every move, charge and casualty.
 
-`SkirmishCore` follows the `BatchedCore` protocol of envs/batched_vec_env.py. Buffers, N = games:
-    given (numpy, written in place): obs float32[N, 103], rewards float32[N], terminated bool[N],
-    truncated bool[N], masks bool[N, 14] (legal actions of the pending decision), terminal_obs
-    float32[N, 103] (final observation of a game that ended this step);
+`SkirmishCore(num_games, tables, opponent, options, auto_reset, buffers)` follows the core protocol of
+docs/adding-a-game.md: `tables` is `envs.skirmish.rules.core_tables()` (profiles, missions, deployment
+and the scalar rules numbers, copied once into C), `opponent` one of `OPPONENTS` (the scripted player
+only), `options` {"mode": "train" | "debug", "max_steps": decisions before truncation}. Buffers, N = games:
+    given (`buffers`, an envs.batched_vec_env.CoreBuffers, written in place): obs float32[N, 103],
+    rewards float32[N], terminated bool[N], truncated bool[N], masks bool[N, 14] (legal actions of the
+    pending decision), terminal_obs float32[N, 103] (final observation of a game that ended this step);
     its own (read-only attributes): reward_parts float32[N, 3] (vp, damage, outcome), info int32[N, 9]
     (INFO_COLUMNS), units int32[N, 8, 3] (x, y, wounds; x = y = -1 when destroyed), decision int32[N, 2]
     (phase, acting unit; -1 once over), episode_return float64[N], episode_length int32[N] (of each
     game's last finished episode).
 info, units and decision describe the state right after the step, before an automatic reset; obs and
 masks are the next game's when a game ended (with auto_reset; without it a finished game keeps its final
-observation and a hold-only mask until `reset`). No Python object is touched per game on the step path,
-which runs without the GIL.
+observation and a hold-only mask until `reset`). `enemy_turn_ns` is the time spent in the player's turns,
+read off the monotonic clock around each of them (at most one a round per game, so the reads are rare
+next to the work they time). No Python object is touched per game on the step path, which runs without
+the GIL.
 """
 
 from libc.stdint cimport uint64_t, int64_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memset
-from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 import numpy as np
 
+from ext.core_common cimport check_index, checked_buffers, checked_dict, choice_index, now_ns
 from ext.rng cimport Rng, rng_seed, rng_below, rng_d6
 
+# The rules' vocabulary (envs/skirmish/rules.py OPPONENTS, MODES, END_REASONS, PHASE_NAMES, WINNERS),
+# indexed as in the core.
+OPPONENTS = ("scripted",)
+MODES = ("train", "debug")
+OPTION_KEYS = ("mode", "max_steps")
+TABLE_KEYS = ("mission_names", "profiles", "blocked", "objectives", "deployment", "scalars")
 INFO_COLUMNS = ("model_health", "player_health", "in_attack", "model_vp", "player_vp", "mission",
                 "end_reason", "winner", "turn")
-# The rules' vocabulary (envs/skirmish/rules.py END_REASONS, PHASE_NAMES, WINNERS), indexed as in the core.
 END_REASONS = ("", "rounds", "model_destroyed", "player_destroyed", "truncated")
 PHASE_NAMES = ("command", "movement", "shooting", "charge", "fight")
 WINNER_NAMES = {1: "model", -1: "player", 0: "draw"}
@@ -117,12 +128,6 @@ cdef inline int charge_ways(int distance) noexcept nogil:
             if a + b >= need:
                 ways += 1
     return ways
-
-
-cdef inline uint64_t now_ns() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return <uint64_t>ts.tv_sec * 1000000000ULL + <uint64_t>ts.tv_nsec
 
 
 cdef bint bresenham_clear(const signed char* blocked, int ax, int ay, int bx, int by) noexcept nogil:
@@ -617,6 +622,40 @@ cdef void write_obs(Game* g, const Tables* t, float* obs) noexcept nogil:
     obs[o] = <float>((g.vp[0] - g.vp[1]) / 50.0)
 
 
+cdef tuple load_tables(object tables, Tables* t):
+    """Copy `envs.skirmish.rules.core_tables()` into `t` (all but max_steps, an option); returns the mission
+    names. ValueError if the tables do not fit the C layout."""
+    cdef int i, m, k, f
+    checked_dict("tables", tables, TABLE_KEYS)
+    profiles = tables["profiles"]
+    blocked = tables["blocked"]
+    objectives = tables["objectives"]
+    deployment = tables["deployment"]
+    mission_names = tuple(tables["mission_names"])
+    t.n_missions = len(mission_names)
+    if (not 1 <= t.n_missions <= MAX_MISSIONS or len(blocked) != t.n_missions * CELLS
+            or len(objectives) != t.n_missions * MAX_OBJECTIVES * 2):
+        raise ValueError(f"tables: expected 1-{MAX_MISSIONS} missions, each {CELLS} cells and "
+                         f"{MAX_OBJECTIVES} objective slots")
+    for i in range(PER_SIDE):
+        for f in range(PROFILE_FIELDS):
+            t.profile[i][f] = profiles[i * PROFILE_FIELDS + f]
+    for m in range(t.n_missions):
+        t.n_objectives[m] = 0
+        for i in range(CELLS):
+            t.blocked[m][i] = blocked[m * CELLS + i]
+        for k in range(MAX_OBJECTIVES):
+            t.obj_x[m][k] = objectives[(m * MAX_OBJECTIVES + k) * 2]
+            t.obj_y[m][k] = objectives[(m * MAX_OBJECTIVES + k) * 2 + 1]
+            if t.obj_x[m][k] >= 0:
+                t.n_objectives[m] = k + 1
+    for i in range(NUM_UNITS):
+        t.deploy_x[i] = deployment[2 * i]
+        t.deploy_y[i] = deployment[2 * i + 1]
+    t.rounds, t.vp_per_objective, t.control_range, t.charge_range = tables["scalars"]
+    return mission_names
+
+
 cdef class SkirmishCore:
     """N Skirmish games over the rules tables of `envs.skirmish.rules.core_tables()`; see the module
     docstring for the buffers. Games start seeded 0..N-1; `reset(seeds)` reseeds them."""
@@ -624,7 +663,9 @@ cdef class SkirmishCore:
     cdef Game* games
     cdef Tables tables
     cdef readonly int num_games
-    cdef readonly bint auto_reset, debug
+    cdef readonly str opponent, mode
+    cdef readonly bint auto_reset
+    cdef bint debug
     cdef readonly object reward_parts, info, units, decision, episode_return, episode_length
     cdef object mission_names
     cdef float[:, ::1] obs_v, terminal_obs_v, reward_parts_v
@@ -639,27 +680,24 @@ cdef class SkirmishCore:
     def __cinit__(self):
         self.games = NULL
 
-    def __init__(self, int num_games, dict tables, int max_steps, bint auto_reset, bint debug,
-                 obs, rewards, terminated, truncated, masks, terminal_obs):
-        """tables: envs.skirmish.rules.core_tables(); max_steps: decisions per game before truncation;
-        debug: `end_info`/`info_dict` add positions, wounds, phase, acting unit and reward parts."""
-        if num_games < 1:
-            raise ValueError(f"num_games must be >= 1, got {num_games}")
-        if max_steps < 1:
-            raise ValueError(f"max_steps must be >= 1, got {max_steps}")
-        self._load_tables(tables, max_steps)
+    def __init__(self, int num_games, tables, str opponent, options, bint auto_reset, buffers):
+        """tables: envs.skirmish.rules.core_tables(); opponent: one of OPPONENTS; options: {"mode": one of
+        MODES ("debug": `end_info`/`info_dict` add positions, wounds, phase, acting unit and reward parts),
+        "max_steps": decisions per game before truncation, >= 1}; buffers: envs.batched_vec_env.CoreBuffers
+        of num_games rows. ValueError naming what is wrong otherwise."""
+        (self.obs_v, self.rewards_v, self.terminated_v, self.truncated_v, self.masks_v,
+         self.terminal_obs_v) = checked_buffers(buffers, num_games, OBS_SIZE, NUM_ACTIONS)
+        choice_index("opponent", opponent, OPPONENTS)
+        options = checked_dict("options", options, OPTION_KEYS)
+        self.debug = choice_index("mode", options["mode"], MODES) == MODES.index("debug")
+        if options["max_steps"] < 1:
+            raise ValueError(f"max_steps must be >= 1, got {options['max_steps']}")
+        self.mission_names = load_tables(tables, &self.tables)
+        self.tables.max_steps = options["max_steps"]
         self.num_games = num_games
+        self.opponent = opponent
+        self.mode = options["mode"]
         self.auto_reset = auto_reset
-        self.debug = debug
-        self.obs_v = obs
-        self.terminal_obs_v = terminal_obs
-        self.rewards_v = rewards
-        self.terminated_v = terminated.view(np.uint8)
-        self.truncated_v = truncated.view(np.uint8)
-        self.masks_v = masks.view(np.uint8)
-        if (self.obs_v.shape[0] != num_games or self.obs_v.shape[1] != OBS_SIZE
-                or self.masks_v.shape[1] != NUM_ACTIONS or self.terminal_obs_v.shape[1] != OBS_SIZE):
-            raise ValueError(f"buffers must hold {num_games} games of obs[{OBS_SIZE}] and masks[{NUM_ACTIONS}]")
         self.reward_parts = np.zeros((num_games, 3), dtype=np.float32)
         self.info = np.zeros((num_games, INFO_FIELDS), dtype=np.int32)
         self.units = np.zeros((num_games, NUM_UNITS, 3), dtype=np.int32)
@@ -679,37 +717,6 @@ cdef class SkirmishCore:
 
     def __dealloc__(self):
         free(self.games)
-
-    cdef _load_tables(self, dict tables, int max_steps):
-        cdef Tables* t = &self.tables
-        cdef int i, m, k, f
-        profiles = tables["profiles"]
-        blocked = tables["blocked"]
-        objectives = tables["objectives"]
-        deployment = tables["deployment"]
-        self.mission_names = tuple(tables["mission_names"])
-        t.n_missions = len(self.mission_names)
-        if (not 1 <= t.n_missions <= MAX_MISSIONS or len(blocked) != t.n_missions * CELLS
-                or len(objectives) != t.n_missions * MAX_OBJECTIVES * 2):
-            raise ValueError(f"tables: expected 1-{MAX_MISSIONS} missions, each {CELLS} cells and "
-                             f"{MAX_OBJECTIVES} objective slots")
-        for i in range(PER_SIDE):
-            for f in range(PROFILE_FIELDS):
-                t.profile[i][f] = profiles[i * PROFILE_FIELDS + f]
-        for m in range(t.n_missions):
-            t.n_objectives[m] = 0
-            for i in range(CELLS):
-                t.blocked[m][i] = blocked[m * CELLS + i]
-            for k in range(MAX_OBJECTIVES):
-                t.obj_x[m][k] = objectives[(m * MAX_OBJECTIVES + k) * 2]
-                t.obj_y[m][k] = objectives[(m * MAX_OBJECTIVES + k) * 2 + 1]
-                if t.obj_x[m][k] >= 0:
-                    t.n_objectives[m] = k + 1
-        for i in range(NUM_UNITS):
-            t.deploy_x[i] = deployment[2 * i]
-            t.deploy_y[i] = deployment[2 * i + 1]
-        t.rounds, t.vp_per_objective, t.control_range, t.charge_range = tables["scalars"]
-        t.max_steps = max_steps
 
     def reset(self, seeds=None):
         """A new game everywhere; seeds uint64[N] reseeds each game's generator first, None continues
@@ -774,6 +781,7 @@ cdef class SkirmishCore:
 
     def legal_actions(self, int index):
         """Ascending legal action ids of game `index` now."""
+        check_index(index, self.num_games)
         return [a for a in range(NUM_ACTIONS) if self.masks_v[index, a]]
 
     def step(self, const int64_t[::1] actions):
@@ -819,6 +827,7 @@ cdef class SkirmishCore:
 
     def info_dict(self, int index):
         """The info of game `index`'s last step (the train keys; more in debug mode, see rules.py)."""
+        check_index(index, self.num_games)
         cdef int[::1] row = self.info_v[index]
         info = {
             "model_health": row[0],

@@ -2,7 +2,8 @@
 
 Whole games, step for step (batched vec env vs one reference env per game, several episodes per game
 so auto-reset's stream continuation is covered), the one-game backend through the gym env, single
-plays (`resolve_play`) on random queues, and the scenarios of the rules file plus hand-derived ones.
+plays (`resolve_play`) on random queues, the scenarios of the rules page plus hand-derived ones, and
+the core's rules tables (it plays by those it is given, which come from the rules module).
 """
 
 from __future__ import annotations
@@ -13,14 +14,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_array_equal
 
+from envs.batched_vec_env import CoreBuffers
 from envs.beastybar import rules, scenario
 from envs.beastybar.env import BeastyBarEnv
 from envs.beastybar.vec_env import BeastyBarVecEnv
-from ext.beastybar_core import resolve_play as core_resolve_play
+from ext import beastybar_core
 
+TABLES = rules.core_tables()
 GAMES = 128
 EPISODES_PER_GAME = 8
 STEPS_PER_EPISODE = 12
+
+
+def core_resolve_play(queue: list[tuple[int, int]], owner: int, action: int) -> tuple[list, list, list]:
+    return beastybar_core.resolve_play(TABLES, queue, owner, action)
 
 
 def random_legal_actions(masks: np.ndarray, picker: np.random.Generator) -> np.ndarray:
@@ -131,6 +138,41 @@ def test_resolve_play_rejects_what_the_reference_rejects(queue: list[tuple[int, 
         assert core_resolve_play(queue, owner, action) == expected
 
 
+def test_the_core_plays_by_the_tables_it_is_given() -> None:
+    # A hippo passes a crocodile (10 < 11) under the rules' tables; with the crocodile made the strongest
+    # animal it stops behind it, and the bar's points follow the points table: the core has no copy.
+    queue, play = [(1, rules.CROCODILE), (1, rules.PARROT)], rules.HIPPO
+    as_ruled = [(0, rules.HIPPO), (1, rules.CROCODILE), (1, rules.PARROT)]
+    assert core_resolve_play(queue, 0, play)[0] == rules.resolve_play(queue, 0, play)[0] == as_ruled
+    strength = [13 if species == rules.CROCODILE else v for species, v in enumerate(TABLES["strength"])]
+    after = beastybar_core.resolve_play({**TABLES, "strength": strength}, queue, 0, play)[0]
+    assert after == [(1, rules.CROCODILE), (0, rules.HIPPO), (1, rules.PARROT)]
+    # Same deals and a random opponent: the same plays under both points tables, only the scores differ.
+    buffers = [CoreBuffers.allocate(16, rules.OBS_SIZE, rules.NUM_ACTIONS) for _ in range(2)]
+    cores = [beastybar_core.BeastyBarCore(16, tables, "random", {"scoring": "points"}, True, b)
+             for tables, b in zip((TABLES, {**TABLES, "points": [0] * 12}), buffers, strict=True)]
+    picker = np.random.default_rng(0)
+    for _ in range(STEPS_PER_EPISODE):
+        actions = random_legal_actions(buffers[0].masks, picker)
+        assert [core.step(actions) for core in cores] == [-1, -1]
+    assert cores[0].points.any() and not cores[1].points.any()
+    assert np.array_equal(cores[0].bar_count, cores[1].bar_count)
+
+
+@pytest.mark.parametrize(("tables", "message"), [
+    ({"strength": TABLES["strength"]}, "tables must be a dict with the keys strength, points; got strength"),
+    ({**TABLES, "strength": [1, 2, 3]}, "tables\\['strength'\\] must hold 12 ints"),
+])
+def test_the_core_refuses_tables_that_do_not_fit(tables: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        beastybar_core.resolve_play(tables, [], 0, 0)
+
+
+@pytest.mark.parametrize(("name", "python_value"), [("OPPONENTS", rules.OPPONENTS), ("SCORINGS", rules.SCORINGS)])
+def test_core_vocabulary_matches_rules(name: str, python_value: object) -> None:
+    assert getattr(beastybar_core, name) == python_value
+
+
 def test_resolve_play_rejects_bad_input() -> None:
     with pytest.raises(ValueError, match="at most 4"):
         core_resolve_play([(0, s) for s in range(5)], 1, 0)
@@ -143,7 +185,7 @@ def test_resolve_play_rejects_bad_input() -> None:
 # --- scenarios -------------------------------------------------------------------------------------
 
 # Hand-derived rows beyond the scenario table of tests/test_beastybar_scenarios.py (which holds the rules
-# file's eight and more): (id, before, play, choices, queue after, bar, thrown out).
+# page's eight and more): (id, before, play, choices, queue after, bar, thrown out).
 MORE_SCENARIOS = [
     ("lion-front-then-step4", "A:seal B:zebra A:parrot B:kangaroo", "A:lion", {},
      "B:zebra A:parrot", "A:lion A:seal", "B:kangaroo"),

@@ -185,7 +185,7 @@ def _check_cards_accounted_for(state: GameState) -> None:
 
 
 def _table_legality(action: int, queue: list[tuple[int, int]], hand: set[int]) -> bool:
-    """The rules file's action table, transcribed independently of `rules.is_legal`."""
+    """The rules page's action table (docs/games/beastybar.md), transcribed independently of `rules.is_legal`."""
     n, present = len(queue), {species for _, species in queue}
     if action < 9:
         return action in hand

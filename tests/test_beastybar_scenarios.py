@@ -1,4 +1,5 @@
-"""Beasty Bar scenarios: the rules file's 8, then more derived by hand from the rules (not from code).
+"""Beasty Bar scenarios: the rules page's 8 (docs/games/beastybar.md), then more derived by hand from the
+rules (not from code).
 
 Each row: queue before, the card played with its choices, and the queue, bar entries and thrown-out
 cards after steps 2-4. `CORES` lists the implementations the rows run on; the Cython core's helper

@@ -1,13 +1,18 @@
 """`BeastyBarVecEnv` through the SB3 VecEnv API: spaces, auto-reset, end-of-episode infos, masks,
-seeding, illegal actions, and a MaskablePPO smoke run."""
+seeding, illegal actions, the opponent's time (`enemy_turn_ns`) as PPO's wrapper books it, and a
+MaskablePPO smoke run."""
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 from sb3_contrib.common.maskable.utils import get_action_masks, is_masking_supported
 
+from engine.perf import PerfTimer
+from engine.sb3_hooks import InstrumentedVecEnv
 from envs import make_vec
 from envs.beastybar.vec_env import BeastyBarVecEnv
 
@@ -139,13 +144,64 @@ def test_attributes_and_wrappers() -> None:
     ("kwargs", "message"),
     [
         ({"num_envs": 0}, "num_envs"),
-        ({"num_envs": 2, "opponent": "greedy"}, "unknown opponent 'greedy'"),
+        ({"num_envs": 2, "opponent": "greedy"}, "unknown opponent 'greedy'; expected one of 'random', 'heuristic'"),
         ({"num_envs": 2, "scoring": "fewest"}, "unknown scoring 'fewest'"),
     ],
 )
 def test_bad_arguments_raise(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         BeastyBarVecEnv(**kwargs)
+
+
+@pytest.mark.parametrize("opponent", ["random", "heuristic"])
+def test_enemy_turn_ns_counts_every_opponent_turn_openings_included(opponent: str) -> None:
+    venv = BeastyBarVecEnv(64, opponent=opponent, seed=8)
+    opened = venv.enemy_turn_ns
+    assert opened > 0  # about half the games were dealt with the opponent to play first
+    venv.reset()
+    picker = np.random.default_rng(8)
+    counts = [venv.enemy_turn_ns]
+    for _ in range(2 * STEPS_PER_EPISODE):
+        venv.step(legal_random(venv.action_masks(), picker))
+        counts.append(venv.enemy_turn_ns)
+    assert all(later > earlier for earlier, later in itertools.pairwise(counts))  # a reply every step
+    assert venv.core.enemy_turn_ns == counts[-1]
+
+
+class OneSecondOpponent(BeastyBarVecEnv):
+    """Reports exactly one second of opponent time per step (the core's real count is microseconds)."""
+
+    calls = 0
+
+    def step_wait(self):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        return super().step_wait()
+
+    @property
+    def enemy_turn_ns(self) -> int:
+        return self.calls * 10**9
+
+
+def test_ppo_wrapper_books_the_opponent_as_enemy_turn_and_the_rest_as_env_step() -> None:
+    timer = PerfTimer()
+    env = InstrumentedVecEnv(OneSecondOpponent(4, seed=2), timer)
+    env.reset()
+    picker = np.random.default_rng(2)
+    for _ in range(3):
+        env.step(legal_random(env.action_masks(), picker))
+    window = timer.window(3 * 4)
+    # 3 s of opponent over 12 env steps; the steps themselves took far less than the 1 s booked each,
+    # so what is left for env_step after taking the opponent's second out is nothing.
+    assert window.ms["enemy_turn"] == pytest.approx(3e3 / 12)
+    assert window.ms["env_step"] == 0.0
+    real = InstrumentedVecEnv(BeastyBarVecEnv(4, seed=2), timer)
+    real.reset()
+    before = real.game_env.enemy_turn_ns
+    for _ in range(3):
+        real.step(legal_random(real.action_masks(), picker))
+    window = timer.window(2 * 3 * 4)
+    assert window.ms["enemy_turn"] == pytest.approx((real.game_env.enemy_turn_ns - before) * 1e-6 / 12)
+    assert window.ms["enemy_turn"] > 0 and window.ms["env_step"] > 0
 
 
 @pytest.mark.slow

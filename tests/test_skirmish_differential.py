@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from envs.batched_vec_env import CoreBuffers
+from envs.game_env import CORES
 from envs.skirmish import env as skirmish_env
 from envs.skirmish import rules
 from ext import skirmish_core
@@ -26,10 +27,8 @@ ACTION_WEIGHTS = np.array([1.0] * 9 + [3.0] + [8.0] * 4)
 
 def play_both(num_games: int, episodes_per_game: int, first_seed: int, max_steps: int) -> dict[str, int]:
     """Plays num_games x episodes_per_game games in both; returns a count per end_reason."""
-    buffers = CoreBuffers.allocate(num_games, rules.OBS_SIZE, rules.NUM_ACTIONS)
-    b = buffers
-    core = SkirmishCore(num_games, rules.core_tables(), max_steps, True, True,
-                        b.obs, b.rewards, b.terminated, b.truncated, b.masks, b.terminal_obs)
+    b = CoreBuffers.allocate(num_games, rules.OBS_SIZE, rules.NUM_ACTIONS)
+    core = SkirmishCore(num_games, rules.core_tables(), "scripted", {"mode": "debug", "max_steps": max_steps}, True, b)
     seeds = np.arange(first_seed, first_seed + num_games, dtype=np.uint64)
     core.reset(seeds)
     params = rules.GameParams(max_steps=max_steps)
@@ -84,7 +83,7 @@ def test_core_matches_reference_with_truncation() -> None:
 
 
 def test_gym_env_backends_agree() -> None:
-    envs = [skirmish_env.SkirmishEnv(core=core, seed=5, mode="debug") for core in skirmish_env.CORES]
+    envs = [skirmish_env.SkirmishEnv(core=core, seed=5, mode="debug") for core in CORES]
     resets = [e.reset() for e in envs]
     picker = np.random.default_rng(5)
     games = 0
@@ -101,6 +100,8 @@ def test_gym_env_backends_agree() -> None:
 
 
 @pytest.mark.parametrize(("name", "python_value"), [
+    ("OPPONENTS", rules.OPPONENTS),
+    ("MODES", rules.MODES),
     ("END_REASONS", rules.END_REASONS),
     ("PHASE_NAMES", rules.PHASE_NAMES),
     ("WINNER_NAMES", rules.WINNERS),

@@ -1,20 +1,24 @@
 """The Skirmish gym env and SB3 VecEnv: checkers, errors, lean/debug info, masks, seeding and auto-reset
-(game i of the VecEnv plays exactly like the reference env seeded seed + i), MaskablePPO smoke run."""
+(game i of the VecEnv plays exactly like the reference env seeded seed + i), properties of whole
+reference games (hypothesis), MaskablePPO smoke run."""
 
 from __future__ import annotations
 
+import copy
 import warnings
 
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sb3_contrib import MaskablePPO
 from sb3_contrib.common.maskable.utils import get_action_masks
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import envs
+from envs.game_env import CORES
 from envs.skirmish import rules
-from envs.skirmish.env import CORES
 
 TRAIN_KEYS = {"model_health", "player_health", "in_attack", "model_vp", "player_vp", "mission", "end_reason",
               "winner", "turn"}
@@ -35,15 +39,49 @@ def test_illegal_action_names_it_and_the_legal_ones(core: str) -> None:
     env.reset()
     illegal = int(np.flatnonzero(~env.action_masks())[0])
     legal = np.flatnonzero(env.action_masks()).tolist()
-    with pytest.raises(ValueError, match=rf"illegal action {illegal}; legal actions: \[{', '.join(map(str, legal))}\]"):
+    with pytest.raises(ValueError, match=rf"action {illegal} is illegal now; legal: \[{', '.join(map(str, legal))}\]"):
         env.step(illegal)
 
 
-@pytest.mark.parametrize(("kwargs", "what"), [({"core": "rust"}, "core"), ({"mode": "eval"}, "mode"),
-                                              ({"max_steps": 0}, "max_steps")])
-def test_bad_arguments_are_refused(kwargs: dict, what: str) -> None:
+@pytest.mark.parametrize(("kwargs", "what"), [
+    ({"core": "rust"}, "unknown core 'rust'; expected one of 'cython', 'reference'"),
+    ({"mode": "eval"}, "unknown mode 'eval'; expected one of 'train', 'debug'"),
+    ({"max_steps": 0}, "max_steps must be >= 1"),
+    ({"opponent": "random"}, "unknown opponent 'random'; expected one of 'scripted'"),
+    ({"render_mode": "ansi"}, "unknown render_mode 'ansi'"),
+])
+@pytest.mark.parametrize("make", ["env", "vec"])
+def test_bad_arguments_are_refused(kwargs: dict, what: str, make: str) -> None:
+    if make == "vec" and set(kwargs) & {"core", "render_mode"}:
+        return  # gym-env-only arguments
     with pytest.raises(ValueError, match=what):
-        envs.make("skirmish", **kwargs)
+        envs.make("skirmish", **kwargs) if make == "env" else envs.make_vec("skirmish", 2, **kwargs)
+
+
+@pytest.mark.parametrize("core", CORES)
+def test_the_scripted_opponent_is_accepted_by_name_everywhere(core: str) -> None:
+    assert envs.opponents("skirmish") == ("scripted",) == envs.skirmish.OPPONENTS
+    env = envs.make("skirmish", core=core, opponent="scripted", seed=3)
+    default = envs.make("skirmish", core=core, seed=3)
+    assert np.array_equal(env.reset()[0], default.reset()[0]) and env.opponent == "scripted"
+    venv = envs.make_vec("skirmish", 2, opponent="scripted", seed=3)
+    assert venv.get_attr("opponent") == ["scripted", "scripted"]
+    assert np.array_equal(venv.reset()[0], env.reset(seed=3)[0])
+
+
+@pytest.mark.parametrize("core", CORES)
+def test_a_step_after_the_end_is_refused_until_reset(core: str) -> None:
+    env = envs.make("skirmish", core=core, seed=6, max_steps=2)
+    env.reset()
+    with pytest.raises(RuntimeError, match="before reset"):
+        envs.make("skirmish", core=core, seed=6).step(0)
+    env.step(0)
+    _, _, terminated, truncated, _ = env.step(0)
+    assert truncated and not terminated and env.action_masks().tolist() == [True] + [False] * 13
+    with pytest.raises(ValueError, match="the episode is over; call reset"):
+        env.step(0)
+    env.reset()
+    env.step(0)
 
 
 @pytest.mark.parametrize("core", CORES)
@@ -116,7 +154,11 @@ def test_vec_env_plays_like_reference_envs_and_auto_resets() -> None:
                 assert infos[i] == {}  # end keys are cleared the step after
         ended_before = dones.copy()
     assert venv.info_array.shape == (num_envs, len(venv.info_columns))
-    assert venv.enemy_turn_ns > 0
+    before = venv.enemy_turn_ns
+    assert before > 0
+    while not venv.step(np.argmax(venv.action_masks(), axis=1))[2].any():
+        pass  # to a game's end: a whole scripted turn (at least) has been timed since
+    assert venv.enemy_turn_ns > before
 
 
 def test_vec_env_refuses_an_illegal_action_without_moving() -> None:
@@ -128,6 +170,61 @@ def test_vec_env_refuses_an_illegal_action_without_moving() -> None:
     with pytest.raises(ValueError, match=f"game 1: action {actions[1]} is illegal"):
         venv.step(actions)
     assert np.array_equal(venv.action_masks(), before)
+
+
+GAME_DECISIONS = 5 * 3 * rules.UNITS_PER_SIDE  # rounds x (movement, shooting, charge) x units: the most a game asks
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**64 - 1), picks=st.lists(st.integers(0, 13), min_size=GAME_DECISIONS,
+                                                      max_size=GAME_DECISIONS))
+def test_reference_games_keep_their_invariants(seed: int, picks: list[int]) -> None:
+    env = envs.make("skirmish", core="reference", seed=seed, mode="debug")
+    obs, info = env.reset()
+    assert obs in env.observation_space and info["end_reason"] == "" and info["turn"] == 1
+    before = info
+    for pick in picks:
+        legal = np.flatnonzero(env.action_masks())
+        assert legal[0] == 0  # hold is always legal while the game runs
+        obs, reward, terminated, truncated, info = env.step(int(legal[pick % len(legal)]))
+        parts = info["reward_parts"]
+        assert obs in env.observation_space
+        assert obs[-1] == np.float32((info["model_vp"] - info["player_vp"]) / 50)
+        assert (info["model_health"], info["player_health"]) == (sum(info["wounds"][:4]), sum(info["wounds"][4:]))
+        gained = (info["model_vp"] - before["model_vp"]) - (info["player_vp"] - before["player_vp"])
+        dealt = before["player_health"] - info["player_health"]
+        taken = before["model_health"] - info["model_health"]
+        assert parts["vp"] == pytest.approx(gained / 10) and parts["damage"] == pytest.approx((dealt - taken) / 20)
+        assert reward == pytest.approx(parts["vp"] + parts["damage"] + parts["outcome"], abs=1e-6)
+        assert info["model_vp"] % 5 == 0 and info["player_vp"] % 5 == 0 and dealt >= 0 and taken >= 0
+        before = info
+        if terminated or truncated:
+            break
+    assert terminated and not truncated  # within GAME_DECISIONS, long before max_steps
+    assert parts["outcome"] == {"model": 1.0, "player": -1.0, "draw": 0.0}[info["winner"]]
+    ended = {"model_destroyed": info["model_health"] == 0, "player_destroyed": info["player_health"] == 0,
+             "rounds": info["turn"] == 5}
+    assert ended[info["end_reason"]]
+    assert info["phase"] == "" and info["acting_unit"] == -1 and not obs[93:102].any()
+
+
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**64 - 1), picks=st.lists(st.integers(0, 13), min_size=6, max_size=6))
+def test_mask_legal_actions_step_and_masked_out_ones_raise(seed: int, picks: list[int]) -> None:
+    env = envs.make("skirmish", core="reference", seed=seed)
+    env.reset()
+    for pick in picks:
+        mask = env.action_masks()
+        for action in range(rules.NUM_ACTIONS):
+            trial = copy.deepcopy(env)
+            if mask[action]:
+                trial.step(action)
+            else:
+                with pytest.raises(ValueError, match=f"action {action} is illegal now"):
+                    trial.step(action)
+        legal = np.flatnonzero(mask)
+        if env.step(int(legal[pick % len(legal)]))[2]:
+            break
 
 
 def test_maskable_ppo_trains_on_the_vec_env() -> None:

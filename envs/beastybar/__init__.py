@@ -1,9 +1,11 @@
-"""Beasty Bar (rules: shared/games/beastybar.md), two players, the agent is always player A (0).
+"""Beasty Bar (rules: docs/games/beastybar.md), two players, the agent is always player A (0).
 
-- `rules`: the pure-Python reference of the rules, the oracle for the Cython core (ext/beastybar_core).
+- `rules`: the pure-Python reference of the rules, the oracle for the Cython core (ext/beastybar_core),
+  and the tables the core is built with.
 - `env`: the gymnasium env over either implementation (`core="cython"` or `"reference"`).
+- `core`: the Cython core as the envs build it, and its one-game backend.
 - `vec_env`: the SB3 `VecEnv` stepping N games in one call of the Cython core.
-- `scenario`: apply one play to a queue written in the rules file's notation.
+- `scenario`: apply one play to a queue written in the rules page's notation.
 """
 
 from __future__ import annotations

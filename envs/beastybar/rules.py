@@ -1,10 +1,11 @@
 """Beasty Bar rules in pure Python: the reference (oracle) the Cython core `ext/beastybar_core` must match.
 
-Rules: shared/games/beastybar.md; the implementation spec that fixes every detail the rules leave open
-(ids, action table, resolution order, RNG use, opponents, observation) is followed to the letter, so
-the same seed and the same actions give the same trajectory here and in the core. Readable first,
-fast second: this module is the baseline the core's speed is measured against, never a hot path.
-It holds no gym or numpy-buffer plumbing beyond the observation encoder.
+Rules: docs/games/beastybar.md. This module fixes every detail the rules leave open (ids, action table,
+resolution order, generator use, opponents, observation), so the same seed and the same actions give the
+same trajectory here and in the core, and its tables (`STRENGTH`, `POINTS`) are the ones the core is
+built with (`core_tables()`). Readable first, fast second: this module is the baseline the core's speed
+is measured against, never a hot path. It holds no gym or numpy-buffer plumbing beyond the observation
+encoder.
 
 Vocabulary: a card is `(owner, species)`; owner 0 = A (the agent), 1 = B (the scripted opponent). A
 queue is a list of cards, front (index 0, the bar's door) to back. The player count is a parameter of
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -87,6 +88,13 @@ OPPONENTS = ("random", "heuristic")
 SCORINGS = ("points", "count")
 """End-of-game scorings; the index is the id the core uses."""
 
+
+def core_tables() -> dict[str, Any]:
+    """The rules tables the Cython core is built with, per species id: `strength` and `points` (the core
+    types neither again; the hippo, crocodile, giraffe and snake thresholds are read from `strength`)."""
+    return {"strength": list(STRENGTH), "points": list(POINTS)}
+
+
 OBS_SIZE = 160
 _SLOT = NUM_SPECIES + 2
 _HAND, _PILE, _UNPLAYED = 70, 82, 94
@@ -110,7 +118,7 @@ def action_name(action: int) -> str:
 
 
 def format_cards(cards: Sequence[Card]) -> str:
-    """The rules file's notation: `A:hippo B:zebra`; the empty string for no cards."""
+    """The rules page's notation (docs/games/beastybar.md): `A:hippo B:zebra`; the empty string for no cards."""
     return " ".join(f"{chr(ord('A') + owner)}:{SPECIES[species]}" for owner, species in cards)
 
 

@@ -1,4 +1,4 @@
-"""Apply one Beasty Bar play to a queue written in the rules file's notation (shared/games/beastybar.md).
+"""Apply one Beasty Bar play to a queue written in the rules page's notation (docs/games/beastybar.md).
 
 `resolve("B:lion A:monkey", "A:lion")` -> `{"queue": "B:lion A:monkey", "bar": "", "thats_it": "A:lion"}`:
 the queue after steps 2-4, the cards that entered the bar and every card thrown out, in order of
@@ -85,10 +85,11 @@ def resolve(
     owner, species = parse_card(play.strip())
     action = action_for(queue, species, jump=jump, target=target, copy=copy)
     if core == "cython":
-        from ext.beastybar_core import resolve_play
+        from ext.beastybar_core import resolve_play as core_resolve_play
+
+        after, bar, thrown = core_resolve_play(rules.core_tables(), queue, owner, action)
     else:
-        resolve_play = rules.resolve_play
-    after, bar, thrown = resolve_play(queue, owner, action)
+        after, bar, thrown = rules.resolve_play(queue, owner, action)
     return {
         "queue": rules.format_cards(after),
         "bar": rules.format_cards(bar),

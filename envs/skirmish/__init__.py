@@ -1,7 +1,9 @@
-"""Skirmish, a small 40k-style wargame (rules: shared/games/skirmish.md, fixed in `rules`'s docstring).
+"""Skirmish, a small 40k-style wargame (rules: docs/games/skirmish.md, fixed in full in `rules`'s docstring).
 
-- `rules`: the pure-Python reference of the rules, the oracle for the Cython core (ext/skirmish_core).
+- `rules`: the pure-Python reference of the rules, the oracle for the Cython core (ext/skirmish_core),
+  and the tables the core is built with.
 - `env`: the gymnasium env over either implementation (`core="cython"` or `"reference"`).
+- `core`: the Cython core as the envs build it, and its one-game backend.
 - `vec_env`: the SB3 `VecEnv` stepping N games in one call of the Cython core.
 """
 
@@ -9,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-# The scripted player is the only opponent; its whole turn runs inside the core.
-OPPONENTS = ("scripted",)
+from envs.skirmish.rules import OPPONENTS
+
+__all__ = ["OPPONENTS", "make", "make_vec"]
 
 
 def make(**kwargs: Any) -> Any:

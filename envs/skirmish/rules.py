@@ -1,10 +1,10 @@
-"""Skirmish, the pure-Python reference of the rules (shared/games/skirmish.md): the oracle the Cython core
-(ext/skirmish_core.pyx) is checked against step for step, and the one place a reader learns the game.
+"""Skirmish, the pure-Python reference of the rules (docs/games/skirmish.md): the oracle the Cython core
+(ext/skirmish_core.pyx) is checked against step for step, and the one place the rules are fixed in full.
 
 It is slow on purpose (distances and line of sight are computed fresh on every query, never cached) and
 must never sit on a training hot path; it imports nothing of ours but the shared generator.
 
-What the rules file leaves open is fixed here; every number lives in a table below (`PROFILES`,
+What the rules page leaves open is fixed here; every number lives in a table below (`PROFILES`,
 `MISSIONS`, `DEPLOYMENT`, `GameParams`), so a variant is a new table, and the core takes these very
 tables at construction (`core_tables()`), so there is one source of truth.
 
@@ -115,6 +115,11 @@ HOLD, TOWARD_OBJECTIVE, FIRST_TARGET = 0, 9, 10
 # Action 1-8 -> (dx, dy): N NE E SE S SW W NW, the compass order every tie-break uses.
 COMPASS = ((0, -1), (1, -1), (1, 0), (1, 1), (0, 1), (-1, 1), (-1, 0), (-1, -1))
 
+# The scripted player is the only opponent; its whole turn runs inside the step that ends the model's.
+OPPONENTS = ("scripted",)
+# "train": the lean info keys; "debug" adds positions, wounds, phase, acting unit and reward parts.
+MODES = ("train", "debug")
+
 END_REASONS = ("", "rounds", "model_destroyed", "player_destroyed", "truncated")
 NOT_ENDED, ROUNDS_OVER, MODEL_DESTROYED, PLAYER_DESTROYED, TRUNCATED = range(5)
 WINNERS = {1: "model", -1: "player", 0: "draw"}
@@ -157,7 +162,7 @@ DEPLOYMENT: tuple[tuple[int, int], ...] = ((2, 7), (1, 9), (3, 11), (3, 4))
 
 @dataclass(frozen=True)
 class GameParams:
-    """The scalar rules numbers (defaults from shared/games/skirmish.md)."""
+    """The scalar rules numbers (the defaults are the game's, docs/games/skirmish.md)."""
 
     rounds: int = 5
     vp_per_objective: int = 5
