@@ -1,25 +1,24 @@
-"""PER-DQN on Skirmish: the speed profile vs the balance profile (seed 004's verdict), and prefetch on vs
-off inside a real dqn-per run (the main thread's replay_sample_ms).
+"""PER-DQN on Skirmish: the speed profile vs the balance profile (is speed worth it?), and prefetch on vs off
+inside a real dqn-per run (the main thread's replay_sample_ms).
 
-Each run is a real `trainctl run --algo dqn-per --env skirmish` subprocess on this machine, one after
-the other in this process, same step budget; each profile trains once per seed (--seeds of them from --first-seed,
-default 0), because one short DQN run's win rate swings by tens of points from seed to seed. Throughput: env steps
-over the training time the run's own perf windows measured (sum over windows of steps / sps: everything
+Each run is a real `trainctl run --algo dqn-per --env skirmish` subprocess on this machine, one after the
+other in this process, same step budget; each profile trains once per seed (--seeds of them from --first-seed,
+default 0), because one short DQN run's win rate swings by tens of points from seed to seed. Throughput: env
+steps over the training time the run's own perf windows measured (sum over windows of steps / sps: everything
 from the first env step to the last, warmup included; process start-up, model building and the final
-checkpoint excluded, alike for both). Quality: both final policies (greedy, masked) play the same fixed
-seeded set of games against the scripted player (engine.evaluate, game i dealt from seed EVAL_SEED + i;
-a truncated game counts as a draw); a profile's win rate is the mean over its seeds. Verdict (seed 004,
-section 5): speed must bring >= +10 % throughput and lose <= 4 points of win rate; printed LAST with
-both numbers and the standard error of the win-rate difference (one 40,000-step run's win rate swings
-by 10-25 points from seed to seed, so a difference of a few points is inside the noise even at 5 seeds).
-Every run sets torch.threads=1: the machine is shared (2 cores), and one torch thread per run keeps the
-two profiles' figures comparable under other load.
+checkpoint excluded, alike for both). Quality: both final policies (greedy, masked) play the same fixed seeded
+set of games against the scripted player (engine.evaluate, game i dealt from seed EVAL_SEED + i; a truncated
+game counts as a draw); a profile's win rate is the mean over its seeds. Verdict: speed must bring >= +10 %
+throughput and lose <= 4 points of win rate; printed LAST with both numbers and the standard error of the win-
+rate difference (one 40,000-step run's win rate swings by 10-25 points from seed to seed, so a difference of a
+few points is inside the noise even at 5 seeds). Every run sets torch.threads=1: the machine is shared (2
+cores), and one torch thread per run keeps the two profiles' figures comparable under other load.
 
-Prefetch: two balance runs of --prefetch-steps, `per.prefetch` true and false, replay_sample_ms averaged
-over the windows after warmup (steps-weighted); target on <= 20 % of off.
+Prefetch: two balance runs of --prefetch-steps, `per.prefetch` true and false, replay_sample_ms averaged over
+the windows after warmup (steps-weighted); target on <= 20 % of off.
 
-    .venv/bin/python bench/bench_dqn_profiles.py [--steps 40000] [--seeds 5] [--first-seed 0] [--games 500]
-        [--prefetch-steps 20000]
+.venv/bin/python bench/bench_dqn_profiles.py [--steps 40000] [--seeds 5] [--first-seed 0] [--games 500]
+[--prefetch-steps 20000]
 """
 
 from __future__ import annotations

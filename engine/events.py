@@ -1,7 +1,7 @@
-"""Contract 2: the events a run writes to `events.jsonl`, and the `[PERF]` / `[METRIC]` stdout lines.
+"""The events a run writes to `events.jsonl`, and the `[PERF]` / `[METRIC]` stdout lines (docs/events.md).
 
 One JSON object a line; `t` is unix seconds, `step` env steps so far. Kinds:
-- `perf`:   {"sps": float, "eps": float, "ms": {phase: ms per env step}} (phases named as in seed 004:
+- `perf`:   {"sps": float, "eps": float, "ms": {phase: ms per env step}} (phases:
             action, enemy_turn, env_step, replay_sample, train_fwd, train_bwd, log)
 - `metric`: {"values": {name: float}}
 - `status`: {"state": "starting|running|finished|failed|stopped"}

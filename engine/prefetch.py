@@ -1,4 +1,4 @@
-"""Async replay prefetch (seed 004, item J): the next batch is drawn on a native background thread while
+"""Async replay prefetch: the next batch is drawn on a native background thread while
 the caller trains on the current one, so the main thread's replay_sample_ms shrinks to a hand-over.
 
 A trainer's gradient step k, with `sampler = BatchPrefetcher(buffer, batch_size)`:

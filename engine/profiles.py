@@ -1,8 +1,8 @@
-"""Contract 3: configuration keys, profiles, and their resolution with provenance.
+"""Configuration keys, profiles, and their resolution with provenance (docs/profiles.md).
 
 Resolution, later wins: built-in defaults < algo+env hyperparameters < profile (`profiles/NAME.toml`,
-`extends = "other"` allowed) < `--config FILE` < environment overrides (seed 004's names, e.g.
-`NUM_ENVS=12`) < command-line flags and `--set section.key=value`. Every resolved value remembers its
+`extends = "other"` allowed) < `--config FILE` < environment overrides (the names game-AI trainers
+already use, e.g. `NUM_ENVS=12`) < command-line flags and `--set section.key=value`. Every resolved value remembers its
 source, and the whole is written to run.json. An unknown key, a wrong type or an out-of-range value
 raises `UsageError` naming the source (file), the key and what was expected, before anything starts.
 """
@@ -142,7 +142,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
 }
 
-# Environment overrides: seed 004's names. "{algo}" is the section of the run's algorithm.
+# Environment overrides, under the names game-AI training scripts already use. "{algo}" is the section of
+# the run's algorithm.
 ENV_OVERRIDES: dict[str, str] = {
     "NUM_ENVS": "env.num_envs",
     "UPDATES_PER_STEP": "dqn.updates_per_step",

@@ -1,4 +1,4 @@
-"""Contract 1: the run directory, the one place everything a run says is written and read.
+"""The run directory (docs/run-folder.md), the one place everything a run says is written and read.
 
 ```
 runs/<run_id>/   run.json (resolved config + provenance, seed, versions, commit, host, command,

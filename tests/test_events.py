@@ -1,4 +1,4 @@
-"""Contract 2: perf/metric lines round-trip, parse in any order, and bad lines are counted, not fatal."""
+"""Events: perf/metric lines round-trip, parse in any order, and bad lines are counted, not fatal."""
 
 import json
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""Contract 3: resolution order, provenance, and one clear error per bad value."""
+"""Profiles: resolution order, provenance, and one clear error per bad value."""
 
 from pathlib import Path
 
@@ -12,7 +12,7 @@ def test_shipped_profiles_resolve_and_cover_seed_004_knobs() -> None:
     assert {"speed", "balance"} <= set(list_profiles())
     speed = resolve("speed", environ={})
     assert speed.source("env.num_envs").startswith("profile:speed")
-    # Seed 004 section 6: each knob is set by the profile file itself.
+    # Each knob the profiles document is set by the profile file itself.
     for dotted in ("env.num_envs", "log.every_seconds", "dqn.updates_per_step", "dqn.batch_size", "dqn.warmup_steps",
                    "torch.amp", "torch.compile", "per.prefetch", "torch.pin_memory", "log.enabled",
                    "log.console", "log.tensorboard", "log.every_steps"):

@@ -1,4 +1,4 @@
-"""Contract 1: run folders, atomic status, summaries from the events' tail, atomic checkpoints."""
+"""The run store: run folders, atomic status, summaries from the events' tail, atomic checkpoints."""
 
 import os
 import subprocess
