@@ -54,7 +54,6 @@ import torch.nn.functional as F
 from stable_baselines3 import DQN
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.logger import Logger
-from stable_baselines3.common.vec_env import VecEnvWrapper
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 from stable_baselines3.dqn.policies import QNetwork
 
@@ -67,7 +66,7 @@ from engine.prefetch import BatchPrefetcher
 from engine.profiles import ResolvedConfig
 from engine.replay import PrioritizedReplayBuffer, PrioritizedReplayBufferSamples
 from engine.sb3_callbacks import run_callbacks
-from engine.sb3_hooks import OutcomeWindow, bf16_autocast
+from engine.sb3_hooks import InstrumentedVecEnv, bf16_autocast
 from engine.sb3_run import learn, start_run
 from envs.skirmish.vec_env import SkirmishVecEnv
 from ext.skirmish_core import END_REASONS, INFO_COLUMNS
@@ -92,11 +91,10 @@ def skirmish_outcomes(venv: Any, _rewards: np.ndarray, _dones: np.ndarray) -> np
     return np.where(info[:, _COL["end_reason"]] == _TRUNCATED, 0, info[:, _COL["winner"]])
 
 
-class SkirmishStats(VecEnvWrapper):
-    """Times the VecEnv step (`enemy_turn` from the core's counter, `env_step` the rest), counts ended
-    episodes into the timer and records them in `games` (outcome, VP difference, end reason code, return,
-    length); with `reward_debug`, sums the reward parts (vp, damage, outcome) of every game and step.
-    Masks and arrays pass through."""
+class SkirmishStats(InstrumentedVecEnv):
+    """The timed VecEnv of every trainer (engine.sb3_hooks.InstrumentedVecEnv) keeping more of each ended
+    Skirmish game in `outcomes` (the core's winner code; VP difference, end reason code, return, length);
+    with `reward_debug`, it also sums the reward parts (vp, damage, outcome) of every game and step."""
 
     REWARD_PARTS = ("vp", "damage", "outcome")
     GAME_COLUMNS = ("vp_diff", "end_reason", "episode_return", "episode_length")
@@ -105,49 +103,34 @@ class SkirmishStats(VecEnvWrapper):
                                      "rollout/ep_len_mean": "episode_length"}
     END_REASON_SHARES: Mapping[int, str] = {code: f"rollout/end_reason/{reason}"
                                             for code, reason in enumerate(END_REASONS) if code}
+    game_env: SkirmishVecEnv
 
     def __init__(self, venv: SkirmishVecEnv, timer: PerfTimer, reward_debug: bool) -> None:
-        super().__init__(venv)
-        self.game_env = venv
-        self.timer = timer
-        self.games = OutcomeWindow(OUTCOME_WINDOW, self.GAME_COLUMNS)
+        super().__init__(venv, timer, OUTCOME_WINDOW, self.GAME_COLUMNS)
         self.reward_debug = reward_debug
         self.reward_parts_sum = np.zeros(3, dtype=np.float64)
         self.reward_parts_count = 0
 
-    def reset(self) -> np.ndarray:
-        return self.venv.reset()  # type: ignore[return-value]
-
     def step_wait(self) -> VecEnvStepReturn:
-        game = self.game_env
-        enemy_before = game.enemy_turn_ns
-        start = time.perf_counter_ns()
-        obs, rewards, dones, infos = game.step_wait()
-        elapsed = time.perf_counter_ns() - start
-        enemy = game.enemy_turn_ns - enemy_before
-        self.timer.add("enemy_turn", enemy)
-        self.timer.add("env_step", max(elapsed - enemy, 0))
+        result = super().step_wait()
         if self.reward_debug:
-            self.reward_parts_sum += game.skirmish_core.reward_parts.sum(axis=0, dtype=np.float64)
-            self.reward_parts_count += game.num_envs
-        ended = np.flatnonzero(dones)
-        if ended.size:
-            self.timer.count_episodes(int(ended.size))
-            info = game.info_array[ended]
-            self.games.add(skirmish_outcomes(game, rewards, dones)[ended],
-                           vp_diff=info[:, _COL["model_vp"]] - info[:, _COL["player_vp"]],
-                           end_reason=info[:, _COL["end_reason"]],
-                           episode_return=game.skirmish_core.episode_return[ended],
-                           episode_length=game.skirmish_core.episode_length[ended])
-        return obs, rewards, dones, infos
+            self.reward_parts_sum += self.game_env.skirmish_core.reward_parts.sum(axis=0, dtype=np.float64)
+            self.reward_parts_count += self.game_env.num_envs
+        return result
 
-    def action_masks(self) -> np.ndarray:
-        return self.game_env.action_masks()
+    def record(self, ended: np.ndarray, rewards: np.ndarray, dones: np.ndarray) -> None:
+        game = self.game_env
+        info = game.info_array[ended]
+        self.outcomes.add(skirmish_outcomes(game, rewards, dones)[ended],
+                          vp_diff=info[:, _COL["model_vp"]] - info[:, _COL["player_vp"]],
+                          end_reason=info[:, _COL["end_reason"]],
+                          episode_return=game.skirmish_core.episode_return[ended],
+                          episode_length=game.skirmish_core.episode_length[ended])
 
     def game_metrics(self) -> dict[str, float]:
         """Over the last games kept: win/draw/loss rates, the means of VP difference, return and length, the
         share of each end reason, and how many games that is (or {} before any game ended)."""
-        games = self.games
+        games = self.outcomes
         if not games.count:
             return {}
         return {**games.rates(), **games.means(self.GAME_MEANS), "rollout/games": float(games.count),

@@ -226,15 +226,17 @@ class OutcomeWindow:
 
 class InstrumentedVecEnv(VecEnvWrapper):
     """A VecEnv wrapper over a game's `BatchedVecEnv` that times `step_wait` (`enemy_turn` from the core's
-    counter, `env_step` the rest), counts ended episodes into the timer's window and records each ended
-    game's outcome (the sign of its final reward; rewards are only given at the end) in `outcomes`.
-    Masks and attributes pass through to the wrapped env."""
+    counter, `env_step` the rest), counts ended episodes into the timer's window and keeps each ended
+    game in `outcomes`. By default a game's outcome is the sign of its final reward (rewards are only
+    given at the end); a trainer that keeps more of each game, or reads outcomes elsewhere, overrides
+    `record(ended, rewards, dones)`. Masks and attributes pass through to the wrapped env."""
 
-    def __init__(self, venv: BatchedVecEnv, timer: PerfTimer, outcome_window: int = 1000) -> None:
+    def __init__(self, venv: BatchedVecEnv, timer: PerfTimer, outcome_window: int = 1000,
+                 columns: Sequence[str] = ()) -> None:
         super().__init__(venv)
         self.game_env = venv
         self.timer = timer
-        self.outcomes = OutcomeWindow(outcome_window)
+        self.outcomes = OutcomeWindow(outcome_window, columns)
 
     def reset(self) -> np.ndarray:
         return self.venv.reset()  # type: ignore[return-value]
@@ -251,11 +253,15 @@ class InstrumentedVecEnv(VecEnvWrapper):
         else:
             result = self.venv.step_wait()
         _obs, rewards, dones, _infos = result
-        ended = int(np.count_nonzero(dones))
-        if ended:
-            self.timer.count_episodes(ended)
-            self.outcomes.add(np.sign(rewards[dones]).astype(np.int8))
+        ended = np.flatnonzero(dones)
+        if ended.size:
+            self.timer.count_episodes(int(ended.size))
+            self.record(ended, rewards, dones)
         return result
+
+    def record(self, ended: np.ndarray, rewards: np.ndarray, dones: np.ndarray) -> None:
+        """Keep the games `ended` (indices into this step's `rewards` and `dones`) in `outcomes`."""
+        self.outcomes.add(np.sign(rewards[ended]).astype(np.int8))
 
     def action_masks(self) -> np.ndarray:
         return self.venv.action_masks()  # type: ignore[attr-defined]

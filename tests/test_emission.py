@@ -226,11 +226,11 @@ def test_outcome_window_holds_exactly_the_last_capacity_games(capacity: int,
 def test_skirmish_game_metrics_come_from_the_shared_window() -> None:
     stats = dqn.SkirmishStats(envs.make_vec("skirmish", 2, seed=0, mode="train"), PerfTimer(), reward_debug=False)
     assert stats.game_metrics() == {}
-    stats.games = OutcomeWindow(4, dqn.SkirmishStats.GAME_COLUMNS)
+    stats.outcomes = OutcomeWindow(4, dqn.SkirmishStats.GAME_COLUMNS)
     columns = np.array([[1, 5, 1, 2.0, 20], [-1, -10, 2, -1.0, 10], [0, 0, 1, 0.0, 30],
                         [1, 3, 3, 1.0, 12], [1, 7, 1, 1.5, 40]], dtype=np.float64).T
     for part in (slice(0, 2), slice(2, 5)):
-        stats.games.add(columns[0, part], vp_diff=columns[1, part], end_reason=columns[2, part],
+        stats.outcomes.add(columns[0, part], vp_diff=columns[1, part], end_reason=columns[2, part],
                         episode_return=columns[3, part], episode_length=columns[4, part])
     m = stats.game_metrics()
     assert m["rollout/games"] == 4
