@@ -22,7 +22,7 @@ import threading
 import time
 
 from engine.events import METRIC_PREFIX, PERF_PREFIX, EventWriter, parse_metric_line, parse_perf_line, status_event
-from engine.runstore import RunDir, StopRequest, process_identity
+from engine.runstore import EXIT_CODES, RunDir, StopRequest, process_identity
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,13 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     code = child.wait()
     ended.set()
     forwarder.join()
-    stopped = code in (-signal.SIGINT, -signal.SIGTERM, 130, 128 + signal.SIGTERM)
+    stopped = code in (-signal.SIGINT, -signal.SIGTERM, EXIT_CODES["stopped"], 128 + signal.SIGTERM)
     state = "finished" if code == 0 else "stopped" if stopped else "failed"
     events.write(status_event(state, exit_code=code))
     run.write_status(state=state, exit_code=code, ended=time.time(), malformed_lines=malformed,
                      stop_request=stop.request)
     events.close()
-    return 0 if code == 0 else 130 if stopped else 1
+    return EXIT_CODES[state]
 
 
 def _forward_stop_request(run: RunDir, stop: StopRequest, ended: threading.Event) -> None:
