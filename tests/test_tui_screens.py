@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import re
 import statistics
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,16 @@ def make_app(runs_dir: Path) -> TrainctlApp:
     return TrainctlApp(runs_dir, clock=lambda: T0 + 86400, poll_s=0.1)
 
 
+@asynccontextmanager
+async def standard_app(runs_dir: Path, size: tuple[int, int]) -> AsyncIterator[tuple[TrainctlApp, Any]]:
+    """The app on `standard_runs`, its first polls drawn: (app, pilot)."""
+    standard_runs(runs_dir)
+    app = make_app(runs_dir)
+    async with app.run_test(size=size) as pilot:
+        await settle(app, pilot)
+        yield app, pilot
+
+
 def plot_lines(shown: str, title: str, columns: slice = slice(None)) -> list[str]:
     """The lines of the plot whose title starts with `title`: its title line, down to its x tick labels
     (the first line after it that starts with "steps"), cut to `columns`."""
@@ -50,11 +62,8 @@ def sections_listed(shown: str) -> set[str]:
 # -- the throughput and metric plots --------------------------------------------------------------
 
 async def test_throughput_plot_has_env_step_axis_and_marks_last_value_and_median(tmp_path: Path) -> None:
-    standard_runs(tmp_path)
     sps = [perf_at(i, base_sps=7000)["sps"] for i in range(WINDOWS)]
-    app = make_app(tmp_path)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(app, pilot)
+    async with standard_app(tmp_path, (80, 24)) as (app, pilot):
         await pilot.press("up")
         title = f"steps/s {sps[-1]:,.0f} ● last  ┄ median {statistics.median(sps):,.0f}"
         shown = await wait_for_text(app, pilot, title)
@@ -72,11 +81,8 @@ async def test_throughput_plot_has_env_step_axis_and_marks_last_value_and_median
 
 
 async def test_metric_plots_show_each_default_metric_over_env_steps(tmp_path: Path) -> None:
-    standard_runs(tmp_path)
     reward = [metrics_at(i)["values"]["rollout/ep_rew_mean"] for i in range(WINDOWS)]
-    app = make_app(tmp_path)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(app, pilot)
+    async with standard_app(tmp_path, (120, 40)) as (app, pilot):
         await pilot.press("up", "2")
         title = f"rollout/ep_rew_mean {reward[-1]:.4g} ● last  ┄ median {statistics.median(reward):.4g}"
         shown = await wait_for_text(app, pilot, title)
@@ -93,10 +99,7 @@ async def test_metric_plots_show_each_default_metric_over_env_steps(tmp_path: Pa
 
 
 async def test_metric_plots_scroll_with_the_keyboard_at_80x24(tmp_path: Path) -> None:
-    standard_runs(tmp_path)
-    app = make_app(tmp_path)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(app, pilot)
+    async with standard_app(tmp_path, (80, 24)) as (app, pilot):
         await pilot.press("up", "2")
         shown = await wait_for_text(app, pilot, "rollout/ep_rew_mean")
         assert "train/grad_norm" not in shown  # six plots do not fit 80x24: the last is below
@@ -136,10 +139,7 @@ async def test_a_plot_is_redrawn_only_when_its_series_changes(tmp_path: Path,
 # -- the config panel -----------------------------------------------------------------------------
 
 async def test_config_of_a_ppo_run_hides_other_algos_keys_until_toggled(tmp_path: Path) -> None:
-    standard_runs(tmp_path)
-    app = make_app(tmp_path)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(app, pilot)
+    async with standard_app(tmp_path, (80, 24)) as (app, pilot):
         await pilot.press("up", "5")
         shown = await wait_for_text(app, pilot, "ppo.batch_size")
         assert "dqn.*, per.* hidden" in shown
