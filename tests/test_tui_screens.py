@@ -136,6 +136,20 @@ async def test_a_plot_is_redrawn_only_when_its_series_changes(tmp_path: Path,
         assert draws["sps-plot"] == before["sps-plot"] + 1
 
 
+async def test_a_metric_that_turns_nan_is_shown_as_nan_and_the_rest_still_drawn(tmp_path: Path) -> None:
+    run = fabricate_run(tmp_path, "20260101T000000_ppo_beastybar_balance", state="running", windows=5)
+    with open(run.events_path, "a", encoding="utf-8") as f:  # Python's json writes a NaN loss this way
+        f.write('{"t": 1, "step": 24576, "kind": "metric", "values": {"train/policy_loss": NaN}}\n')
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("2")
+        shown = await wait_for_text(app, pilot, "train/policy_loss nan ● last")
+        median = statistics.median(metrics_at(i)["values"]["train/policy_loss"] for i in range(5))
+        assert f"median {median:.4g}" in shown
+        assert "steps" in plot_lines(shown, "train/policy_loss", slice(0, 60))[-1]
+
+
 # -- the config panel -----------------------------------------------------------------------------
 
 async def test_config_of_a_ppo_run_hides_other_algos_keys_until_toggled(tmp_path: Path) -> None:

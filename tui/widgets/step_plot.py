@@ -21,7 +21,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 from contextlib import ExitStack
-from math import ceil, floor, log10
+from math import ceil, floor, isfinite, log10
 
 from textual.app import ComposeResult, RenderResult
 from textual.containers import Vertical
@@ -226,6 +226,8 @@ class StepPlot(Vertical):
                 and self._shown[1] == last:
             return
         self._shown = (points, last)
+        if not all(isfinite(s) and isfinite(v) for s, v in points):  # a NaN loss is shown, not drawn
+            points = tuple((s, v) for s, v in points if isfinite(s) and isfinite(v))
         self._axes.display = bool(points)
         self._median = statistics.median(v for _, v in points) if points else None
         self._update_title()
