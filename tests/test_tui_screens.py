@@ -134,6 +134,11 @@ async def test_a_plot_is_redrawn_only_when_its_series_changes(tmp_path: Path,
             f.write(json.dumps({**perf_at(5), "sps": 4321.0}) + "\n")
         await wait_for_text(app, pilot, "steps/s 4,321")
         assert draws["sps-plot"] == before["sps-plot"] + 1
+        with open(run.events_path, "a", encoding="utf-8") as f:  # soon after: drawn when the plot may redraw
+            f.write(json.dumps({**perf_at(6), "step": 204_800, "sps": 4444.0}) + "\n")
+        await wait_for_text(app, pilot, "steps/s 4,444")
+        shown = await wait_for_text(app, pilot, "200k")  # the x axis now reaches the newest step
+        assert plot_lines(shown, "steps/s", slice(0, 40))[-1].split()[-1] == "200k"
 
 
 async def test_a_metric_that_turns_nan_is_shown_as_nan_and_the_rest_still_drawn(tmp_path: Path) -> None:
