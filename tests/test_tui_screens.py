@@ -19,6 +19,7 @@ from tui_fixtures import T0, fabricate_run, metrics_at, perf_at, screen_text, se
 
 from engine.profiles import ALGO_SECTION
 from tui.app import TrainctlApp
+from tui.widgets import step_plot
 from tui.widgets.config_view import ALGO_SECTIONS, applies
 from tui.widgets.step_plot import MIN_HALF_SPAN, StepAxes, nice_ticks, tick_label, y_range
 
@@ -114,10 +115,10 @@ async def test_a_plot_is_redrawn_only_when_its_series_changes(tmp_path: Path,
     draws: dict[str, int] = {}
     original = StepAxes.draw
 
-    def counting(self: StepAxes, *args: Any) -> None:
+    def counting(self: StepAxes, *args: Any, **kwargs: Any) -> None:
         plot = str(self.parent.id if self.parent else None)
         draws[plot] = draws.get(plot, 0) + 1
-        original(self, *args)
+        original(self, *args, **kwargs)
 
     monkeypatch.setattr(StepAxes, "draw", counting)
     app = make_app(tmp_path)
@@ -139,6 +140,21 @@ async def test_a_plot_is_redrawn_only_when_its_series_changes(tmp_path: Path,
         await wait_for_text(app, pilot, "steps/s 4,444")
         shown = await wait_for_text(app, pilot, "200k")  # the x axis now reaches the newest step
         assert plot_lines(shown, "steps/s", slice(0, 40))[-1].split()[-1] == "200k"
+
+
+async def test_another_run_is_drawn_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """More points of one run wait for the plot's next redraw; the points of another run do not."""
+    monkeypatch.setattr(step_plot, "REDRAW_EVERY_S", 1e9)  # no deferred redraw ever comes
+    fabricate_run(tmp_path, "20260101T000000_ppo_beastybar_balance", windows=5)  # to 20,480 steps
+    fabricate_run(tmp_path, "20260101T010000_ppo_beastybar_speed", profile="speed", created=T0 + 3600)
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        shown = await wait_for_text(app, pilot, "speed · finished")
+        assert plot_lines(shown, "steps/s", slice(0, 40))[-1].split()[-1] == "80k"
+        await pilot.press("up")
+        shown = await wait_for_text(app, pilot, "balance · finished")
+        shown = await wait_for_text(app, pilot, "20k ")
+        assert plot_lines(shown, "steps/s", slice(0, 40))[-1].split()[-1] == "20k"
 
 
 async def test_a_metric_that_turns_nan_is_shown_as_nan_and_the_rest_still_drawn(tmp_path: Path) -> None:

@@ -56,7 +56,7 @@ class MetricPlots(VerticalScroll):
             else:
                 self.mount(Static("no metric events yet (press m to choose metrics)", classes="empty"))
         for plot in self._plots:
-            plot.show(s.metric_history.get(plot.quantity, ()), s.metrics_latest.get(plot.quantity))
+            plot.show(s.metric_history.get(plot.quantity, ()), s.metrics_latest.get(plot.quantity), source=s.run_id)
 
     def on_resize(self, _event: Resize) -> None:
         self._fit_rows()

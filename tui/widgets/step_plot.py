@@ -136,12 +136,15 @@ class StepAxes(PlotWidget, can_focus=False):
         self.margin_top = 0
         self.margin_bottom = MARGIN_BOTTOM
 
-    def draw(self, points: Sequence[tuple[float, float]], median: float) -> None:
-        """Draw `points` (not empty) on the next frame, or `REDRAW_EVERY_S` after the last drawing if that
-        is later (then only the newest points given are drawn); before the plot has a size, once it has one."""
+    def draw(self, points: Sequence[tuple[float, float]], median: float, at_once: bool) -> None:
+        """Draw `points` (not empty) on the next frame if `at_once` or `REDRAW_EVERY_S` has passed since the
+        last drawing, else then (only the newest points given are drawn); before the plot has a size, once
+        it has one."""
         self._points, self._median = points, median
         wait = self._drawn_at + REDRAW_EVERY_S - time.monotonic()
-        if wait <= 0:
+        if at_once or wait <= 0:
+            if self._pending is not None:
+                self._pending.stop()
             self._replot()
         elif self._pending is None:
             self._pending = self.set_timer(wait, self._replot)
@@ -226,7 +229,7 @@ class StepPlot(Vertical):
         self.value_format = value_format
         self._title = Static(classes="plot-title")
         self._axes = StepAxes(zero_based)
-        self._shown: tuple[Sequence[tuple[float, float]], float | None] | None = None
+        self._shown: tuple[Sequence[tuple[float, float]], float | None, object] | None = None
         self._median: float | None = None
         self._title_for: tuple[object, ...] | None = None
 
@@ -234,21 +237,24 @@ class StepPlot(Vertical):
         yield self._title
         yield self._axes
 
-    def show(self, points: Sequence[tuple[float, float]], last: float | None = None) -> None:
-        """`points`: (env step, value) in step order; `last`: the newest value (default: the last point's)."""
+    def show(self, points: Sequence[tuple[float, float]], last: float | None = None, *, source: object = None) -> None:
+        """`points`: (env step, value) in step order; `last`: the newest value (default: the last point's);
+        `source`: what they are of (a run id): another source's points are drawn at once, more points of
+        the same at most every `REDRAW_EVERY_S`."""
         if last is None and points:
             last = points[-1][1]
-        if self._shown is not None and (self._shown[0] is points or self._shown[0] == points) \
-                and self._shown[1] == last:
+        shown = self._shown
+        if shown is not None and shown[2] == source and (shown[0] is points or shown[0] == points) \
+                and shown[1] == last:
             return
-        self._shown = (points, last)
+        self._shown = (points, last, source)
         if not all(isfinite(s) and isfinite(v) for s, v in points):  # a NaN loss is shown, not drawn
             points = tuple((s, v) for s, v in points if isfinite(s) and isfinite(v))
         self._axes.display = bool(points)
         self._median = statistics.median(v for _, v in points) if points else None
         self._update_title()
         if points and self._median is not None:
-            self._axes.draw(points, self._median)
+            self._axes.draw(points, self._median, at_once=shown is None or shown[2] != source)
 
     def on_resize(self, _event: Resize) -> None:
         self._update_title()

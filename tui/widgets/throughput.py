@@ -16,5 +16,5 @@ class ThroughputPanel(Vertical):
         yield StepPlot("episodes/s", value_format=",.1f", zero_based=True, id="eps-plot")
 
     def show(self, s: RunSnapshot) -> None:
-        self.query_one("#sps-plot", StepPlot).show(s.sps_history, s.sps)
-        self.query_one("#eps-plot", StepPlot).show(s.eps_history, s.eps)
+        self.query_one("#sps-plot", StepPlot).show(s.sps_history, s.sps, source=s.run_id)
+        self.query_one("#eps-plot", StepPlot).show(s.eps_history, s.eps, source=s.run_id)
