@@ -15,13 +15,14 @@ from typing import Any
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from textual.app import App, ComposeResult
 from tui_fixtures import T0, fabricate_run, metrics_at, perf_at, screen_text, settle, standard_runs, wait_for_text
 
 from engine.profiles import ALGO_SECTION
 from tui.app import TrainctlApp
 from tui.widgets import step_plot
 from tui.widgets.config_view import ALGO_SECTIONS, applies
-from tui.widgets.step_plot import MIN_HALF_SPAN, StepAxes, nice_ticks, tick_label, y_range
+from tui.widgets.step_plot import MIN_HALF_SPAN, StepAxes, StepPlot, nice_ticks, tick_label, y_range
 
 SPEED_RUN = "20260101T010000_ppo_beastybar_speed"
 WINDOWS = 20  # perf and metric events in each fabricated run: steps 4096 .. 81920
@@ -155,6 +156,18 @@ async def test_another_run_is_drawn_at_once(tmp_path: Path, monkeypatch: pytest.
         shown = await wait_for_text(app, pilot, "balance · finished")
         shown = await wait_for_text(app, pilot, "20k ")
         assert plot_lines(shown, "steps/s", slice(0, 40))[-1].split()[-1] == "20k"
+
+
+async def test_a_metric_name_is_shown_as_written() -> None:
+    class OnePlot(App[None]):
+        def compose(self) -> ComposeResult:
+            yield StepPlot("loss[/policy] [b]", classes="metric-plot")
+
+    app = OnePlot()
+    async with app.run_test(size=(60, 12)) as pilot:
+        app.query_one(StepPlot).show([(0.0, 1.0), (4096.0, 0.5)])
+        await pilot.pause()
+        assert "loss[/policy] [b] 0.5 ● last" in screen_text(app)
 
 
 async def test_a_metric_that_turns_nan_is_shown_as_nan_and_the_rest_still_drawn(tmp_path: Path) -> None:

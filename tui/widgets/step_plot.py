@@ -29,6 +29,7 @@ from textual.app import ComposeResult, RenderResult
 from textual.containers import Vertical
 from textual.content import Content
 from textual.events import Resize
+from textual.markup import escape
 from textual.timer import Timer
 from textual.widgets import Static
 from textual_hires_canvas import Canvas
@@ -266,7 +267,7 @@ class StepPlot(Vertical):
         if title_for == self._title_for:
             return
         self._title_for = title_for
-        name = f"[b]{self.quantity}[/b]"
+        name = f"[b]{escape(self.quantity)}[/b]"  # a metric's name is anyone's text
         if self._median is None:
             self._title.update(f"{name} [dim]no values yet[/dim]", layout=False)
             return
