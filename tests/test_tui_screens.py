@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from textual.app import App, ComposeResult
 from tui_fixtures import T0, fabricate_run, metrics_at, perf_at, screen_text, settle, standard_runs, wait_for_text
 
+from engine.launcher import create_wrapped_run
 from engine.profiles import ALGO_SECTION
 from tui.app import TrainctlApp
 from tui.widgets import step_plot
@@ -220,6 +221,17 @@ async def test_config_of_a_dqn_per_run_lists_dqn_and_per_not_ppo(tmp_path: Path)
         shown = await wait_for_text(app, pilot, "ppo.* hidden")
         listed = sections_listed(shown)
         assert {"run", "dqn", "per"} <= listed and "ppo" not in listed
+
+
+async def test_config_of_a_wrapped_command_shows_the_command_as_written(tmp_path: Path) -> None:
+    create_wrapped_run(["python3", "train.py", "--tag", "[/x]"], tmp_path, ["trainctl", "run", "--", "python3"],
+                       None, "balance")
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("5")
+        shown = await wait_for_text(app, pilot, "wrapped run: no configuration of ours, only its command")
+        assert "python3 train.py --tag [/x]" in shown
 
 
 def test_every_algo_has_its_own_sections() -> None:

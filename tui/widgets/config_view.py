@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.markup import escape
 from textual.widgets import DataTable, Static
 
 from engine.profiles import ALGO_SECTION
@@ -52,7 +54,7 @@ class ConfigView(Vertical):
         super().__init__(id=id)
         self.show_all = False
         self._hint = Static(classes="config-hint")
-        self._table: DataTable[str] = DataTable(cursor_type="row", zebra_stripes=True, id="config-table")
+        self._table: DataTable[Text] = DataTable(cursor_type="row", zebra_stripes=True, id="config-table")
         self._shown: tuple[object, ...] | None = None
         self._last: RunSnapshot | None = None
 
@@ -72,22 +74,24 @@ class ConfigView(Vertical):
         table = self._table
         table.clear()
         if not s.config:
-            table.add_row("command", " ".join(s.command) or "?", s.kind)
-            self._hint.update(f"{s.kind} run: no configuration of ours, only its command")
+            table.add_row(Text("command"), Text(" ".join(s.command) or "?"), Text(s.kind))
+            self._hint.update(f"{escape(s.kind)} run: no configuration of ours, only its command")
             return
         keys = sorted((k for k in s.config if self.show_all or applies(k, s.algo)),
                       key=lambda k: listing_order(k, s.algo))
         for key in keys:
             value, source = s.config[key]
-            table.add_row(key, str(value), source)
-        unread = sorted({k.partition(".")[0] + ".*" for k in s.config if not applies(k, s.algo)})
+            table.add_row(Text(key), Text(str(value)), Text(source))  # Text: a str cell would be read as markup
+        # run.json's text goes into markup: escaped
+        algo = escape(s.algo)
+        unread = escape(", ".join(sorted({k.partition(".")[0] + ".*" for k in s.config if not applies(k, s.algo)})))
         if not unread:
             self._hint.update(f"all {len(keys)} keys")
         elif self.show_all:
-            self._hint.update(f"all {len(keys)} keys; a {s.algo} run does not read {', '.join(unread)} · "
+            self._hint.update(f"all {len(keys)} keys; a {algo} run does not read {unread} · "
                               "[b]a[/b] in the list: only what it reads")
         else:
-            self._hint.update(f"{len(keys)} keys a {s.algo} run reads; {', '.join(unread)} hidden · "
+            self._hint.update(f"{len(keys)} keys a {algo} run reads; {unread} hidden · "
                               "[b]a[/b] in the list: all keys")
 
     def action_toggle_all(self) -> None:
