@@ -2,13 +2,13 @@
 
 `StepPlot` is a title line and a textual-plot `PlotWidget` below it. The title names the quantity and
 its unit (it is the y axis's label) and gives the last value (● on the plot) and the median of the
-history (a dotted horizontal line). The x axis is env steps with compact tick labels (20k, 1.5M); the
-bottom-left corner says "steps".
+history (┄: a dashed row where the line leaves it free, and a mark on the y axis). The x axis is env
+steps with compact tick labels (20k, 1.5M); the bottom-left corner says "steps".
 
 Drawing is kept off the poll's path: `show()` compares the points it is given with the ones drawn and
 does nothing when they are equal; otherwise it updates the title at once and hands the plot at most two
 points per cell column (the history's bucket means, `tui.model.resample`), which it draws on its next
-frame, at most once every `REDRAW_EVERY_S`.
+frame, or, for more points of the same run, `REDRAW_EVERY_S` after its last drawing if that is later.
 
 The y range is chosen so that noise does not look like cliffs: a throughput (`zero_based`) is drawn from
 zero, so a dip reads as the share of the rate it is; any other quantity spans at least ±`MIN_HALF_SPAN`
