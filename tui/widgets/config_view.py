@@ -1,27 +1,100 @@
-"""The selected run's resolved configuration, each value with its source (or a wrapped command)."""
+"""The selected run's resolved configuration, each value with its source (or a wrapped command).
+
+Only the sections the run's algorithm reads are listed: run and the algorithm's own first (ppo for
+ppo; dqn and per for dqn-per), then env, torch, log and checkpoint. `a`, with the list focused, lists
+every key and back. A run of an algorithm this build does not know, or a wrapped command, shows
+whatever its run.json has.
+"""
 
 from __future__ import annotations
 
-from textual.widgets import DataTable
+from typing import ClassVar
 
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.markup import escape
+from textual.widgets import DataTable, Static
+
+from engine.profiles import ALGO_SECTION
 from tui.model import RunSnapshot
 
+# The sections that configure one algorithm, by algorithm: no other algorithm's trainer reads them.
+ALGO_SECTIONS: dict[str, frozenset[str]] = {"ppo": frozenset({ALGO_SECTION["ppo"]}),
+                                            "dqn-per": frozenset({ALGO_SECTION["dqn-per"], "per"})}
 
-class ConfigView(DataTable[str]):
+
+def listing_order(key: str, algo: str) -> int:
+    """Where a key goes in the list: run.*, then the algorithm's own sections (what a user of this run
+    looks for first), then the sections every run reads, then those the algorithm does not read."""
+    section = key.partition(".")[0]
+    if section == "run":
+        return 0
+    if section in ALGO_SECTIONS.get(algo, ()):
+        return 1
+    return 2 if applies(key, algo) else 3
+
+
+def applies(key: str, algo: str) -> bool:
+    """Whether the `section.key` setting is read by a run of `algo` (any key, for an unknown algo)."""
+    if algo not in ALGO_SECTIONS:
+        return True
+    section = key.partition(".")[0]
+    others = frozenset().union(*ALGO_SECTIONS.values()) - ALGO_SECTIONS[algo]
+    return section not in others
+
+
+class ConfigView(Vertical):
+    """A line saying what is listed and how to list the rest, over a table of key, value, source."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("a", "toggle_all", "All keys")]
+
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
-        self._run_id: str | None = None
+        super().__init__(id=id)
+        self.show_all = False
+        self._hint = Static(classes="config-hint")
+        self._table: DataTable[Text] = DataTable(cursor_type="row", zebra_stripes=True, id="config-table")
+        self._shown: tuple[object, ...] | None = None
+        self._last: RunSnapshot | None = None
+
+    def compose(self) -> ComposeResult:
+        yield self._hint
+        yield self._table
 
     def on_mount(self) -> None:
-        self.add_columns("key", "value", "source")
+        self._table.add_columns("key", "value", "source")
 
     def show(self, s: RunSnapshot) -> None:
-        if s.run_id == self._run_id and self.row_count:
+        self._last = s
+        shown = (s.run_id, s.algo, s.config, s.command, self.show_all)
+        if shown == self._shown:
             return
-        self._run_id = s.run_id
-        self.clear()
-        if s.config:
-            for key, (value, source) in s.config.items():
-                self.add_row(key, str(value), source)
+        self._shown = shown
+        table = self._table
+        table.clear()
+        if not s.config:
+            table.add_row(Text("command"), Text(" ".join(s.command) or "?"), Text(s.kind))
+            self._hint.update(f"{escape(s.kind)} run: no configuration of ours, only its command")
+            return
+        keys = sorted((k for k in s.config if self.show_all or applies(k, s.algo)),
+                      key=lambda k: listing_order(k, s.algo))
+        for key in keys:
+            value, source = s.config[key]
+            table.add_row(Text(key), Text(str(value)), Text(source))  # Text: a str cell would be read as markup
+        # run.json's text goes into markup: escaped
+        algo = escape(s.algo)
+        unread = escape(", ".join(sorted({k.partition(".")[0] + ".*" for k in s.config if not applies(k, s.algo)})))
+        if not unread:
+            self._hint.update(f"all {len(keys)} keys")
+        elif self.show_all:
+            self._hint.update(f"all {len(keys)} keys; a {algo} run does not read {unread} · "
+                              "[b]a[/b] in the list: only what it reads")
         else:
-            self.add_row("command", " ".join(s.command) or "?", s.kind)
+            self._hint.update(f"{len(keys)} keys a {algo} run reads; {unread} hidden · "
+                              "[b]a[/b] in the list: all keys")
+
+    def action_toggle_all(self) -> None:
+        self.show_all = not self.show_all
+        if self._last is not None:
+            self.show(self._last)
