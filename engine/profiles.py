@@ -22,7 +22,18 @@ from envs import GAMES, opponents
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
 ALGOS = ("ppo", "dqn-per")
-ALGO_SECTION = {"ppo": "ppo", "dqn-per": "dqn"}
+ALGO_SECTION = {"ppo": "ppo", "dqn-per": "dqn"}  # the section of each algorithm's hyperparameters
+# Every section only one algorithm's trainer reads, by algorithm.
+ALGO_SECTIONS: dict[str, frozenset[str]] = {"ppo": frozenset({"ppo"}), "dqn-per": frozenset({"dqn", "per"})}
+
+
+def read_by(key: str, algo: str) -> bool:
+    """Whether a run of `algo` reads the setting `section.key` (any key, for an algo this build does not
+    know, such as a wrapped trainer's label)."""
+    if algo not in ALGO_SECTIONS:
+        return True
+    others = frozenset().union(*ALGO_SECTIONS.values()) - ALGO_SECTIONS[algo]
+    return key.partition(".")[0] not in others
 
 
 @dataclass(frozen=True)

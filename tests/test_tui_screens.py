@@ -16,13 +16,13 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from textual.app import App, ComposeResult
+from textual.widgets import DataTable
 from tui_fixtures import T0, fabricate_run, metrics_at, perf_at, screen_text, settle, standard_runs, wait_for_text
 
 from engine.launcher import create_wrapped_run
-from engine.profiles import ALGO_SECTION
+from engine.profiles import ALGO_SECTION, ALGO_SECTIONS, read_by
 from tui.app import TrainctlApp
 from tui.widgets import step_plot
-from tui.widgets.config_view import ALGO_SECTIONS, applies
 from tui.widgets.step_plot import MIN_HALF_SPAN, StepAxes, StepPlot, nice_ticks, tick_label, y_range
 
 SPEED_RUN = "20260101T010000_ppo_beastybar_speed"
@@ -193,16 +193,11 @@ async def test_config_of_a_ppo_run_hides_other_algos_keys_until_toggled(tmp_path
         shown = await wait_for_text(app, pilot, "ppo.batch_size")
         assert "dqn.*, per.* hidden" in shown
         assert sections_listed(shown) >= {"run", "ppo"} and not sections_listed(shown) & {"dqn", "per"}
-        for _ in range(3):  # tab to the config list; its footer names the toggle
-            if "a All keys" in screen_text(app):
-                break
-            await pilot.press("tab")
-        shown = screen_text(app)
-        assert "a All keys" in shown
-        await pilot.press("ctrl+end")
-        assert not sections_listed(screen_text(app)) & {"dqn", "per"}  # the bottom of the list: checkpoint
+        assert "a All keys" in shown  # offered from the runs list, on the config panel only
         await pilot.press("a")
         shown = await wait_for_text(app, pilot, "a ppo run does not read dqn.*, per.*")
+        while not isinstance(app.focused, DataTable) or app.focused.id != "config-table":
+            await pilot.press("tab")
         await pilot.press("ctrl+end")
         await wait_for_text(app, pilot, "per.")
         assert "per" in sections_listed(screen_text(app))
@@ -210,6 +205,8 @@ async def test_config_of_a_ppo_run_hides_other_algos_keys_until_toggled(tmp_path
         shown = await wait_for_text(app, pilot, "dqn.*, per.* hidden")
         await pilot.press("ctrl+end")
         assert not sections_listed(screen_text(app)) & {"dqn", "per"}
+        await pilot.press("1")
+        assert "a All keys" not in await wait_for_text(app, pilot, "steps/s")
 
 
 async def test_config_of_a_dqn_per_run_lists_dqn_and_per_not_ppo(tmp_path: Path) -> None:
@@ -237,9 +234,9 @@ async def test_config_of_a_wrapped_command_shows_the_command_as_written(tmp_path
 def test_every_algo_has_its_own_sections() -> None:
     assert set(ALGO_SECTIONS) == set(ALGO_SECTION)
     assert all(ALGO_SECTION[algo] in sections for algo, sections in ALGO_SECTIONS.items())
-    assert applies("ppo.gamma", "ppo") and not applies("per.alpha", "ppo") and not applies("dqn.tau", "ppo")
-    assert applies("per.alpha", "dqn-per") and not applies("ppo.gamma", "dqn-per")
-    assert applies("ppo.gamma", "some-foreign-trainer") and applies("env.num_envs", "ppo")
+    assert read_by("ppo.gamma", "ppo") and not read_by("per.alpha", "ppo") and not read_by("dqn.tau", "ppo")
+    assert read_by("per.alpha", "dqn-per") and not read_by("ppo.gamma", "dqn-per")
+    assert read_by("ppo.gamma", "some-foreign-trainer") and read_by("env.num_envs", "ppo")
 
 
 # -- ticks and ranges -----------------------------------------------------------------------------

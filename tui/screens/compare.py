@@ -12,7 +12,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header
 
-from engine.profiles import ALGO_SECTION
+from engine.profiles import read_by
 from tui.format import number, run_label
 from tui.model import PollResult, RunSnapshot
 from tui.widgets.metric_plots import default_metrics
@@ -33,11 +33,7 @@ def compare_rows(runs: Sequence[RunSnapshot]) -> list[Row]:
         section("config differences"),
     ]
     # Another algorithm's section (dqn.* between two PPO runs) differs by profile but means nothing here.
-    unused = {ALGO_SECTION[a] for a in ALGO_SECTION if a not in {r.algo for r in runs}}
-    unused -= {ALGO_SECTION[r.algo] for r in runs if r.algo in ALGO_SECTION}
-    if "dqn-per" not in {r.algo for r in runs}:
-        unused.add("per")
-    keys = sorted({k for r in runs for k in r.config if k.partition(".")[0] not in unused})
+    keys = sorted({k for r in runs for k in r.config if any(read_by(k, run.algo) for run in runs)})
     differing = [k for k in keys if len({repr(r.config.get(k, (None, ""))[0]) for r in runs}) > 1]
     rows += [(k, *(str(r.config[k][0]) if k in r.config else "-" for r in runs)) for k in differing]
     if not differing:

@@ -15,6 +15,7 @@ from tui.screens.compare import CompareScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.launcher import LauncherScreen
 from tui.screens.metric_picker import MetricPickerScreen
+from tui.widgets.config_view import ConfigView
 from tui.widgets.metric_plots import default_metrics
 from tui.widgets.run_monitor import TABS, RunMonitor
 from tui.widgets.runs_table import RunsTable
@@ -31,6 +32,7 @@ class RunsScreen(Screen[None]):
         Binding("space", "mark", "Mark"),
         Binding("c", "compare", "Compare"),
         Binding("m", "metrics", "Metrics"),
+        Binding("a", "all_keys", "All keys"),
         *(Binding(str(i + 1), f"panel('{tab}')", "Panel", show=i == 0, key_display="1-5")
           for i, (tab, _) in enumerate(TABS)),
     ]
@@ -49,7 +51,7 @@ class RunsScreen(Screen[None]):
         yield Header()
         yield RunsTable(self.trainctl.clock, id="runs")
         yield RunMonitor(id="monitor")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.watch(self.app, "runs_poll", self._show_poll)
@@ -91,9 +93,20 @@ class RunsScreen(Screen[None]):
         self.trainctl.select(run_id)
         self._show_monitor()
 
+    def on_tabbed_content_tab_activated(self, _event: TabbedContent.TabActivated) -> None:
+        self.refresh_bindings()  # `a` is offered on the config panel only
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "all_keys":
+            return self.query_one(TabbedContent).active == "config"
+        return True
+
     # -- actions ----------------------------------------------------------------------------------
     def action_panel(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
+
+    def action_all_keys(self) -> None:
+        self.query_one(ConfigView).action_toggle_all()
 
     def action_launch(self) -> None:
         self.app.push_screen(LauncherScreen())

@@ -1,28 +1,21 @@
 """The selected run's resolved configuration, each value with its source (or a wrapped command).
 
 Only the sections the run's algorithm reads are listed: run and the algorithm's own first (ppo for
-ppo; dqn and per for dqn-per), then env, torch, log and checkpoint. `a`, with the list focused, lists
-every key and back. A run of an algorithm this build does not know, or a wrapped command, shows
-whatever its run.json has.
+ppo; dqn and per for dqn-per), then env, torch, log and checkpoint. `action_toggle_all` (the runs
+screen's `a` on this panel) lists every key and back. A run of an algorithm this build does not know, or
+a wrapped command, shows whatever its run.json has.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.markup import escape
 from textual.widgets import DataTable, Static
 
-from engine.profiles import ALGO_SECTION
+from engine.profiles import ALGO_SECTIONS, read_by
 from tui.model import RunSnapshot
-
-# The sections that configure one algorithm, by algorithm: no other algorithm's trainer reads them.
-ALGO_SECTIONS: dict[str, frozenset[str]] = {"ppo": frozenset({ALGO_SECTION["ppo"]}),
-                                            "dqn-per": frozenset({ALGO_SECTION["dqn-per"], "per"})}
 
 
 def listing_order(key: str, algo: str) -> int:
@@ -33,22 +26,11 @@ def listing_order(key: str, algo: str) -> int:
         return 0
     if section in ALGO_SECTIONS.get(algo, ()):
         return 1
-    return 2 if applies(key, algo) else 3
-
-
-def applies(key: str, algo: str) -> bool:
-    """Whether the `section.key` setting is read by a run of `algo` (any key, for an unknown algo)."""
-    if algo not in ALGO_SECTIONS:
-        return True
-    section = key.partition(".")[0]
-    others = frozenset().union(*ALGO_SECTIONS.values()) - ALGO_SECTIONS[algo]
-    return section not in others
+    return 2 if read_by(key, algo) else 3
 
 
 class ConfigView(Vertical):
     """A line saying what is listed and how to list the rest, over a table of key, value, source."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("a", "toggle_all", "All keys")]
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -77,22 +59,22 @@ class ConfigView(Vertical):
             table.add_row(Text("command"), Text(" ".join(s.command) or "?"), Text(s.kind))
             self._hint.update(f"{escape(s.kind)} run: no configuration of ours, only its command")
             return
-        keys = sorted((k for k in s.config if self.show_all or applies(k, s.algo)),
+        keys = sorted((k for k in s.config if self.show_all or read_by(k, s.algo)),
                       key=lambda k: listing_order(k, s.algo))
         for key in keys:
             value, source = s.config[key]
             table.add_row(Text(key), Text(str(value)), Text(source))  # Text: a str cell would be read as markup
         # run.json's text goes into markup: escaped
         algo = escape(s.algo)
-        unread = escape(", ".join(sorted({k.partition(".")[0] + ".*" for k in s.config if not applies(k, s.algo)})))
+        unread = escape(", ".join(sorted({k.partition(".")[0] + ".*" for k in s.config if not read_by(k, s.algo)})))
         if not unread:
             self._hint.update(f"all {len(keys)} keys")
         elif self.show_all:
             self._hint.update(f"all {len(keys)} keys; a {algo} run does not read {unread} · "
-                              "[b]a[/b] in the list: only what it reads")
+                              "[b]a[/b]: only what it reads")
         else:
             self._hint.update(f"{len(keys)} keys a {algo} run reads; {unread} hidden · "
-                              "[b]a[/b] in the list: all keys")
+                              "[b]a[/b]: all keys")
 
     def action_toggle_all(self) -> None:
         self.show_all = not self.show_all

@@ -210,13 +210,18 @@ class StepAxes(PlotWidget, can_focus=False):
         steady rate hides them), and always a dash on the y axis, between the tick labels and the box."""
         style = self.app.theme_variables["warning"]
         plot = self.query_one("#plot", Canvas)
+        margin = self.query_one("#margin-left", Canvas)
         _, row = self.get_pixel_from_coordinate(x0, median)
-        if not (0 < row < plot.size.height - 1 and width < plot.size.width - 1):
-            return  # the canvas is not yet the size it was drawn for
+        # A canvas's pixels are resized on its own Resize event, which may come after this frame: draw only
+        # into pixels that exist (the next frame draws the mark once they do).
+        drawn = plot._canvas_size
+        if not (0 < row < drawn.height - 1 and width < drawn.width - 1 and row < margin._canvas_size.height
+                and self.margin_left - 1 < margin._canvas_size.width):
+            return
         for column in range(1, width + 1):
             if plot.get_pixel(column, row)[0] == " ":
                 plot.set_pixel(column, row, "┄", style)
-        self.query_one("#margin-left", Canvas).set_pixel(self.margin_left - 1, row, "┄", style)
+        margin.set_pixel(self.margin_left - 1, row, "┄", style)
 
 
 class StepPlot(Vertical):
