@@ -169,6 +169,7 @@ def test_single_dqn_target_takes_the_targets_own_masked_max() -> None:
     assert torch.allclose(model._td_target(batch), batch.rewards + (1 - batch.dones) * model.gamma * best)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prefetch", [False, True])
 def test_a_gradient_step_writes_td_errors_as_priorities(prefetch: bool) -> None:
     model = build(prefetch=prefetch)
@@ -207,6 +208,7 @@ def batches_drawn(prefetch: bool, steps: int) -> list[np.ndarray]:
     return drawn
 
 
+@pytest.mark.slow
 def test_prefetch_on_and_off_train_on_the_same_batches_without_priority_updates() -> None:
     on, off = batches_drawn(True, 1024), batches_drawn(False, 1024)
     assert len(on) == len(off) == 2 * (1024 - 256) // 16
@@ -226,6 +228,7 @@ class BigIllegal(torch.nn.Module):
         return self.inner(obs) + 1e6 * (~torch.as_tensor(self.masks_of())).float()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("epsilon", [1.0, 0.0])
 def test_two_thousand_steps_never_take_an_illegal_action(epsilon: float) -> None:
     model = build(f"dqn.exploration_initial_eps={epsilon}", f"dqn.exploration_final_eps={epsilon}")
@@ -256,6 +259,7 @@ def test_random_legal_actions_are_uniform_over_the_legal_ones() -> None:
     assert counts[[0, 3, 10]] == pytest.approx([20_000 / 3] * 3, rel=0.05)
 
 
+@pytest.mark.slow
 def test_stored_transitions_carry_next_masks_and_terminal_observations() -> None:
     model = build()
     model.learn(1600)  # 100 vec-env steps of 16 games: some games end
@@ -298,6 +302,7 @@ def test_evaluation_reads_skirmish_winners_on_fixed_games() -> None:
 
 
 # -- run control ----------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_resume_continues_steps_schedules_and_refills_the_buffer(tmp_path: Path) -> None:
     first = make_ctx(tmp_path / "first", 1024)
     assert run_train(first) == "finished"
@@ -316,6 +321,7 @@ def test_resume_continues_steps_schedules_and_refills_the_buffer(tmp_path: Path)
     assert final["target_sync_calls"] == 2048 // 16
 
 
+@pytest.mark.slow
 def test_stop_ends_after_the_current_gradient_step_with_a_checkpoint(tmp_path: Path) -> None:
     ctx = make_ctx(tmp_path, 100_000)
     perf = ctx.perf
@@ -335,6 +341,7 @@ def test_stop_ends_after_the_current_gradient_step_with_a_checkpoint(tmp_path: P
     assert state["n_updates"] == 2 * (496 - 272) // 16 + 2 + 1
 
 
+@pytest.mark.slow
 def test_check_resume_rejects_a_ppo_or_damaged_checkpoint(tmp_path: Path) -> None:
     ctx = make_ctx(tmp_path, 256)
     run_train(ctx)

@@ -52,6 +52,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunContext, str]:
     return ctx, run_train(ctx)
 
 
+@pytest.mark.slow
 def test_run_emits_perf_metric_and_checkpoints(trained: tuple[RunContext, str]) -> None:
     ctx, state = trained
     assert state == "finished"
@@ -78,6 +79,7 @@ def test_run_emits_perf_metric_and_checkpoints(trained: tuple[RunContext, str]) 
     assert any(ctx.run.tb.iterdir())
 
 
+@pytest.mark.slow
 def test_checkpoint_is_weights_only_and_resumable(trained: tuple[RunContext, str]) -> None:
     ctx, _ = trained
     path = latest_checkpoint(ctx.run.checkpoints)
@@ -92,6 +94,7 @@ def test_checkpoint_is_weights_only_and_resumable(trained: tuple[RunContext, str
     assert outcomes.games == 64
 
 
+@pytest.mark.slow
 def test_schedules_reach_their_ends(trained: tuple[RunContext, str]) -> None:
     ctx, _ = trained
     state = load_checkpoint(latest_checkpoint(ctx.run.checkpoints))  # type: ignore[arg-type]
@@ -104,6 +107,7 @@ def test_schedules_reach_their_ends(trained: tuple[RunContext, str]) -> None:
     assert state["ent_coef"] == pytest.approx(p["ent_coef_end"])
 
 
+@pytest.mark.slow
 def test_resume_continues_step_count_and_schedules(tmp_path: Path) -> None:
     first = make_ctx(tmp_path / "a", 512)
     run_train(first)
@@ -119,6 +123,7 @@ def test_resume_continues_step_count_and_schedules(tmp_path: Path) -> None:
     assert final["ent_coef"] == pytest.approx(second.cfg["ppo.ent_coef_end"])
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_checkpoint_of_another_network(tmp_path: Path) -> None:
     first = make_ctx(tmp_path / "a", 256)
     run_train(first)
@@ -128,6 +133,7 @@ def test_resume_refuses_a_checkpoint_of_another_network(tmp_path: Path) -> None:
         run_train(other, state)
 
 
+@pytest.mark.slow
 def test_stop_request_ends_with_a_checkpoint(tmp_path: Path) -> None:
     ctx = make_ctx(tmp_path, 100_000)
     ctx.stop.set()
@@ -137,6 +143,7 @@ def test_stop_request_ends_with_a_checkpoint(tmp_path: Path) -> None:
     assert state["num_timesteps"] < 100_000
 
 
+@pytest.mark.slow
 def test_subproc_is_logged_as_ignored(tmp_path: Path) -> None:
     ctx = make_ctx(tmp_path, 256, "env.subproc=true")
     run_train(ctx)
@@ -144,6 +151,7 @@ def test_subproc_is_logged_as_ignored(tmp_path: Path) -> None:
                for e in events(ctx))
 
 
+@pytest.mark.slow
 def test_timing_off_drops_phases_but_keeps_rates(tmp_path: Path) -> None:
     ctx = make_ctx(tmp_path, 512, "log.timing=false")
     run_train(ctx)
@@ -151,6 +159,7 @@ def test_timing_off_drops_phases_but_keeps_rates(tmp_path: Path) -> None:
     assert perf and all(e["ms"] == {} and e["sps"] > 0 and e["eps"] > 0 for e in perf)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage, message", [
     (lambda s: s.pop("optimizer"), "missing optimizer"),
     (lambda s: s.update(num_timesteps="many"), "wrong type for: num_timesteps"),
@@ -166,6 +175,7 @@ def test_check_resume_rejects_damaged_checkpoints(trained: tuple[RunContext, str
         ppo.check_resume(state)
 
 
+@pytest.mark.slow
 def test_check_resume_with_a_config_refuses_other_hidden_layers(trained: tuple[RunContext, str]) -> None:
     ctx, _ = trained
     state = load_checkpoint(latest_checkpoint(ctx.run.checkpoints))  # type: ignore[arg-type]
@@ -227,6 +237,7 @@ def test_grad_norms_before_and_after_clipping() -> None:
     assert monitor.take() == {}
 
 
+@pytest.mark.slow
 def test_policy_phases_time_and_autocast_without_changing_sb3() -> None:
     timer = PerfTimer()
     model = MaskablePPO("MlpPolicy", envs.make_vec("beastybar", 8, seed=1), n_steps=16, batch_size=64, n_epochs=1,
@@ -249,6 +260,7 @@ def test_evaluation_uses_fixed_games() -> None:
     assert Outcomes(0, 0, 0).win_rate == 0.0
 
 
+@pytest.mark.slow
 def test_compile_failure_falls_back_to_eager(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ctx = make_ctx(tmp_path, 256)
     env = ppo.make_env(ctx.cfg, ctx.timer, seed=0)

@@ -130,6 +130,7 @@ def test_vec_env_refuses_an_illegal_action_without_moving() -> None:
     assert np.array_equal(venv.action_masks(), before)
 
 
+@pytest.mark.slow
 def test_maskable_ppo_trains_on_the_vec_env() -> None:
     venv = envs.make_vec("skirmish", 8, seed=0)
     MaskablePPO("MlpPolicy", venv, n_steps=16, batch_size=64, n_epochs=1).learn(256)

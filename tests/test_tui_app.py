@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pytest
 from tui_fixtures import (
     T0,
     fabricate_run,
@@ -176,7 +175,6 @@ async def test_stop_of_a_finished_run_is_refused_and_quit_needs_no_answer(tmp_pa
     assert app.return_code == 0
 
 
-@pytest.mark.slow
 @pilot_test
 async def test_a_run_with_a_million_events_opens_with_its_whole_history(tmp_path: Path) -> None:
     run = fabricate_run(tmp_path, "20260101T000000_ppo_beastybar_balance", state="running", windows=2)

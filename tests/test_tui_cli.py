@@ -16,6 +16,7 @@ from engine.errors import UsageError
 from tui import cli, headless
 
 
+@pytest.mark.slow
 def test_trainctl_without_a_terminal_prints_the_status_table_without_textual(tmp_path: Path) -> None:
     standard_runs(tmp_path)
     code = ("import sys; from tui.cli import main; rc = main(sys.argv[1:]); "
