@@ -261,6 +261,26 @@ def test_evaluation_uses_fixed_games() -> None:
 
 
 @pytest.mark.slow
+def test_ppo_learns_to_beat_random_play(tmp_path: Path) -> None:
+    """16,384 steps of PPO against the random opponent (seconds), then 2,000 games on fixed deals and
+    opponent seeds. The trained policy (greedy) must beat, by `Outcomes.beats` (its Wilson lower bound,
+    95 %, above the other's upper bound, as both rates are measured over 2,000 games), a uniform-random
+    legal player and the same network untrained. The second shows the learning: an untrained network
+    played greedily is a fixed policy that may beat random by the luck of its weights (run seed 1's did:
+    0.522 against 0.446). Measured here: trained 0.662 [0.641, 0.682], untrained 0.396 [0.375, 0.418],
+    random 0.446 [0.424, 0.467]; with the learning rate at 0 the test failed."""
+    ctx = make_ctx(tmp_path, 16_384, "env.num_envs=64", "ppo.batch_size=256", "ppo.n_epochs=4",
+                   "ppo.net_arch=[64, 64]", "ppo.learning_rate=2e-3", "ppo.learning_rate_end=1e-3",
+                   "log.every_steps=4096", "checkpoint.every_steps=0")
+    assert run_train(ctx) == "finished"
+    policy = ppo.policy_from_checkpoint(load_checkpoint(latest_checkpoint(ctx.run.checkpoints)))  # type: ignore[arg-type]
+    untrained = ppo.make_model(ctx.cfg, ppo.make_env(ctx.cfg, PerfTimer(), 0), torch.device("cpu")).policy
+    trained, before, random = (play_games(choose, games=2000, seed=50_000)
+                               for choose in (sb3_chooser(policy), sb3_chooser(untrained), random_chooser(0)))
+    assert trained.beats(random) and trained.beats(before), f"trained {trained}, untrained {before}, random {random}"
+
+
+@pytest.mark.slow
 def test_compile_failure_falls_back_to_eager(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ctx = make_ctx(tmp_path, 256)
     env = ppo.make_env(ctx.cfg, ctx.timer, seed=0)
