@@ -6,11 +6,8 @@ reads them like any other run. Deterministic: the same arguments give the same f
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import json
 import math
-from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -139,12 +136,3 @@ async def wait_for_text(app: Any, pilot: Any, text: str, timeout_s: float = 10.0
         waited += 0.05
     raise AssertionError(f"{text!r} never appeared; screen:\n{screen_text(app)}")
 
-
-def pilot_test(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
-    """Run an async Pilot test with asyncio (no pytest async plugin needed); fixtures pass through."""
-
-    @functools.wraps(test)
-    def run(*args: Any, **kwargs: Any) -> None:
-        asyncio.run(test(*args, **kwargs))
-
-    return run
