@@ -11,13 +11,17 @@ BUILT  := $(VENV)/.built
 # at once. Without a terminal (CI, a pipe) the same run goes headless with plain output.
 RUN_ARGS ?= --launch-default
 
-.PHONY: run test build lint bench clean
+.PHONY: run test test-fast build lint bench clean
 
 run: $(BUILT)
 	$(VENV)/bin/trainctl $(RUN_ARGS)
 
 test: $(BUILT)
 	$(PY) -m pytest
+
+# The edit loop: `make test` without the tests marked slow (those that train or start a process).
+test-fast: $(BUILT)
+	$(PY) -m pytest -m "not slow"
 
 build: $(BUILT)
 

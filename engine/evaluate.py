@@ -5,8 +5,9 @@ from seed S + i, so two policies evaluated with the same (G, S, opponent) face t
 game counts once: its first episode's final reward gives the outcome (+1 win, 0 draw, -1 loss);
 games that have ended keep stepping (their next episodes are ignored) until every game has ended.
 `choose(obs float32[G, D], masks bool[G, A]) -> int64[G]` picks the agent's actions; it must choose
-legal ones. `sb3_chooser(policy)` adapts a MaskablePPO policy (deterministic, masks applied). No
-training, no run files here.
+legal ones. `sb3_chooser(policy)` adapts a MaskablePPO policy (deterministic, masks applied).
+`wilson_interval` bounds a rate measured over a number of games; `Outcomes.beats` compares two policies'
+win rates by those bounds. No training, no run files here.
 """
 
 from __future__ import annotations
@@ -48,12 +49,27 @@ class Outcomes:
 
     def win_rate_interval(self, z: float = 1.96) -> tuple[float, float]:
         """Wilson score interval of the win rate (95 % for z = 1.96)."""
-        n, p = self.games, self.win_rate
-        if not n:
-            return 0.0, 1.0
-        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-        half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-        return max(0.0, centre - half), min(1.0, centre + half)
+        return wilson_interval(self.wins, self.games, z)
+
+    def beats(self, other: Outcomes, z: float = 1.96) -> bool:
+        """Whether this win rate's Wilson interval lies wholly above `other`'s (lower bound > other's
+        upper bound): both rates are measured over a finite number of games, so neither is taken as exact."""
+        return self.win_rate_interval(z)[0] > other.win_rate_interval(z)[1]
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval (low, high), within [0, 1], of the rate of `successes` in `trials`; z = 1.96
+    gives 95 %. Unlike the normal approximation p +- z sqrt(p (1 - p) / n), it never leaves [0, 1] and is
+    not a single point at 0 or n successes (0 of 10: (0, 0.278)). No trials: (0, 1), nothing is known."""
+    if not trials:
+        return 0.0, 1.0
+    p, n, z2 = successes / trials, trials, z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    # At 0 or n successes a bound is exactly 0 or 1; centre -+ half would miss it by a rounding error.
+    low = max(0.0, centre - half) if successes else 0.0
+    high = min(1.0, centre + half) if successes < trials else 1.0
+    return low, high
 
 
 def play_games(choose: Chooser, games: int = 1000, seed: int = 10_000, env: str = "beastybar",

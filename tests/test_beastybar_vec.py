@@ -205,11 +205,10 @@ def test_ppo_wrapper_books_the_opponent_as_enemy_turn_and_the_rest_as_env_step()
 
 
 @pytest.mark.slow
-def test_maskable_ppo_learns_a_few_steps() -> None:
+def test_maskable_ppo_trains_on_it_and_sees_its_episode_infos() -> None:
     from sb3_contrib import MaskablePPO
 
     venv = BeastyBarVecEnv(8, seed=0)
     model = MaskablePPO("MlpPolicy", venv, n_steps=16, batch_size=64, seed=0, device="cpu")
     model.learn(256)
-    assert model.num_timesteps >= 256
     assert len(model.ep_info_buffer) > 0  # episode infos reached SB3's logger

@@ -20,8 +20,6 @@ from engine import launcher, ppo
 from engine.checkpoint import latest_checkpoint, load_checkpoint
 from engine.runstore import ACTIVE_STATES, RunDir, list_runs
 
-pytestmark = pytest.mark.slow
-
 PROJECT = Path(__file__).resolve().parent.parent
 FAST = ["--set", "torch.threads=1", "--set", "log.every_steps=1024", "--set", "ppo.n_steps=16"]
 
@@ -52,6 +50,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunDir, subp
     return run, done
 
 
+@pytest.mark.slow
 def test_4096_step_run_leaves_a_complete_folder(finished_run: tuple[RunDir, subprocess.CompletedProcess[str]]) -> None:
     run, done = finished_run
     assert done.returncode == 0, done.stdout + done.stderr
@@ -73,6 +72,7 @@ def test_4096_step_run_leaves_a_complete_folder(finished_run: tuple[RunDir, subp
     assert "finished at step 4096" in done.stdout
 
 
+@pytest.mark.slow
 def test_stop_then_resume_continues_the_step_count(tmp_path: Path) -> None:
     started = trainctl("run", "--algo", "ppo", "--env", "beastybar", "--profile", "balance", "--steps", "1e8",
                        "--runs-dir", str(tmp_path), "--detach", *FAST, "--set", "checkpoint.every_steps=0")
@@ -160,6 +160,7 @@ def test_bad_input_is_one_line_exit_2_and_no_folder(tmp_path: Path, capsys: pyte
     assert not runs.exists() or not any(runs.iterdir())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make_target, message", [
     (_not_a_run, "is not a run folder: run.json is missing"),
     (_corrupt_copy, "cannot be loaded"),
@@ -179,6 +180,7 @@ def test_bad_resume_is_one_line_exit_2_and_nothing_touched(
     assert _snapshot(runs) == before
 
 
+@pytest.mark.slow
 def test_headless_path_never_imports_textual(tmp_path: Path) -> None:
     code = ("import sys, cli.main, cli.commands, engine.ppo\n"
             f"rc = cli.main.main(['status', '--runs-dir', {str(tmp_path)!r}])\n"

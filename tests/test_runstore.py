@@ -37,6 +37,7 @@ def test_create_makes_the_contract_layout(tmp_path: Path) -> None:
         RunDir.create(tmp_path, "bad/id", {})
 
 
+@pytest.mark.slow
 def test_status_merges_and_dead_process_reads_lost(tmp_path: Path) -> None:
     run = _run(tmp_path)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])

@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -227,9 +228,14 @@ def test_mask_legal_actions_step_and_masked_out_ones_raise(seed: int, picks: lis
             break
 
 
+@pytest.mark.slow
 def test_maskable_ppo_trains_on_the_vec_env() -> None:
+    """SB3's masked PPO runs on the VecEnv as it is (masks through env_method) and updates its policy."""
     venv = envs.make_vec("skirmish", 8, seed=0)
-    MaskablePPO("MlpPolicy", venv, n_steps=16, batch_size=64, n_epochs=1).learn(256)
+    model = MaskablePPO("MlpPolicy", venv, n_steps=16, batch_size=64, n_epochs=1, seed=0)
+    before = [p.detach().clone() for p in model.policy.parameters()]
+    model.learn(256)
+    assert any(not torch.equal(a, b.detach()) for a, b in zip(before, model.policy.parameters(), strict=True))
 
 
 def test_vec_env_debug_mode_adds_debug_keys_at_episode_end() -> None:

@@ -6,11 +6,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pytest
 from tui_fixtures import (
     T0,
     fabricate_run,
-    pilot_test,
     screen_text,
     settle,
     standard_runs,
@@ -27,7 +25,6 @@ def make_app(runs_dir: Path, **kwargs: object) -> TrainctlApp:
     return TrainctlApp(runs_dir, clock=CLOCK, poll_s=0.1, **kwargs)  # type: ignore[arg-type]
 
 
-@pilot_test
 async def test_attach_shows_finished_failed_and_corrupt_runs(tmp_path: Path) -> None:
     standard_runs(tmp_path)
     app = make_app(tmp_path)
@@ -46,7 +43,6 @@ async def test_attach_shows_finished_failed_and_corrupt_runs(tmp_path: Path) -> 
         assert "steps/s" in shown and "[PERF]" in shown
 
 
-@pilot_test
 async def test_torn_last_line_is_read_once_completed(tmp_path: Path) -> None:
     run = fabricate_run(tmp_path, "20260101T000000_ppo_beastybar_balance", state="running", windows=3)
     with open(run.events_path, "a", encoding="utf-8") as f:
@@ -60,7 +56,6 @@ async def test_torn_last_line_is_read_once_completed(tmp_path: Path) -> None:
         assert "incomplete line" not in shown and "malformed" not in shown
 
 
-@pilot_test
 async def test_new_runs_appear_and_deleted_runs_are_reported(tmp_path: Path) -> None:
     app = make_app(tmp_path / "runs")
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
@@ -74,7 +69,6 @@ async def test_new_runs_appear_and_deleted_runs_are_reported(tmp_path: Path) -> 
         await wait_for_text(app, pilot, "ppo.batch_size")
 
 
-@pilot_test
 async def test_half_written_run_folder_is_shown_with_what_is_missing(tmp_path: Path) -> None:
     run = fabricate_run(tmp_path, "20260101T000000_ppo_beastybar_balance", state="running")
     run.status_path.unlink()
@@ -85,7 +79,6 @@ async def test_half_written_run_folder_is_shown_with_what_is_missing(tmp_path: P
         assert "run.json is not valid JSON" in shown or "status.json is missing" in shown
 
 
-@pilot_test
 async def test_panels_switch_with_number_keys(tmp_path: Path) -> None:
     standard_runs(tmp_path)
     app = make_app(tmp_path)
@@ -103,7 +96,6 @@ async def test_panels_switch_with_number_keys(tmp_path: Path) -> None:
         assert "profile:balance" in shown and "default" in shown  # each value with its source
 
 
-@pilot_test
 async def test_choose_metrics(tmp_path: Path) -> None:
     standard_runs(tmp_path)
     app = make_app(tmp_path)
@@ -126,7 +118,6 @@ async def test_choose_metrics(tmp_path: Path) -> None:
         assert app.chosen_metrics == ("rollout/ep_rew_mean",)
 
 
-@pilot_test
 async def test_compare_two_runs(tmp_path: Path) -> None:
     standard_runs(tmp_path)
     app = make_app(tmp_path)
@@ -142,7 +133,6 @@ async def test_compare_two_runs(tmp_path: Path) -> None:
         await wait_for_text(app, pilot, "New run")
 
 
-@pilot_test
 async def test_invalid_override_shows_the_cli_error_inline_and_starts_nothing(tmp_path: Path) -> None:
     runs_dir = tmp_path / "runs"
     app = make_app(runs_dir)
@@ -163,7 +153,6 @@ async def test_invalid_override_shows_the_cli_error_inline_and_starts_nothing(tm
         await wait_for_text(app, pilot, "New run")
 
 
-@pilot_test
 async def test_stop_of_a_finished_run_is_refused_and_quit_needs_no_answer(tmp_path: Path) -> None:
     standard_runs(tmp_path)
     app = make_app(tmp_path)
@@ -176,8 +165,6 @@ async def test_stop_of_a_finished_run_is_refused_and_quit_needs_no_answer(tmp_pa
     assert app.return_code == 0
 
 
-@pytest.mark.slow
-@pilot_test
 async def test_a_run_with_a_million_events_opens_with_its_whole_history(tmp_path: Path) -> None:
     run = fabricate_run(tmp_path, "20260101T000000_ppo_beastybar_balance", state="running", windows=2)
     write_big_events(run.events_path, 1_000_000)

@@ -17,6 +17,7 @@ from cli import main as cli
 from engine.errors import UsageError
 
 
+@pytest.mark.slow
 def test_trainctl_without_a_terminal_prints_the_status_table_without_textual(tmp_path: Path) -> None:
     standard_runs(tmp_path)
     code = ("import sys; from cli.main import main; rc = main(sys.argv[1:]); "

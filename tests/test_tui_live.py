@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from tui_fixtures import pilot_test, screen_text, wait_for_text
+from tui_fixtures import screen_text, wait_for_text
 
 from engine import launcher
 from engine.runstore import RunDir, list_runs
@@ -72,7 +72,6 @@ def looping_run(runs_dir: Path) -> Iterator[tuple[RunDir, subprocess.Popen[bytes
 
 
 @pytest.mark.slow
-@pilot_test
 async def test_stop_a_wrapped_run_from_the_tui(tmp_path: Path) -> None:
     with looping_run(tmp_path) as (_run, proc):
         app = TrainctlApp(tmp_path, poll_s=0.1)
@@ -89,7 +88,6 @@ async def test_stop_a_wrapped_run_from_the_tui(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pilot_test
 async def test_launch_a_real_ppo_run_watch_it_and_stop_it(tmp_path: Path) -> None:
     runs_dir = tmp_path / "runs"
     app = TrainctlApp(runs_dir, poll_s=0.2)
@@ -125,7 +123,6 @@ async def test_launch_a_real_ppo_run_watch_it_and_stop_it(tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
-@pilot_test
 async def test_kill_asks_first_then_kills_the_group(tmp_path: Path) -> None:
     with looping_run(tmp_path) as (_run, proc):
         app = TrainctlApp(tmp_path, poll_s=0.1)
@@ -142,7 +139,6 @@ async def test_kill_asks_first_then_kills_the_group(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pilot_test
 async def test_quit_offers_to_stop_the_runs_it_launched(tmp_path: Path) -> None:
     with looping_run(tmp_path) as (run, proc):
         app = TrainctlApp(tmp_path, poll_s=0.1)
@@ -158,7 +154,6 @@ async def test_quit_offers_to_stop_the_runs_it_launched(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pilot_test
 async def test_launch_default_starts_beasty_bar_ppo_balance(tmp_path: Path) -> None:
     app = TrainctlApp(tmp_path / "runs", launch_default=True, poll_s=0.1)
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
+import pytest
 from tui_fixtures import fabricate_run, perf_at, torn_line
 
 from engine.events import EventWriter, metric_event
@@ -65,6 +66,7 @@ def test_a_run_folder_deleted_and_made_again_is_read_afresh(tmp_path: Path) -> N
     assert not again.gone and again.step == 4096
 
 
+@pytest.mark.slow
 def test_the_model_and_system_probe_do_not_import_textual() -> None:
     import subprocess
     import sys

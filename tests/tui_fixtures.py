@@ -6,11 +6,8 @@ reads them like any other run. Deterministic: the same arguments give the same f
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import json
 import math
-from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -128,23 +125,20 @@ async def settle(app: Any, pilot: Any, polls: int = 3, timeout_s: float = 10.0) 
     await pilot.pause()
 
 
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
 async def wait_for_text(app: Any, pilot: Any, text: str, timeout_s: float = 10.0) -> str:
-    """Wait until `text` is on screen; returns the screen's text."""
+    """Wait until `text` is on screen, read as a person reads it: a phrase may wrap onto the next line
+    (where it wraps depends on the lengths of paths and numbers around it), so runs of spaces and line
+    ends count as one space. Returns the screen's text."""
     waited = 0.0
     while waited < timeout_s:
         shown = screen_text(app)
-        if text in shown:
+        if _flat(text) in _flat(shown):
             return shown
         await pilot.pause(0.05)
         waited += 0.05
     raise AssertionError(f"{text!r} never appeared; screen:\n{screen_text(app)}")
 
-
-def pilot_test(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
-    """Run an async Pilot test with asyncio (no pytest async plugin needed); fixtures pass through."""
-
-    @functools.wraps(test)
-    def run(*args: Any, **kwargs: Any) -> None:
-        asyncio.run(test(*args, **kwargs))
-
-    return run

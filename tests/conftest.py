@@ -1,0 +1,41 @@
+"""Keeps the `slow` marker honest: a test not marked slow fails at once if it starts a process or trains.
+
+`make test-fast` runs `pytest -m "not slow"` for the edit loop, so the marker must be on every test that
+trains (an SB3 `learn()`, directly or through a trainer) or starts a subprocess, and on nothing else.
+While a test that is not marked slow runs (set-up, call, tear-down, so its fixtures count too):
+- `subprocess.Popen`'s child start fails the test, which covers `subprocess.run`, asyncio's subprocesses
+  and the launcher's runs;
+- SB3's `learn()` set-up fails it, if SB3 has been imported by then (the test modules that train import
+  it when collected; importing it here would cost every TUI-only run the seconds torch takes to load).
+The failure is `pytest.fail`, which `except Exception` in the code under test does not swallow.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+
+def _refusal(item: pytest.Item, what: str) -> Callable[..., Any]:
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        pytest.fail(f"{item.nodeid} {what} but is not marked slow (@pytest.mark.slow)", pytrace=False)
+
+    return refuse
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    if item.get_closest_marker("slow") is not None:
+        return (yield)
+    with pytest.MonkeyPatch.context() as patch:
+        # Where every Popen starts its child (POSIX and Windows alike).
+        patch.setattr(subprocess.Popen, "_execute_child", _refusal(item, "starts a subprocess"))
+        base_class = sys.modules.get("stable_baselines3.common.base_class")
+        if base_class is not None:
+            # Every SB3 learn() (on- and off-policy, MaskablePPO, our PerDQN) begins with this call.
+            patch.setattr(base_class.BaseAlgorithm, "_setup_learn", _refusal(item, "trains (SB3 learn())"))
+        return (yield)
