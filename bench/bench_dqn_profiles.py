@@ -89,7 +89,7 @@ def evaluate(run: RunDir, games: int) -> Outcomes:
     state = load_checkpoint(latest_checkpoint(run.checkpoints))  # type: ignore[arg-type]
     check_resume(state)
     return play_games(q_chooser(q_net_from_checkpoint(state)), games=games, seed=EVAL_SEED, env="skirmish",
-                      opponent=None, outcomes=skirmish_outcomes)
+                      opponent="scripted", outcomes=skirmish_outcomes)
 
 
 def describe(name: str, fig: RunFigures, outcomes: Outcomes) -> str:

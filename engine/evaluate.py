@@ -73,13 +73,11 @@ def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float
 
 
 def play_games(choose: Chooser, games: int = 1000, seed: int = 10_000, env: str = "beastybar",
-               opponent: str | None = "random", max_steps: int = 10_000, outcomes: OutcomeReader = reward_sign,
+               opponent: str = "random", max_steps: int = 10_000, outcomes: OutcomeReader = reward_sign,
                **env_kwargs: Any) -> Outcomes:
-    """Outcomes of `games` games (see the module docstring); `max_steps` bounds the vec-env steps;
-    `opponent=None` for a game with a single scripted opponent (no such argument)."""
-    if opponent is not None:
-        env_kwargs["opponent"] = opponent
-    venv = envs.make_vec(env, games, seed=seed, **env_kwargs)
+    """Outcomes of `games` games (see the module docstring) against `opponent`, one of the game's
+    `envs.opponents(env)`; `max_steps` bounds the vec-env steps."""
+    venv = envs.make_vec(env, games, seed=seed, opponent=opponent, **env_kwargs)
     obs = venv.reset()
     outcome = np.zeros(games, dtype=np.int8)
     ended = np.zeros(games, dtype=bool)

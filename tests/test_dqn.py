@@ -279,9 +279,9 @@ def test_stored_transitions_carry_next_masks_and_terminal_observations() -> None
 
 # -- evaluation ---------------------------------------------------------------------------------------
 def test_evaluation_reads_skirmish_winners_on_fixed_games() -> None:
-    first = play_games(random_chooser(1), games=64, seed=9, env="skirmish", opponent=None,
+    first = play_games(random_chooser(1), games=64, seed=9, env="skirmish", opponent="scripted",
                        outcomes=dqn.skirmish_outcomes)
-    again = play_games(random_chooser(1), games=64, seed=9, env="skirmish", opponent=None,
+    again = play_games(random_chooser(1), games=64, seed=9, env="skirmish", opponent="scripted",
                        outcomes=dqn.skirmish_outcomes)
     assert first == again and first.games == 64
     assert first.losses > first.wins  # random play loses to the scripted player
@@ -302,7 +302,7 @@ def test_dqn_learns_to_beat_random_play(tmp_path: Path) -> None:
     assert run_train(ctx) == "finished"
     q_net = dqn.q_net_from_checkpoint(load_checkpoint(latest_checkpoint(ctx.run.checkpoints)))  # type: ignore[arg-type]
     untrained = dqn.make_model(ctx.cfg, dqn.make_env(ctx.cfg, PerfTimer(), 0), torch.device("cpu"), False).q_net
-    trained, before, random = (play_games(choose, games=2000, seed=50_000, env="skirmish", opponent=None,
+    trained, before, random = (play_games(choose, games=2000, seed=50_000, env="skirmish", opponent="scripted",
                                           outcomes=dqn.skirmish_outcomes)
                                for choose in (dqn.q_chooser(q_net), dqn.q_chooser(untrained), random_chooser(0)))
     assert trained.beats(random) and trained.beats(before), f"trained {trained}, untrained {before}, random {random}"
