@@ -15,6 +15,7 @@ import sys
 import time
 import traceback
 
+from engine import cores
 from engine.checkpoint import latest_checkpoint, load_checkpoint
 from engine.context import RunContext, StopRequest
 from engine.profiles import ResolvedConfig
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = ResolvedConfig.from_json(info["config"], info.get("profile", "?"))
     ctx = RunContext(run, cfg, stop)
     ctx.set_state("running", pid=os.getpid(), pgid=os.getpgid(0), started=time.time(), exit_code=None)
+    share = cores.join(run.run_id, cfg["torch.threads"])  # this run's claim on the cores, until it ends
     state = "failed"
     try:
         resume = None
@@ -52,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
         ctx.log("error", traceback.format_exc().strip().splitlines()[-1])
     finally:
+        share.leave()
         code = EXIT_CODES[state]
         ctx.set_state(state, exit_code=code, ended=time.time(), signal=stop.signal_name)
         ctx.close()
