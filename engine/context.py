@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from engine import cores
 from engine.checkpoint import save_checkpoint
 from engine.events import (
     STATUS_PREFIX,
@@ -42,15 +43,20 @@ class TorchSetup:
 
 
 def setup_torch(cfg: ResolvedConfig) -> TorchSetup:
-    """Pick the device and apply the CUDA switches of the profile; on CPU each is off, and says why."""
+    """Set torch's CPU threads to the run's share of the cores (engine.cores; `torch.threads` > 0 wins),
+    pick the device and apply the CUDA switches of the profile; on CPU each is off, and says why."""
     t = cfg.section("torch")
-    if t["threads"]:
+    notes = []
+    share = cores.joined()
+    if share is not None:  # a run process: re-read now, since runs started with this one have joined
+        share.refresh()
+        torch.set_num_threads(share.threads)
+        notes.append(share.summary())
+    elif t["threads"]:
         torch.set_num_threads(t["threads"])
     cuda = torch.cuda.is_available()
     if t["device"] == "cuda" and not cuda:
-        notes = ["torch.device=cuda asked but CUDA is not available: running on CPU"]
-    else:
-        notes = []
+        notes.append("torch.device=cuda asked but CUDA is not available: running on CPU")
     use_cuda = cuda and t["device"] != "cpu"
     device = torch.device("cuda" if use_cuda else "cpu")
     why_off = "no CUDA device" if not cuda else "device is cpu"
@@ -151,11 +157,17 @@ class RunContext:
             self.say(format_metric_line(event))
 
     def progress(self, step: int, force: bool = False) -> None:
-        """Record the step in status.json (at most once a second unless forced)."""
+        """Record the step in status.json (at most once a second unless forced) and, at most every
+        engine.cores.CHECK_EVERY_S, follow a change of the run's share of the cores."""
         now = time.time()
         if force or now - self._last_status_write >= 1.0:
             self.run.write_status(step=int(step))
             self._last_status_write = now
+            share = cores.joined()
+            change = share.poll() if share is not None else None
+            if change is not None:
+                torch.set_num_threads(change.new)
+                self.log("info", change.message, step)
 
     def _status_line(self, step: int, sps: float) -> str:
         share = 100.0 * step / self.total_steps if self.total_steps else 0.0

@@ -34,6 +34,7 @@ import numpy as np
 import psutil
 
 from engine.checkpoint import latest_checkpoint, load_checkpoint
+from engine.cores import launch_env
 from engine.errors import UsageError
 from engine.profiles import ResolvedConfig, resolve
 from engine.runstore import (
@@ -319,6 +320,8 @@ def start(run: RunDir, resume: bool = False) -> subprocess.Popen[bytes]:
     else:
         argv = [sys.executable, "-m", "engine.worker", str(run.path), *(["--resume"] if resume else [])]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": _pythonpath()}
+    if info.get("kind") == "trainer":  # thread pools sized to the run's share of the cores from the start
+        env.update(launch_env(ResolvedConfig.from_json(info["config"], str(info.get("profile")))["torch.threads"]))
     with open(run.stdout_path, "ab") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, cwd=os.getcwd(), env=env)

@@ -24,6 +24,8 @@ import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
+from engine import cores
+from engine.errors import UsageError
 from engine.events import EventWriter, log_event, status_event
 from engine.runstore import EXIT_CODES, RunDir, StopRequest, process_identity
 
@@ -42,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     stop.watch(run)
     run.write_status(state="running", phase="start-up", **process_identity(os.getpid()), pgid=os.getpgid(0),
                      started=time.time(), exit_code=None)
+    share = cores.join(run.run_id, _requested_threads(run))  # this run's claim on the cores, until it ends
     state = "failed"
     ctx: RunContext | None = None
     try:
@@ -56,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
         _event(run, ctx, log_event("error", traceback.format_exc().strip().splitlines()[-1]))
     finally:
+        share.leave()
         code = EXIT_CODES[state]
         final: dict[str, Any] = {"exit_code": code, "ended": time.time(), "signal": stop.signal_name,
                                  "stop_request": stop.request}
@@ -64,6 +68,16 @@ def main(argv: list[str] | None = None) -> int:
         if ctx is not None:
             ctx.close()
     return code
+
+
+def _requested_threads(run: RunDir) -> int:
+    """The run's `torch.threads` as run.json records it (0, a fair share, when it cannot be read: the
+    config is checked in full when the context is built)."""
+    try:
+        value = run.read_config()["config"]["torch.threads"]["value"]
+    except (UsageError, KeyError, TypeError):
+        return 0
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def _context(run: RunDir, stop: StopRequest) -> RunContext:

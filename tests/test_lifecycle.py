@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from sb3_contrib.common.maskable.buffers import MaskableRolloutBuffer
 from test_cli_run import FAST, PROJECT, read_events, trainctl, wait_for
-from tui_fixtures import fabricate_run, pilot_test, wait_for_text
+from tui_fixtures import fabricate_run, wait_for_text
 
 from cli import main as cli
 from engine import launcher
@@ -73,6 +73,7 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 
 
 # -- process identity ---------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_pid_given_to_another_process_is_not_the_run(tmp_path: Path) -> None:
     run = _run(tmp_path, state="running", **process_identity(os.getpid()))
     assert run.effective_state() == "running"
@@ -84,6 +85,7 @@ def test_a_pid_given_to_another_process_is_not_the_run(tmp_path: Path) -> None:
     assert run.effective_state() == "lost"
 
 
+@pytest.mark.slow
 def test_an_exited_process_not_yet_reaped_is_not_alive() -> None:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     start = process_start(proc.pid)
@@ -141,6 +143,7 @@ def test_stop_of_a_starting_run_leaves_the_request_for_it(tmp_path: Path) -> Non
     assert request is not None and request["by"] == "a test" and request["pid"] == os.getpid()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lost", [False, True])
 def test_stop_of_a_run_that_is_not_running_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                                lost: bool) -> None:
@@ -160,6 +163,7 @@ def test_stop_of_what_is_not_a_run_is_one_line_exit_2(tmp_path: Path, capsys: py
 
 
 # -- what the readers show ----------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_lost_run_shows_its_step_checkpoint_and_resume_line(tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     pid, start = _dead_pid()
@@ -433,7 +437,6 @@ def test_a_run_whose_process_dies_shows_lost_at_the_next_poll(tmp_path: Path) ->
 
 
 @pytest.mark.slow
-@pilot_test
 async def test_the_tui_stop_key_says_how_the_stop_ended(tmp_path: Path) -> None:
     loop = "import time\nfor i in range(1, 100000):\n    print(f'[PERF] step={i} sps=10', flush=True)\n" \
            "    time.sleep(0.05)\n"
@@ -455,7 +458,7 @@ async def test_the_tui_stop_key_says_how_the_stop_ended(tmp_path: Path) -> None:
             proc.kill()
 
 
-@pilot_test
+@pytest.mark.slow
 async def test_the_tui_shows_a_lost_run_and_how_to_resume_it(tmp_path: Path) -> None:
     pid, start = _dead_pid()
     run = _run(tmp_path, state="running", pid=pid, pid_start=start)
