@@ -3,9 +3,10 @@ each run process uses.
 
 Why: torch starts one thread per core in every process. Two runs on a 2-core machine then keep four
 busy threads on two cores, and OpenMP's workers spin at every barrier waiting for a thread the other
-run has pushed off its core. Measured on this project's 2-core machine: two PPO runs started together
-each ran at 22 % of one run alone (together less than half the work of one), and a dqn-per run beside a
-PPO run fell from ~390 to 8 steps/s.
+run has pushed off its core. Measured on this project's 2-core machine (bench/bench_concurrency.py,
+balance profile): two PPO runs started together each ran at 25 % of one run alone (together half the
+work of one), and a dqn-per run beside a PPO run fell from 232 to 7 steps/s. With the shares below:
+73 % and 74 % of one run alone, and the dqn-per run kept 92 steps/s beside PPO.
 
 How:
 - A host-wide registry of live runs: one small JSON file per run process, `<pid>.json` (`Claim`: pid,
