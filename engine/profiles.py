@@ -134,7 +134,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "tf32": _k(bool, False, "TF32 matmuls on CUDA"),
         "cudnn_benchmark": _k(bool, False, "cuDNN autotuner on CUDA"),
         "pin_memory": _k(bool, False, "PIN_MEMORY: page-locked host buffers for transfers to CUDA"),
-        "threads": _k(int, 0, "torch CPU threads (0 = torch's default)", NONNEG),
+        X
     },
     "log": {
         "enabled": _k(bool, True, "TRAIN_LOG_ENABLED: metric events (losses, rewards, rates)"),

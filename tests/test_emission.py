@@ -83,6 +83,7 @@ class FakeModel:
         return None
 
 
+@pytest.mark.slow
 def test_events_come_by_steps_or_by_seconds_whichever_is_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = FakeClock()
     monkeypatch.setattr(sb3_callbacks, "time", clock)
@@ -289,6 +290,7 @@ def test_check_checkpoint_with_a_config_refuses_other_layers() -> None:
         check_checkpoint(good_state(), keys, "test/1", build_linear, ["net"], other, "ppo.net_arch")
 
 
+@pytest.mark.slow
 def test_the_checkpoint_module_imports_no_torch() -> None:
     # `trainctl status` lists checkpoints through it, and must not pay torch's import.
     code = "import sys, engine.checkpoint; sys.exit('torch' in sys.modules)"

@@ -151,7 +151,8 @@ async def test_another_run_is_drawn_at_once(tmp_path: Path, monkeypatch: pytest.
     fabricate_run(tmp_path, "20260101T010000_ppo_beastybar_speed", profile="speed", created=T0 + 3600)
     app = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
-        shown = await wait_for_text(app, pilot, "speed · finished")
+        await wait_for_text(app, pilot, "speed · finished")
+        shown = await wait_for_text(app, pilot, "80k ")  # the plot draws on its first frame with a size
         assert plot_lines(shown, "steps/s", slice(0, 40))[-1].split()[-1] == "80k"
         await pilot.press("up")
         shown = await wait_for_text(app, pilot, "balance · finished")
@@ -220,6 +221,7 @@ async def test_config_of_a_dqn_per_run_lists_dqn_and_per_not_ppo(tmp_path: Path)
         assert {"run", "dqn", "per"} <= listed and "ppo" not in listed
 
 
+@pytest.mark.slow  # making a run folder asks git for the commit
 async def test_config_of_a_wrapped_command_shows_the_command_as_written(tmp_path: Path) -> None:
     create_wrapped_run(["python3", "train.py", "--tag", "[/x]"], tmp_path, ["trainctl", "run", "--", "python3"],
                        None, "balance")
