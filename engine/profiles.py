@@ -134,7 +134,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "tf32": _k(bool, False, "TF32 matmuls on CUDA"),
         "cudnn_benchmark": _k(bool, False, "cuDNN autotuner on CUDA"),
         "pin_memory": _k(bool, False, "PIN_MEMORY: page-locked host buffers for transfers to CUDA"),
-        X
+        "threads": _k(int, 0, "torch CPU threads (0 = a fair share of the cores among the runs on this "
+                      "machine)", NONNEG),
     },
     "log": {
         "enabled": _k(bool, True, "TRAIN_LOG_ENABLED: metric events (losses, rewards, rates)"),
