@@ -19,9 +19,10 @@ run: $(BUILT)
 test: $(BUILT)
 	$(PY) -m pytest
 
-# The edit loop: `make test` without the tests marked slow (those that train or start a process).
+# The edit loop: `make test` without the tests that train or start a process (`slow`) or repeat a check at
+# a larger size (`heavy`), on both cores.
 test-fast: $(BUILT)
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -m "not slow and not heavy" -n 2
 
 build: $(BUILT)
 

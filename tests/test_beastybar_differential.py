@@ -35,8 +35,10 @@ def random_legal_actions(masks: np.ndarray, picker: np.random.Generator) -> np.n
     return np.argmax(masks * picker.random(masks.shape), axis=1)
 
 
-@pytest.mark.parametrize("scoring", rules.SCORINGS)
-@pytest.mark.parametrize("opponent", rules.OPPONENTS)
+@pytest.mark.parametrize(("opponent", "scoring"), [  # the edit loop (make test-fast) checks the first only
+    (opponent, scoring) if (opponent, scoring) == (rules.OPPONENTS[0], rules.SCORINGS[0])
+    else pytest.param(opponent, scoring, marks=pytest.mark.heavy)
+    for opponent in rules.OPPONENTS for scoring in rules.SCORINGS])
 def test_vec_core_matches_reference_step_for_step(opponent: str, scoring: str) -> None:
     seed = 9_000 + 100 * rules.OPPONENTS.index(opponent) + rules.SCORINGS.index(scoring)
     venv = BeastyBarVecEnv(GAMES, opponent=opponent, seed=seed, scoring=scoring)
