@@ -111,9 +111,7 @@ def test_gym_env_on_core_passes_the_checkers() -> None:
 cards = st.tuples(st.integers(0, 1), st.integers(0, rules.NUM_SPECIES - 1))
 
 
-@settings(max_examples=1500, deadline=None)
-@given(queue=st.lists(cards, max_size=4, unique=True), owner=st.integers(0, 1), data=st.data())
-def test_resolve_play_matches_reference(queue: list[tuple[int, int]], owner: int, data: st.DataObject) -> None:
+def resolve_play_matches_reference(queue: list[tuple[int, int]], owner: int, data: st.DataObject) -> None:
     legal = [
         action
         for action in rules.legal_actions(queue, frozenset(range(rules.NUM_SPECIES)))
@@ -123,6 +121,13 @@ def test_resolve_play_matches_reference(queue: list[tuple[int, int]], owner: int
         return
     action = data.draw(st.sampled_from(legal))
     assert core_resolve_play(queue, owner, action) == rules.resolve_play(queue, owner, action)
+
+
+one_play = given(queue=st.lists(cards, max_size=4, unique=True), owner=st.integers(0, 1), data=st.data())
+test_resolve_play_matches_reference = settings(max_examples=300, deadline=None)(
+    one_play(resolve_play_matches_reference))
+test_resolve_play_matches_reference_at_length = pytest.mark.heavy(settings(max_examples=1500, deadline=None)(
+    one_play(resolve_play_matches_reference)))
 
 
 @settings(max_examples=300, deadline=None)
