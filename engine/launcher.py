@@ -16,6 +16,7 @@ run.json with its source and in its `extensions` list.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib
 import os
 import platform
@@ -30,7 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import numpy as np
 import psutil
 
 from engine.checkpoint import latest_checkpoint, load_checkpoint
@@ -106,8 +106,10 @@ def plan(job: Job) -> ResolvedConfig:
 
 
 # -- memory ---------------------------------------------------------------------------------------------
-F32, I64, F64, FLAG = (np.dtype(t).itemsize for t in (np.float32, np.int64, np.float64, np.bool_))
-POINTER = np.dtype(np.intp).itemsize
+# Item sizes in bytes of float32, int64, float64 and bool arrays, and of a pointer (a list's slot). Written
+# out rather than read from numpy: `trainctl status` and `--help` import this module and need no numpy.
+F32, I64, F64, FLAG = 4, 8, 8, 1
+POINTER = ctypes.sizeof(ctypes.c_void_p)
 
 
 @dataclass(frozen=True)
