@@ -17,7 +17,17 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from textual.app import App, ComposeResult
 from textual.widgets import DataTable
-from tui_fixtures import T0, fabricate_run, metrics_at, perf_at, screen_text, settle, standard_runs, wait_for_text
+from tui_fixtures import (
+    T0,
+    fabricate_run,
+    metrics_at,
+    perf_at,
+    screen_text,
+    settle,
+    standard_runs,
+    wait_for_text,
+    wait_until,
+)
 
 from engine.launcher import create_wrapped_run
 from engine.profiles import ALGO_SECTION, ALGO_SECTIONS, read_by
@@ -140,8 +150,8 @@ async def test_a_plot_is_redrawn_only_when_its_series_changes(tmp_path: Path,
         with open(run.events_path, "a", encoding="utf-8") as f:  # soon after: drawn when the plot may redraw
             f.write(json.dumps({**perf_at(6), "step": 204_800, "sps": 4444.0}) + "\n")
         await wait_for_text(app, pilot, "steps/s 4,444")
-        shown = await wait_for_text(app, pilot, "200k")  # the x axis now reaches the newest step
-        assert plot_lines(shown, "steps/s", slice(0, 40))[-1].split()[-1] == "200k"
+        await wait_until(app, pilot, lambda shown: plot_lines(shown, "steps/s", slice(0, 40))[-1].split()[-1] == "200k",
+                         "the steps/s plot's x axis reaching the newest step, 200k")
 
 
 async def test_another_run_is_drawn_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 from engine.events import EventWriter, metric_event, perf_event, status_event
 from engine.profiles import resolve
 from engine.runstore import RunDir, atomic_write_json
+from tui.widgets.step_plot import StepAxes
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z: every fabricated time counts from here
 PHASES_MS = {"action": 0.12, "enemy_turn": 0.05, "env_step": 0.30, "replay_sample": 0.0,
@@ -123,10 +124,50 @@ async def settle(app: Any, pilot: Any, polls: int = 3, timeout_s: float = 10.0) 
         waited += 0.02
     assert app.polls >= target, f"watcher stalled at {app.polls} polls"
     await pilot.pause()
+    await plots_drawn(app, pilot, timeout_s)
+
+
+def _plots_behind(app: Any) -> tuple[list[str], list[Any]]:
+    """The plots on screen whose newest points are not drawn yet (a plot draws on a later frame than the
+    one that shows its title, and again once its canvases have their new size), and the plots' sizes."""
+    screen_text(app)  # composing the screen renders what is due
+    visible = [axes for axes in app.screen.query(StepAxes) if axes in app.screen._compositor.visible_widgets]
+    behind = [str(axes.parent.id if axes.parent else axes.id) for axes in visible if not axes.up_to_date]
+    return behind, [axes.size for axes in visible]
+
+
+async def plots_drawn(app: Any, pilot: Any, timeout_s: float = 10.0) -> None:
+    """Wait until every plot on screen shows the points it was last given, at a size that held for two
+    looks in a row (a panel lays its plots out again once it knows its own height)."""
+    waited, sizes = 0.0, None
+    while waited < timeout_s:
+        behind, now = _plots_behind(app)
+        if not behind and now == sizes:
+            return
+        sizes = now
+        await pilot.pause(0.05)
+        waited += 0.05
+    raise AssertionError(f"plots not drawn after {timeout_s} s: {behind}")
 
 
 def _flat(text: str) -> str:
     return " ".join(text.split())
+
+
+async def wait_until(app: Any, pilot: Any, shows: Any, what: str, timeout_s: float = 10.0) -> str:
+    """Wait until `shows(screen text)` is true (an exception counts as false: the screen may be between
+    two states); returns the screen's text."""
+    waited = 0.0
+    while waited < timeout_s:
+        shown = screen_text(app)
+        try:
+            if shows(shown):
+                return shown
+        except (StopIteration, IndexError, ValueError):
+            pass
+        await pilot.pause(0.05)
+        waited += 0.05
+    raise AssertionError(f"never shown: {what}; screen:\n{screen_text(app)}")
 
 
 async def wait_for_text(app: Any, pilot: Any, text: str, timeout_s: float = 10.0) -> str:
@@ -137,7 +178,8 @@ async def wait_for_text(app: Any, pilot: Any, text: str, timeout_s: float = 10.0
     while waited < timeout_s:
         shown = screen_text(app)
         if _flat(text) in _flat(shown):
-            return shown
+            await plots_drawn(app, pilot, timeout_s)
+            return screen_text(app)
         await pilot.pause(0.05)
         waited += 0.05
     raise AssertionError(f"{text!r} never appeared; screen:\n{screen_text(app)}")

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from math import ceil, floor, isfinite, log10
 
+import numpy as np
 from textual.app import ComposeResult, RenderResult
 from textual.containers import Vertical
 from textual.content import Content
@@ -33,7 +34,7 @@ from textual.markup import escape
 from textual.timer import Timer
 from textual.widgets import Static
 from textual_hires_canvas import Canvas
-from textual_plot import HiResMode, PlotWidget
+from textual_plot import PlotWidget
 from textual_plot.axis_formatter import AxisFormatter
 
 from tui.format import number
@@ -117,6 +118,34 @@ def y_range(values: Sequence[float], median: float, zero_based: bool) -> tuple[f
     return lo - (hi - lo) * PAD, hi + (hi - lo) * PAD
 
 
+# Braille dot bits by (row, column) within a cell: a cell is 2 dots wide and 4 high (U+2800 + bits).
+BRAILLE_BITS = np.array([[0x01, 0x08], [0x02, 0x10], [0x04, 0x20], [0x40, 0x80]], dtype=np.uint8)
+
+
+def braille_cells(hx: np.ndarray, hy: np.ndarray, right: int, bottom: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The cells a polyline covers in braille dots, inside the box whose inner cells are columns
+    1..right-1 and rows 1..bottom-1: (columns int[C], rows int[C], braille characters[C]).
+
+    hx, hy: float[P] point positions in cells (fractions pick the dot). Every segment is sampled once per
+    dot along its longer side (a digital line), all segments at once; a single point is one dot."""
+    px = np.floor(hx * 2).astype(np.int64)
+    py = np.floor(hy * 4).astype(np.int64)
+    if len(px) > 1:
+        dx, dy = np.diff(px), np.diff(py)
+        samples = np.maximum(np.abs(dx), np.abs(dy)) + 1  # dots per segment, both ends included
+        segment = np.repeat(np.arange(len(dx)), samples)
+        starts = np.cumsum(samples) - samples
+        t = (np.arange(int(samples.sum())) - starts[segment]) / np.maximum(samples - 1, 1)[segment]
+        px = np.rint(px[segment] + t * dx[segment]).astype(np.int64)
+        py = np.rint(py[segment] + t * dy[segment]).astype(np.int64)
+    inside = (px >= 2) & (px < 2 * right) & (py >= 4) & (py < 4 * bottom)
+    px, py = px[inside], py[inside]
+    cells = np.zeros((bottom, right), dtype=np.uint8)
+    np.bitwise_or.at(cells, (py // 4, px // 2), BRAILLE_BITS[py % 4, px % 2])
+    rows, columns = np.nonzero(cells)
+    return columns, rows, [chr(0x2800 + int(bits)) for bits in cells[rows, columns]]
+
+
 class StepAxes(PlotWidget, can_focus=False):
     """The plot itself: a line of (step, value) points, the median line and the last point.
 
@@ -128,8 +157,10 @@ class StepAxes(PlotWidget, can_focus=False):
         self._points: Sequence[tuple[float, float]] = ()
         self._median = 0.0
         self._median_at: tuple[float, float, int] | None = None  # (x0, median, width in cells) once drawn
+        self._line: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0))  # steps, values of the drawn line
         self._drawn_at = -REDRAW_EVERY_S  # time.monotonic() of the last drawing
         self._pending: Timer | None = None  # the drawing put off until REDRAW_EVERY_S after the last
+        self._on_screen = False  # whether the last drawing asked for is on the canvases
         self.set_x_formatter(CompactFormatter())
         self.set_y_formatter(CompactFormatter())
 
@@ -152,6 +183,20 @@ class StepAxes(PlotWidget, can_focus=False):
 
     def on_resize(self, _event: Resize) -> None:
         self._replot()
+
+    @property
+    def up_to_date(self) -> bool:
+        """Whether the last drawing asked for (not one put off by `REDRAW_EVERY_S`) is on the canvases, at
+        their current size (tests wait for it before reading the screen)."""
+        return self._on_screen
+
+    def on_canvas_resize(self, event: Canvas.Resize) -> None:
+        """A canvas got its new size after the frame that drew into it (a wider y margin): draw again, on
+        pixels of the new size, rather than wait for the next data."""
+        event.stop()
+        if event.size != event.canvas._canvas_size:
+            self._on_screen = False
+            self.refresh(layout=True)
 
     def _replot(self) -> None:
         self._pending = None
@@ -176,7 +221,6 @@ class StepAxes(PlotWidget, can_focus=False):
         first, last = points[0][0], points[-1][0]
         x0, x1 = (first, last) if last > first else (first - 1.0, first + 1.0)  # one point, or all at one step
         x1 += (x1 - x0) / width  # a free column on the right, so the last point is not on the box
-        theme = self.app.theme_variables
         self.clear()
         self.set_xlimits(x0, x1)
         self.set_ylimits(y0, y1)
@@ -185,25 +229,51 @@ class StepAxes(PlotWidget, can_focus=False):
         if len(points) > HIRES_COLUMNS * width:
             line = resample(points, HIRES_COLUMNS * width)
             bucket = (last - first) / len(line)
-            self.plot([first + (i + 0.5) * bucket for i in range(len(line))], line,
-                      line_style=theme["success"], hires_mode=HiResMode.BRAILLE)
-        elif len(points) > 1:
-            self.plot([s for s, _ in points], values, line_style=theme["success"], hires_mode=HiResMode.BRAILLE)
-        last_step, last_value = points[-1]
-        self.scatter([last_step], [last_value], marker="●", marker_style=f"bold {theme['accent']}")
+            self._line = (first + (np.arange(len(line)) + 0.5) * bucket, np.asarray(line, dtype=float))
+        else:
+            self._line = (np.array([s for s, _ in points], dtype=float), np.asarray(values, dtype=float))
         self._median_at = (x0, median, width)
         self._drawn_at = time.monotonic()
+        self._on_screen = False
 
     def render(self) -> RenderResult:
+        redrawn = self._needs_rerender  # else the canvases still hold the last drawing, line included
         # Each pixel the plot sets would repaint its canvas: one repaint per canvas per frame instead.
         with ExitStack() as batch:
             for canvas in self.query(Canvas):
                 batch.enter_context(canvas.batch_refresh())
             result = super().render()
-            if self._median_at is not None:
+            if redrawn and self._median_at is not None and self._canvases_fit(self._median_at[2]):
+                self._draw_line()
                 self._mark_median(*self._median_at)
+                self._on_screen = True
                 self.query_one("#margin-bottom", Canvas).write_text(0, 0, f"[dim]{X_LABEL}")
         return result
+
+    def _canvases_fit(self, width: int) -> bool:
+        """Whether the canvases' pixels cover the box `width` cells wide: a canvas's pixels are resized on
+        its own Resize event, which may come after this frame (the next frame draws once they do)."""
+        plot = self.query_one("#plot", Canvas)._canvas_size
+        margin = self.query_one("#margin-left", Canvas)._canvas_size
+        return width < plot.width - 1 and plot.height > 2 and self.margin_left - 1 < margin.width \
+            and margin.height >= plot.height
+
+    def _draw_line(self) -> None:
+        """The history's line in braille dots, then the last point on it. Drawn here in one pass over all
+        segments (`braille_cells`) rather than as a textual-plot dataset, whose per-segment drawing cost
+        most of a plot's frame."""
+        theme = self.app.theme_variables
+        plot = self.query_one("#plot", Canvas)
+        steps, values = self._line
+        hx, hy = self.get_hires_pixel_from_coordinate(steps, values)
+        box = plot._canvas_size
+        columns, rows, chars = braille_cells(np.asarray(hx), np.asarray(hy), box.width - 1, box.height - 1)
+        line_style = theme["success"]
+        for column, row, char in zip(columns.tolist(), rows.tolist(), chars, strict=True):
+            plot.set_pixel(column, row, char, line_style)
+        column, row = self.get_pixel_from_coordinate(steps[-1], values[-1])
+        if 0 < column < box.width - 1 and 0 < row < box.height - 1:
+            plot.set_pixel(column, row, "●", f"bold {theme['accent']}")
 
     def _mark_median(self, x0: float, median: float, width: int) -> None:
         """The median's row: dashes where the history's line leaves the cell empty (the line wins, so a
@@ -212,11 +282,7 @@ class StepAxes(PlotWidget, can_focus=False):
         plot = self.query_one("#plot", Canvas)
         margin = self.query_one("#margin-left", Canvas)
         _, row = self.get_pixel_from_coordinate(x0, median)
-        # A canvas's pixels are resized on its own Resize event, which may come after this frame: draw only
-        # into pixels that exist (the next frame draws the mark once they do).
-        drawn = plot._canvas_size
-        if not (0 < row < drawn.height - 1 and width < drawn.width - 1 and row < margin._canvas_size.height
-                and self.margin_left - 1 < margin._canvas_size.width):
+        if not 0 < row < plot._canvas_size.height - 1:
             return
         for column in range(1, width + 1):
             if plot.get_pixel(column, row)[0] == " ":
