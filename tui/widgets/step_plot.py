@@ -265,7 +265,8 @@ class StepAxes(PlotWidget, can_focus=False):
         theme = self.app.theme_variables
         plot = self.query_one("#plot", Canvas)
         steps, values = self._line
-        hx, hy = self.get_hires_pixel_from_coordinate(steps, values)
+        # A linear map, typed for one point: arrays map element by element.
+        hx, hy = self.get_hires_pixel_from_coordinate(steps, values)  # type: ignore[arg-type]
         box = plot._canvas_size
         columns, rows, chars = braille_cells(np.asarray(hx), np.asarray(hy), box.width - 1, box.height - 1)
         line_style = theme["success"]
