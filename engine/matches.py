@@ -124,6 +124,7 @@ def play_match(a: Player, b: Player, seeds: np.ndarray, scoring: str = "points",
     b.reset_counts()
     if use_core and isinstance(a, NeuralPlayer) and b.core_opponent is not None:
         outcome, margin, turns = _core_games(a, b.core_opponent, seeds, scoring)
+        b.decisions += int(turns.sum()) - a.decisions  # the core played b's turns: every turn not a's
         stopped = None
     else:
         outcome, margin, turns, stopped = _reference_games(a, b, seeds, scoring)
