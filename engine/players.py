@@ -15,8 +15,8 @@ A `Player` chooses for a batch of games at once: `choose(states, rngs, seat)` fo
 reference where it is `seat`'s turn, and, for a neural player, `choose_batch(obs, masks)` over
 observations (the Cython core's or the reference's). Every mistake in a spec (unknown name, missing or
 foreign checkpoint, a checkpoint of another game, a module that does not import) is a UsageError of
-one line, raised before any game is played. This module plays no games itself (engine.matches does)
-and writes nothing.
+one line, raised before any game is played. Loading a network sets torch to one intra-op thread (see
+`load_neural`). This module plays no games itself (engine.matches does) and writes nothing.
 """
 
 from __future__ import annotations
@@ -216,6 +216,12 @@ def load_neural(spec: str, path: Path) -> NeuralPlayer:
     except UsageError as exc:
         raise UsageError(f"{path}: {exc}") from None
     network = getattr(module, build)(state)
+    # One intra-op thread: these forwards are small (a batch of games through an MLP), and on a loaded
+    # machine a second OpenMP thread waiting for a core made one 10 x 160 forward ~600x slower (27 ms
+    # against 0.04 ms, measured while training runs shared the two cores).
+    import torch
+
+    torch.set_num_threads(1)
     return NeuralPlayer(spec, network=network, step=int(state["step"]), path=path)
 
 
