@@ -151,7 +151,7 @@ def _complete(*results: MatchResult) -> bool:
 def round_robin(players: Sequence[Player], games: int, seed: int, anchor: int = 0,
                 progress: Progress = _quiet) -> Arena:
     """Every pairing of `players` plays `games` games on the same balanced deals; ratings anchored on
-    player `anchor` (1500)."""
+    player `anchor` (1500), from the pairings that were not stopped."""
     seeds = balanced_seeds(games, seed)
     results: dict[tuple[int, int], MatchResult] = {}
     bad = [0] * len(players)
@@ -166,7 +166,8 @@ def round_robin(players: Sequence[Player], games: int, seed: int, anchor: int = 
                     decisions[k] += result.decisions[side]
             progress(f"{players[i].spec} vs {players[j].spec}: {result.outcomes.wins}-{result.outcomes.draws}-"
                      f"{result.outcomes.losses}" + (" (stopped)" if result.stopped else ""))
-    scores = [PairScore(i, j, r.outcomes.wins, r.outcomes.draws, r.outcomes.losses) for (i, j), r in results.items()]
+    scores = [PairScore(i, j, r.outcomes.wins, r.outcomes.draws, r.outcomes.losses) for (i, j), r in results.items()
+              if r.stopped is None]  # a stopped pairing is no evidence either way (its prior draw neither)
     ratings = fit_ratings(len(players), scores, anchor)
     return Arena(tuple(p.spec for p in players), games, seed, results, tuple(ratings), anchor,
                  tuple(zip(bad, decisions, strict=True)))

@@ -173,3 +173,13 @@ def test_a_stopped_pairing_is_reported_and_the_rest_played(bots: str, capsys: py
     captured = capsys.readouterr()
     assert "returned 99" in captured.err and "random" in captured.out
     assert "stopped  py:" in captured.out
+
+
+def test_an_arena_leaves_a_stopped_pairing_out_of_the_ratings(bots: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["arena", "heuristic", "random", f"py:{bots}:raises", "--games", "6"]) == 1
+    printed = capsys.readouterr().out
+    assert "stopped  random vs py:" in printed and "raised RuntimeError: my bot broke" in printed
+    players = [parse_player(s, RUNS) for s in ("heuristic", "random", f"py:{bots}:raises")]
+    arena = round_robin(players, games=6, seed=0)
+    assert math.isinf(arena.ratings[2].error) and arena.ratings[2].rating == ANCHOR
+    assert math.isfinite(arena.ratings[1].error)
