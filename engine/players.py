@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     import torch
 
 GAME = "beastybar"
+BEST_FOLDER = "best"
+"""A run's folder of its best checkpoint so far (engine.train_eval writes it), which `run:RUN` prefers."""
 # Checkpoint format -> (trainer module, the function of it that builds the scoring network): a network
 # maps float32[n, 160] observations to float32[n, 33] action scores (policy logits or Q-values).
 NETWORKS: dict[str, tuple[str, str]] = {
@@ -132,8 +134,9 @@ class NeuralPlayer(Player):
         legal action); counts the rows whose unmasked argmax is illegal."""
         import torch
 
+        device = next(self.network.parameters()).device  # a live policy may be on the GPU
         with torch.no_grad():
-            scores = self._scores(torch.as_tensor(obs, dtype=torch.float32)).numpy()
+            scores = self._scores(torch.as_tensor(obs, dtype=torch.float32, device=device)).cpu().numpy()
         raw = scores.argmax(axis=1)
         self.raw_illegal += int(np.count_nonzero(~masks[np.arange(len(raw)), raw]))
         self.decisions += len(raw)
@@ -195,7 +198,7 @@ def parse_subject(arg: str, runs_dir: Path) -> Player:
 
 def run_checkpoint(run: RunDir) -> Path:
     """A run's checkpoint to play: the newest in its `best/`, else the newest in `checkpoints/`."""
-    found = latest_checkpoint(run.path / "best") or latest_checkpoint(run.checkpoints)
+    found = latest_checkpoint(run.path / BEST_FOLDER) or latest_checkpoint(run.checkpoints)
     if found is None:
         raise UsageError(f"run {run.run_id} has no checkpoint yet (none in {run.checkpoints})")
     return found
