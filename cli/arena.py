@@ -15,9 +15,7 @@ import sys
 from pathlib import Path
 
 from cli.eval import add_match_arguments, check_games
-from engine.arena import format_arena, round_robin
 from engine.errors import UsageError
-from engine.players import parse_player
 from engine.runstore import atomic_write_bytes
 
 
@@ -34,6 +32,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from engine.arena import format_arena, round_robin  # here, not at the top: see cli.eval
+    from engine.players import parse_player
+
     check_games(args.games)
     if len(args.players) < 2:
         raise UsageError(f"an arena needs at least two players, got {len(args.players)}")

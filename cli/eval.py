@@ -4,7 +4,9 @@ Every player is parsed and loaded before a game is played, so a bad spec (engine
 and exit code 2 with nothing written. When the subject is a run (`run:RUN` or a plain run id), the table
 is also appended to that run's events.jsonl as an `eval` event (docs/events.md), which `trainctl report`
 and the TUI read. A `py:` player that makes an illegal move loses only its own pairing: the others are
-played, printed and saved, and the exit code is 1.
+played, printed and saved, and the exit code is 1. The engine's players and matches (numpy, the
+rules, scipy, torch) are imported when the command runs, not when the parser is built: `trainctl
+status` and `--help` load none of them.
 """
 
 from __future__ import annotations
@@ -13,10 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from engine.arena import eval_event, eval_row, evaluate_subject, format_eval_table
 from engine.errors import UsageError
-from engine.events import EventWriter
-from engine.players import NeuralPlayer, parse_player, parse_subject, player_names
 
 DEFAULT_SEED = 10_000
 
@@ -26,9 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("eval", help="win rates of a checkpoint or run against players, with 95% intervals")
     parser.add_argument("subject", metavar="CKPT|RUN", help="a checkpoint file, a run id or folder, or any player "
                         "spec (ckpt:PATH, run:RUN, py:MODULE:FUNC, a scripted player)")
-    parser.add_argument("--vs", default=",".join(player_names()), metavar="LIST",
-                        help="comma-separated players: scripted names (%(default)s), ckpt:PATH, run:RUN, "
-                        "py:MODULE:FUNC (default: every scripted player)")
+    parser.add_argument("--vs", metavar="LIST", help="comma-separated players: scripted names (random, "
+                        "heuristic, ...), ckpt:PATH, run:RUN, py:MODULE:FUNC (default: every scripted player)")
     add_match_arguments(parser)
 
 
@@ -46,8 +44,12 @@ def check_games(games: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from engine.arena import eval_event, eval_row, evaluate_subject, format_eval_table
+    from engine.events import EventWriter
+    from engine.players import NeuralPlayer, parse_player, parse_subject, player_names
+
     check_games(args.games)
-    specs = [s.strip() for s in args.vs.split(",") if s.strip()]
+    specs = [s.strip() for s in (",".join(player_names()) if args.vs is None else args.vs).split(",") if s.strip()]
     if not specs:
         raise UsageError("--vs names no player; expected a comma-separated list such as random,heuristic")
     subject = parse_subject(args.subject, args.runs_dir)

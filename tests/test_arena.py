@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -183,3 +185,11 @@ def test_an_arena_leaves_a_stopped_pairing_out_of_the_ratings(bots: str, capsys:
     arena = round_robin(players, games=6, seed=0)
     assert math.isinf(arena.ratings[2].error) and arena.ratings[2].rating == ANCHOR
     assert math.isfinite(arena.ratings[1].error)
+
+
+@pytest.mark.slow
+def test_the_entry_point_loads_no_numpy_scipy_or_torch_for_eval_and_arena() -> None:
+    code = ("import sys, cli.main; cli.main.build_parser().parse_args(['eval', 'x']); "
+            "sys.exit(sorted(m for m in ('numpy', 'scipy', 'torch') if m in sys.modules) or 0)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
