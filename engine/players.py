@@ -92,12 +92,12 @@ class ScriptedPlayer(Player):
     """A policy `(state, rng) -> action` on the rules reference; the rules' own scripted players, or a
     `py:` one (`copy_state`: it is handed a copy of the state and its answer is checked)."""
 
-    policy: PolicyFunction = field(default=rules.random_opponent)
+    policy: PolicyFunction
     copy_state: bool = False
 
     @property
     def core_opponent(self) -> str | None:
-        return None if self.copy_state else self.spec
+        return self.spec if not self.copy_state and self.spec in rules.OPPONENTS else None
 
     def choose(self, states: Sequence[rules.GameState], rngs: Sequence[Rng], seat: int) -> list[int]:
         actions = []
@@ -120,7 +120,7 @@ class NeuralPlayer(Player):
     takes the masked argmax (deterministic); `step` is the checkpoint's env step, `run` the run it came
     from when it was named as one."""
 
-    network: Any = None
+    network: Any
     step: int = 0
     path: Path | None = None
     run: RunDir | None = None

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 import envs
 from engine.arena import eval_row, evaluate_subject
 from engine.errors import UsageError
+from engine.evaluate import sb3_chooser
 from engine.matches import MatchResult, balanced_seeds, play_match
 from engine.players import NeuralPlayer, parse_player, parse_subject
 from envs.beastybar import rules
@@ -210,3 +211,15 @@ def test_checkpoints_of_another_game_or_none_are_refused(tmp_path: Path, checkpo
     with pytest.raises(UsageError, match="cannot be loaded"):
         parse_subject(str(junk), RUNS)
     assert isinstance(parse_subject(str(checkpoint), RUNS), NeuralPlayer)
+
+
+def test_network_choices_are_sb3_deterministic_masked_predictions(checkpoint: Path) -> None:
+    net = parse_player(f"ckpt:{checkpoint}", RUNS)
+    assert isinstance(net, NeuralPlayer)
+    venv = envs.make_vec("beastybar", 64, seed=3)
+    obs = venv.reset()
+    for _ in range(6):
+        masks = venv.action_masks()
+        ours = net.choose_batch(obs, masks)
+        assert ours.tolist() == sb3_chooser(net.network)(obs, masks).tolist()
+        obs, *_ = venv.step(ours)
