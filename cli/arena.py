@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from cli.eval import add_match_arguments, check_games
+from cli.eval import add_match_arguments, check_match_arguments
 from engine.errors import UsageError
 from engine.runstore import atomic_write_bytes
 
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.arena import format_arena, round_robin  # here, not at the top: see cli.eval
     from engine.players import parse_player
 
-    check_games(args.games)
+    check_match_arguments(args)
     if len(args.players) < 2:
         raise UsageError(f"an arena needs at least two players, got {len(args.players)}")
     if len(set(args.players)) != len(args.players):

@@ -38,9 +38,12 @@ def add_match_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run ids are looked up")
 
 
-def check_games(games: int) -> None:
-    if games < 1:
-        raise UsageError(f"--games must be at least 1, got {games}")
+def check_match_arguments(args: argparse.Namespace) -> None:
+    """UsageError for --games below 1 or a --seed out of 0 to 2**63 - 1 (deal seeds are counted up from it)."""
+    if args.games < 1:
+        raise UsageError(f"--games must be at least 1, got {args.games}")
+    if not 0 <= args.seed < 2**63:
+        raise UsageError(f"--seed must be in 0 to 2**63 - 1, got {args.seed}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.events import EventWriter
     from engine.players import NeuralPlayer, parse_player, parse_subject, player_names
 
-    check_games(args.games)
+    check_match_arguments(args)
     specs = [s.strip() for s in (",".join(player_names()) if args.vs is None else args.vs).split(",") if s.strip()]
     if not specs:
         raise UsageError("--vs names no player; expected a comma-separated list such as random,heuristic")

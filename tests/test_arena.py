@@ -146,6 +146,7 @@ def test_run_player_prefers_best(tmp_path: Path) -> None:
     (["eval", "heuristic", "--vs", "random,alphago"], "unknown player 'alphago'"),
     (["eval", "{ckpt}", "--vs", "random", "--games", "0"], "--games must be at least 1, got 0"),
     (["eval", "{tmp}/missing.pt"], "does not exist"),
+    (["eval", "heuristic", "--seed", "-3"], "--seed must be in 0 to 2**63 - 1, got -3"),
     (["eval", "{skirmish}"], "trained on 'skirmish'"),
     (["eval", "{junk}"], "cannot be loaded"),
     (["eval", "run:nobody", "--runs-dir", "{tmp}"], "no run 'nobody'"),
