@@ -18,17 +18,16 @@ from engine.launcher import create_trainer_run
 from engine.players import NeuralPlayer, parse_player
 from engine.profiles import resolve
 from engine.train_eval import EvalDuringTraining, best_score, suite_score
+from tests.test_ppo import TINY
 
 torch.set_num_threads(1)
 
-TINY = ["env.num_envs=16", "ppo.n_steps=16", "ppo.batch_size=128", "ppo.n_epochs=2", "ppo.net_arch=[32, 32]",
-        "log.every_steps=256", "checkpoint.every_steps=512", "torch.threads=1", "log.tensorboard=false",
-        "log.every_seconds=3600", "eval.every_steps=256", "eval.games=20", 'eval.suite=["random", "heuristic"]']
+EVAL = [*TINY, "eval.every_steps=256", "eval.games=20", 'eval.suite=["random", "heuristic"]']
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> RunContext:
-    cfg = resolve("balance", algo="ppo", env="beastybar", cli={"run.total_steps": 1024}, assignments=TINY,
+    cfg = resolve("balance", algo="ppo", env="beastybar", cli={"run.total_steps": 1024}, assignments=EVAL,
                   environ={})
     ctx = RunContext(create_trainer_run(cfg, tmp_path_factory.mktemp("runs"), ["test"]), cfg)
     try:
