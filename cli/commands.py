@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from engine import launcher
 from engine.checkpoint import latest_checkpoint
@@ -200,9 +201,12 @@ def report_text(run: RunDir) -> str:
     tail = EventTail(run.events_path)
     metrics: dict[str, float] = {}
     warnings: list[str] = []
+    last_eval: dict[str, Any] | None = None
     for event in tail.poll():
         if event["kind"] == "metric":
             metrics.update(event.get("values", {}))
+        elif event["kind"] == "eval":
+            last_eval = event
         elif event["kind"] == "log" and event.get("level") in ("warning", "error"):
             warnings.append(f"{event.get('level')}: {event.get('msg')}")
     start, end = status.get("started") or status.get("created"), status.get("ended") or time.time()
@@ -222,6 +226,8 @@ def report_text(run: RunDir) -> str:
     if metrics:
         lines.append("metrics  (latest)")
         lines += [f"  {k:<28} {v:.4g}" for k, v in sorted(metrics.items())]
+    if last_eval is not None:
+        lines += eval_lines(last_eval)
     ckpt = latest_checkpoint(run.checkpoints)
     lines.append(f"ckpt     {ckpt.name if ckpt else 'none'}")
     if summary.state == "lost":
@@ -237,6 +243,23 @@ def report_text(run: RunDir) -> str:
     lines += [f"note     {w}" for w in warnings[-5:]]
     lines.append(f"folder   {run.path}")
     return "\n".join(lines)
+
+
+def eval_lines(event: dict[str, Any]) -> list[str]:
+    """The latest `eval` event (docs/events.md) as report lines: per opponent the win rate, its 95 %
+    interval, the mean point margin and the raw illegal-move rate. A malformed row is skipped."""
+    lines = [f"eval     {event.get('checkpoint', '?')} (step {event.get('step', '?')}), {event.get('games', '?')} "
+             f"games a pairing, seed {event.get('seed', '?')}"]
+    for row in event.get("rows") or []:
+        try:
+            illegal = row.get("illegal_rate")
+            lines.append(f"  vs {row['opponent']:<18} win {100 * row['win_rate']:5.1f}% "
+                         f"({100 * row['win_low']:.1f}-{100 * row['win_high']:.1f}%)  margin {row['margin']:+.2f}"
+                         + ("" if illegal is None else f"  illegal {100 * illegal:.2f}%")
+                         + (f"  stopped: {row['stopped']}" if row.get("stopped") else ""))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            continue
+    return lines
 
 
 # -- stop ---------------------------------------------------------------------------------------------

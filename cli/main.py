@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from cli import commands
+from cli import arena, commands
+from cli import eval as eval_cli
 from engine.errors import UsageError
 from engine.launcher import DEFAULT_JOB, parse_steps
 from engine.runstore import check_runs_dir, resolve_run
@@ -91,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--env")
     show.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="assignments")
     show.add_argument("--config", type=Path)
+    eval_cli.add_parser(sub)
+    arena.add_parser(sub)
     return parser
 
 
@@ -123,6 +126,10 @@ def _dispatch(args: argparse.Namespace, wrapped: list[str]) -> int:
         return commands.stop_command(args.run, args.runs_dir, args.kill)
     if args.command == "profiles":
         return commands.profiles_command(args)
+    if args.command == "eval":
+        return eval_cli.run(args)
+    if args.command == "arena":
+        return arena.run(args)
     if args.command == "watch":
         runs_dir, focus = watch_target(args.target, args.runs_dir)
         return _open_app(runs_dir, focus, launch_default=False)

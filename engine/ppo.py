@@ -11,7 +11,8 @@ train_fwd timing; bf16 autocast on CUDA), optimizer hooks (train_bwd timing, gra
 and after clipping), a `KVWriter` capturing SB3's logger values, and the run's callbacks
 (engine.sb3_callbacks: stop requests, perf/metric emission every `log.every_steps` env steps or
 `log.every_seconds`, checkpoints every `checkpoint.every_steps` taken between rollouts) plus
-`EntropySchedule` below, which sets the entropy coefficient before each update.
+`EntropySchedule` below, which sets the entropy coefficient before each update, and with
+`eval.every_steps` engine.train_eval's evaluation against the suite (best policy kept in best/).
 
 [PERF] phases are those of every trainer (engine.sb3_hooks says what each spans and where PPO's
 boundaries fall); PPO has no `replay_sample`.
@@ -46,6 +47,7 @@ from engine.profiles import ResolvedConfig
 from engine.sb3_callbacks import run_callbacks
 from engine.sb3_hooks import GradNormMonitor, InstrumentedVecEnv, MetricCapture, PolicyPhases
 from engine.sb3_run import learn, start_run
+from engine.train_eval import EvalDuringTraining
 
 STATE_FORMAT = "trainctl.ppo/1"
 OUTCOME_WINDOW = 1000
@@ -207,6 +209,9 @@ def train(ctx: RunContext, resume: dict[str, Any] | None) -> str:
     def metric_values() -> dict[str, float]:
         return {**capture.take(), **env.outcomes.rates(), **grad_norms.take(), "train/ent_coef": float(model.ent_coef)}
 
+    own: list[BaseCallback] = [EntropySchedule(_linear(p["ent_coef"], p["ent_coef_end"]))]
+    if cfg["eval.every_steps"]:
+        own.append(EvalDuringTraining(ctx, model.policy, lambda: checkpoint_state(model, cfg)))
     callbacks = run_callbacks(ctx, metric_values, lambda: checkpoint_state(model, cfg), between_rollouts=True,
-                              trainer_callbacks=[EntropySchedule(_linear(p["ent_coef"], p["ent_coef_end"]))])
+                              trainer_callbacks=own)
     return learn(model, callbacks, ctx, done, log_interval=1)

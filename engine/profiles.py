@@ -64,6 +64,10 @@ def _int_list(v: Any) -> bool:
     return isinstance(v, list) and all(isinstance(x, int) and x > 0 for x in v)
 
 
+def _str_list(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
 POS, NONNEG, UNIT = (_positive, "> 0"), (_non_negative, ">= 0"), (_unit, "in [0, 1]")
 
 
@@ -152,7 +156,17 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "every_steps": _k(int, 100_000, "env steps between checkpoints (0 = only at the end)", NONNEG),
         "keep": _k(int, 3, "periodic checkpoints kept", POS),
     },
+    "eval": {
+        "every_steps": _k(int, 0, "env steps between evaluations against eval.suite, the best policy kept in "
+                          "best/ (0 = off; PPO on Beasty Bar)", NONNEG),
+        "games": _k(int, 200, "games against each player of the suite, each side moving first in half", POS),
+        "suite": _k(list, [], "scripted players to evaluate against ([] = every one the game has)",
+                    (_str_list, "a list of player names")),
+        "seed": _k(int, 10_000, "first deal seed of the evaluation games (the same deals every time)", NONNEG),
+    },
 }
+# The (algo, game) pairs whose trainer evaluates during training (eval.every_steps > 0).
+EVAL_RUNS = frozenset({("ppo", "beastybar")})
 
 # Environment overrides, under the names game-AI training scripts already use. "{algo}" is the section of
 # the run's algorithm.
@@ -431,6 +445,14 @@ def _check_together(settings: Mapping[str, Setting]) -> None:
     if v("env.opponent") not in opponents(game):
         raise UsageError(f"{settings['env.opponent'].source}: env.opponent = {v('env.opponent')!r} is not an opponent "
                          f"of {game}; expected one of: {', '.join(opponents(game))}")
+    if v("eval.every_steps") and (algo, game) not in EVAL_RUNS:
+        raise UsageError(f"{settings['eval.every_steps'].source}: eval.every_steps = {v('eval.every_steps')} but "
+                         f"{algo} on {game} does not evaluate during training; expected 0 (or "
+                         f"{', '.join(f'{a} on {g}' for a, g in sorted(EVAL_RUNS))})")
+    unknown = [name for name in v("eval.suite") if name not in opponents(game)]
+    if unknown:
+        raise UsageError(f"{settings['eval.suite'].source}: eval.suite names {', '.join(map(repr, unknown))}, not "
+                         f"a scripted player of {game}; expected some of: {', '.join(opponents(game))}")
     rollout = v("ppo.n_steps") * v("env.num_envs")
     if v("run.algo") == "ppo" and v("ppo.batch_size") > rollout:
         raise UsageError(f"{settings['ppo.batch_size'].source}: ppo.batch_size = {v('ppo.batch_size')} exceeds "

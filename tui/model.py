@@ -38,6 +38,7 @@ PROBES = 256  # ... plus this many evenly spaced probes over the rest
 PROBE_BYTES = 4096
 LOG_TAIL_BYTES = 32 * 1024
 LOG_TAIL_LINES = 300
+EVAL_HISTORY = 200  # eval events kept per run (the eval tables over a run)
 STALLED_POLLS = 2  # polls an incomplete last line may wait before it is reported
 SYSTEM_EVERY_S = 1.0  # seconds between samples of the selected run's process tree
 
@@ -134,6 +135,8 @@ class RunSnapshot:
     recent_logs: tuple[str, ...]
     notes: tuple[str, ...]
     gone: bool = False
+    evals: tuple[Mapping[str, Any], ...] = ()
+    """The run's `eval` events (docs/events.md), oldest first, the last EVAL_HISTORY of them."""
 
     @property
     def active(self) -> bool:
@@ -198,6 +201,7 @@ class RunTracker:
         self.perf_latest_ms: dict[str, float] = {}
         self.metrics: dict[str, Series] = {}
         self.recent_logs: list[str] = []
+        self.evals: list[dict[str, Any]] = []
         self._pending_polls = 0
         self._alive: bool | None = None
         self._snapshot: RunSnapshot | None = None
@@ -307,6 +311,8 @@ class RunTracker:
             self.event_state = str(event.get("state"))
         elif kind == "log" and event.get("level") in ("warning", "error"):
             self.recent_logs = [*self.recent_logs[-4:], f"{event.get('level')}: {event.get('msg')}"]
+        elif kind == "eval" and isinstance(event.get("rows"), list):
+            self.evals = [*self.evals[-(EVAL_HISTORY - 1):], event]
 
     # -- showing ---------------------------------------------------------------------------------
     def snapshot(self) -> RunSnapshot:
@@ -348,6 +354,7 @@ class RunTracker:
             recent_logs=tuple(self.recent_logs),
             notes=tuple(self._notes(state, step)),
             gone=self.gone,
+            evals=tuple(self.evals),
         )
         return self._snapshot
 

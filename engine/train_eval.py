@@ -1,0 +1,115 @@
+"""Evaluation during training: every `eval.every_steps` env steps the live policy plays the suite, the
+table goes out as an `eval` event, and the best policy so far is kept in the run's `best/` folder.
+
+`EvalDuringTraining` is an SB3 callback a trainer adds to its callbacks (PPO on Beasty Bar: see
+engine.profiles.EVAL_RUNS). It evaluates when a rollout starts (after an update, so the policy reflects
+every step counted) and once more when learning ends, with the matches of `trainctl eval`
+(engine.arena.evaluate_subject: `eval.games` games against each scripted player of `eval.suite`, on the
+same balanced deals from `eval.seed` every time, so evaluations compare like with like). The suite score
+is the mean win rate over the suite. A score above the best so far writes `best/step_<step>.json` (the
+eval event) and then `best/step_<step>.pt` (the checkpoint), each atomically, then removes the previous
+pair: a reader that takes the newest checkpoint in best/ always finds its table beside it, and
+`run:RUN` (engine.players) plays it. A resumed run reads its best score back from best/, and its eval
+history is in events.jsonl, which only grows. The evaluation's time falls between the [PERF] phases
+(the window it lands in shows fewer steps/s). Nothing here trains.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from stable_baselines3.common.callbacks import BaseCallback
+
+from engine.arena import eval_event, eval_row, evaluate_subject
+from engine.checkpoint import checkpoint_name, latest_checkpoint, list_checkpoints, save_checkpoint
+from engine.context import RunContext
+from engine.players import BEST_FOLDER, NeuralPlayer, parse_player, player_names
+from engine.runstore import atomic_write_json
+from engine.sb3_callbacks import next_multiple
+
+TRAINING = "training"
+"""The `checkpoint` field of an eval event made during training (the live policy; its `step` says when)."""
+
+
+def suite_score(rows: list[dict[str, Any]]) -> float:
+    """The mean win rate over a suite's rows (0 for none)."""
+    return sum(float(row["win_rate"]) for row in rows) / len(rows) if rows else 0.0
+
+
+def best_score(folder: Path) -> float | None:
+    """The suite score of the newest checkpoint in `folder` (a run's best/), from its table beside it;
+    None when there is none or its table cannot be read."""
+    newest = latest_checkpoint(folder)
+    if newest is None:
+        return None
+    try:
+        return suite_score(json.loads(newest.with_suffix(".json").read_text())["rows"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+class EvalDuringTraining(BaseCallback):
+    """See the module docstring. `policy` is the trainer's live policy (an SB3 actor-critic policy) and
+    `state()` the checkpoint state a resume needs, written to best/ for a new best."""
+
+    def __init__(self, ctx: RunContext, policy: Any, state: Callable[[], dict[str, Any]]) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.state = state
+        e = ctx.cfg.section("eval")
+        self.every: int = e["every_steps"]
+        self.games: int = e["games"]
+        self.seed: int = e["seed"]
+        self.player = NeuralPlayer(TRAINING, network=policy)
+        self.suite = [parse_player(name, ctx.run.path.parent) for name in (e["suite"] or player_names())]
+        self.folder = ctx.run.path / BEST_FOLDER
+        self.best = best_score(self.folder)
+        self.next_step = 0
+        self.last_step = -1
+
+    def _on_training_start(self) -> None:
+        self.next_step = next_multiple(self.model.num_timesteps, self.every)
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_start(self) -> None:
+        step = self.model.num_timesteps
+        if step >= self.next_step:
+            self.evaluate(step)
+            self.next_step = next_multiple(step, self.every)
+
+    def _on_training_end(self) -> None:
+        if self.model.num_timesteps != self.last_step:
+            self.evaluate(self.model.num_timesteps)
+
+    def evaluate(self, step: int) -> dict[str, Any]:
+        """Play the suite now, write the eval event, keep the policy in best/ if it is the best so far."""
+        self.last_step = step
+        rows = [eval_row(r) for r in evaluate_subject(self.player, self.suite, self.games, self.seed)]
+        event = eval_event(step, TRAINING, self.games, self.seed, rows)
+        self.ctx.events.write(event)
+        score = suite_score(rows)
+        summary = ", ".join(f"{row['opponent']} {100 * row['win_rate']:.1f}%" for row in rows)
+        if self.best is None or score > self.best:
+            self._keep_best(step, event)
+            self.ctx.log("info", f"eval: {summary}; suite score {score:.3f}, the best so far: kept in "
+                         f"{BEST_FOLDER}/{checkpoint_name(step)}", step)
+            self.best = score
+        else:
+            self.ctx.log("info", f"eval: {summary}; suite score {score:.3f} (best {self.best:.3f})", step)
+        return event
+
+    def _keep_best(self, step: int, event: dict[str, Any]) -> None:
+        previous = list_checkpoints(self.folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / checkpoint_name(step)
+        atomic_write_json(path.with_suffix(".json"), event)
+        save_checkpoint(self.folder, step, {**self.state(), "step": int(step)})
+        for old in previous:
+            if old != path:
+                old.unlink(missing_ok=True)
+                old.with_suffix(".json").unlink(missing_ok=True)
