@@ -73,7 +73,8 @@ class BenchAsk:
             raise UsageError(f"--seeds {self.seeds}: expected 1 or more paired seeds")
         if self.verdict and not self.until_decided:
             abstats.check_pairs(self.seeds)
-        self.sequential()  # checks the sequential options
+        self.rule()  # checks the rule's options
+        self.sequential()  # and the sequential test's
 
     def rule(self) -> abstats.Rule:
         return abstats.Rule(self.min_gain, self.max_loss, self.confidence)
@@ -109,7 +110,7 @@ def plan(ask: BenchAsk) -> None:
         try:
             launcher.plan(trial.job)
         except UsageError as exc:
-            raise UsageError(f"{trial.name.split('-', 1)[1]} ({trial.label}): {exc}") from None
+            raise UsageError(f"{trial.label}: {exc}") from None
 
 
 def run_bench(group: Group, ask: BenchAsk, say: Callable[[str], None]) -> Group:
