@@ -54,13 +54,10 @@ def ask_from(args: argparse.Namespace) -> abtest.BenchAsk:
         raise UsageError("--until-decided stops at a verdict; drop --no-verdict")
     seeds = (args.max_seeds if args.max_seeds is not None else 20) if args.until_decided else \
         (args.seeds if args.seeds is not None else 5)
-    shared = tuple(args.assignments)
-    return abtest.BenchAsk(args.algo, args.env, args.steps,
-                           abtest.Side(args.baseline, (*shared, *args.baseline_set)),
-                           abtest.Side(args.candidate, (*shared, *args.candidate_set)),
-                           seeds, args.until_decided, args.first_seed, not args.no_verdict,
-                           args.min_gain / 100.0, args.max_loss, args.confidence,
-                           args.gain_margin / 100.0, args.loss_margin)
+    return abtest.BenchAsk(args.algo, args.env, args.steps, abtest.Side(args.baseline, tuple(args.baseline_set)),
+                           abtest.Side(args.candidate, tuple(args.candidate_set)), seeds, args.until_decided,
+                           args.first_seed, not args.no_verdict, args.min_gain / 100.0, args.max_loss,
+                           args.confidence, args.gain_margin / 100.0, args.loss_margin, tuple(args.assignments))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,8 +68,10 @@ def run(args: argparse.Namespace) -> int:
     group = sweep.open_group(folder, "bench", ask_json)
     folder.mkdir(parents=True, exist_ok=True)
     group.save()
+    shared = f", both with {' '.join(ask.sets)}" if ask.sets else ""
     print(f"bench {folder}: {ask.algo} on {ask.env}, {ask.steps:,} env steps a run, baseline "
-          f"{ask.baseline.describe()} against candidate {ask.candidate.describe()}, one run at a time", flush=True)
+          f"{ask.baseline.describe()} against candidate {ask.candidate.describe()}{shared}, one run at a time",
+          flush=True)
     if ask.verdict:
         print(f"rule: {ask.rule().describe()}", flush=True)
     seq = ask.sequential()

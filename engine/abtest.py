@@ -67,6 +67,7 @@ class BenchAsk:
     confidence: float = 0.95
     gain_margin: float = 0.05
     loss_margin: float = 2.0
+    sets: tuple[str, ...] = ()  # what both sides share, before each side's own
 
     def __post_init__(self) -> None:
         if self.seeds < 1:
@@ -88,18 +89,19 @@ class BenchAsk:
         data = asdict(self)
         for side in ("baseline", "candidate"):
             data[side]["sets"] = list(data[side]["sets"])
+        data["sets"] = list(self.sets)
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BenchAsk:
         sides = {s: Side(data[s]["profile"], tuple(data[s]["sets"])) for s in ("baseline", "candidate")}
-        return cls(**{**data, **sides})
+        return cls(**{**data, **sides, "sets": tuple(data.get("sets", ()))})
 
     def pair(self, index: int) -> list[Trial]:
         """The two trials of pair `index` (seed first_seed + index), in the order they run."""
         seed = self.first_seed + index
         trials = [Trial(f"s{seed}-{name}", f"{name} {side.describe()} seed {seed}",
-                        launcher.Job(self.algo, self.env, side.profile, self.steps, seed, side.sets))
+                        launcher.Job(self.algo, self.env, side.profile, self.steps, seed, (*self.sets, *side.sets)))
                   for name, side in (("baseline", self.baseline), ("candidate", self.candidate))]
         return trials if index % 2 == 0 else trials[::-1]
 
@@ -164,7 +166,8 @@ def bench_report(group: Group) -> tuple[str, str, dict[str, Any]]:
     pairs = paired(rows)
     rule, seq = ask.rule(), ask.sequential()
     head = [f"bench {group.path.name}: {ask.algo} on {ask.env}, {ask.steps:,} env steps a run; baseline "
-            f"{ask.baseline.describe()}, candidate {ask.candidate.describe()}; {len(pairs)} paired seeds",
+            f"{ask.baseline.describe()}, candidate {ask.candidate.describe()}"
+            + (f", both with {' '.join(ask.sets)}" if ask.sets else "") + f"; {len(pairs)} paired seeds",
             f"rule: {rule.describe()}"]
     if seq is not None:
         head.append(f"stopping rule: {seq.describe()}")

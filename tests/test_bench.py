@@ -17,12 +17,12 @@ from engine import abstats, abtest, sweep
 from engine.errors import UsageError
 from tests.test_sweep import planted_run
 
-SIDES = (abtest.Side("balance", ("torch.threads=1",)), abtest.Side("speed", ("torch.threads=1",)))
+SIDES = (abtest.Side("balance"), abtest.Side("speed", ("dqn.updates_per_step=10",)))
 
 
 def ask(**kw: object) -> abtest.BenchAsk:
     return abtest.BenchAsk(**{"algo": "dqn-per", "env": "skirmish", "steps": 4096, "baseline": SIDES[0],
-                              "candidate": SIDES[1], **kw})  # type: ignore[arg-type]
+                              "candidate": SIDES[1], "sets": ("torch.threads=1",), **kw})  # type: ignore[arg-type]
 
 
 def test_pairs_share_a_seed_and_alternate_their_order() -> None:
@@ -31,6 +31,8 @@ def test_pairs_share_a_seed_and_alternate_their_order() -> None:
     assert [t.name for t in second] == ["s8-candidate", "s8-baseline"]
     assert {t.job.seed for t in first} == {7} and first[1].job.profile == "speed"
     assert first[0].job.assignments == ("torch.threads=1",)
+    assert first[1].job.assignments == ("torch.threads=1", "dqn.updates_per_step=10")
+    assert first[1].label == "candidate speed dqn.updates_per_step=10 seed 7"
 
 
 def test_ask_round_trips_through_json() -> None:
@@ -147,7 +149,7 @@ BASE = ["bench", "--algo", "dqn-per", "--env", "skirmish", "--steps", "4096", "-
     (["--until-decided", "--max-seeds", "2"], "--max-seeds 2 is below"),
     (["--until-decided", "--no-verdict"], "drop --no-verdict"),
     (["--set", "torch.threads=1", "--candidate-set", "dqn.nope=1"],
-     "candidate speed torch.threads=1 dqn.nope=1 seed 0: --set: unknown key 'dqn.nope'"),
+     "candidate speed dqn.nope=1 seed 0: --set: unknown key 'dqn.nope'"),
     (["--confidence", "95"], "confidence 95.0 is not a probability"),
 ])
 def test_bench_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
