@@ -12,10 +12,9 @@ from typing import ClassVar
 
 import pytest
 
-from cli import main as cli
 from engine import abstats, abtest, sweep
 from engine.errors import UsageError
-from tests.test_sweep import planted_run
+from tests.test_sweep import assert_refused, planted_run
 
 SIDES = (abtest.Side("balance"), abtest.Side("speed", ("dqn.updates_per_step=10",)))
 
@@ -153,11 +152,7 @@ BASE = ["bench", "--algo", "dqn-per", "--env", "skirmish", "--steps", "4096", "-
     (["--confidence", "95"], "confidence 95.0 is not a probability"),
 ])
 def test_bench_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
-    runs = tmp_path / "runs"
-    assert cli.main([*BASE, *args, "--runs-dir", str(runs)]) == 2
-    err = capsys.readouterr().err
-    assert message in err and err.count("\n") == 1
-    assert not runs.exists()
+    assert_refused([*BASE, *args], message, tmp_path / "runs", capsys)
 
 
 def test_one_seed_without_a_verdict_is_allowed() -> None:

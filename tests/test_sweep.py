@@ -124,8 +124,12 @@ BASE = ["sweep", "--algo", "ppo", "--env", "beastybar", "--steps", "4096"]
     (["--preset", "balance,nope"], "unknown profile 'nope'"),
 ])
 def test_sweep_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
-    runs = tmp_path / "runs"
-    assert cli.main([*BASE, *args, "--runs-dir", str(runs)]) == 2
+    assert_refused([*BASE, *args], message, tmp_path / "runs", capsys)
+
+
+def assert_refused(argv: list[str], message: str, runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`trainctl ARGV --runs-dir RUNS` exits 2 with one line on stderr holding `message`, and makes no RUNS."""
+    assert cli.main([*argv, "--runs-dir", str(runs)]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not runs.exists()
