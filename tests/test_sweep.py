@@ -215,3 +215,55 @@ def test_report_prints_the_sweep_table(tmp_path: Path, capsys: pytest.CaptureFix
     assert out.startswith("sweep sw: ppo on beastybar, 1 trials") and "* best win" in out
     assert cli.main(["report", "sw", "--runs-dir", str(tmp_path)]) == 0
     assert capsys.readouterr().out == out
+
+
+class FakeLaunch:
+    """Stands in for engine.launcher.launch: plants the trial's run at once, failed for the trials named in
+    `failing`, finished for the others, and records the most runs alive at once."""
+
+    def __init__(self, failing: set[str]) -> None:
+        self.failing = failing
+        self.alive: set[str] = set()
+        self.most = 0
+        self.started: list[str] = []
+
+    def __call__(self, job: launcher.Job, folder: Path) -> tuple[RunDir, object]:
+        name = str(job.name)
+        fails = name.split("-a")[0] in self.failing
+        run = planted_run(folder, name, sps=100.0, win=0.5, state="failed" if fails else "finished",
+                          error=f"RuntimeError: {name} broke" if fails else None)
+        self.started.append(name)
+        self.alive.add(name)
+        self.most = max(self.most, len(self.alive))
+        fake = self
+
+        class Proc:
+            polls = 0
+
+            def poll(self) -> int | None:
+                self.polls += 1
+                if self.polls < 2:  # alive for one poll, so that runs overlap
+                    return None
+                fake.alive.discard(name)
+                return 0
+
+        return run, Proc()
+
+
+def test_pool_retries_a_failure_once_then_reports_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    trials, _ = sweep.expand(sweep.SweepAsk("ppo", "beastybar", 4096, grid=("ppo.n_epochs=1,2,3",)))
+    fake = FakeLaunch(failing={"t02"})
+    monkeypatch.setattr(launcher, "launch", fake)
+    said: list[str] = []
+    outcomes = sweep.TrialPool(tmp_path, trials, parallel=2, say=said.append, poll_s=0.0).run()
+    assert [(o.trial.name, o.state) for o in outcomes] == [("t01", "finished"), ("t02", "failed"), ("t03", "finished")]
+    assert outcomes[1].error == "RuntimeError: t02-a2 broke"
+    assert sorted(fake.started) == ["t01-a1", "t02-a1", "t02-a2", "t03-a1"]
+    assert fake.most == 2
+    assert "t02 ppo.n_epochs=2: failed (RuntimeError: t02-a1 broke); trying once more" in said
+
+    # Again: finished trials are skipped, the failed one gets a new attempt (and its retry).
+    fake.started.clear()
+    again = sweep.TrialPool(tmp_path, trials, parallel=2, say=said.append, poll_s=0.0).run()
+    assert [o.state for o in again] == ["skipped", "failed", "skipped"]
+    assert fake.started == ["t02-a3", "t02-a4"]
