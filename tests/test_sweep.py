@@ -267,3 +267,32 @@ def test_pool_retries_a_failure_once_then_reports_it(tmp_path: Path, monkeypatch
     again = sweep.TrialPool(tmp_path, trials, parallel=2, say=said.append, poll_s=0.0).run()
     assert [o.state for o in again] == ["skipped", "failed", "skipped"]
     assert fake.started == ["t02-a3", "t02-a4"]
+
+
+def test_ray_copy_back_numbers_runs_after_those_there(tmp_path: Path) -> None:
+    from engine import sweep_ray  # imports no Ray itself
+
+    trial = sweep.Trial("t01", "ppo.n_epochs=1", launcher.Job("ppo", "beastybar", steps=4096))
+    folder, stage = tmp_path / "sweep", tmp_path / "stage"
+    planted_run(folder, "t01-a1", sps=100.0, win=None, state="failed", error="RuntimeError: here")
+    planted_run(stage, "t01-a1", sps=100.0, win=None, state="failed", error="RuntimeError: on the node",
+                stamp="20260101T000005")
+    planted_run(stage, "t01-a2", sps=250.0, win=0.5, stamp="20260101T000009")
+    sweep_ray.unpack_runs(sweep_ray.pack_stage(str(stage)), folder, trial)
+    assert not stage.exists()
+    assert [r.run_id for r in sweep.attempts(folder, trial)] == [
+        "20260101T000000_t01-a1", "20260101T000005_t01-a2", "20260101T000009_t01-a3"]
+    newest = sweep.latest_run(folder, trial)
+    assert newest is not None and sweep.run_figures(newest).sps == pytest.approx(250.0)
+    assert sweep.run_error(sweep.attempts(folder, trial)[1]) == "RuntimeError: on the node"
+    assert sorted(p.name for p in folder.iterdir()) == [r.run_id for r in sweep.attempts(folder, trial)]
+
+
+@pytest.mark.parametrize(("address", "host", "port"), [("10.0.0.5:6379", "10.0.0.5", 6379),
+                                                       ("ray://head", "head", 10001), ("head", "head", 6379)])
+def test_ray_address_forms(address: str, host: str, port: int) -> None:
+    from engine import sweep_ray
+
+    assert sweep_ray.split_address(address) == (host, port)
+    with pytest.raises(UsageError, match="is not host:port"):
+        sweep_ray.split_address("head:port")

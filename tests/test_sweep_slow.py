@@ -81,6 +81,8 @@ def test_ray_backend_on_a_local_head(tmp_path: Path) -> None:
     try:
         import ray  # noqa: F401
         from ray import tune  # noqa: F401
+
+        from engine import sweep_ray
     except ImportError as exc:
         pytest.skip(f"ray[tune] cannot be imported ({exc}); it is the optional extra trainctl[ray]")
     ray_cli = shutil.which("ray", path=str(Path(sys.executable).parent)) or shutil.which("ray")
@@ -109,6 +111,9 @@ def test_ray_backend_on_a_local_head(tmp_path: Path) -> None:
         assert all(r.effective_state() == "finished" for r in runs)
         assert "2 trials to Ray Tune at 127.0.0.1" in done.stdout
         assert not list(folder.rglob("*.pkl")), "Tune's pickles stay out of the sweep folder"
+        assert "copied back" in done.stdout
+        assert not sweep_ray.stage_folder("t01", sweep_ray.sweep_id(folder)).exists(), "the node's copy is removed"
+        assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []
     finally:
         head.send_signal(signal.SIGTERM)  # `ray start --block` stops the processes it started
         try:
