@@ -41,8 +41,8 @@ def add_parser(sub: Any) -> None:
                    help="sequential test: H1 lies this many win-rate points above the bar")
     p.add_argument("--no-verdict", action="store_true", help="only the figures and intervals (allows --seeds 1)")
     p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where the bench folder goes")
-    p.add_argument("--dir", type=Path, help="the bench folder (default: <runs-dir>/bench-<algo>-<env>-<hash>, so "
-                   "the same command resumes it)")
+    p.add_argument("--dir", type=Path, help="the bench folder (default: <runs-dir>/bench-<algo>-<env>-<hash of the "
+                   "runs asked>, so the same command resumes it, also with more --seeds or other bars)")
 
 
 def ask_from(args: argparse.Namespace) -> abtest.BenchAsk:
@@ -63,9 +63,8 @@ def ask_from(args: argparse.Namespace) -> abtest.BenchAsk:
 def run(args: argparse.Namespace) -> int:
     ask = ask_from(args)
     abtest.plan(ask)
-    ask_json = ask.to_json()
-    folder = args.dir or sweep.default_folder(args.runs_dir, "bench", ask_json)
-    group = sweep.open_group(folder, "bench", ask_json)
+    folder = args.dir or sweep.default_folder(args.runs_dir, "bench", ask.identity())
+    group = sweep.open_group(folder, "bench", ask.to_json(), abtest.BenchAsk.IDENTITY)
     folder.mkdir(parents=True, exist_ok=True)
     group.save()
     shared = f", both with {' '.join(ask.sets)}" if ask.sets else ""
@@ -82,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"bench interrupted; the same command resumes it (folder {folder})", file=sys.stderr, flush=True)
         return 130
-    print(abtest.save_bench_report(group), flush=True)
+    text, all_finished = abtest.save_bench_report(group)
+    print(text, flush=True)
     print(f"saved {folder / 'report.md'} and report.json", flush=True)
-    return 0
+    return 0 if all_finished else 1

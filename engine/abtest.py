@@ -77,6 +77,14 @@ class BenchAsk:
         self.rule()  # checks the rule's options
         self.sequential()  # and the sequential test's
 
+    # What defines the runs: a bench asked again with these the same resumes in the same folder, even with
+    # more seeds, other bars or margins (which only change how the runs are judged).
+    IDENTITY = ("algo", "env", "steps", "baseline", "candidate", "sets", "first_seed")
+
+    def identity(self) -> dict[str, Any]:
+        data = self.to_json()
+        return {k: data[k] for k in self.IDENTITY}
+
     def rule(self) -> abstats.Rule:
         return abstats.Rule(self.min_gain, self.max_loss, self.confidence)
 
@@ -240,11 +248,11 @@ def _mean(values: list[Any]) -> float:
     return math.fsum(values) / len(values)
 
 
-def save_bench_report(group: Group) -> str:
-    """Write report.md and report.json into the bench folder; the text."""
+def save_bench_report(group: Group) -> tuple[str, bool]:
+    """Write report.md and report.json into the bench folder; the text, and whether every run finished."""
     text, markdown, data = bench_report(group)
     save_report(group, markdown, data)
-    return text
+    return text, not any(run["error"] for run in data["runs"])
 
 
 def group_report(ref: str, runs_dir: Path) -> str | None:

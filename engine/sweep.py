@@ -208,10 +208,11 @@ class Group:
         return Group(self.path, self.kind, self.ask, (*self.trials, *(t for t in trials if t.name not in known)))
 
 
-def default_folder(runs_dir: Path, kind: str, ask: dict[str, Any]) -> Path:
-    """`<runs_dir>/<kind>-<algo>-<env>-<hash of the ask>`: the same ask, the same folder, so a re-run resumes."""
-    digest = hashlib.sha256(json.dumps(ask, sort_keys=True).encode()).hexdigest()[:8]
-    return runs_dir / f"{kind}-{ask.get('algo')}-{ask.get('env')}-{digest}"
+def default_folder(runs_dir: Path, kind: str, identity: dict[str, Any]) -> Path:
+    """`<runs_dir>/<kind>-<algo>-<env>-<hash of identity>`: the same runs asked, the same folder, so a re-run
+    resumes."""
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
+    return runs_dir / f"{kind}-{identity.get('algo')}-{identity.get('env')}-{digest}"
 
 
 def load_group(path: Path) -> Group:
@@ -226,16 +227,18 @@ def load_group(path: Path) -> Group:
         raise UsageError(f"{path / GROUP_FILE} is not a valid group file ({exc})") from None
 
 
-def open_group(path: Path, kind: str, ask: dict[str, Any]) -> Group:
-    """The group for `ask` in `path`: the one already there if it was asked the same (a re-run resumes
-    it), else a new one. UsageError when the folder holds another sweep or bench, or runs of its own.
-    Writes nothing (the caller saves once everything is checked)."""
+def open_group(path: Path, kind: str, ask: dict[str, Any], identity: Sequence[str] | None = None) -> Group:
+    """The group for `ask` in `path`: the one already there if it was asked the same runs (the `identity`
+    keys of the ask, default all; a re-run resumes it, under the new ask), else a new one. UsageError when
+    the folder holds another sweep or bench, or runs of its own. Writes nothing (the caller saves once
+    everything is checked)."""
+    keys = list(ask) if identity is None else list(identity)
     if (path / GROUP_FILE).exists():
         group = load_group(path)
-        if group.kind != kind or group.ask != ask:
+        if group.kind != kind or any(group.ask.get(k) != ask.get(k) for k in keys):
             raise UsageError(f"{path} is the folder of another {group.kind} ({_describe(group.ask)}); expected a new "
                              f"folder, or this {kind}'s own to resume it")
-        return group
+        return Group(path, kind, ask, group.trials)
     if (path / "run.json").exists():
         raise UsageError(f"{path} is a run folder; expected a folder for the {kind}")
     if list_runs(path):
@@ -425,10 +428,12 @@ def group_rows(group: Group) -> list[Row]:
     rows = []
     for trial in group.trials:
         run = latest_run(group.path, trial)
-        figures = run_figures(run) if run is not None else None
-        error = run_error(run) if figures is not None and figures.state not in ("finished", *ACTIVE_STATES) \
-            and run is not None else None
-        rows.append(Row(trial, run, figures, error))
+        if run is None:
+            rows.append(Row(trial, None, None))
+            continue
+        figures = run_figures(run)
+        ended_badly = figures.state not in ("finished", *ACTIVE_STATES)
+        rows.append(Row(trial, run, figures, run_error(run) if ended_badly else None))
     return rows
 
 

@@ -159,3 +159,19 @@ def test_one_seed_without_a_verdict_is_allowed() -> None:
     assert ask(seeds=1, verdict=False).seeds == 1
     with pytest.raises(UsageError, match="no confidence interval"):
         ask(seeds=1)
+
+
+def test_a_bench_resumes_with_more_seeds_or_other_bars_but_not_other_runs(tmp_path: Path) -> None:
+    first = ask(seeds=2)
+    folder = sweep.default_folder(tmp_path, "bench", first.identity())
+    group = sweep.open_group(folder, "bench", first.to_json(), abtest.BenchAsk.IDENTITY).with_trials(first.pair(0))
+    folder.mkdir()
+    group.save()
+    more = ask(seeds=6, max_loss=2.0, until_decided=False)
+    assert sweep.default_folder(tmp_path, "bench", more.identity()) == folder
+    reopened = sweep.open_group(folder, "bench", more.to_json(), abtest.BenchAsk.IDENTITY)
+    assert reopened.ask["seeds"] == 6 and reopened.trials == group.trials
+    longer = ask(seeds=2, steps=8192)
+    assert sweep.default_folder(tmp_path, "bench", longer.identity()) != folder
+    with pytest.raises(UsageError, match="is the folder of another bench"):
+        sweep.open_group(folder, "bench", longer.to_json(), abtest.BenchAsk.IDENTITY)
