@@ -146,7 +146,8 @@ def run_bench(group: Group, ask: BenchAsk, say: Callable[[str], None]) -> Group:
             state = test.add((base.sps or math.nan, cand.sps or math.nan), quality)
             llr = ", ".join(f"{k} LLR {v:+.2f}" + (f" ({state.decided[k]})" if state.decided[k] else "")
                             for k, v in state.llr.items())
-            say(f"after {index + 1} seeds: {llr}" + (f" -> {state.verdict}" if state.verdict else ""))
+            verdict = f" -> {state.verdict}" if state.verdict else ""
+            say(f"after {index + 1} seed{'s' if index else ''}: {llr}{verdict}")
             if state.verdict is not None:
                 return group
     return group
