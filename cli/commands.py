@@ -1,4 +1,5 @@
-"""The headless commands: `run` (start and follow), `status`, `report`, `stop`, `profiles`.
+"""The headless commands: `run` (start and follow), `status`, `report` (a run, a sweep or a bench), `stop`,
+`profiles`.
 
 Plain text for pods, logs and dumb terminals; a Rich progress bar only when stdout is a terminal.
 Never imports Textual (an import-linter contract checks it). Starts runs only through engine.launcher;
@@ -17,6 +18,7 @@ from types import FrameType
 from typing import Any
 
 from engine import launcher
+from engine.abtest import group_report
 from engine.checkpoint import latest_checkpoint
 from engine.errors import UsageError
 from engine.events import STATUS_PREFIX, EventTail, LineTail
@@ -190,7 +192,8 @@ def status_command(runs_dir: Path, watch: bool, interval: float) -> int:
 
 # -- report -------------------------------------------------------------------------------------------
 def report_command(ref: str, runs_dir: Path) -> int:
-    print(report_text(resolve_run(ref, runs_dir)))
+    """A run's snapshot, or the table of a sweep or bench folder (engine.abtest.group_report)."""
+    print(group_report(ref, runs_dir) or report_text(resolve_run(ref, runs_dir)))
     return 0
 
 

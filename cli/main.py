@@ -15,13 +15,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from cli import arena, commands
+from cli import arena, bench, commands, sweep
 from cli import eval as eval_cli
 from engine.errors import UsageError
 from engine.launcher import DEFAULT_JOB, parse_steps
 from engine.runstore import check_runs_dir, resolve_run
 
 EXIT_USAGE = 2
+# Subcommands in a module of their own: `add_parser(sub)` adds the subparser, `run(args)` runs it.
+OWN_MODULE_COMMANDS = {"eval": eval_cli, "arena": arena, "bench": bench, "sweep": sweep}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -69,8 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--watch", action="store_true", help="refresh until interrupted")
     status.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes with --watch")
 
-    report = sub.add_parser("report", help="concise snapshot of one run")
-    report.add_argument("run", metavar="RUN")
+    report = sub.add_parser("report", help="concise snapshot of one run, or the table of a sweep or bench folder")
+    report.add_argument("run", metavar="RUN|SWEEP|BENCH")
     report.add_argument("--runs-dir", type=Path, default=Path("runs"))
 
     stop = sub.add_parser("stop", help="graceful stop (final checkpoint), waiting a few seconds to say how it "
@@ -92,8 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--env")
     show.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="assignments")
     show.add_argument("--config", type=Path)
-    eval_cli.add_parser(sub)
-    arena.add_parser(sub)
+    for module in OWN_MODULE_COMMANDS.values():
+        module.add_parser(sub)
     return parser
 
 
@@ -126,10 +128,8 @@ def _dispatch(args: argparse.Namespace, wrapped: list[str]) -> int:
         return commands.stop_command(args.run, args.runs_dir, args.kill)
     if args.command == "profiles":
         return commands.profiles_command(args)
-    if args.command == "eval":
-        return eval_cli.run(args)
-    if args.command == "arena":
-        return arena.run(args)
+    if (module := OWN_MODULE_COMMANDS.get(args.command)) is not None:
+        return int(module.run(args))
     if args.command == "watch":
         runs_dir, focus = watch_target(args.target, args.runs_dir)
         return _open_app(runs_dir, focus, launch_default=False)
