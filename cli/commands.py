@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
+from cli import wrapped as wrapped_cli
 from engine import launcher
 from engine.checkpoint import latest_checkpoint
 from engine.errors import UsageError
@@ -53,9 +54,14 @@ def run_command(args: argparse.Namespace, wrapped: list[str]) -> int:
         total = f"; total {plan.total_steps} env steps" if plan.total_steps is not None else ""
         first = f"run {run.run_id} resumed at step {plan.step} from {plan.checkpoint.name}{total} (pid {proc.pid})"
     elif wrapped:
-        run, proc = launcher.launch_wrapped(wrapped, args.runs_dir, command, args.name, args.profile)
+        run, proc = launcher.launch_wrapped(wrapped, args.runs_dir, command, args.name, args.profile, args.parse,
+                                            args.tb, args.seed)
     else:
-        job = launcher.Job(algo=args.algo, env=args.env, profile=args.profile, steps=args.steps, seed=args.seed,
+        if args.parse != "auto" or args.tb is not None:
+            raise UsageError("--parse and --tb read a command we did not write; expected `trainctl run [--parse "
+                             "FORMAT] [--tb DIR] -- CMD ...`")
+        job = launcher.Job(algo=args.algo, env=args.env, profile=args.profile or "balance", steps=args.steps,
+                           seed=args.seed,
                            assignments=tuple(args.assignments), config_file=args.config, name=args.name)
         run, proc = launcher.launch(job, args.runs_dir, command)
     if log is None:
@@ -209,7 +215,7 @@ def report_text(run: RunDir) -> str:
     lines = [
         f"run      {run.run_id}",
         f"state    {summary.state}" + (f" (exit code {code})" if (code := status.get("exit_code")) is not None else ""),
-        f"what     {info.get('algo')} on {info.get('env')}, profile {info.get('profile')}, seed {info.get('seed')}",
+        f"what     {wrapped_cli.what_line(info)}",
         f"steps    {summary.step:,}" + (f" of {summary.total_steps:,}" if summary.total_steps else ""),
         f"time     {(end - start) if start else 0:.0f}s",
         f"speed    {number(summary.sps, ',.0f')} steps/s, {number(summary.eps, ',.1f')} episodes/s (last window)",
@@ -231,6 +237,7 @@ def report_text(run: RunDir) -> str:
         lines.append(f"stop     requested by {request.get('by', '?')}; waiting for the run to take it")
     lines += [f"total    {e.get('from_total')} -> {e.get('to_total')} steps at step {e.get('at_step')} "
               "(--steps on resume)" for e in info.get("extensions", [])]
+    lines += wrapped_cli.read_lines(status)
     malformed = tail.malformed + summary.malformed_lines
     if malformed:
         lines.append(f"skipped  {malformed} malformed event/[PERF] lines")

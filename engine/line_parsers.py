@@ -29,7 +29,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from engine.errors import UsageError
-from engine.events import METRIC_PREFIX, PERF_PREFIX, metric_event, perf_event
+from engine.events import METRIC_PREFIX, PERF_PREFIX, extra_event, metric_event, perf_event
 
 Event = dict[str, Any]
 _TAG = re.compile(r"\[([A-Za-z0-9_.-]+)\]\s*\[PERF\]")
@@ -160,12 +160,6 @@ class TrainctlLines(LineParser):
 
     def _tagged(self, tag: str, values: dict[str, Any]) -> list[Event]:
         return [extra_event(self.clock.step, tag, values)]
-
-
-def extra_event(step: int, tag: str, values: dict[str, float | str]) -> Event:
-    """An `extra` event: what a `[TAG][PERF]` line reports beside the phases (queue depth, updates/s),
-    shown under the [PERF] breakdown as printed."""
-    return {"t": time.time(), "step": int(step), "kind": "extra", "tag": tag, "values": values}
 
 
 class Sb3Tables(LineParser):
@@ -355,7 +349,7 @@ def read_summary(counts: dict[str, int], not_understood: int) -> str:
     """How a wrapped run's output was read, from the counts status.json holds."""
     labels = {**{name: (p.label, p.unit) for name, p in PARSERS.items()}, "regex": (RegexLines.label, "lines")}
     read = [f"{labels.get(n, (n, 'lines'))[0]} ({c:,} {labels.get(n, (n, 'lines'))[1]})" for n, c in counts.items()]
-    head = f"read as {', '.join(read)}" if read else "nothing read as metrics"
+    head = f"read as {', '.join(read)}" if read else "nothing read as events"
     return f"{head}, {not_understood:,} lines not understood"
 
 
