@@ -27,8 +27,8 @@ from typing import Any
 
 from engine.checkpoint import latest_checkpoint
 from engine.errors import UsageError
-from engine.events import EventTail, parse_event_line, tail_offset
-from engine.runstore import ACTIVE_STATES, RunDir, list_runs
+from engine.events import EventTail, parse_event_line, perf_extras, tail_offset
+from engine.runstore import ACTIVE_STATES, RunDir, list_runs, profile_label
 from tui.system import SystemProbe, SystemSample
 
 HISTORY_POINTS = 1024  # points kept per series; beyond it a series halves its resolution
@@ -134,6 +134,7 @@ class RunSnapshot:
     recent_logs: tuple[str, ...]
     notes: tuple[str, ...]
     gone: bool = False
+    perf_extras: tuple[tuple[str, str], ...] = ()  # (name, value as printed): keys beside the phases
 
     @property
     def active(self) -> bool:
@@ -196,6 +197,7 @@ class RunTracker:
         self.eps_history = Series()
         self.perf_first_ms: dict[str, float] = {}
         self.perf_latest_ms: dict[str, float] = {}
+        self.perf_extras: dict[str, str] = {}
         self.metrics: dict[str, Series] = {}
         self.recent_logs: list[str] = []
         self._pending_polls = 0
@@ -297,6 +299,9 @@ class RunTracker:
                 self.perf_first_ms = ms
             if ms:
                 self.perf_latest_ms = ms
+            self._keep_extras(event)
+        elif kind == "extra":
+            self._keep_extras(event)
         elif kind == "metric":
             at = self.step if step is None else step
             for key, raw in dict(event.get("values") or {}).items():
@@ -307,6 +312,10 @@ class RunTracker:
             self.event_state = str(event.get("state"))
         elif kind == "log" and event.get("level") in ("warning", "error"):
             self.recent_logs = [*self.recent_logs[-4:], f"{event.get('level')}: {event.get('msg')}"]
+
+    def _keep_extras(self, event: dict[str, Any]) -> None:
+        for key, value in perf_extras(event).items():
+            self.perf_extras[str(key)] = f"{value:.4g}" if isinstance(value, float) else str(value)
 
     # -- showing ---------------------------------------------------------------------------------
     def snapshot(self) -> RunSnapshot:
@@ -327,7 +336,7 @@ class RunTracker:
             kind=str(info.get("kind", "?")),
             algo=str(info.get("algo", "?")),
             env=str(info.get("env", "?")),
-            profile=str(info.get("profile", "?")),
+            profile=profile_label(info),
             step=step,
             total_steps=int(info["total_steps"]) if _number(info.get("total_steps")) else None,
             created=_number(status.get("created")) or _number(info.get("created")),
@@ -348,6 +357,7 @@ class RunTracker:
             recent_logs=tuple(self.recent_logs),
             notes=tuple(self._notes(state, step)),
             gone=self.gone,
+            perf_extras=tuple(self.perf_extras.items()),
         )
         return self._snapshot
 
