@@ -128,7 +128,7 @@ def _dispatch(args: argparse.Namespace, wrapped: list[str]) -> int:
         return commands.profiles_command(args)
     if args.command == "watch":
         if args.tb is not None:
-            return _open_app(args.runs_dir, wrapped_cli.watch_tb(args.tb, args.runs_dir), launch_default=False)
+            return _open_app(args.runs_dir, wrapped_cli.watch_tb(args.tb, args.runs_dir, args.target), False)
         runs_dir, focus = watch_target(args.target, args.runs_dir)
         return _open_app(runs_dir, focus, launch_default=False)
     return _open_app(args.app_runs_dir, None, launch_default=args.launch_default)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import launcher
+from engine.errors import UsageError
 from engine.line_parsers import PARSE_CHOICES, read_summary
 from engine.wrap import LINE_CAP_BYTES
 
@@ -32,9 +33,11 @@ def add_watch_options(watch: argparse.ArgumentParser) -> None:
                        "running or finished, as a run in --runs-dir")
 
 
-def watch_tb(tb: Path, runs_dir: Path) -> str:
+def watch_tb(tb: Path, runs_dir: Path, target: str | None = None) -> str:
     """Start following `tb` alone as a new run in `runs_dir` (checked first: UsageError if it is no
-    folder); returns the run's id."""
+    folder, or if a DIR|RUN `target` was given too); returns the run's id."""
+    if target is not None:
+        raise UsageError(f"watch --tb {tb} makes its own run; drop {target!r} (the runs folder is --runs-dir)")
     run, _ = launcher.launch_wrapped([], runs_dir, ["trainctl", *sys.argv[1:]], None, tb=tb)
     return run.run_id
 

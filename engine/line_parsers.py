@@ -51,6 +51,7 @@ class StepClock:
     def __init__(self, t0: float | None = None) -> None:
         self.step = 0
         self._mark = (0, time.time() if t0 is None else t0)
+        self._last_rate: float | None = None
 
     def see(self, step: int) -> None:
         self.step = max(self.step, int(step))
@@ -59,12 +60,14 @@ class StepClock:
         self.step += int(count)
 
     def rate(self, t: float) -> float | None:
-        """Steps/s since the previous call (None when no time has passed); starts a new window."""
+        """Steps/s since the previous call, which starts a new window. Lines that arrive together (no
+        time between them) get the previous window's rate (None before the first)."""
         step0, t0 = self._mark
         if t <= t0:
-            return None
+            return self._last_rate
         self._mark = (self.step, t)
-        return (self.step - step0) / (t - t0)
+        self._last_rate = (self.step - step0) / (t - t0)
+        return self._last_rate
 
 
 class LineParser:

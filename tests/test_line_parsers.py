@@ -40,7 +40,11 @@ def test_seed004_window_counts_add_up_to_the_step_and_give_steps_per_second() ->
     assert first["updates"] == 64 and first["updates_total"] == 64
     (second,) = reader.feed(SEED004_PERF, t=106.0)
     assert second["step"] == 512 and second["sps"] == pytest.approx(64.0) and second["updates_total"] == 128
-    assert reader.counts() == {"trainctl": 2} and reader.malformed == 0
+    (third,) = reader.feed(SEED004_PERF, t=106.0)  # arrived with the previous one: that window's rate
+    assert third["step"] == 768 and third["sps"] == pytest.approx(64.0)
+    (fourth,) = reader.feed(SEED004_PERF, t=108.0)  # the window since t=106 holds both lines' steps
+    assert fourth["sps"] == pytest.approx(256.0)
+    assert reader.counts() == {"trainctl": 4} and reader.malformed == 0
 
 
 def test_seed004_tagged_line_is_an_extra_event_with_its_unknown_keys_kept() -> None:

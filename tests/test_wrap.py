@@ -126,6 +126,8 @@ def test_tb_on_a_file_and_watch_tb_on_a_missing_folder_are_usage_errors(tmp_path
     assert "is not a folder" in capsys.readouterr().err
     assert cli.main(["watch", "--runs-dir", str(tmp_path / "runs"), "--tb", str(tmp_path / "none")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    assert cli.main(["watch", "--runs-dir", str(tmp_path / "runs"), "--tb", str(tmp_path), "somerun"]) == 2
+    assert "makes its own run" in capsys.readouterr().err
     assert cli.main(["run", "--runs-dir", str(tmp_path / "runs"), "--parse", "kv"]) == 2
     assert "--parse and --tb read a command" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
