@@ -119,26 +119,42 @@ class TrainctlLines(LineParser):
 
     def feed(self, line: str, t: float) -> list[Event] | None:
         perf = line.find(PERF_PREFIX)
-        metric = line.find(METRIC_PREFIX) if perf < 0 else -1
-        if perf < 0 and metric < 0:
-            return None
-        start = perf + len(PERF_PREFIX) if perf >= 0 else metric + len(METRIC_PREFIX)
-        raw = _pairs(line[start:].split())
-        if not raw:
-            self.malformed += 1
-            return []
-        values: dict[str, float | str] = {}
-        for key, text in raw.items():
-            number = _number(text)
-            if number is None and (key in self.NUMERIC or key.endswith("_ms") or perf < 0):
-                self.malformed += 1
-                return []
-            values[key] = text if number is None else number
-        self.count += 1
         if perf < 0:
-            return self._metric(values)
-        tag = _TAG.search(line, 0, perf + len(PERF_PREFIX))
-        return self._tagged(tag.group(1), values) if tag else self._perf(values, t)
+            metric = line.find(METRIC_PREFIX)
+            if metric < 0:
+                return None
+            values = self._values(line[metric + len(METRIC_PREFIX):], strict=True)
+            return None if values is None else self._metric(values)
+        tag = _TAG.search(line, 0, perf + len(PERF_PREFIX)) if perf and line[perf - 1] == "]" else None
+        values = self._values(line[perf + len(PERF_PREFIX):], strict=False)
+        if values is None:
+            return []
+        if tag is not None:
+            return [extra_event(self.clock.step, tag.group(1), values)]
+        return self._perf(values, t)
+
+    def _values(self, body: str, strict: bool) -> dict[str, Any] | None:
+        """The line's `key=value` pairs, numbers as floats; None (counted as malformed) if a token is
+        not a pair, or a value that must be a number (every one when `strict`) is not."""
+        values: dict[str, Any] = {}
+        for token in body.split():
+            key, sep, text = token.partition("=")
+            if not sep or not key or not text:
+                values = {}
+                break
+            try:
+                values[key] = float(text)
+            except ValueError:
+                number = _number(text)
+                if number is None and (strict or key in self.NUMERIC or key.endswith("_ms")):
+                    values = {}
+                    break
+                values[key] = text if number is None else number
+        if not values:
+            self.malformed += 1
+            return None
+        self.count += 1
+        return values
 
     def _metric(self, values: dict[str, Any]) -> list[Event]:
         if "step" in values:
@@ -146,23 +162,28 @@ class TrainctlLines(LineParser):
         return [metric_event(self.clock.step, values)] if values else []
 
     def _perf(self, values: dict[str, Any], t: float) -> list[Event]:
-        if "steps" in values:
-            self.clock.add(int(values.pop("steps")))
-        if "step" in values:
-            self.clock.see(int(values.pop("step")))
-        if "updates" in values:
-            self.updates += int(values["updates"])
-            values["updates_total"] = self.updates
-        sps = values.pop("sps", None)
-        derived = self.clock.rate(t)
-        if sps is None:
-            sps = derived or 0.0
-        ms = {k[:-3]: v for k, v in values.items() if k.endswith("_ms")}
-        rest = {k: v for k, v in values.items() if not k.endswith("_ms") and k != "eps"}
-        return [perf_event(self.clock.step, sps, values.get("eps", 0.0), ms, **rest)]
-
-    def _tagged(self, tag: str, values: dict[str, Any]) -> list[Event]:
-        return [extra_event(self.clock.step, tag, values)]
+        clock = self.clock
+        ms, rest = {}, {}
+        sps = eps = None
+        for key, value in values.items():
+            if key.endswith("_ms"):
+                ms[key[:-3]] = value
+            elif key == "steps":
+                clock.add(int(value))
+            elif key == "step":
+                clock.see(int(value))
+            elif key == "sps":
+                sps = value
+            elif key == "eps":
+                eps = value
+            else:
+                rest[key] = value
+        if "updates" in rest:
+            self.updates += int(rest["updates"])
+            rest["updates_total"] = self.updates
+        derived = clock.rate(t)
+        sps = sps if sps is not None else derived or 0.0
+        return [perf_event(clock.step, sps, eps or 0.0, ms, **rest)]
 
 
 class Sb3Tables(LineParser):

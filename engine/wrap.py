@@ -11,7 +11,8 @@ Reading never stalls and never fails on what the trainer prints: a line longer t
 is cut there (the cut is marked in stdout.log and counted as `lines_capped`), invalid UTF-8 is replaced
 and counted (`lines_invalid_utf8`), a line no parser understands is counted (`lines_not_understood`),
 one that starts like a format but does not parse is counted (`malformed_lines`); status.json holds
-these counts, what each parser read (`read`), and the step, rewritten at most every `STATUS_EVERY_S`.
+these counts, what each parser read (`read`), and the step, rewritten every `STATUS_EVERY_S` by a
+thread of its own (the reading never waits for a disk).
 The command's exit code sets the final state: 0 finished, killed by SIGINT/SIGTERM stopped, else failed.
 
 Stop requests: `trainctl stop` signals the whole group once `running` is recorded (the command decides
@@ -22,6 +23,8 @@ forwarded by a watcher thread as SIGINT to the group, checked every `StopRequest
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import selectors
 import signal
@@ -40,6 +43,7 @@ from engine.tb_tail import TbTail
 LINE_CAP_BYTES = 64 * 1024  # longer lines are cut: no parser needs more, and memory stays bounded
 CUT_MARK = b" [...line cut by trainctl]"
 READ_CHUNK = 64 * 1024
+PIPE_BYTES = 1024 * 1024  # the child's pipes: room for a second of a chatty trainer while we write
 STATUS_EVERY_S = 1.0  # status.json is replaced whole (fsync): not once per line of a chatty trainer
 TB_POLL_S = 1.0
 TB_IDLE_S = 600.0
@@ -114,33 +118,33 @@ class EventSink:
 
 
 class OutputReader:
-    """Copies the child's stdout and stderr to stdout.log and feeds their lines to `reader`."""
+    """Copies the child's stdout and stderr to stdout.log and feeds their lines to `reader`. Its counts
+    are read by the status thread while `pump` runs (plain ints and a dict made once: no locks)."""
 
-    def __init__(self, run: RunDir, sink: EventSink, reader: LineReader) -> None:
+    def __init__(self, run: RunDir, sink: EventSink, reader: LineReader, streams: list[IO[bytes]]) -> None:
         self.run, self.sink, self.reader = run, sink, reader
+        self.streams = streams
         self.lines = 0
         self.invalid_utf8 = 0
-        self._splitters: dict[int, LineSplitter] = {}
-        self._status_due = 0.0
+        self._splitters = {stream.fileno(): LineSplitter() for stream in streams}
 
-    def pump(self, streams: list[IO[bytes]]) -> None:
+    def pump(self) -> None:
         """Read every stream until each is at its end."""
         selector = selectors.DefaultSelector()
-        for stream in streams:
+        for stream in self.streams:
             os.set_blocking(stream.fileno(), False)
+            with contextlib.suppress(OSError, AttributeError):  # Linux only; a smaller pipe still works
+                fcntl.fcntl(stream.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
             selector.register(stream, selectors.EVENT_READ)
-            self._splitters[stream.fileno()] = LineSplitter()
         with open(self.run.stdout_path, "ab") as log:
             while selector.get_map():
-                for key, _ in selector.select(timeout=STATUS_EVERY_S):
+                for key, _ in selector.select():
                     splitter = self._splitters[key.fd]
                     chunk = os.read(key.fd, READ_CHUNK)
                     lines = splitter.feed(chunk) if chunk else splitter.close()
                     if not chunk:
                         selector.unregister(key.fileobj)
                     self._take(lines, log)
-                if time.monotonic() >= self._status_due:
-                    self.write_status()
         selector.close()
 
     def _take(self, lines: list[bytes], log: IO[bytes]) -> None:
@@ -167,8 +171,13 @@ class OutputReader:
                 "lines_invalid_utf8": self.invalid_utf8}
 
     def write_status(self, **extra: Any) -> None:
-        self._status_due = time.monotonic() + STATUS_EVERY_S
         self.run.write_status(step=self.sink.step, **self.status_fields(), **extra)
+
+    def write_status_until(self, ended: threading.Event) -> None:
+        """Rewrite status.json every `STATUS_EVERY_S` until `ended`: in a thread of its own, so that
+        its fsync never holds up the reading (a full pipe would stall the trainer)."""
+        while not ended.wait(STATUS_EVERY_S):
+            self.write_status()
 
 
 class TbFollower(threading.Thread):
@@ -239,12 +248,15 @@ def _wrap(run: RunDir, command: list[str], sink: EventSink, reader: LineReader,
     stop, ended = StopRequest(), threading.Event()
     forwarder = threading.Thread(target=_forward_stop_request, args=(run, stop, ended), daemon=True)
     forwarder.start()
-    output = OutputReader(run, sink, reader)
     assert child.stdout is not None and child.stderr is not None
-    output.pump([child.stdout, child.stderr])
+    output = OutputReader(run, sink, reader, [child.stdout, child.stderr])
+    status = threading.Thread(target=output.write_status_until, args=(ended,), daemon=True)
+    status.start()
+    output.pump()
     code = child.wait()
     ended.set()
     forwarder.join()
+    status.join()
     stopped = code in (-signal.SIGINT, -signal.SIGTERM, EXIT_CODES["stopped"], 128 + signal.SIGTERM)
     state = "finished" if code == 0 else "stopped" if stopped else "failed"
     output.write_status(stop_request=stop.request, **(tb.status_fields() if tb else {}))
