@@ -28,6 +28,7 @@ PERF_PREFIX = "[PERF]"
 METRIC_PREFIX = "[METRIC]"
 STATUS_PREFIX = "[STATUS]"  # a human progress line: step, share, sps, elapsed, eta (not an event)
 PERF_FIELDS = ("t", "step", "kind", "sps", "eps", "ms")  # a perf event's own keys; any other is an extra
+_COMPACT = json.JSONEncoder(separators=(",", ":"))  # json.dumps with options builds an encoder per call
 
 
 def perf_event(step: int, sps: float, eps: float, ms: Mapping[str, float], **extra: Any) -> dict[str, Any]:
@@ -141,7 +142,8 @@ class EventWriter:
 
     def write_many(self, events: list[dict[str, Any]]) -> None:
         """Several events in one write and one flush (a chatty trainer's batch of lines)."""
-        self._file.write("".join(json.dumps(event, separators=(",", ":")) + "\n" for event in events))
+        encode = _COMPACT.encode
+        self._file.write("".join(encode(event) + "\n" for event in events))
         self._file.flush()
 
     def close(self) -> None:

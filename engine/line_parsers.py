@@ -183,7 +183,8 @@ class TrainctlLines(LineParser):
             rest["updates_total"] = self.updates
         derived = clock.rate(t)
         sps = sps if sps is not None else derived or 0.0
-        return [perf_event(clock.step, sps, eps or 0.0, ms, **rest)]
+        # perf_event's shape, built directly: the values are floats already (this runs once a line).
+        return [{"t": t, "step": clock.step, "kind": "perf", "sps": sps, "eps": eps or 0.0, "ms": ms, **rest}]
 
 
 class Sb3Tables(LineParser):
