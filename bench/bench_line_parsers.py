@@ -4,12 +4,12 @@
    alternately in this process on the same lines (the exact lines real trainers print); the ratio
    auto / named says what trying every format costs. Plain text lines (no format) are timed too:
    under auto each is tried against every parser before it is counted as not understood.
-2. The wrapper's CPU share while a child prints `--rate` lines a second (seed 004's `[PERF]` lines,
-   every one an event): a real `engine.wrap` run process started through the launcher, its CPU time
-   read from /proc between two moments of the steady state, with the lines it read meanwhile; the
-   share at `--rate` is its CPU per line times the rate (the same as the measured share when it kept
-   up; the honest figure when a busy machine did not give it the CPU to). Target: under 10 % of one
-   core. Printed LAST.
+2. The wrapper's CPU share while a child prints `--rate` lines a second, of plain text (read by no
+   parser: a chatty log) and of seed 004's `[PERF]` lines (every one an event: the worst case): a
+   real `engine.wrap` run process started through the launcher, its CPU time read from /proc between
+   two moments of the steady state, with the lines it read meanwhile; the share at `--rate` is its
+   CPU per line times the rate (the measured share when it kept up; the honest figure when a busy
+   machine did not give it the CPU to). Target: under 10 % of one core. Printed LAST.
 
     .venv/bin/python bench/bench_line_parsers.py [--lines 20000] [--repeats 5] [--rate 10000] [--seconds 6]
 """
@@ -99,12 +99,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wrapper_cost(rate: int, seconds: float) -> tuple[float, float, float]:
+def wrapper_cost(line: str, rate: int, seconds: float) -> tuple[float, float, float]:
     """(lines/s the wrapper read, its CPU share of one core, its CPU seconds per line) between two
-    moments of the steady state while its child prints `rate` lines a second. The lines read are
-    counted from stdout.log's size (every line is SEED004), so the count is exact at both moments."""
+    moments of the steady state while its child prints `line` `rate` times a second. The lines read
+    are counted from stdout.log's size (every line is `line`), so the count is exact at both moments."""
     with tempfile.TemporaryDirectory() as tmp:
-        run = launcher.create_wrapped_run([sys.executable, "-c", PRINTER, SEED004, str(rate), str(seconds)],
+        run = launcher.create_wrapped_run([sys.executable, "-c", PRINTER, line, str(rate), str(seconds)],
                                           Path(tmp), ["bench"], "printer")
         proc = launcher.start(run)
         deadline = time.monotonic() + 30
@@ -116,7 +116,7 @@ def wrapper_cost(rate: int, seconds: float) -> tuple[float, float, float]:
         time.sleep(1.0)  # past start-up: imports, the first reads
 
         def sample() -> tuple[float, float, float, float]:
-            lines = run.stdout_path.stat().st_size / (len(SEED004) + 1)
+            lines = run.stdout_path.stat().st_size / (len(line) + 1)
             return cpu_seconds(proc.pid), cpu_seconds(child), lines, time.monotonic()
 
         w0, c0, n0, t0 = sample()
@@ -137,14 +137,19 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6.0)
     args = parser.parse_args()
     parse_rates(args.lines, args.repeats)
-    read, share, per_line = wrapper_cost(args.rate, args.seconds)
-    print(f"wrapper: {read:,.0f} lines/s read (child asked for {args.rate:,}), CPU share {100 * share:.1f} % of "
-          f"one core, {1e6 * per_line:.1f} us CPU per line")
-    # When the machine could not give the wrapper the CPU to keep up, the share at the asked-for rate
-    # is its CPU per line times that rate.
-    print(f"wrapper CPU share at {args.rate:,} lines/s: {100 * per_line * args.rate:.1f} % of one core "
-          "(target < 10 %)")
-
+    # Worst case first (every line an event to write), then lines no parser reads (a chatty log).
+    cases = {"plain text": FORMATS["plain"](1)[0], "seed 004 [PERF]": SEED004}
+    shares = {}
+    for name, line in cases.items():
+        read, share, per_line = wrapper_cost(line, args.rate, args.seconds)
+        print(f"wrapper on {name} lines: {read:,.0f} lines/s read (child asked for {args.rate:,}), CPU share "
+              f"{100 * share:.1f} % of one core, {1e6 * per_line:.1f} us CPU per line")
+        # When the machine could not give the wrapper the CPU to keep up, the share at the asked-for
+        # rate is its CPU per line times that rate.
+        shares[name] = per_line * args.rate
+    print("wrapper CPU share at " + f"{args.rate:,} lines/s: "
+          + ", ".join(f"{name} {100 * share:.1f} %" for name, share in shares.items())
+          + " of one core (target < 10 %)")
 
 if __name__ == "__main__":
     main()
