@@ -57,6 +57,19 @@ async def test_wrapped_run_shows_its_breakdown_and_extras_at_80x24(tmp_path: Pat
         assert "cmd/python3    -" in shown  # no profile
 
 
+async def test_a_wrapped_run_with_throughput_and_no_phases_says_so(tmp_path: Path) -> None:
+    run = RunDir.create(tmp_path, WRAPPED_ID, {"kind": "wrapped", "created": T0, "algo": "cmd", "env": "python3",
+                                               "wrapped": ["python3", "sb3.py"], "parse": "sb3"})
+    with EventWriter(run.events_path) as writer:
+        writer.write({**perf_event(2048, 1203.0, 0.0, {}), "t": T0 + 1})
+        writer.write({**metric_event(2048, {"rollout/ep_rew_mean": 22.5}), "t": T0 + 1})
+    atomic_write_json(run.status_path, {"state": "finished", "created": T0, "step": 2048, "exit_code": 0})
+    app = TrainctlApp(tmp_path, clock=CLOCK, poll_s=0.1)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        shown = await wait_for_text(app, pilot, "[PERF] no phases reported")
+        assert "steps/s 1,203" in shown
+
+
 async def test_compare_a_wrapped_run_with_one_of_ours(tmp_path: Path) -> None:
     fabricate_run(tmp_path, "20260101T000000_ppo_beastybar_balance")
     fabricate_wrapped_run(tmp_path)

@@ -27,8 +27,9 @@ def breakdown_text(s: RunSnapshot) -> Text:
     """Fixed-width lines (`WIDTH` cells) so the panel fits half of an 80-column terminal."""
     phases = sorted(s.perf_latest_ms.items(), key=lambda kv: -kv[1])
     if not phases:
-        text = Text("[PERF] no phases reported", style="dim") if s.perf_extras else \
-            Text("[PERF] no perf events yet", style="dim")
+        # A trainer may report steps/s (SB3's time/fps) or extras without any phase timing.
+        reported = bool(s.perf_extras) or s.sps is not None
+        text = Text("[PERF] no phases reported" if reported else "[PERF] no perf events yet", style="dim")
         return _with_extras(text, s.perf_extras)
     total = sum(ms for _, ms in phases) or 1.0
     grew = s.grew_most()
