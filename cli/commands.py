@@ -43,9 +43,10 @@ def run_command(args: argparse.Namespace, wrapped: list[str]) -> int:
     command = ["trainctl", *sys.argv[1:]] if sys.argv else ["trainctl"]
     log: LineTail | None = None
     if args.resume:
-        if args.algo or args.env or args.assignments or args.config or args.seed is not None or wrapped:
+        if args.algo or args.env or args.assignments or args.config or args.seed is not None or wrapped \
+                or args.parse != "auto" or args.tb is not None:
             raise UsageError("--resume continues a run with its own config; only --steps (a new, larger total) "
-                             "may change; drop --algo/--env/--set/--config/--seed")
+                             "may change; drop --algo/--env/--set/--config/--seed/--parse/--tb")
         plan = launcher.prepare_resume(args.resume, args.runs_dir, args.steps)
         run = plan.run
         log = LineTail(run.stdout_path)

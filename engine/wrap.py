@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from engine.events import EventWriter, status_event
+from engine.events import EventWriter, log_event, status_event
 from engine.line_parsers import LineReader, make_reader
 from engine.runstore import EXIT_CODES, RunDir, StopRequest, process_identity
 from engine.tb_tail import TbTail
@@ -190,12 +190,19 @@ class TbFollower(threading.Thread):
         self.last_scalar = time.monotonic()
 
     def run(self) -> None:
+        problem = None
         while True:
             finished = self.done.wait(TB_POLL_S)
-            events = self.tail.poll()
+            # A bad event file must not end the run: it is said once in a log event, and read again.
+            try:
+                events = self.tail.poll()
+            except Exception as exc:
+                if str(exc) != problem:
+                    self.sink.write([log_event("warning", f"TensorBoard folder {self.tail.folder}: {exc}")])
+                problem, events = str(exc), []
             if events:
                 self.last_scalar = time.monotonic()
-            self.sink.write(events)
+                self.sink.write(events)
             if finished:
                 return
 

@@ -245,3 +245,33 @@ def test_sb3_ppo_on_cartpole_is_read_from_its_logger_tables(tmp_path: Path) -> N
     status = run.read_status()
     assert status["read"] == {"sb3": 4} and status["step"] == 2048
     assert "output   read as sb3 tables (4 blocks)" in report_text(run)
+
+
+def test_tb_tail_reads_new_scalars_incrementally_and_skips_our_run_folders(tmp_path: Path) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    from engine.tb_tail import TbTail, tb_folder_in
+
+    writer = SummaryWriter(str(tmp_path / "ppo_1"))
+    writer.add_scalar("train/loss", 0.5, 100)
+    writer.add_scalar("rollout/ep_rew_mean", 2.0, 100)
+    writer.flush()
+    ours = tmp_path / "20260101T000000_ppo_beastybar_balance"
+    (ours / "tb").mkdir(parents=True)
+    (ours / "run.json").write_text("{}")
+    theirs_not = SummaryWriter(str(ours / "tb"))
+    theirs_not.add_scalar("not/theirs", 1.0, 5)
+    theirs_not.close()
+    assert len(TbTail(ours).poll()) == 1  # read when asked for directly, skipped inside a runs folder
+    tail = TbTail(tmp_path)
+    (first,) = tail.poll()
+    assert first["step"] == 100 and first["values"] == {"train/loss": 0.5, "rollout/ep_rew_mean": 2.0}
+    writer.add_scalar("train/loss", 0.25, 200)
+    writer.flush()
+    (second,) = tail.poll()
+    assert second["step"] == 200 and second["values"] == {"train/loss": 0.25}
+    assert tail.poll() == [] and tail.step == 200 and len(tail.files) == 1
+    writer.close()
+    assert tb_folder_in(["python", "train.py", "--tensorboard-log", "runs/ppo"]) == Path("runs/ppo")
+    assert tb_folder_in(["python", "train.py", "--log-dir=tb"]) == Path("tb")
+    assert tb_folder_in(["python", "train.py", "--lr", "3e-4"]) is None
