@@ -125,7 +125,8 @@ class TrainctlLines(LineParser):
                 return None
             values = self._values(line[metric + len(METRIC_PREFIX):], strict=True)
             return None if values is None else self._metric(values)
-        tag = _TAG.search(line, 0, perf + len(PERF_PREFIX)) if perf and line[perf - 1] == "]" else None
+        tagged = perf and line[:perf].rstrip().endswith("]")
+        tag = _TAG.search(line, 0, perf + len(PERF_PREFIX)) if tagged else None
         values = self._values(line[perf + len(PERF_PREFIX):], strict=False)
         if values is None:
             return []

@@ -55,6 +55,7 @@ def test_seed004_tagged_line_is_an_extra_event_with_its_unknown_keys_kept() -> N
     assert extra["values"]["qsize"] == "unknown" and extra["values"]["updates/sec"] == pytest.approx(80.5)
     assert extra["values"]["optimize_ms"] == pytest.approx(12.1)
     assert reader.feed("[ANY][PERF] depth=3", t=3.0)[0]["tag"] == "ANY"
+    assert reader.feed("12:00:01 [Q] [PERF] depth=4", t=3.0)[0]["values"] == {"depth": 4.0}
     assert reader.malformed == 0 and reader.clock.step == 256  # a tagged line's counts are not env steps
 
 
