@@ -17,6 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from cli import wrapped as wrapped_cli
 from engine import launcher
 from engine.abtest import group_report
 from engine.checkpoint import latest_checkpoint
@@ -45,9 +46,10 @@ def run_command(args: argparse.Namespace, wrapped: list[str]) -> int:
     command = ["trainctl", *sys.argv[1:]] if sys.argv else ["trainctl"]
     log: LineTail | None = None
     if args.resume:
-        if args.algo or args.env or args.assignments or args.config or args.seed is not None or wrapped:
+        if args.algo or args.env or args.assignments or args.config or args.seed is not None or wrapped \
+                or args.parse != "auto" or args.tb is not None:
             raise UsageError("--resume continues a run with its own config; only --steps (a new, larger total) "
-                             "may change; drop --algo/--env/--set/--config/--seed")
+                             "may change; drop --algo/--env/--set/--config/--seed/--parse/--tb")
         plan = launcher.prepare_resume(args.resume, args.runs_dir, args.steps)
         run = plan.run
         log = LineTail(run.stdout_path)
@@ -56,9 +58,14 @@ def run_command(args: argparse.Namespace, wrapped: list[str]) -> int:
         total = f"; total {plan.total_steps} env steps" if plan.total_steps is not None else ""
         first = f"run {run.run_id} resumed at step {plan.step} from {plan.checkpoint.name}{total} (pid {proc.pid})"
     elif wrapped:
-        run, proc = launcher.launch_wrapped(wrapped, args.runs_dir, command, args.name, args.profile)
+        run, proc = launcher.launch_wrapped(wrapped, args.runs_dir, command, args.name, args.profile, args.parse,
+                                            args.tb, args.seed)
     else:
-        job = launcher.Job(algo=args.algo, env=args.env, profile=args.profile, steps=args.steps, seed=args.seed,
+        if args.parse != "auto" or args.tb is not None:
+            raise UsageError("--parse and --tb read a command we did not write; expected `trainctl run [--parse "
+                             "FORMAT] [--tb DIR] -- CMD ...`")
+        job = launcher.Job(algo=args.algo, env=args.env, profile=args.profile or "balance", steps=args.steps,
+                           seed=args.seed,
                            assignments=tuple(args.assignments), config_file=args.config, name=args.name)
         run, proc = launcher.launch(job, args.runs_dir, command)
     if log is None:
@@ -216,7 +223,7 @@ def report_text(run: RunDir) -> str:
     lines = [
         f"run      {run.run_id}",
         f"state    {summary.state}" + (f" (exit code {code})" if (code := status.get("exit_code")) is not None else ""),
-        f"what     {info.get('algo')} on {info.get('env')}, profile {info.get('profile')}, seed {info.get('seed')}",
+        f"what     {wrapped_cli.what_line(info)}",
         f"steps    {summary.step:,}" + (f" of {summary.total_steps:,}" if summary.total_steps else ""),
         f"time     {(end - start) if start else 0:.0f}s",
         f"speed    {number(summary.sps, ',.0f')} steps/s, {number(summary.eps, ',.1f')} episodes/s (last window)",
@@ -240,6 +247,7 @@ def report_text(run: RunDir) -> str:
         lines.append(f"stop     requested by {request.get('by', '?')}; waiting for the run to take it")
     lines += [f"total    {e.get('from_total')} -> {e.get('to_total')} steps at step {e.get('at_step')} "
               "(--steps on resume)" for e in info.get("extensions", [])]
+    lines += wrapped_cli.read_lines(status)
     malformed = tail.malformed + summary.malformed_lines
     if malformed:
         lines.append(f"skipped  {malformed} malformed event/[PERF] lines")

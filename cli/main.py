@@ -17,6 +17,7 @@ from typing import NoReturn
 
 from cli import arena, bench, commands, sweep
 from cli import eval as eval_cli
+from cli import wrapped as wrapped_cli
 from engine.errors import UsageError
 from engine.launcher import DEFAULT_JOB, parse_steps
 from engine.runstore import check_runs_dir, resolve_run
@@ -54,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="start a training run (headless), or wrap any command after --")
     run.add_argument("--algo", help="trainer (ppo, dqn-per)")
     run.add_argument("--env", help="game (beastybar, skirmish)")
-    run.add_argument("--profile", default="balance", help="profile name (trainctl profiles list)")
+    run.add_argument("--profile", help="profile name (trainctl profiles list; default balance, none for -- CMD)")
     run.add_argument("--steps", type=_steps, help="env steps to train for, e.g. 2e6; with --resume, the new total "
                      "(above the checkpoint's step)")
     run.add_argument("--seed", type=int, help="seed of games, policy and samplers")
@@ -65,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--name", help="name the run (its id becomes <time>_<name>)")
     run.add_argument("--resume", metavar="RUN", help="continue RUN from its latest checkpoint, with its own config")
     run.add_argument("--detach", action="store_true", help="start the run and return at once")
+    wrapped_cli.add_run_options(run)
 
     status = sub.add_parser("status", help="table of runs")
     status.add_argument("--runs-dir", type=Path, default=Path("runs"))
@@ -84,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch = sub.add_parser("watch", help="the TUI on runs started elsewhere (a runs folder or one run)")
     watch.add_argument("target", nargs="?", metavar="DIR|RUN", help="a runs folder, a run folder, or a run id")
     watch.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run ids are looked up")
+    wrapped_cli.add_watch_options(watch)
 
     profiles = sub.add_parser("profiles", help="list profiles, or show one resolved with sources")
     psub = profiles.add_subparsers(dest="profiles_command", parser_class=_Parser)
@@ -131,6 +134,8 @@ def _dispatch(args: argparse.Namespace, wrapped: list[str]) -> int:
     if (module := OWN_MODULE_COMMANDS.get(args.command)) is not None:
         return int(module.run(args))
     if args.command == "watch":
+        if args.tb is not None:
+            return _open_app(args.runs_dir, wrapped_cli.watch_tb(args.tb, args.runs_dir, args.target), False)
         runs_dir, focus = watch_target(args.target, args.runs_dir)
         return _open_app(runs_dir, focus, launch_default=False)
     return _open_app(args.app_runs_dir, None, launch_default=args.launch_default)

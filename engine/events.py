@@ -6,6 +6,7 @@ One JSON object a line; `t` is unix seconds, `step` env steps so far. Kinds:
 - `metric`: {"values": {name: float}}
 - `status`: {"state": "starting|running|finished|failed|stopped"}
 - `log`:    {"level": "info|warning|error", "msg": str}
+- `extra`:  {"tag": str, "values": {name: float or str}} (a foreign trainer's `[TAG][PERF]` line)
 
 A `[PERF] step=40960 sps=5123 eps=41.2 action_ms=0.120 ...` line carries one perf event on stdout;
 `parse_perf_line` reads such lines in any key order and keeps unknown keys, so a trainer we did not
@@ -26,6 +27,8 @@ PERF_PHASES = ("action", "enemy_turn", "env_step", "replay_sample", "train_fwd",
 PERF_PREFIX = "[PERF]"
 METRIC_PREFIX = "[METRIC]"
 STATUS_PREFIX = "[STATUS]"  # a human progress line: step, share, sps, elapsed, eta (not an event)
+PERF_FIELDS = ("t", "step", "kind", "sps", "eps", "ms")  # a perf event's own keys; any other is an extra
+_COMPACT = json.JSONEncoder(separators=(",", ":"))  # json.dumps with options builds an encoder per call
 
 
 def perf_event(step: int, sps: float, eps: float, ms: Mapping[str, float], **extra: Any) -> dict[str, Any]:
@@ -37,6 +40,12 @@ def perf_event(step: int, sps: float, eps: float, ms: Mapping[str, float], **ext
 def metric_event(step: int, values: Mapping[str, float]) -> dict[str, Any]:
     return {"t": time.time(), "step": int(step), "kind": "metric",
             "values": {k: float(v) for k, v in values.items()}}
+
+
+def extra_event(step: int, tag: str, values: Mapping[str, float | str]) -> dict[str, Any]:
+    """An `extra` event: what a foreign trainer's `[TAG][PERF]` line reports beside the phases (queue
+    depth, updates/s ...), values as printed (numbers as numbers, other text as text)."""
+    return {"t": time.time(), "step": int(step), "kind": "extra", "tag": tag, "values": dict(values)}
 
 
 def status_event(state: str, **extra: Any) -> dict[str, Any]:
@@ -54,9 +63,16 @@ def format_perf_line(event: Mapping[str, Any]) -> str:
     """The one-line stdout form of a perf event: step, sps, eps, then `<phase>_ms` in event order."""
     parts = [PERF_PREFIX, f"step={event['step']}", f"sps={event['sps']:.0f}", f"eps={event['eps']:.1f}"]
     parts += [f"{phase}_ms={ms:.3f}" for phase, ms in event["ms"].items()]
-    parts += [f"{k}={_format_scalar(v)}" for k, v in event.items()
-              if k not in ("t", "step", "kind", "sps", "eps", "ms")]
+    parts += [f"{k}={_format_scalar(v)}" for k, v in perf_extras(event).items()]
     return " ".join(parts)
+
+
+def perf_extras(event: Mapping[str, Any]) -> dict[str, Any]:
+    """What an event reports beside the phases, as printed: a perf event's keys other than its own
+    (`custom=7`, `updates=64`), or an `extra` event's values named `<tag> <key>` (`DQN qsize`)."""
+    if event.get("kind") == "extra":
+        return {f"{event.get('tag', '?')} {k}": v for k, v in dict(event.get("values") or {}).items()}
+    return {k: v for k, v in event.items() if k not in PERF_FIELDS}
 
 
 def format_metric_line(event: Mapping[str, Any]) -> str:
@@ -122,6 +138,12 @@ class EventWriter:
 
     def write(self, event: Mapping[str, Any]) -> None:
         self._file.write(json.dumps(event, separators=(",", ":")) + "\n")
+        self._file.flush()
+
+    def write_many(self, events: list[dict[str, Any]]) -> None:
+        """Several events in one write and one flush (a chatty trainer's batch of lines)."""
+        encode = _COMPACT.encode
+        self._file.write("".join(encode(event) + "\n" for event in events))
         self._file.flush()
 
     def close(self) -> None:

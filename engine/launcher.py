@@ -36,6 +36,7 @@ import psutil
 from engine.checkpoint import latest_checkpoint, load_checkpoint
 from engine.cores import launch_env
 from engine.errors import UsageError
+from engine.line_parsers import make_reader
 from engine.profiles import ResolvedConfig, resolve
 from engine.runstore import (
     ACTIVE_STATES,
@@ -46,6 +47,7 @@ from engine.runstore import (
     process_identity,
     resolve_run,
 )
+from engine.tb_tail import check_tb_folder, tb_folder_in
 from engine.trainers import check_available, trainer_module
 from envs import GAMES
 
@@ -190,13 +192,27 @@ def launch(job: Job, runs_dir: Path, command: Sequence[str] | None = None) -> tu
 
 
 def launch_wrapped(wrapped: Sequence[str], runs_dir: Path, command: Sequence[str], name: str | None,
-                   profile: str) -> tuple[RunDir, subprocess.Popen[bytes]]:
-    """Check and start a foreign trainer `wrapped` (argv, no shell) as a run labelled with `profile`."""
-    resolve(profile, environ={})  # the profile must exist even when it only labels the run
-    check_command(wrapped[0])
+                   profile: str | None = None, parse: str = "auto", tb: Path | None = None,
+                   seed: int | None = None) -> tuple[RunDir, subprocess.Popen[bytes]]:
+    """Check and start a foreign trainer `wrapped` (argv, no shell) whose output is read with `parse`
+    (engine.line_parsers) and whose TensorBoard folder `tb` (default: a runs/ or tb/ folder its
+    arguments name) is followed. `profile` and `seed` only label the run, when given."""
+    check_wrapped(profile, parse, tb)
+    if wrapped:
+        check_command(wrapped[0])
     check_runs_dir(runs_dir)
-    run = create_wrapped_run(wrapped, runs_dir, command, name, profile)
+    tb = tb if tb is not None or not wrapped else tb_folder_in(list(wrapped))
+    run = create_wrapped_run(wrapped, runs_dir, command, name, profile, parse=parse, tb=tb, seed=seed)
     return run, start(run)
+
+
+def check_wrapped(profile: str | None, parse: str, tb: Path | None) -> None:
+    """UsageError for an unknown profile, an unknown `--parse` or bad regex, a `--tb` that is no folder."""
+    if profile is not None:
+        resolve(profile, environ={})  # the profile must exist even when it only labels the run
+    make_reader(parse)
+    if tb is not None:
+        check_tb_folder(tb)
 
 
 def check_command(program: str) -> None:
@@ -300,11 +316,17 @@ def create_trainer_run(cfg: ResolvedConfig, runs_dir: Path, command: Sequence[st
 
 
 def create_wrapped_run(wrapped: Sequence[str], runs_dir: Path, command: Sequence[str], name: str | None,
-                       profile: str) -> RunDir:
-    label = name or Path(wrapped[0]).name
-    run_id = make_run_id("cmd", label, profile, name=name)
+                       profile: str | None = None, parse: str = "auto", tb: Path | None = None,
+                       seed: int | None = None) -> RunDir:
+    """The folder of a wrapped command (or, with no command, of a TensorBoard folder followed alone):
+    run.json records the command, the working folder, the parser and the TensorBoard folder; a profile
+    and a seed only when given."""
+    label = Path(wrapped[0]).name if wrapped else f"tb-{Path(tb or '.').absolute().name}"
+    run_id = make_run_id("cmd", label, "", name=name or f"cmd_{label}")
+    given = {k: v for k, v in (("profile", profile), ("seed", seed)) if v is not None}
     return RunDir.create(runs_dir, run_id, run_info(None, command, "wrapped", algo="cmd", env=label,
-                                                    profile=profile, wrapped=list(wrapped)))
+                                                    wrapped=list(wrapped), parse=parse,
+                                                    tb=str(tb.absolute()) if tb else None, **given))
 
 
 def start(run: RunDir, resume: bool = False) -> subprocess.Popen[bytes]:

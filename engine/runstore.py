@@ -423,6 +423,11 @@ class RunSummary:
     problem: str | None = None
 
 
+def profile_label(info: Mapping[str, Any]) -> str:
+    """The profile a list shows for a run: `-` for a wrapped command without one, `?` if unknown."""
+    return str(info.get("profile") or ("-" if info.get("kind") == "wrapped" else "?"))
+
+
 def summarize(run: RunDir, tail_bytes: int = 128 * 1024) -> RunSummary:
     """The latest state of a run, cheap enough to call for every run on every refresh."""
     problem = None
@@ -452,7 +457,7 @@ def summarize(run: RunDir, tail_bytes: int = 128 * 1024) -> RunSummary:
         state="unreadable" if problem else run.effective_state(status) if status else "starting",
         algo=str(info.get("algo", "?")),
         env=str(info.get("env", "?")),
-        profile=str(info.get("profile", "?")),
+        profile=profile_label(info),
         step=step,
         total_steps=info.get("total_steps"),
         sps=sps,

@@ -1,9 +1,18 @@
 """The run process of a foreign trainer: `python -m engine.wrap RUN_DIR -- CMD ARGS...`.
 
-Runs CMD (no shell) in the run's process group, copies its merged stdout/stderr to stdout.log line by
-line, and turns its `[PERF] key=value ...` lines into perf events and `[METRIC] key=value ...` lines
-into metric events, so any trainer that prints them shows up in trainctl unchanged. A line that starts
-like one but does not parse is counted (`malformed_lines` in status.json) and skipped, never fatal.
+Runs CMD (no shell) in the run's process group and reads its stdout and stderr: every line is copied
+to stdout.log and handed to the line reader run.json names (`parse`: auto, a format, or regex:…; see
+engine.line_parsers), whose perf, metric and extra events go to events.jsonl. When run.json names a
+TensorBoard folder (`tb`), a thread follows its event files and their scalars become metric events
+too. With no CMD the process only follows that folder (`trainctl watch --tb DIR`): it runs until it is
+asked to stop, or ends `finished` once no scalar has come for `TB_IDLE_S` seconds.
+
+Reading never stalls and never fails on what the trainer prints: a line longer than `LINE_CAP_BYTES`
+is cut there (the cut is marked in stdout.log and counted as `lines_capped`), invalid UTF-8 is replaced
+and counted (`lines_invalid_utf8`), a line no parser understands is counted (`lines_not_understood`),
+one that starts like a format but does not parse is counted (`malformed_lines`); status.json holds
+these counts, what each parser read (`read`), and the step, rewritten every `STATUS_EVERY_S` by a
+thread of its own (the reading never waits for a disk).
 The command's exit code sets the final state: 0 finished, killed by SIGINT/SIGTERM stopped, else failed.
 
 Stop requests: `trainctl stop` signals the whole group once `running` is recorded (the command decides
@@ -14,68 +23,269 @@ forwarded by a watcher thread as SIGINT to the group, checked every `StopRequest
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import selectors
 import signal
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
+from typing import IO, Any
 
-from engine.events import METRIC_PREFIX, PERF_PREFIX, EventWriter, parse_metric_line, parse_perf_line, status_event
+from engine.events import EventWriter, log_event, status_event
+from engine.line_parsers import LineReader, make_reader
 from engine.runstore import EXIT_CODES, RunDir, StopRequest, process_identity
+from engine.tb_tail import TbTail
+
+LINE_CAP_BYTES = 64 * 1024  # longer lines are cut: no parser needs more, and memory stays bounded
+CUT_MARK = b" [...line cut by trainctl]"
+READ_CHUNK = 64 * 1024
+PIPE_BYTES = 1024 * 1024  # the child's pipes: room for a second of a chatty trainer while we write
+STATUS_EVERY_S = 1.0  # status.json is replaced whole (fsync): not once per line of a chatty trainer
+TB_POLL_S = 1.0
+TB_IDLE_S = 600.0
+
+
+class LineSplitter:
+    """Cuts a byte stream into lines (without their newline; a carriage return, alone or before the
+    newline, ends a line too) of at most `cap` bytes. The rest of a longer line is dropped up to its
+    newline; `capped` counts such lines. `close()` returns a last line left without a newline."""
+
+    def __init__(self, cap: int = LINE_CAP_BYTES) -> None:
+        self.cap = cap
+        self.capped = 0
+        self._buffer = b""
+        self._dropping = False
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        lines = []
+        # A carriage return ends a line too: a progress bar redrawn in place is a line per redraw, not
+        # one endless line.
+        data = (self._buffer + chunk).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        start = 0
+        while True:
+            end = data.find(b"\n", start)
+            if end < 0:
+                break
+            if self._dropping:
+                self._dropping = False
+            else:
+                lines.append(self._cut(data[start:end]))
+            start = end + 1
+        rest = data[start:]
+        if self._dropping:
+            rest = b""
+        elif len(rest) > self.cap:
+            lines.append(self._cut(rest))
+            self._dropping, rest = True, b""
+        self._buffer = rest
+        return lines
+
+    def _cut(self, line: bytes) -> bytes:
+        if len(line) <= self.cap:
+            return line
+        self.capped += 1
+        return line[:self.cap] + CUT_MARK
+
+    def close(self) -> list[bytes]:
+        rest, self._buffer = self._buffer, b""
+        return [rest] if rest and not self._dropping else []
+
+
+class EventSink:
+    """The run's events.jsonl shared by the output reader and the TensorBoard thread, and the step
+    status.json shows (the largest either has seen)."""
+
+    def __init__(self, run: RunDir) -> None:
+        self.run = run
+        self.step = 0
+        self._writer = EventWriter(run.events_path)
+        self._lock = threading.Lock()
+
+    def write(self, events: list[dict[str, Any]]) -> None:
+        if not events:
+            return
+        with self._lock:
+            self._writer.write_many(events)
+            self.step = max(self.step, *(int(event.get("step", 0)) for event in events))
+
+    def close(self) -> None:
+        with self._lock:
+            self._writer.close()
+
+
+class OutputReader:
+    """Copies the child's stdout and stderr to stdout.log and feeds their lines to `reader`. Its counts
+    are read by the status thread while `pump` runs (plain ints and a dict made once: no locks)."""
+
+    def __init__(self, run: RunDir, sink: EventSink, reader: LineReader, streams: list[IO[bytes]]) -> None:
+        self.run, self.sink, self.reader = run, sink, reader
+        self.streams = streams
+        self.lines = 0
+        self.invalid_utf8 = 0
+        self._splitters = {stream.fileno(): LineSplitter() for stream in streams}
+
+    def pump(self) -> None:
+        """Read every stream until each is at its end."""
+        selector = selectors.DefaultSelector()
+        for stream in self.streams:
+            os.set_blocking(stream.fileno(), False)
+            with contextlib.suppress(OSError, AttributeError):  # Linux only; a smaller pipe still works
+                fcntl.fcntl(stream.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+            selector.register(stream, selectors.EVENT_READ)
+        with open(self.run.stdout_path, "ab") as log:
+            while selector.get_map():
+                for key, _ in selector.select():
+                    splitter = self._splitters[key.fd]
+                    chunk = os.read(key.fd, READ_CHUNK)
+                    lines = splitter.feed(chunk) if chunk else splitter.close()
+                    if not chunk:
+                        selector.unregister(key.fileobj)
+                    self._take(lines, log)
+        selector.close()
+
+    def _take(self, lines: list[bytes], log: IO[bytes]) -> None:
+        if not lines:
+            return
+        log.write(b"".join(line + b"\n" for line in lines))
+        log.flush()
+        now = time.time()
+        events = []
+        for raw in lines:
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                self.invalid_utf8 += 1
+                line = raw.decode("utf-8", errors="replace")
+            events += self.reader.feed(line, now)
+        self.lines += len(lines)
+        self.sink.write(events)
+
+    def status_fields(self) -> dict[str, Any]:
+        return {"parse": self.reader.spec, "read": self.reader.counts(), "lines": self.lines,
+                "lines_not_understood": self.reader.not_understood, "malformed_lines": self.reader.malformed,
+                "lines_capped": sum(s.capped for s in self._splitters.values()),
+                "lines_invalid_utf8": self.invalid_utf8}
+
+    def write_status(self, **extra: Any) -> None:
+        self.run.write_status(step=self.sink.step, **self.status_fields(), **extra)
+
+    def write_status_until(self, ended: threading.Event) -> None:
+        """Rewrite status.json every `STATUS_EVERY_S` until `ended`: in a thread of its own, so that
+        its fsync never holds up the reading (a full pipe would stall the trainer)."""
+        while not ended.wait(STATUS_EVERY_S):
+            self.write_status()
+
+
+class TbFollower(threading.Thread):
+    """Polls a TensorBoard folder every `TB_POLL_S` seconds until `done` is set, then once more."""
+
+    def __init__(self, folder: Path, sink: EventSink) -> None:
+        super().__init__(daemon=True)
+        self.tail, self.sink = TbTail(folder), sink
+        self.done = threading.Event()
+        self.last_scalar = time.monotonic()
+
+    def run(self) -> None:
+        problem = None
+        while True:
+            finished = self.done.wait(TB_POLL_S)
+            # A bad event file must not end the run: it is said once in a log event, and read again.
+            try:
+                events = self.tail.poll()
+            except Exception as exc:
+                if str(exc) != problem:
+                    self.sink.write([log_event("warning", f"TensorBoard folder {self.tail.folder}: {exc}")])
+                problem, events = str(exc), []
+            if events:
+                self.last_scalar = time.monotonic()
+                self.sink.write(events)
+            if finished:
+                return
+
+    def status_fields(self) -> dict[str, Any]:
+        return {"tb": str(self.tail.folder), "tb_files": len(self.tail.files)}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) < 3 or args[1] != "--":
-        print("usage: python -m engine.wrap RUN_DIR -- CMD [ARGS...]", file=sys.stderr)
+    if len(args) < 2 or args[1] != "--":
+        print("usage: python -m engine.wrap RUN_DIR -- [CMD [ARGS...]]", file=sys.stderr)
         return 2
     run, command = RunDir.open(args[0]), args[2:]
+    info = run.read_config()
+    sink = EventSink(run)
+    tb = TbFollower(Path(info["tb"]), sink) if info.get("tb") else None
+    if tb is not None:
+        tb.start()
+    try:
+        if command:
+            state, code = _wrap(run, command, sink, make_reader(str(info.get("parse", "auto"))), tb)
+        elif tb is not None:
+            state, code = _follow_tb_only(run, sink, tb)
+        else:
+            print("trainctl: nothing to follow: no command and no TensorBoard folder in run.json", flush=True)
+            state, code = "failed", 2
+    finally:
+        if tb is not None:
+            tb.done.set()
+            tb.join()
+    sink.write([status_event(state, exit_code=code)])
+    run.write_status(state=state, exit_code=code, ended=time.time(), step=sink.step,
+                     **(tb.status_fields() if tb else {}))
+    sink.close()
+    return EXIT_CODES[state]
+
+
+def _wrap(run: RunDir, command: list[str], sink: EventSink, reader: LineReader,
+          tb: TbFollower | None) -> tuple[str, int]:
     # The signal reaches the whole group; the command decides how to stop, we only record how it ended.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    events = EventWriter(run.events_path)
     try:
-        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                                  preexec_fn=_default_signals)
     except OSError as exc:
         print(f"trainctl: cannot start {command[0]!r}: {exc.strerror}", flush=True)
-        events.write(status_event("failed"))
-        run.write_status(state="failed", exit_code=127, ended=time.time())
-        return 127
-    run.write_status(state="running", **process_identity(os.getpid()), pgid=os.getpgid(0), child_pid=child.pid,
-                     started=time.time(), exit_code=None)
-    events.write(status_event("running"))
+        return "failed", 127
+    _record_running(run, sink, child_pid=child.pid)
     stop, ended = StopRequest(), threading.Event()
     forwarder = threading.Thread(target=_forward_stop_request, args=(run, stop, ended), daemon=True)
     forwarder.start()
-    malformed = 0
-    step = 0
-    assert child.stdout is not None
-    with open(run.stdout_path, "ab") as log:
-        for raw in child.stdout:
-            log.write(raw)
-            log.flush()
-            line = raw.decode("utf-8", errors="replace")
-            if PERF_PREFIX in line or METRIC_PREFIX in line:
-                event = parse_perf_line(line) if PERF_PREFIX in line else parse_metric_line(line)
-                if event is None:
-                    malformed += 1
-                    run.write_status(malformed_lines=malformed)
-                    continue
-                events.write(event)
-                step = max(step, event["step"])
-                run.write_status(step=step)
+    assert child.stdout is not None and child.stderr is not None
+    output = OutputReader(run, sink, reader, [child.stdout, child.stderr])
+    status = threading.Thread(target=output.write_status_until, args=(ended,), daemon=True)
+    status.start()
+    output.pump()
     code = child.wait()
     ended.set()
     forwarder.join()
+    status.join()
     stopped = code in (-signal.SIGINT, -signal.SIGTERM, EXIT_CODES["stopped"], 128 + signal.SIGTERM)
     state = "finished" if code == 0 else "stopped" if stopped else "failed"
-    events.write(status_event(state, exit_code=code))
-    run.write_status(state=state, exit_code=code, ended=time.time(), malformed_lines=malformed,
-                     stop_request=stop.request)
-    events.close()
-    return EXIT_CODES[state]
+    output.write_status(stop_request=stop.request, **(tb.status_fields() if tb else {}))
+    return state, code
+
+
+def _follow_tb_only(run: RunDir, sink: EventSink, tb: TbFollower) -> tuple[str, int]:
+    """Follow the TensorBoard folder until a stop (signal or stop.request) or `TB_IDLE_S` of quiet."""
+    stop = StopRequest()
+    stop.install()
+    stop.watch(run)
+    _record_running(run, sink)
+    while not stop and time.monotonic() - tb.last_scalar < TB_IDLE_S:
+        time.sleep(STATUS_EVERY_S)
+        run.write_status(step=sink.step, **tb.status_fields())
+    return ("stopped", EXIT_CODES["stopped"]) if stop else ("finished", 0)
+
+
+def _record_running(run: RunDir, sink: EventSink, **fields: Any) -> None:
+    run.write_status(state="running", **process_identity(os.getpid()), pgid=os.getpgid(0), started=time.time(),
+                     exit_code=None, **fields)
+    sink.write([status_event("running")])
 
 
 def _forward_stop_request(run: RunDir, stop: StopRequest, ended: threading.Event) -> None:

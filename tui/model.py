@@ -27,8 +27,8 @@ from typing import Any
 
 from engine.checkpoint import latest_checkpoint
 from engine.errors import UsageError
-from engine.events import EventTail, parse_event_line, tail_offset
-from engine.runstore import ACTIVE_STATES, RunDir, list_runs
+from engine.events import EventTail, parse_event_line, perf_extras, tail_offset
+from engine.runstore import ACTIVE_STATES, RunDir, list_runs, profile_label
 from tui.system import SystemProbe, SystemSample
 
 HISTORY_POINTS = 1024  # points kept per series; beyond it a series halves its resolution
@@ -137,6 +137,7 @@ class RunSnapshot:
     gone: bool = False
     evals: tuple[Mapping[str, Any], ...] = ()
     """The run's `eval` events (docs/events.md), oldest first, the last EVAL_HISTORY of them."""
+    perf_extras: tuple[tuple[str, str], ...] = ()  # (name, value as printed): keys beside the phases
 
     @property
     def active(self) -> bool:
@@ -199,6 +200,7 @@ class RunTracker:
         self.eps_history = Series()
         self.perf_first_ms: dict[str, float] = {}
         self.perf_latest_ms: dict[str, float] = {}
+        self.perf_extras: dict[str, str] = {}
         self.metrics: dict[str, Series] = {}
         self.recent_logs: list[str] = []
         self.evals: list[dict[str, Any]] = []
@@ -301,6 +303,9 @@ class RunTracker:
                 self.perf_first_ms = ms
             if ms:
                 self.perf_latest_ms = ms
+            self._keep_extras(event)
+        elif kind == "extra":
+            self._keep_extras(event)
         elif kind == "metric":
             at = self.step if step is None else step
             for key, raw in dict(event.get("values") or {}).items():
@@ -313,6 +318,10 @@ class RunTracker:
             self.recent_logs = [*self.recent_logs[-4:], f"{event.get('level')}: {event.get('msg')}"]
         elif kind == "eval" and isinstance(event.get("rows"), list):
             self.evals = [*self.evals[-(EVAL_HISTORY - 1):], event]
+
+    def _keep_extras(self, event: dict[str, Any]) -> None:
+        for key, value in perf_extras(event).items():
+            self.perf_extras[str(key)] = f"{value:.4g}" if isinstance(value, float) else str(value)
 
     # -- showing ---------------------------------------------------------------------------------
     def snapshot(self) -> RunSnapshot:
@@ -333,7 +342,7 @@ class RunTracker:
             kind=str(info.get("kind", "?")),
             algo=str(info.get("algo", "?")),
             env=str(info.get("env", "?")),
-            profile=str(info.get("profile", "?")),
+            profile=profile_label(info),
             step=step,
             total_steps=int(info["total_steps"]) if _number(info.get("total_steps")) else None,
             created=_number(status.get("created")) or _number(info.get("created")),
@@ -355,6 +364,7 @@ class RunTracker:
             notes=tuple(self._notes(state, step)),
             gone=self.gone,
             evals=tuple(self.evals),
+            perf_extras=tuple(self.perf_extras.items()),
         )
         return self._snapshot
 

@@ -33,11 +33,14 @@ def compare_rows(runs: Sequence[RunSnapshot]) -> list[Row]:
         section("config differences"),
     ]
     # Another algorithm's section (dqn.* between two PPO runs) differs by profile but means nothing here.
-    keys = sorted({k for r in runs for k in r.config if any(read_by(k, run.algo) for run in runs)})
-    differing = [k for k in keys if len({repr(r.config.get(k, (None, ""))[0]) for r in runs}) > 1]
+    # A wrapped command has no config of ours: the differences are among the runs that have one.
+    configured = [r for r in runs if r.config]
+    keys = sorted({k for r in configured for k in r.config if any(read_by(k, run.algo) for run in configured)})
+    differing = [k for k in keys if len({repr(r.config.get(k, (None, ""))[0]) for r in configured}) > 1]
     rows += [(k, *(str(r.config[k][0]) if k in r.config else "-" for r in runs)) for k in differing]
     if not differing:
-        rows.append(("(none)", *("" for _ in runs)))
+        rows.append(("(none)" if len(configured) == len(runs) else "(none; wrapped: no config)",
+                     *("" for _ in runs)))
     rows += [
         section("throughput"),
         ("steps/s final", *(number(r.sps, ",.0f") for r in runs)),
