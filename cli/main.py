@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from cli import commands
+from cli import data as data_cli
 from engine.errors import UsageError
 from engine.launcher import DEFAULT_JOB, parse_steps
 from engine.runstore import check_runs_dir, resolve_run
@@ -91,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--env")
     show.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="assignments")
     show.add_argument("--config", type=Path)
+    data_cli.add_parser(sub)
     return parser
 
 
@@ -123,6 +125,8 @@ def _dispatch(args: argparse.Namespace, wrapped: list[str]) -> int:
         return commands.stop_command(args.run, args.runs_dir, args.kill)
     if args.command == "profiles":
         return commands.profiles_command(args)
+    if args.command == "data":
+        return data_cli.run(args)
     if args.command == "watch":
         runs_dir, focus = watch_target(args.target, args.runs_dir)
         return _open_app(runs_dir, focus, launch_default=False)
