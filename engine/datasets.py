@@ -421,11 +421,11 @@ def _bulk_values(lines: list[bytes]) -> np.ndarray | None:
     body = _KEY.sub(b"", chunk).translate(None, b"[]{}").replace(b"true", b"1").replace(b"false", b"0")
     if body.count(b",") != (VALUES_PER_LINE - 1) * len(lines):
         return None
-    try:
-        values = np.array(body.replace(b"\n", b",").split(b",")[:-1], dtype=np.float64)
+    try:  # numpy's C text parser: a few times faster than json.loads on these number-heavy lines
+        values = np.loadtxt(body.splitlines(), delimiter=",", dtype=np.float64, ndmin=2)
     except ValueError:
         return None
-    return values.reshape(len(lines), VALUES_PER_LINE)
+    return values if values.shape == (len(lines), VALUES_PER_LINE) else None
 
 
 def _parse_line(path: Path, number: int, raw: bytes, columns: Mapping[str, np.ndarray]) -> None:
