@@ -1,6 +1,7 @@
 """Benchmark: Duel dataset generation, transitions/s written to the JSONL source by the Cython core,
 against the same writer fed by the pure-Python reference (the baseline, in the same process), then
-loading the dataset: the cache rebuild (parsing the source) against a cache hit. Absolute figures drift
+loading the dataset: the cache rebuilt by parsing the source (the generator writes it too; the bench
+deletes it first) against a cache hit. Absolute figures drift
 with machine load; the ratios are the figures of merit. Prints the generation ratio last.
 Usage: python bench/bench_duel_data.py [--transitions 200000] [--reference-transitions 5000] [--games 256]
 """
@@ -8,6 +9,7 @@ Usage: python bench/bench_duel_data.py [--transitions 200000] [--reference-trans
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -18,7 +20,8 @@ PLAYERS = ("sensible", "random")
 
 
 def generation_rate(folder: Path, transitions: int, games: int, backend: str) -> float:
-    """Transitions/s written (the source file's whole write, fsync included)."""
+    """Transitions/s written to the source (its whole write, fsync included; the cache written after it
+    is not timed)."""
     result = datasets.generate(folder, PLAYERS, transitions, seed=1, num_games=games, backend=backend)
     return result.transitions / result.seconds
 
@@ -39,6 +42,7 @@ def main() -> None:
         reference = generation_rate(Path(tmp) / "reference", args.reference_transitions, args.games, "reference")
         core = generation_rate(Path(tmp) / "core", args.transitions, args.games, "cython")
         size_mb = (Path(tmp) / "core" / datasets.SOURCE_NAME).stat().st_size / 1e6
+        shutil.rmtree(Path(tmp) / "core" / datasets.CACHE_NAME)
         rebuild_s, rebuilt = load_seconds(Path(tmp) / "core")
         hit_s, hit = load_seconds(Path(tmp) / "core")
     print(f"reference writer: {reference:,.0f} transitions/s ({args.reference_transitions:,} transitions, "

@@ -1,7 +1,7 @@
 """`trainctl data gen` and `trainctl data show`: transition datasets of scripted games (engine.datasets).
 
-`gen` writes a new dataset folder (the JSONL source, dataset.json) with a progress bar on stderr, then
-builds its cache by loading it once; `show` loads a dataset (rebuilding a cache that does not match,
+`gen` writes a new dataset folder (the JSONL source, dataset.json, the cache) with a progress bar on
+stderr, then loads it once to show the cache is used; `show` loads a dataset (rebuilding a cache that does not match,
 and saying so) and prints its counts, split and cache state. Bad input is a one-line UsageError, which
 cli.main prints with exit code 2, before anything is written.
 """

@@ -10,10 +10,11 @@ sha256, the schema version and the split. `load` uses a split's cache when its k
 without its newline is a torn write: skipped and counted. Everything is written under a temporary name
 and renamed into place, so a crash leaves the old file or the new one, never half of one.
 
-Generation steps N games at once in the Cython core (`DatasetWriter` over `CoreBatch`); `ReferenceBatch`
-plays the same games through the pure-Python rules, so a test can hold the two files byte for byte
-equal. This module knows Duel's observation layout (`envs.duel.rules`) to derive HP deltas and KO
-flags; it must not hold a rule of the game. Bad input a user can cause is a one-line UsageError.
+Generation steps N games at once in the Cython core (`CoreBatch`) and writes the source and the cache
+from the same values; `ReferenceBatch` plays the same games through the pure-Python rules, so a test
+can hold the two files byte for byte equal. This module knows Duel's observation layout
+(`envs.duel.rules`) to derive HP deltas and KO flags; it must not hold a rule of the game. Bad input a
+user can cause is a one-line UsageError.
 """
 
 from __future__ import annotations
@@ -183,8 +184,9 @@ def generate(out: Path, players: tuple[str, str], transitions: int, seed: int, *
              progress: Progress | None = None) -> GenerationResult:
     """Write a dataset of at least `transitions` transitions (whole games) to the new folder `out`:
     `players[0]` plays side 0, `players[1]` side 1, game i of the N in flight seeded `seed + i`. The
-    source is written under a temporary name and renamed, then dataset.json; the cache is not built
-    here (`load` builds it). UsageError for bad arguments or an `out` that already holds files."""
+    source is written under a temporary name and renamed, then dataset.json, then the cache, from the
+    columns the source was written from (so loading it next is a hit). UsageError for bad arguments or an
+    `out` that already holds files."""
     check_generation(out, players, transitions, val_fraction)
     batch: Batch = (CoreBatch if backend == "cython" else ReferenceBatch)(num_games, *players, seed=seed)
     out.mkdir(parents=True, exist_ok=True)
@@ -192,7 +194,8 @@ def generate(out: Path, players: tuple[str, str], transitions: int, seed: int, *
     fd, tmp = tempfile.mkstemp(prefix=f".{SOURCE_NAME}.", suffix=".tmp", dir=out)
     try:
         with os.fdopen(fd, "w", encoding="ascii", newline="\n") as f:
-            written, games = _write_games(f, batch, num_games, transitions, progress)
+            writer = _SourceWriter(f)
+            columns = _write_games(writer, batch, num_games, transitions, progress)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, out / SOURCE_NAME)
@@ -200,13 +203,16 @@ def generate(out: Path, players: tuple[str, str], transitions: int, seed: int, *
         Path(tmp).unlink(missing_ok=True)
         raise
     seconds = time.perf_counter() - started
-    atomic_write_json(out / META_NAME, {
+    written, games = len(columns["game_id"]), int(columns["game_id"][-1]) + 1
+    meta = {
         "schema_version": SCHEMA_VERSION, "game": "duel", "players": list(players), "seed": seed,
         "transitions": written, "games": games, "requested": transitions, "games_in_flight": num_games,
         "split_seed": seed, "val_fraction": val_fraction, "obs_size": rules.OBS_SIZE,
         "num_actions": rules.NUM_ACTIONS, "columns": list(COLUMNS), "source": SOURCE_NAME,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    })
+    }
+    atomic_write_json(out / META_NAME, meta)
+    _store_splits(out, cache_key(meta, writer.digest.hexdigest()), meta, columns, 0, SPLITS)
     return GenerationResult(written, games, seconds, (out / SOURCE_NAME).stat().st_size)
 
 
@@ -223,10 +229,28 @@ def check_generation(out: Path, players: Sequence[str], transitions: int, val_fr
         raise UsageError(f"{out} already exists and is not an empty folder; expected a new folder for the dataset")
 
 
-def _write_games(f: Any, batch: Batch, num_games: int, target: int, progress: Progress | None) -> tuple[int, int]:
-    """Turns until at least `target` transitions of whole games are written; (transitions, games)."""
+class _SourceWriter:
+    """Writes the source's text and hashes it on the way (the cache key needs its sha256)."""
+
+    def __init__(self, f: Any) -> None:
+        self.f = f
+        self.digest = hashlib.sha256()
+
+    def write(self, text: str) -> None:
+        self.f.write(text)
+        self.digest.update(text.encode("ascii"))
+
+
+def _write_games(writer: _SourceWriter, batch: Batch, num_games: int, target: int,
+                 progress: Progress | None) -> dict[str, np.ndarray]:
+    """Turns until at least `target` transitions of whole games are written; the columns of what was
+    written, row i = line i (`COLUMNS`)."""
     text = _FloatText()
     pending: list[list[str]] = [[] for _ in range(num_games)]  # each game in flight's lines, less game_id
+    pending_steps: list[list[int]] = [[] for _ in range(num_games)]  # and the turns (steps) they came from
+    steps: list[dict[str, np.ndarray]] = []  # every step's values of every game, by column
+    rows_step: list[int] = []  # per line written: its step and its game slot
+    rows_slot: list[int] = []
     obs_text = [text.row(row) for row in batch.obs]
     turn = [0] * num_games
     written = games = 0
@@ -239,7 +263,11 @@ def _write_games(f: Any, batch: Batch, num_games: int, target: int, progress: Pr
         delta = (next_hp - hp).tolist()
         ko = (alive & ~next_alive).tolist()
         opp_actions = np.argmax(next_obs[:, rules.OBS_LAST_ACTION:], axis=1).tolist()
+        steps.append({"turn": np.array(turn), "obs": obs, "action": actions, "opp_action": np.array(opp_actions),
+                      "next_obs": next_obs, "hp_delta": np.array(delta), "ko": np.array(ko), "reward": rewards,
+                      "done": dones})
         for i in range(num_games):
+            pending_steps[i].append(len(steps) - 1)
             next_text = text.row(next_obs[i])
             pending[i].append(
                 f'"turn":{turn[i]},"obs":[{obs_text[i]}],"action":{action_list[i]},"opp_action":{opp_actions[i]},'
@@ -249,15 +277,26 @@ def _write_games(f: Any, batch: Batch, num_games: int, target: int, progress: Pr
             obs_text[i] = next_text
             turn[i] += 1
         for i in np.flatnonzero(dones).tolist():  # games that ended, in slot order, get the next ids
-            f.write("".join(f'{{"game_id":{games},{line}' for line in pending[i]))
+            writer.write("".join(f'{{"game_id":{games},{line}' for line in pending[i]))
             written += len(pending[i])
             games += 1
+            rows_step.extend(pending_steps[i])
+            rows_slot.extend([i] * len(pending[i]))
             pending[i].clear()
+            pending_steps[i].clear()
             turn[i] = 0
             obs_text[i] = text.row(batch.obs[i])
         if progress is not None:
             progress(min(written, target), target)
-    return written, games
+    step_index, slot_index = np.array(rows_step), np.array(rows_slot)
+    columns: dict[str, np.ndarray] = {}
+    for name, (dtype, _) in COLUMNS.items():
+        if name == "game_id":
+            ends = np.flatnonzero(np.stack([s["done"] for s in steps])[step_index, slot_index])
+            columns[name] = np.repeat(np.arange(len(ends)), np.diff(ends, prepend=-1)).astype(dtype)
+        else:
+            columns[name] = np.stack([s[name] for s in steps])[step_index, slot_index].astype(dtype)
+    return columns
 
 
 # -- loading and the cache ------------------------------------------------------------------------------
@@ -468,6 +507,20 @@ def _write_split(folder: Path, columns: Mapping[str, np.ndarray], key: Mapping[s
         raise
 
 
+def _store_splits(path: Path, key: Mapping[str, Any], meta: Mapping[str, Any], columns: Mapping[str, np.ndarray],
+                  torn: int, names: Sequence[str]) -> dict[str, Split]:
+    """Split every transition's `columns` by game and write the caches of the splits `names`; those splits."""
+    is_val = split_games(columns["game_id"], meta["split_seed"], meta["val_fraction"])
+    stored = {}
+    for name in names:
+        rows = is_val if name == "val" else ~is_val
+        _write_split(path / CACHE_NAME / name, {k: v[rows] for k, v in columns.items()}, key, torn)
+        split, why, _ = _cached_split(path / CACHE_NAME / name, key)
+        assert split is not None, why
+        stored[name] = split
+    return stored
+
+
 def load(path: Path, game: str | None = None) -> Dataset:
     """The dataset in folder `path`, from its cache where the cache matches, rebuilding the splits whose
     cache does not (`Dataset.cache` says which and why). UsageError for a folder that is not a dataset."""
@@ -488,14 +541,7 @@ def load(path: Path, game: str | None = None) -> Dataset:
         columns, torn = parse_source(source)
         if not columns["game_id"].size:
             raise UsageError(f"{source} holds no transition; expected at least one line")
-        is_val = split_games(columns["game_id"], meta["split_seed"], meta["val_fraction"])
-        for name in SPLITS:
-            if name not in splits:
-                rows = is_val if name == "val" else ~is_val
-                _write_split(path / CACHE_NAME / name, {k: v[rows] for k, v in columns.items()}, key, torn)
-                split, why, _ = _cached_split(path / CACHE_NAME / name, key)
-                assert split is not None, why
-                splits[name] = split
+        splits.update(_store_splits(path, key, meta, columns, torn, [n for n in SPLITS if n not in splits]))
     notes = [f"skipped {torn} torn last line of {SOURCE_NAME}"] if torn else []
     return Dataset(path, meta, {name: splits[name] for name in SPLITS}, cache, torn, sha256, notes)
 
