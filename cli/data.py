@@ -56,11 +56,9 @@ def gen(args: argparse.Namespace) -> int:
     if args.env not in datasets.DATA_GAMES:
         raise UsageError(f"--env {args.env!r} has no dataset generator; expected one of: "
                          f"{', '.join(datasets.DATA_GAMES)}")
-    if args.games < 1:
-        raise UsageError(f"--games {args.games}: expected at least 1")
     players = tuple(args.players.split(","))
     transitions = _transitions(args.transitions)
-    datasets.check_generation(args.out, players, transitions, args.val_fraction)
+    datasets.check_generation(args.out, players, transitions, args.seed, args.games, args.val_fraction)
     bar = ProgressBar(sys.stderr, "transitions")
     result = datasets.generate(args.out, (players[0], players[1]), transitions, args.seed, num_games=args.games,
                                val_fraction=args.val_fraction, progress=bar)

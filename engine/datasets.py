@@ -36,6 +36,7 @@ import numpy as np
 from engine.errors import UsageError
 from engine.runstore import atomic_write_json
 from envs.duel import rules
+from envs.rng import Rng
 
 SCHEMA_VERSION = 1
 DATA_GAMES = ("duel",)
@@ -87,7 +88,7 @@ class CoreBatch:
     """N games in the Cython core: game i seeded `seed + i`, `agent` choosing for side 0 inside the core."""
 
     def __init__(self, num_games: int, agent: str, opponent: str, seed: int) -> None:
-        from envs.duel.core import CORE
+        from envs.duel.core import CORE  # the compiled core only when generating: `data show` needs no build
 
         self.core, self.buffers = CORE.build(num_games, opponent, {"shaping": "hp"}, auto_reset=True)
         self.core.reset(np.arange(seed, seed + num_games, dtype=np.uint64))
@@ -110,8 +111,6 @@ class ReferenceBatch:
     """The same N games as `CoreBatch` through the pure-Python rules (slow: for tests)."""
 
     def __init__(self, num_games: int, agent: str, opponent: str, seed: int) -> None:
-        from envs.rng import Rng
-
         self.games = [rules.DuelGame(Rng(seed + i)) for i in range(num_games)]
         self.agent, self.opponent = agent, opponent
         self.obs = np.stack([g.observation() for g in self.games])
@@ -187,7 +186,7 @@ def generate(out: Path, players: tuple[str, str], transitions: int, seed: int, *
     source is written under a temporary name and renamed, then dataset.json, then the cache, from the
     columns the source was written from (so loading it next is a hit). UsageError for bad arguments or an
     `out` that already holds files."""
-    check_generation(out, players, transitions, val_fraction)
+    check_generation(out, players, transitions, seed, num_games, val_fraction)
     batch: Batch = (CoreBatch if backend == "cython" else ReferenceBatch)(num_games, *players, seed=seed)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -216,8 +215,13 @@ def generate(out: Path, players: tuple[str, str], transitions: int, seed: int, *
     return GenerationResult(written, games, seconds, (out / SOURCE_NAME).stat().st_size)
 
 
-def check_generation(out: Path, players: Sequence[str], transitions: int, val_fraction: float) -> None:
+def check_generation(out: Path, players: Sequence[str], transitions: int, seed: int, num_games: int,
+                     val_fraction: float) -> None:
     """UsageError (one line) for arguments `generate` cannot take; creates nothing."""
+    if num_games < 1:
+        raise UsageError(f"--games {num_games}: expected at least 1")
+    if not 0 <= seed <= 2**64 - num_games:
+        raise UsageError(f"--seed {seed}: expected 0 <= seed <= 2**64 - games (game i is seeded seed + i)")
     if len(players) != 2 or any(p not in rules.OPPONENTS for p in players):
         raise UsageError(f"--players {','.join(players)!r}: expected two of {', '.join(rules.OPPONENTS)} "
                          "separated by a comma (side 0's, then side 1's)")

@@ -189,7 +189,12 @@ def fake_meta(path: Path, **changes: object) -> Path:
      "--transitions 'lots': expected a positive whole number"),
     (["data", "gen", "--env", "duel", "--players", "random,random", "--transitions", "10", "--out", "{tmp}/v2"],
      "{tmp}/v2 already exists and is not an empty folder"),
-], ids=["missing", "empty", "schema", "game", "no-lines", "env", "one-player", "bad-player", "transitions", "not-new"])
+    (["data", "gen", "--env", "duel", "--players", "random,random", "--transitions", "10", "--out", "{tmp}/g",
+      "--seed", "-1"], "--seed -1: expected 0 <= seed <= 2**64 - games"),
+    (["data", "gen", "--env", "duel", "--players", "random,random", "--transitions", "10", "--out", "{tmp}/g",
+      "--games", "0"], "--games 0: expected at least 1"),
+], ids=["missing", "empty", "schema", "game", "no-lines", "env", "one-player", "bad-player", "transitions", "not-new",
+        "seed", "games"])
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str],
                                           message: str) -> None:
     (tmp_path / "empty").mkdir()
