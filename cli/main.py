@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from cli import arena, bench, commands, sweep
+from cli import data as data_cli
 from cli import eval as eval_cli
 from cli import wrapped as wrapped_cli
 from engine.errors import UsageError
@@ -24,7 +25,7 @@ from engine.runstore import check_runs_dir, resolve_run
 
 EXIT_USAGE = 2
 # Subcommands in a module of their own: `add_parser(sub)` adds the subparser, `run(args)` runs it.
-OWN_MODULE_COMMANDS = {"eval": eval_cli, "arena": arena, "bench": bench, "sweep": sweep}
+OWN_MODULE_COMMANDS = {"eval": eval_cli, "arena": arena, "bench": bench, "sweep": sweep, "data": data_cli}
 
 
 class _Parser(argparse.ArgumentParser):

@@ -79,11 +79,16 @@ def _linear(start: float, end: float) -> LinearSchedule:
     return LinearSchedule(float(start), float(end), 1.0)
 
 
+def game_options(cfg: ResolvedConfig) -> dict[str, Any]:
+    """The run's game's own VecEnv arguments: `env.scoring` is Beasty Bar's; other games take their defaults."""
+    return {"scoring": cfg["env.scoring"]} if cfg["run.env"] == "beastybar" else {}
+
+
 def make_env(cfg: ResolvedConfig, timer: PerfTimer, seed: int) -> InstrumentedVecEnv:
     """The run's game VecEnv (games seeded `seed`, `seed + 1`, ...), wrapped for timing and outcomes."""
     e = cfg.section("env")
     try:
-        venv = envs.make_vec(cfg["run.env"], e["num_envs"], opponent=e["opponent"], seed=seed, scoring=e["scoring"])
+        venv = envs.make_vec(cfg["run.env"], e["num_envs"], opponent=e["opponent"], seed=seed, **game_options(cfg))
     except ValueError as exc:  # unknown game, opponent or scoring: the user's config
         raise UsageError(f"env: {exc}") from None
     return InstrumentedVecEnv(venv, timer, OUTCOME_WINDOW)
@@ -180,8 +185,9 @@ def train(ctx: RunContext, resume: dict[str, Any] | None) -> str:
     cfg = ctx.cfg
     p, e = cfg.section("ppo"), cfg.section("env")
     done = int(resume["num_timesteps"]) if resume else 0
+    scoring = f" ({e['scoring']} scoring)" if "scoring" in game_options(cfg) else ""
     torch_setup = start_run(ctx, f"MaskablePPO (sb3-contrib {versions()['sb3_contrib']}) on {cfg['run.env']} "
-                                 f"vs {e['opponent']} ({e['scoring']} scoring)", done, {
+                                 f"vs {e['opponent']}{scoring}", done, {
         "envs": f"num_envs={e['num_envs']} n_steps={p['n_steps']} (rollout {e['num_envs'] * p['n_steps']:,})",
         "update": f"batch_size={p['batch_size']} n_epochs={p['n_epochs']} net={p['net_arch']} "
                   f"gamma={p['gamma']} clip={p['clip_range']}",

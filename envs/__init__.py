@@ -16,6 +16,7 @@ from typing import Any
 # name -> sub-package; each sub-package exposes `make(**kwargs)` and `make_vec(num_envs, **kwargs)`.
 GAMES: dict[str, str] = {
     "beastybar": "envs.beastybar",
+    "duel": "envs.duel",
     "skirmish": "envs.skirmish",
 }
 

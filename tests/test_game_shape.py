@@ -20,6 +20,7 @@ from envs.game_env import CORES
 # The core options each game's envs pass by default.
 DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
     "beastybar": {"scoring": "points"},
+    "duel": {"shaping": "hp"},
     "skirmish": {"mode": "train", "max_steps": 200},
 }
 GAMES = sorted(envs.GAMES)
