@@ -17,6 +17,7 @@ from typing import Any
 GAMES: dict[str, str] = {
     "beastybar": "envs.beastybar",
     "skirmish": "envs.skirmish",
+    "soccer": "envs.soccer",
 }
 
 
