@@ -27,6 +27,7 @@ cdef struct Tables:
 
 cdef struct Car:
     double x, y, heading, speed
+    double cos_h, sin_h             # cos and sin of heading, kept with it (the same bits as computing them anew)
 
 
 cdef struct Ball:

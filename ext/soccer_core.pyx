@@ -57,13 +57,19 @@ cdef inline double wrap(double angle) noexcept nogil:
     return angle
 
 
+cdef inline void set_heading(Car* car, double heading) noexcept nogil:
+    car.heading = heading
+    car.cos_h = cos(heading)
+    car.sin_h = sin(heading)
+
+
 cdef void drive(Car* car, const Tables* t, double throttle, double steer) noexcept nogil:
     cdef double limit_x, limit_y, x, y
     car.speed = clamp(car.speed + (throttle * t.car_accel - t.car_drag * car.speed) * t.dt,
                       -t.car_max_reverse, t.car_max_speed)
-    car.heading = wrap(car.heading + steer * t.car_turn_rate * t.dt)
-    car.x = car.x + car.speed * cos(car.heading) * t.dt
-    car.y = car.y + car.speed * sin(car.heading) * t.dt
+    set_heading(car, wrap(car.heading + steer * t.car_turn_rate * t.dt))
+    car.x = car.x + car.speed * car.cos_h * t.dt
+    car.y = car.y + car.speed * car.sin_h * t.dt
     limit_x = t.half_length - t.car_radius
     limit_y = t.half_width - t.car_radius
     x = clamp(car.x, -limit_x, limit_x)
@@ -83,8 +89,8 @@ cdef bint touch(const Car* car, Ball* ball, const Tables* t) noexcept nogil:
     if d2 >= reach * reach:
         return False
     d = sqrt(d2)
-    c = cos(car.heading)
-    s = sin(car.heading)
+    c = car.cos_h
+    s = car.sin_h
     if d > 0.0:
         nx = dx / d
         ny = dy / d
@@ -170,11 +176,11 @@ cdef void kickoff(Game* g, const Tables* t) noexcept nogil:
     g.ball.vy = 0.0
     g.cars[0].x = -t.kickoff_x
     g.cars[0].y = left_y
-    g.cars[0].heading = 0.0
+    set_heading(&g.cars[0], 0.0)
     g.cars[0].speed = 0.0
     g.cars[1].x = t.kickoff_x
     g.cars[1].y = right_y
-    g.cars[1].heading = M_PI
+    set_heading(&g.cars[1], M_PI)
     g.cars[1].speed = 0.0
 
 
@@ -257,8 +263,8 @@ cdef double total_reward(const Game* g) noexcept nogil:
 cdef void write_car(const Car* car, const Tables* t, double m, float* out) noexcept nogil:
     out[0] = <float>(m * car.x / t.half_length)
     out[1] = <float>(m * car.y / t.half_width)
-    out[2] = <float>(m * cos(car.heading))
-    out[3] = <float>(m * sin(car.heading))
+    out[2] = <float>(m * car.cos_h)
+    out[3] = <float>(m * car.sin_h)
     out[4] = <float>(car.speed / t.car_max_speed)
 
 
