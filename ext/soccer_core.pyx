@@ -15,7 +15,8 @@ end), masks bool[N, 0] (no legal-action masks), terminal_obs float32[N, 18]. `st
 float32[N, 2] ([throttle, steer] per game): every value is clipped to [-1, 1] (infinities too); it returns
 the index of the first game whose action has a NaN (and then no game has moved), else -1. Its own
 read-only arrays: reward_parts float64[N, 4] (this step's weighted parts, REWARD_PARTS order),
-episode_return float64[N], episode_length int32[N] (of each game's last finished episode).
+episode_return float64[N], episode_length int32[N], episode_outcome int8[N] (+1 win, 0 draw, -1 loss; of
+each game's last finished episode).
 `enemy_turn_ns` is the time spent computing the scripted cars' actions, read off the monotonic clock
 around each whole pass over the games (the scripted car acts every step). The step loop runs without the
 GIL and touches no Python object.
@@ -333,13 +334,14 @@ cdef class SoccerCore:
     cdef readonly int num_games, max_steps
     cdef readonly str opponent, side
     cdef readonly bint auto_reset
-    cdef readonly object reward_parts, episode_return, episode_length
+    cdef readonly object reward_parts, episode_return, episode_length, episode_outcome
     cdef float[:, ::1] obs_v, terminal_obs_v
     cdef float[::1] rewards_v
     cdef unsigned char[::1] terminated_v, truncated_v
     cdef double[:, ::1] reward_parts_v
     cdef double[::1] episode_return_v
     cdef int[::1] episode_length_v
+    cdef signed char[::1] episode_outcome_v
 
     def __cinit__(self):
         self.games = NULL
@@ -368,6 +370,8 @@ cdef class SoccerCore:
         self.reward_parts = np.zeros((num_games, NUM_PARTS), dtype=np.float64)
         self.episode_return = np.zeros(num_games, dtype=np.float64)
         self.episode_length = np.zeros(num_games, dtype=np.int32)
+        self.episode_outcome = np.zeros(num_games, dtype=np.int8)
+        self.episode_outcome_v = self.episode_outcome
         self.reward_parts_v = self.reward_parts
         self.episode_return_v = self.episode_return
         self.episode_length_v = self.episode_length
@@ -439,6 +443,8 @@ cdef class SoccerCore:
                     g.end_goals_for = g.goals[g.agent]
                     g.end_goals_against = g.goals[1 - g.agent]
                     g.end_agent = g.agent
+                    self.episode_outcome_v[i] = (g.end_goals_for > g.end_goals_against) - (
+                        g.end_goals_for < g.end_goals_against)
                     for k in range(NUM_PARTS):
                         g.end_parts[k] = g.ep_parts[k]
                     if self.auto_reset:

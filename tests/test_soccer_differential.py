@@ -70,6 +70,7 @@ def play_both(num_games: int, episodes_per_game: int, first_seed: int, opponent:
                 info = ref.end_info()
                 assert core.end_info(i) == info, f"end info of game {i}"
                 assert core.episode_length[i] == max_steps
+                assert rules.OUTCOMES[core.episode_outcome[i]] == info["outcome"]  # -1 indexes "loss"
                 seen[str(info["outcome"])] += 1
                 seen[str(info["side"])] += 1
                 episodes[i] += 1

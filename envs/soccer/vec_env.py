@@ -40,3 +40,9 @@ class SoccerVecEnv(BatchedVecEnv):
         """float64[N, 4]: each game's weighted reward parts of the last step (`reward_part_names` order);
         their sum, rounded to float32, is the step's reward. A view, overwritten by the next step."""
         return cast(SoccerCore, self.core).reward_parts
+
+    @property
+    def episode_outcome(self) -> np.ndarray:
+        """int8[N]: +1 win, 0 draw, -1 loss of each game's last finished episode (the sign of its goal
+        difference; the final reward's sign is not the outcome here, rewards are shaped)."""
+        return cast(SoccerCore, self.core).episode_outcome
