@@ -86,6 +86,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "num_envs": _k(int, 64, "games stepped together in one core call (NUM_ENVS)", POS),
         "opponent": _k(str, "random", "scripted opponent of the agent"),
         "scoring": _k(str, "points", "Beasty Bar scoring variant", choices=("points", "count")),
+        "normalize": _k(bool, False, "PPO: VecNormalize of observations and rewards, its statistics saved in "
+                        "every checkpoint"),
     },
     "ppo": {
         "learning_rate": _k(NUMBER, 3e-4, "Adam step size at the start", POS),
@@ -177,6 +179,9 @@ HYPERPARAMS: dict[tuple[str, str], dict[str, Any]] = {
     ("ppo", "beastybar"): {"ppo.n_steps": 64, "ppo.gamma": 0.995, "ppo.ent_coef": 0.02,
                            "ppo.ent_coef_end": 0.005},
     ("dqn-per", "skirmish"): {"dqn.gamma": 0.98, "env.opponent": "scripted"},
+    ("ppo", "soccer"): {"env.opponent": "chaser", "env.normalize": True, "ppo.gamma": 0.995,
+                        "ppo.learning_rate": 3e-4, "ppo.learning_rate_end": 5e-5, "ppo.ent_coef": 0.01,
+                        "ppo.ent_coef_end": 0.001},
 }
 
 
