@@ -24,7 +24,7 @@ from envs.soccer.core import CORE
 
 
 def noise(num_games: int) -> np.ndarray:
-    return np.random.default_rng(0).uniform(-1.0, 1.0, (16, num_games, rules.ACTION_SIZE)).astype(np.float32)
+    return np.random.default_rng(0).uniform(-1.0, 1.0, (16, num_games, rules.NUM_ACTIONS)).astype(np.float32)
 
 
 def bench_core(num_games: int, calls: int) -> tuple[float, float]:
@@ -54,7 +54,7 @@ def bench_vec_env(num_games: int, calls: int) -> float:
 def bench_reference(steps: int) -> float:
     """Reference steps/s: one game in a Python loop, random actions (drawing them not timed)."""
     game = rules.SoccerGame(0)
-    actions = np.random.default_rng(0).uniform(-1.0, 1.0, (steps, rules.ACTION_SIZE)).tolist()
+    actions = np.random.default_rng(0).uniform(-1.0, 1.0, (steps, rules.NUM_ACTIONS)).tolist()
     started = time.perf_counter()
     for throttle, steer in actions:
         game.step(throttle, steer)

@@ -17,7 +17,7 @@ from envs.soccer import rules
 from envs.soccer.env import observation_space
 from ext.soccer_core import SoccerCore
 
-CORE = CoreSpec(SoccerCore, rules.core_tables(), rules.OPPONENTS, observation_space, rules.ACTION_SIZE,
+CORE = CoreSpec(SoccerCore, rules.core_tables(), rules.OPPONENTS, observation_space, rules.NUM_ACTIONS,
                 continuous=True)
 
 

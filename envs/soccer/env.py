@@ -97,7 +97,7 @@ class SoccerEnv(GameEnv):
                  reward_weights: Mapping[str, object] | None = None, render_mode: str | None = None) -> None:
         options = core_options(side, max_steps, reward_weights)
         self.side, self.max_steps, self.reward_weights = side, max_steps, options["reward_weights"]
-        super().__init__(core, opponent, options, seed, render_mode, observation_space(), rules.ACTION_SIZE,
+        super().__init__(core, opponent, options, seed, render_mode, observation_space(), rules.NUM_ACTIONS,
                          continuous=True)
 
     def _make_backend(self, core: str, opponent: str, options: Mapping[str, Any]) -> Backend:
