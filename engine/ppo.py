@@ -64,7 +64,7 @@ STATE_KEYS: Mapping[str, type | tuple[type, ...]] = {
     "progress_remaining": float, "ent_coef": float, "rng_torch": torch.Tensor, "rng_numpy": dict,
 }
 # The `env.*` keys a game's VecEnv takes besides num_envs, opponent and seed.
-GAME_OPTIONS: Mapping[str, tuple[str, ...]] = {"beastybar": ("scoring",)}
+GAME_OPTIONS: Mapping[str, tuple[str, ...]] = {"beastybar": ("scoring",), "soccer": ("reward_weights",)}
 
 
 # -- building -----------------------------------------------------------------------------------------
@@ -229,7 +229,7 @@ def train(ctx: RunContext, resume: dict[str, Any] | None) -> str:
     continuous = isinstance(game_env.action_space, spaces.Box)
     algo = (f"PPO (stable-baselines3 {versions()['stable_baselines3']})" if continuous
             else f"MaskablePPO (sb3-contrib {versions()['sb3_contrib']})")
-    options = "".join(f" ({e[key]} {key})" for key in GAME_OPTIONS.get(cfg["run.env"], ()))
+    options = "".join(f" ({key} = {e[key]})" for key in GAME_OPTIONS.get(cfg["run.env"], ()))
     torch_setup = start_run(ctx, f"{algo} on {cfg['run.env']} vs {e['opponent']}{options}", done, {
         "envs": f"num_envs={e['num_envs']} n_steps={p['n_steps']} (rollout {e['num_envs'] * p['n_steps']:,})",
         "update": f"batch_size={p['batch_size']} n_epochs={p['n_epochs']} net={p['net_arch']} "

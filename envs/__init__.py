@@ -36,6 +36,12 @@ def opponents(name: str) -> tuple[str, ...]:
     return tuple(_game_module(name).OPPONENTS)
 
 
+def reward_parts(name: str) -> tuple[str, ...]:
+    """The parts game `name`'s reward is the sum of, which its `reward_weights` weigh (() for a game whose
+    reward has no weighted parts)."""
+    return tuple(getattr(_game_module(name), "REWARD_PARTS", ()))
+
+
 def make(name: str, **kwargs: Any) -> Any:
     """One gymnasium env of game `name` (kwargs: core, opponent, seed, ... as the game documents)."""
     return _game_module(name).make(**kwargs)

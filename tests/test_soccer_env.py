@@ -48,7 +48,8 @@ def test_the_action_is_a_box_clipped_to_its_bounds_and_a_nan_is_refused(core: st
     ({"side": "middle"}, "unknown side 'middle'; expected one of 'left', 'right', 'random'"),
     ({"max_steps": 0}, "max_steps must be >= 1, got 0"),
     ({"opponent": "keeper"}, "unknown opponent 'keeper'; expected one of 'chaser', 'goalie'"),
-    ({"reward_weights": {"goal": 1.0}}, "reward_weights must have the keys goal, touch, ball_to_goal, ball_distance"),
+    ({"reward_weights": {"kick": 1.0}}, "reward_weights must have the keys goal, touch, ball_to_goal, ball_distance; "
+                                        "got ball_distance, ball_to_goal, goal, kick, touch"),
     ({"reward_weights": {**rules.DEFAULT_WEIGHTS, "touch": "x"}}, "reward_weights\\['touch'\\] must be a finite"),
 ])
 @pytest.mark.parametrize("make", ["env", "vec"])

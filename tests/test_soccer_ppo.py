@@ -20,6 +20,7 @@ from engine.checkpoint import latest_checkpoint, load_checkpoint
 from engine.context import RunContext
 from engine.errors import UsageError
 from engine.launcher import create_trainer_run
+from engine.perf import PerfTimer
 from engine.profiles import resolve
 from engine.reward_parts import RewardParts, reports_parts
 
@@ -140,3 +141,26 @@ def test_a_run_normalises_logs_reward_parts_and_resumes_with_its_statistics(tmp_
     without = {k: v for k, v in state.items() if k != "vecnormalize"}
     with pytest.raises(UsageError, match="checkpoint has no normalisation statistics"):
         run_train(make_ctx(tmp_path / "c", 1024), without)
+
+
+@pytest.mark.parametrize(("assignment", "message"), [
+    ("env.reward_weights={touch = 'x'}", r"env.reward_weights = \{'touch': 'x'\} is out of range; expected a table of "
+                                         "finite numbers"),
+    ("env.reward_weights={touch = nan}", "is out of range; expected a table of finite numbers"),
+    ("env.reward_weights={kick = 1.0}", "env.reward_weights has 'kick', not a reward part of soccer; expected: goal, "
+                                        "touch, ball_to_goal, ball_distance"),
+    ("env.reward_weights=2", "env.reward_weights = 2 has the wrong type; expected dict"),
+])
+def test_reward_weights_that_are_not_numbers_of_known_parts_are_refused(assignment: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        resolve("balance", algo="ppo", env="soccer", cli={}, assignments=[assignment], environ={})
+
+
+def test_reward_weights_reach_the_game_and_other_games_have_none() -> None:
+    goal_weight = ["env.reward_weights={goal = 3}"]
+    cfg = resolve("balance", algo="ppo", env="soccer", cli={}, assignments=goal_weight, environ={})
+    assert cfg["env.reward_weights"] == {"goal": 3}
+    venv = ppo.make_env(cfg, PerfTimer(enabled=False), 0).game_env
+    assert venv.reward_weights == {"goal": 3.0, "touch": 0.02, "ball_to_goal": 0.01, "ball_distance": 0.001}
+    with pytest.raises(UsageError, match=r"reward_weights has 'goal', not a reward part of beastybar; expected: none"):
+        resolve("balance", algo="ppo", env="beastybar", cli={}, assignments=goal_weight, environ={})

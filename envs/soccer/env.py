@@ -34,12 +34,12 @@ def observation_space() -> spaces.Box:
 
 
 def core_options(side: str, max_steps: int, reward_weights: Mapping[str, object] | None) -> dict[str, Any]:
-    """The options both backends and the core take (`reward_weights` None: the defaults); ValueError
-    naming the expected values otherwise."""
+    """The options both backends and the core take (`reward_weights`: some parts' weights, the others at
+    `rules.DEFAULT_WEIGHTS`); ValueError naming the expected values otherwise."""
     check_choice("side", side, rules.SIDES)
     if max_steps < 1:
         raise ValueError(f"max_steps must be >= 1, got {max_steps}")
-    weights = rules.checked_weights(rules.DEFAULT_WEIGHTS if reward_weights is None else reward_weights)
+    weights = rules.checked_weights({**rules.DEFAULT_WEIGHTS, **(reward_weights or {})})
     return {"side": side, "max_steps": max_steps, "reward_weights": weights}
 
 
@@ -85,9 +85,10 @@ class SoccerEnv(GameEnv):
     """One soccer game; a step is 0.1 s of play.
 
     opponent: "chaser" | "goalie"; side: "left" | "right" | "random" (drawn per episode); max_steps: steps
-    per episode (the time limit; its end is `terminated`); reward_weights: {part: number} over
-    `rules.REWARD_PARTS` (None: `rules.DEFAULT_WEIGHTS`). Once the game is over any step raises ValueError
-    until `reset()`. Other arguments and seeding: `envs.game_env.GameEnv`.
+    per episode (the time limit; its end is `terminated`); reward_weights: {part: number} for some of
+    `rules.REWARD_PARTS`, the others at `rules.DEFAULT_WEIGHTS` (None: all at their defaults). Once the
+    game is over any step raises ValueError until `reset()`. Other arguments and seeding:
+    `envs.game_env.GameEnv`.
     """
 
     opponents = rules.OPPONENTS
