@@ -29,7 +29,7 @@ from libc.stdlib cimport calloc, free
 import numpy as np
 
 from ext.core_common cimport check_index, checked_buffers, checked_dict, choice_index, now_ns
-from ext.rng cimport rng_below, rng_seed
+from ext.rng cimport rng_below, rng_seed, rng_state
 
 # The rules' vocabulary (envs/soccer/rules.py), indexed as in the core.
 OPPONENTS = ("chaser", "goalie")
@@ -495,8 +495,5 @@ cdef class SoccerCore:
         cdef uint64_t[:, ::1] v = out
         cdef int i
         for i in range(self.num_games):
-            v[i, 0] = self.games[i].rng.s0
-            v[i, 1] = self.games[i].rng.s1
-            v[i, 2] = self.games[i].rng.s2
-            v[i, 3] = self.games[i].rng.s3
+            rng_state(&self.games[i].rng, &v[i, 0])
         return out
