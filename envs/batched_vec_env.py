@@ -48,7 +48,7 @@ import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
 
-from envs.spaces import ControlBox, check_choice
+from envs.spaces import CONTROL_RULE, ControlBox, check_choice
 
 UINT64_RANGE = 2**64
 
@@ -133,8 +133,7 @@ class CoreSpec:
 
     def refusal(self, core: BatchedCore, index: int) -> str:
         """What game `index` of `core` would have accepted, for the message of a refused action."""
-        return "expected numbers, no NaN (values outside [-1, 1] are clipped)" if self.continuous else (
-            f"legal: {core.legal_actions(index)}")
+        return f"expected numbers, {CONTROL_RULE}" if self.continuous else f"legal: {core.legal_actions(index)}"
 
     def allocate(self, num_games: int) -> CoreBuffers:
         """Fresh buffers for `num_games` games of this core (masks of 0 columns for a continuous game)."""

@@ -40,6 +40,10 @@ class LegalDiscrete(spaces.Discrete):
         return chosen
 
 
+# What a continuous-control game accepts, for the messages that refuse an action.
+CONTROL_RULE = "no NaN (values outside [-1, 1] are clipped)"
+
+
 class ControlBox(spaces.Box):
     """Box float32[size] in [-1, 1], the action of a continuous-control game (no legal mask). The game
     clips every value outside [-1, 1]; a NaN is refused here (and by the core), so none reaches a game."""
@@ -51,6 +55,5 @@ class ControlBox(spaces.Box):
         """`action` as float32[size] (the game's own precision); ValueError for another shape or a NaN."""
         vector = np.asarray(action, dtype=np.float32)
         if vector.shape != self.shape or np.isnan(vector).any():
-            raise ValueError(f"action {action!r} is illegal; expected {self.shape[0]} numbers, no NaN "
-                             "(values outside [-1, 1] are clipped)")
+            raise ValueError(f"action {action!r} is illegal; expected {self.shape[0]} numbers, {CONTROL_RULE}")
         return vector
