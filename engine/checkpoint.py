@@ -86,9 +86,11 @@ NETWORK_KEYS: Mapping[str, type] = {"format": str, "env": str, "net_arch": list,
 def network_description(model: Any, cfg: ResolvedConfig, net_arch_key: str) -> dict[str, Any]:
     """What the networks' shapes follow from: the game, the hidden layers (`cfg[net_arch_key]`), and the
     observation and action sizes of `model` (an SB3 algorithm on a flat Box observation and a Discrete
-    action space)."""
+    action space, whose `num_actions` is its action count, or a Box one, whose `num_actions` is its size)."""
+    space = model.action_space
+    num_actions = int(space.n) if hasattr(space, "n") else int(space.shape[0])
     return {"env": cfg["run.env"], "net_arch": list(cfg[net_arch_key]),
-            "obs_size": int(model.observation_space.shape[0]), "num_actions": int(model.action_space.n)}
+            "obs_size": int(model.observation_space.shape[0]), "num_actions": num_actions}
 
 
 def check_checkpoint(state: Mapping[str, Any], keys: Mapping[str, type | tuple[type, ...]], fmt: str,

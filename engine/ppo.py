@@ -1,8 +1,10 @@
-"""The PPO trainer: sb3-contrib `MaskablePPO` against a scripted opponent on a game's batched VecEnv.
+"""The PPO trainer: sb3-contrib `MaskablePPO` against a scripted opponent on a game's batched VecEnv, or
+SB3's `PPO` on a continuous-control game (a Box action space, no masks).
 
 `train(ctx, resume)` follows the protocol of engine.trainers. Configuration comes from the resolved
 config: `ppo.*` (hyperparameters, with linear schedules `learning_rate -> learning_rate_end` and
-`ent_coef -> ent_coef_end` over `run.total_steps`), `env.*` (game count, opponent, scoring), `torch.*`
+`ent_coef -> ent_coef_end` over `run.total_steps`), `env.*` (game count, opponent, the game's own
+options, `normalize`: engine.vec_normalize), `torch.*`
 (device, AMP, compile, threads via engine.context.setup_torch), `log.*`, `checkpoint.*`, `run.*`.
 
 SB3 runs unmodified; we attach from the outside (engine.sb3_hooks): a VecEnv wrapper (env_step timing,
@@ -12,7 +14,8 @@ and after clipping), a `KVWriter` capturing SB3's logger values, and the run's c
 (engine.sb3_callbacks: stop requests, perf/metric emission every `log.every_steps` env steps or
 `log.every_seconds`, checkpoints every `checkpoint.every_steps` taken between rollouts) plus
 `EntropySchedule` below, which sets the entropy coefficient before each update, and with
-`eval.every_steps` engine.train_eval's evaluation against the suite (best policy kept in best/).
+`eval.every_steps` engine.train_eval's evaluation against the suite (best policy kept in best/);
+`log.reward_debug` engine.reward_parts (each reward part every window, for games that report them).
 
 [PERF] phases are those of every trainer (engine.sb3_hooks says what each spans and where PPO's
 boundaries fall); PPO has no `replay_sample`.
@@ -20,8 +23,9 @@ boundaries fall); PPO has no `replay_sample`.
 Stopping (SIGINT/SIGTERM): the callback returns False at the next vec-env step, so SB3 ends `learn()`
 without training on the unfinished rollout; the policy is the one after the last complete update and
 the checkpoint's step counts every env step taken. Checkpoints are plain dicts of tensors and numbers
-(loadable with `weights_only=True`, no SB3 zip); games in flight are not saved, so a resumed run deals
-fresh games (seeded `run.seed + steps done`).
+(loadable with `weights_only=True`, no SB3 zip), with the VecNormalize statistics under
+`vecnormalize` when `env.normalize` is on; games in flight are not saved, so a resumed run deals fresh
+games (seeded `run.seed + steps done`).
 """
 
 from __future__ import annotations
@@ -34,16 +38,21 @@ import torch
 from gymnasium import spaces
 from sb3_contrib import MaskablePPO
 from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
+from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.utils import LinearSchedule
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 import envs
+from engine import vec_normalize
 from engine.checkpoint import NETWORK_KEYS, check_checkpoint, check_fits, network_description
 from engine.context import RunContext, compile_modules, versions
 from engine.errors import UsageError
 from engine.perf import PerfTimer
 from engine.profiles import ResolvedConfig
+from engine.reward_parts import RewardParts, reports_parts
 from engine.sb3_callbacks import run_callbacks
 from engine.sb3_hooks import GradNormMonitor, InstrumentedVecEnv, MetricCapture, PolicyPhases
 from engine.sb3_run import learn, start_run
@@ -56,19 +65,31 @@ STATE_KEYS: Mapping[str, type | tuple[type, ...]] = {
     **NETWORK_KEYS, "policy": dict, "optimizer": dict, "num_timesteps": int, "n_updates": int, "total_steps": int,
     "progress_remaining": float, "ent_coef": float, "rng_torch": torch.Tensor, "rng_numpy": dict,
 }
+# The `env.*` keys a game's VecEnv takes besides num_envs, opponent and seed.
+GAME_OPTIONS: Mapping[str, tuple[str, ...]] = {"beastybar": ("scoring",), "soccer": ("reward_weights",)}
 
 
 # -- building -----------------------------------------------------------------------------------------
-def build_policy(obs_size: int, num_actions: int, net_arch: list[int]) -> MaskableActorCriticPolicy:
-    """A bare MaskablePPO MLP policy (separate pi/vf nets of `net_arch`) for loading a checkpoint."""
-    return MaskableActorCriticPolicy(
-        spaces.Box(-np.inf, np.inf, (obs_size,), np.float32), spaces.Discrete(num_actions),
-        lambda _progress: 0.0, net_arch={"pi": list(net_arch), "vf": list(net_arch)})
+def build_policy(obs_size: int, num_actions: int, net_arch: list[int],
+                 continuous: bool = False) -> MaskableActorCriticPolicy | ActorCriticPolicy:
+    """A bare MLP policy (separate pi/vf nets of `net_arch`) for loading a checkpoint: MaskablePPO's over
+    `num_actions` discrete actions, or PPO's Gaussian one over a Box of `num_actions` for a continuous game."""
+    observations = spaces.Box(-np.inf, np.inf, (obs_size,), np.float32)
+    arch = {"pi": list(net_arch), "vf": list(net_arch)}
+    if continuous:
+        return ActorCriticPolicy(observations, spaces.Box(-1.0, 1.0, (num_actions,), np.float32),
+                                 lambda _progress: 0.0, net_arch=arch)
+    return MaskableActorCriticPolicy(observations, spaces.Discrete(num_actions), lambda _progress: 0.0, net_arch=arch)
 
 
-def policy_from_checkpoint(state: Mapping[str, Any]) -> MaskableActorCriticPolicy:
+def _is_continuous(state: Mapping[str, Any]) -> bool:
+    """Whether a checkpoint is of a continuous game's policy (older checkpoints, without the key, are not)."""
+    return state.get("action_space") == "box"
+
+
+def policy_from_checkpoint(state: Mapping[str, Any]) -> MaskableActorCriticPolicy | ActorCriticPolicy:
     """The trained policy of a PPO checkpoint (after `check_resume`), on CPU, in eval mode."""
-    policy = build_policy(state["obs_size"], state["num_actions"], state["net_arch"])
+    policy = build_policy(state["obs_size"], state["num_actions"], state["net_arch"], _is_continuous(state))
     policy.load_state_dict(state["policy"])
     policy.set_training_mode(False)
     return policy
@@ -79,25 +100,33 @@ def _linear(start: float, end: float) -> LinearSchedule:
     return LinearSchedule(float(start), float(end), 1.0)
 
 
-def game_options(cfg: ResolvedConfig) -> dict[str, Any]:
-    """The run's game's own VecEnv arguments: `env.scoring` is Beasty Bar's; other games take their defaults."""
-    return {"scoring": cfg["env.scoring"]} if cfg["run.env"] == "beastybar" else {}
-
-
 def make_env(cfg: ResolvedConfig, timer: PerfTimer, seed: int) -> InstrumentedVecEnv:
     """The run's game VecEnv (games seeded `seed`, `seed + 1`, ...), wrapped for timing and outcomes."""
     e = cfg.section("env")
+    options = {key: e[key] for key in GAME_OPTIONS.get(cfg["run.env"], ())}
     try:
-        venv = envs.make_vec(cfg["run.env"], e["num_envs"], opponent=e["opponent"], seed=seed, **game_options(cfg))
-    except ValueError as exc:  # unknown game, opponent or scoring: the user's config
+        venv = envs.make_vec(cfg["run.env"], e["num_envs"], opponent=e["opponent"], seed=seed, **options)
+    except ValueError as exc:  # unknown game, opponent or option: the user's config
         raise UsageError(f"env: {exc}") from None
+    if hasattr(venv, "episode_outcome"):
+        return CoreOutcomes(venv, timer, OUTCOME_WINDOW)
     return InstrumentedVecEnv(venv, timer, OUTCOME_WINDOW)
 
 
-def make_model(cfg: ResolvedConfig, env: InstrumentedVecEnv, device: torch.device) -> MaskablePPO:
-    """MaskablePPO with the run's `ppo.*` settings (separate pi/vf MLPs of `ppo.net_arch`)."""
+class CoreOutcomes(InstrumentedVecEnv):
+    """For a game with shaped rewards, where the final reward's sign is not the outcome: the outcomes of
+    the games that ended, as the game's VecEnv reports them (`episode_outcome` int8[N], +1/0/-1)."""
+
+    def record(self, ended: np.ndarray, rewards: np.ndarray, dones: np.ndarray) -> None:
+        self.outcomes.add(self.game_env.episode_outcome[ended])  # type: ignore[attr-defined]
+
+
+def make_model(cfg: ResolvedConfig, env: VecEnv, device: torch.device) -> MaskablePPO | PPO:
+    """MaskablePPO with the run's `ppo.*` settings (separate pi/vf MLPs of `ppo.net_arch`); PPO when the
+    game's actions are a Box."""
     p = cfg.section("ppo")
-    return MaskablePPO(
+    algorithm = PPO if isinstance(env.action_space, spaces.Box) else MaskablePPO
+    return algorithm(
         "MlpPolicy", env,
         learning_rate=_linear(p["learning_rate"], p["learning_rate_end"]),
         n_steps=p["n_steps"], batch_size=p["batch_size"], n_epochs=p["n_epochs"],
@@ -109,11 +138,14 @@ def make_model(cfg: ResolvedConfig, env: InstrumentedVecEnv, device: torch.devic
     )
 
 
-def compile_policy(model: MaskablePPO, env: InstrumentedVecEnv, ctx: RunContext) -> bool:
+def compile_policy(model: MaskablePPO | PPO, env: VecEnv, ctx: RunContext) -> bool:
     """`torch.compile` the policy's networks, checked by a trial forward (engine.context.compile_modules)."""
     policy = model.policy
     obs = torch.as_tensor(env.reset(), device=model.device)
-    masks = env.action_masks()
+    if not isinstance(model, MaskablePPO):
+        return compile_modules([policy.mlp_extractor, policy.action_net, policy.value_net],
+                               lambda: policy(obs), ctx, "policy networks")
+    masks = np.stack(env.env_method("action_masks"))
     return compile_modules([policy.mlp_extractor, policy.action_net, policy.value_net],
                            lambda: policy(obs, action_masks=masks), ctx, "policy networks")
 
@@ -130,11 +162,15 @@ def _restore_numpy_rng(state: Mapping[str, Any]) -> None:
                          state["has_gauss"], state["cached_gaussian"]))
 
 
-def checkpoint_state(model: MaskablePPO, cfg: ResolvedConfig) -> dict[str, Any]:
+def checkpoint_state(model: MaskablePPO | PPO, cfg: ResolvedConfig) -> dict[str, Any]:
     """Everything a resume needs, as tensors, numbers, strings, lists and dicts."""
+    env = model.get_env()
+    normalization = {vec_normalize.STATE_KEY: vec_normalize.statistics(env)} if isinstance(env, VecNormalize) else {}
     return {
         "format": STATE_FORMAT,
         **network_description(model, cfg, "ppo.net_arch"),
+        "action_space": "discrete" if isinstance(model, MaskablePPO) else "box",
+        **normalization,
         "policy": model.policy.state_dict(),
         "optimizer": model.policy.optimizer.state_dict(),
         "num_timesteps": int(model.num_timesteps),
@@ -149,11 +185,17 @@ def checkpoint_state(model: MaskablePPO, cfg: ResolvedConfig) -> dict[str, Any]:
 
 def check_resume(state: Mapping[str, Any], cfg: ResolvedConfig | None = None) -> None:
     """UsageError (one line) unless `state` is a complete PPO checkpoint whose weights fit its network
-    (and, given the run's `cfg`, the run's game and hidden layers)."""
-    check_checkpoint(state, STATE_KEYS, STATE_FORMAT, build_policy, ["policy"], cfg, "ppo.net_arch")
+    (and, given the run's `cfg`, the run's game and hidden layers; with `env.normalize`, normalisation
+    statistics that fit its observations)."""
+    continuous = _is_continuous(state)
+    check_checkpoint(state, STATE_KEYS, STATE_FORMAT,
+                     lambda obs_size, num_actions, net_arch: build_policy(obs_size, num_actions, net_arch, continuous),
+                     ["policy"], cfg, "ppo.net_arch")
+    if cfg is not None and cfg["env.normalize"]:
+        vec_normalize.check_statistics(state.get(vec_normalize.STATE_KEY), state["obs_size"])
 
 
-def _restore(model: MaskablePPO, state: Mapping[str, Any]) -> None:
+def _restore(model: MaskablePPO | PPO, state: Mapping[str, Any]) -> None:
     model.policy.load_state_dict(state["policy"])
     model.policy.optimizer.load_state_dict(state["optimizer"])
     model.num_timesteps = state["num_timesteps"]
@@ -177,7 +219,7 @@ class EntropySchedule(BaseCallback):
     def _on_rollout_end(self) -> None:
         # SB3 updates its progress only after this returns; compute the same value for the coming update.
         progress_remaining = 1.0 - self.model.num_timesteps / self.model._total_timesteps
-        cast(MaskablePPO, self.model).ent_coef = float(self.schedule(max(0.0, progress_remaining)))
+        cast(PPO, self.model).ent_coef = float(self.schedule(max(0.0, progress_remaining)))
 
 
 def train(ctx: RunContext, resume: dict[str, Any] | None) -> str:
@@ -185,24 +227,31 @@ def train(ctx: RunContext, resume: dict[str, Any] | None) -> str:
     cfg = ctx.cfg
     p, e = cfg.section("ppo"), cfg.section("env")
     done = int(resume["num_timesteps"]) if resume else 0
-    scoring = f" ({e['scoring']} scoring)" if "scoring" in game_options(cfg) else ""
-    torch_setup = start_run(ctx, f"MaskablePPO (sb3-contrib {versions()['sb3_contrib']}) on {cfg['run.env']} "
-                                 f"vs {e['opponent']}{scoring}", done, {
+    game_env = make_env(cfg, ctx.timer, cfg["run.seed"] + done)
+    continuous = isinstance(game_env.action_space, spaces.Box)
+    algo = (f"PPO (stable-baselines3 {versions()['stable_baselines3']})" if continuous
+            else f"MaskablePPO (sb3-contrib {versions()['sb3_contrib']})")
+    options = "".join(f" ({key} = {e[key]})" for key in GAME_OPTIONS.get(cfg["run.env"], ()))
+    torch_setup = start_run(ctx, f"{algo} on {cfg['run.env']} vs {e['opponent']}{options}", done, {
         "envs": f"num_envs={e['num_envs']} n_steps={p['n_steps']} (rollout {e['num_envs'] * p['n_steps']:,})",
         "update": f"batch_size={p['batch_size']} n_epochs={p['n_epochs']} net={p['net_arch']} "
                   f"gamma={p['gamma']} clip={p['clip_range']}",
         "schedules": f"lr {p['learning_rate']:g}->{p['learning_rate_end']:g} "
                      f"ent_coef {p['ent_coef']:g}->{p['ent_coef_end']:g}",
+        "normalize": "VecNormalize (observations and rewards; statistics in every checkpoint)" if e["normalize"]
+                     else "off",
     })
     if torch_setup.device.type == "cuda" and cfg["torch.pin_memory"]:
         ctx.log("info", "torch.pin_memory has no effect on PPO: SB3's rollout buffer makes its own transfers")
 
-    env = make_env(cfg, ctx.timer, cfg["run.seed"] + done)
+    env: VecEnv = vec_normalize.wrap(game_env, p["gamma"]) if e["normalize"] else game_env
     model = make_model(cfg, env, torch_setup.device)
     if resume is not None:
         check_resume(resume, cfg)
         check_fits(resume, network_description(model, cfg, "ppo.net_arch"))
         _restore(model, resume)
+        if isinstance(env, VecNormalize):
+            vec_normalize.restore(env, resume[vec_normalize.STATE_KEY], training=True)
         env.seed(cfg["run.seed"] + done)  # fresh deals: the games in flight were not saved
     if torch_setup.compile:
         compile_policy(model, env, ctx)
@@ -212,10 +261,15 @@ def train(ctx: RunContext, resume: dict[str, Any] | None) -> str:
     PolicyPhases(model.policy, model.policy.optimizer, ctx.timer, "cuda" if torch_setup.amp else None)
     grad_norms = GradNormMonitor(model.policy.parameters(), model.policy.optimizer)
 
+    parts = RewardParts(game_env.game_env) if cfg["log.reward_debug"] and reports_parts(game_env.game_env) else None
+
     def metric_values() -> dict[str, float]:
-        return {**capture.take(), **env.outcomes.rates(), **grad_norms.take(), "train/ent_coef": float(model.ent_coef)}
+        return {**capture.take(), **game_env.outcomes.rates(), **grad_norms.take(),
+                "train/ent_coef": float(model.ent_coef), **(parts.take() if parts else {})}
 
     own: list[BaseCallback] = [EntropySchedule(_linear(p["ent_coef"], p["ent_coef_end"]))]
+    if parts:
+        own.append(parts)
     if cfg["eval.every_steps"]:
         own.append(EvalDuringTraining(ctx, model.policy, lambda: checkpoint_state(model, cfg)))
     callbacks = run_callbacks(ctx, metric_values, lambda: checkpoint_state(model, cfg), between_rollouts=True,

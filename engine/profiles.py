@@ -9,6 +9,7 @@ raises `UsageError` naming the source (file), the key and what was expected, bef
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
@@ -18,7 +19,7 @@ from typing import Any
 
 from engine.errors import UsageError
 from engine.trainers import TRAINER_GAMES
-from envs import GAMES, opponents
+from envs import GAMES, opponents, reward_parts
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
 ALGOS = ("ppo", "dqn-per")
@@ -60,6 +61,10 @@ def _unit(v: Any) -> bool:
     return bool(0.0 <= v <= 1.0)
 
 
+def _number_table(v: Any) -> bool:
+    return all(isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in v.values())
+
+
 def _int_list(v: Any) -> bool:
     return isinstance(v, list) and all(isinstance(x, int) and x > 0 for x in v)
 
@@ -90,6 +95,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "num_envs": _k(int, 64, "games stepped together in one core call (NUM_ENVS)", POS),
         "opponent": _k(str, "random", "scripted opponent of the agent"),
         "scoring": _k(str, "points", "Beasty Bar scoring variant", choices=("points", "count")),
+        "normalize": _k(bool, False, "PPO: VecNormalize of observations and rewards, its statistics saved in "
+                        "every checkpoint"),
+        "reward_weights": _k(dict, {}, "weights of the game's reward parts, {part = number}; parts left out keep "
+                             "the game's own (soccer)", (_number_table, "a table of finite numbers")),
     },
     "ppo": {
         "learning_rate": _k(NUMBER, 3e-4, "Adam step size at the start", POS),
@@ -191,6 +200,9 @@ HYPERPARAMS: dict[tuple[str, str], dict[str, Any]] = {
     ("ppo", "beastybar"): {"ppo.n_steps": 64, "ppo.gamma": 0.995, "ppo.ent_coef": 0.02,
                            "ppo.ent_coef_end": 0.005},
     ("dqn-per", "skirmish"): {"dqn.gamma": 0.98, "env.opponent": "scripted"},
+    ("ppo", "soccer"): {"env.opponent": "chaser", "env.normalize": True, "ppo.gamma": 0.995,
+                        "ppo.learning_rate": 3e-4, "ppo.learning_rate_end": 5e-5, "ppo.ent_coef": 0.01,
+                        "ppo.ent_coef_end": 0.001},
 }
 
 
@@ -442,6 +454,11 @@ def _check_together(settings: Mapping[str, Setting]) -> None:
     if game not in TRAINER_GAMES[algo]:
         raise UsageError(f"{settings['run.env'].source}: run.env = {game!r} has no {algo} trainer; expected one of: "
                          f"{', '.join(TRAINER_GAMES[algo])}")
+    unknown = sorted(set(v("env.reward_weights")) - set(reward_parts(game)))
+    if unknown:
+        raise UsageError(f"{settings['env.reward_weights'].source}: env.reward_weights has "
+                         f"{', '.join(map(repr, unknown))}, not a reward part of {game}; expected: "
+                         f"{', '.join(reward_parts(game)) or 'none'}")
     if v("env.opponent") not in opponents(game):
         raise UsageError(f"{settings['env.opponent'].source}: env.opponent = {v('env.opponent')!r} is not an opponent "
                          f"of {game}; expected one of: {', '.join(opponents(game))}")

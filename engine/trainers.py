@@ -24,7 +24,7 @@ TRAINERS: dict[str, str] = {
 
 # The games each trainer's env wiring and statistics support (checked when a config is resolved).
 TRAINER_GAMES: dict[str, tuple[str, ...]] = {
-    "ppo": ("beastybar", "duel"),
+    "ppo": ("beastybar", "duel", "soccer"),
     "dqn-per": ("skirmish",),
 }
 

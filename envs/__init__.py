@@ -18,6 +18,7 @@ GAMES: dict[str, str] = {
     "beastybar": "envs.beastybar",
     "duel": "envs.duel",
     "skirmish": "envs.skirmish",
+    "soccer": "envs.soccer",
 }
 
 
@@ -34,6 +35,12 @@ def _game_module(name: str) -> Any:
 def opponents(name: str) -> tuple[str, ...]:
     """The scripted opponents game `name` offers (`env.opponent` values)."""
     return tuple(_game_module(name).OPPONENTS)
+
+
+def reward_parts(name: str) -> tuple[str, ...]:
+    """The parts game `name`'s reward is the sum of, which its `reward_weights` weigh (() for a game whose
+    reward has no weighted parts)."""
+    return tuple(getattr(_game_module(name), "REWARD_PARTS", ()))
 
 
 def make(name: str, **kwargs: Any) -> Any:

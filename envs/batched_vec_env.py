@@ -30,6 +30,11 @@ The core protocol, for N games, observation size D and A discrete actions:
 - `end_info(index) -> dict`: the game-specific end info of that episode (merged into the info dict);
 - `enemy_turn_ns -> int`: nanoseconds spent in the scripted opponent's turns since construction
   (C monotonic clock), which trainers book as the `enemy_turn` phase apart from `env_step`.
+
+A continuous-control game (`CoreSpec.continuous`, K = `num_actions` action components) differs in the
+actions only: `step(actions)` takes float32[N, K], clips every value to [-1, 1] and returns the index of
+the first game whose action has a NaN (nothing moved then); `masks` is bool[N, 0] and there is no
+`legal_actions`. Its VecEnv's action space is `envs.spaces.ControlBox(K)`, a Box.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
 
-from envs.spaces import check_choice
+from envs.spaces import CONTROL_RULE, ControlBox, check_choice
 
 UINT64_RANGE = 2**64
 
@@ -107,19 +112,39 @@ class CoreType(Protocol):
 class CoreSpec:
     """One game's core as the envs build it: the class, the rules tables it takes (the game's
     `rules.core_tables()`), the scripted opponents it offers, the observation space (a function: each env
-    gets its own space object, with its own sampler) and the action count."""
+    gets its own space object, with its own sampler) and the action count; for a `continuous` game
+    `num_actions` is the size K of its action vector and the cores have no masks."""
 
     core_type: CoreType
     tables: Mapping[str, Any]
     opponents: tuple[str, ...]
     observation_space: Callable[[], spaces.Box]
     num_actions: int
+    continuous: bool = False
+
+    def action_space(self) -> spaces.Discrete | ControlBox:
+        return ControlBox(self.num_actions) if self.continuous else spaces.Discrete(self.num_actions)
+
+    def action_buffer(self, num_games: int) -> np.ndarray:
+        """The actions a core's `step` takes: float32[N, K] for a continuous game, else int64[N]."""
+        if self.continuous:
+            return np.zeros((num_games, self.num_actions), dtype=np.float32)
+        return np.zeros(num_games, dtype=np.int64)
+
+    def refusal(self, core: BatchedCore, index: int) -> str:
+        """What game `index` of `core` would have accepted, for the message of a refused action."""
+        return f"expected numbers, {CONTROL_RULE}" if self.continuous else f"legal: {core.legal_actions(index)}"
+
+    def allocate(self, num_games: int) -> CoreBuffers:
+        """Fresh buffers for `num_games` games of this core (masks of 0 columns for a continuous game)."""
+        return CoreBuffers.allocate(num_games, self.observation_space().shape[0],
+                                    0 if self.continuous else self.num_actions)
 
     def build(self, num_games: int, opponent: str, options: Mapping[str, Any],
               auto_reset: bool) -> tuple[BatchedCore, CoreBuffers]:
         """A core of `num_games` games over fresh buffers; ValueError for an unknown opponent or bad options."""
         check_choice("opponent", opponent, self.opponents)
-        buffers = CoreBuffers.allocate(num_games, self.observation_space().shape[0], self.num_actions)
+        buffers = self.allocate(num_games)
         core = self.core_type(num_games, dict(self.tables), opponent, dict(options), auto_reset, buffers)
         return core, buffers
 
@@ -143,18 +168,20 @@ class OneGame:
     path: the batched VecEnv is."""
 
     def __init__(self, spec: CoreSpec, opponent: str, options: Mapping[str, Any]) -> None:
+        self.spec = spec
         self.core, self.buffers = spec.build(1, opponent, options, auto_reset=False)
-        self._action = np.zeros(1, dtype=np.int64)
+        self._action = spec.action_buffer(1)
 
     def reset(self, seed: int | None) -> None:
         """A new game; `seed` reseeds its generator, None continues its stream."""
         self.core.reset(seeds_as_uint64([seed]))
 
-    def step(self, action: int) -> None:
-        """One agent decision; ValueError naming the legal actions if `action` is not one."""
+    def step(self, action: int | np.ndarray) -> None:
+        """One agent decision (an int, or float32[K] for a continuous game); ValueError naming what is
+        legal if `action` is refused."""
         self._action[0] = action
         if self.core.step(self._action) >= 0:
-            raise ValueError(f"illegal action {action}; legal actions: {self.core.legal_actions(0)}")
+            raise ValueError(f"illegal action {action}; {self.spec.refusal(self.core, 0)}")
 
     @property
     def obs(self) -> np.ndarray:
@@ -199,11 +226,12 @@ class BatchedVecEnv(VecEnv):
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.opponent = opponent
+        self.spec = spec
         self.core, self.buffers = spec.build(num_envs, opponent, options, auto_reset=True)
-        super().__init__(num_envs, spec.observation_space(), spaces.Discrete(spec.num_actions))
+        super().__init__(num_envs, spec.observation_space(), spec.action_space())
         self._infos: list[dict[str, Any]] = [{} for _ in range(num_envs)]
         self._ended_last_step = np.empty(0, dtype=np.intp)
-        self._actions = np.zeros(num_envs, dtype=np.int64)
+        self._actions = spec.action_buffer(num_envs)
         self._t_start = time.time()
         self.seed(seed)
         self.core.reset(seeds_as_uint64(self._seeds))
@@ -217,18 +245,18 @@ class BatchedVecEnv(VecEnv):
         return self.buffers.obs.copy()
 
     def step_async(self, actions: np.ndarray) -> None:
-        self._actions = np.ascontiguousarray(actions, dtype=np.int64).reshape(self.num_envs)
+        self._actions = np.ascontiguousarray(actions, dtype=self._actions.dtype).reshape(self._actions.shape)
 
     def step_wait(self) -> VecEnvStepReturn:
         """(obs float32[N, D], rewards float32[N], dones bool[N], infos); raises ValueError naming the
-        first game whose action is illegal (then no game has moved).
+        first game whose action is illegal (then no game has moved; a continuous game refuses a NaN).
 
         `infos` is the same list object every step, updated in place (copy it to keep one step's)."""
         bad_game = self.core.step(self._actions)
         if bad_game >= 0:
             raise ValueError(
-                f"game {bad_game}: action {int(self._actions[bad_game])} is illegal; "
-                f"legal: {self.core.legal_actions(bad_game)}"
+                f"game {bad_game}: action {self._actions[bad_game].tolist()} is illegal; "
+                f"{self.spec.refusal(self.core, bad_game)}"
             )
         self._clear_end_infos()
         buffers = self.buffers

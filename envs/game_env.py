@@ -4,13 +4,16 @@ over a `Backend` (the game's pure-Python rules, or one game of its Cython core).
 `GameEnv` owns what is the same in every game: the argument checks (core, opponent, seed, render mode),
 seeding (the first `reset()` uses the constructor's seed or fresh OS entropy, later unseeded resets
 continue the game's generator stream), the action checks (an illegal action, or any action once the
-episode is over, raises ValueError naming what is legal), and the legal-sampling action space. A game's
-env is a subclass that checks its own options and builds its backends; no rule lives here.
+episode is over, raises ValueError naming what is legal), and the action space: `LegalDiscrete` (legal
+sampling) for a discrete game, `ControlBox` (float32[K] in [-1, 1], no mask) for a continuous one
+(`continuous=True`). A game's env is a subclass that checks its own options and builds its backends; no
+rule lives here.
 
 Backend protocol (both backends of a game give the same trajectories for the same seed and actions):
 `reset(seed: int | None)` (None continues the generator stream; the first reset always has a seed),
-`step(action: int)` (an action the env has already checked legal), then read `obs` float32[D], `mask`
-bool[A] (the legal actions of the agent's pending decision), `reward` float, `terminated` bool,
+`step(action)` (an action the env has already checked legal: an int, or float32[K] without NaN for a
+continuous game), then read `obs` float32[D], `mask` bool[A] (the legal actions of the agent's pending
+decision; bool[0] for a continuous game), `reward` float, `terminated` bool,
 `truncated` bool and `info()` (the game's info dict of the last reset or step). `envs.batched_vec_env.
 OneGame` is the Cython one; each game writes its reference one in its env module.
 """
@@ -25,7 +28,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.spaces import LegalDiscrete, check_choice
+from envs.spaces import ControlBox, LegalDiscrete, check_choice
 
 CORES = ("cython", "reference")
 _MASK64 = (1 << 64) - 1
@@ -46,25 +49,26 @@ class Backend(Protocol):
     def truncated(self) -> bool: ...
 
     def reset(self, seed: int | None) -> None: ...
-    def step(self, action: int) -> None: ...
+    def step(self, action: Any) -> None: ...  # an int, or float32[K] for a continuous game
     def info(self) -> dict[str, Any]: ...
 
 
-class GameEnv(gym.Env[np.ndarray, np.int64]):
+class GameEnv(gym.Env[np.ndarray, Any]):
     """One game for one agent against a scripted opponent; a game subclasses it (see the module docstring).
 
     core: "cython" | "reference"; opponent: one of the subclass's `opponents`; options: the game's options,
     already checked by the subclass, handed to the backend; seed: the first reset's seed (None: fresh OS
     entropy); render_mode: one of the subclass's `metadata["render_modes"]` or None. ValueError naming the
     expected values for any bad argument. `action_masks()` gives the legal actions (sb3-contrib's
-    MaskablePPO reads it).
+    MaskablePPO reads it). `continuous`: the action is float32[num_actions] in [-1, 1] (see ControlBox).
     """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium's own class attribute)
     opponents: tuple[str, ...] = ()
 
     def __init__(self, core: str, opponent: str, options: Mapping[str, Any], seed: int | None,
-                 render_mode: str | None, observation_space: spaces.Box, num_actions: int) -> None:
+                 render_mode: str | None, observation_space: spaces.Box, num_actions: int,
+                 continuous: bool = False) -> None:
         check_choice("core", core, CORES)
         check_choice("opponent", opponent, self.opponents)
         if render_mode is not None:
@@ -75,7 +79,8 @@ class GameEnv(gym.Env[np.ndarray, np.int64]):
         self.opponent = opponent
         self.render_mode = render_mode
         self.observation_space = observation_space
-        self.action_space: LegalDiscrete = LegalDiscrete(num_actions)
+        self.action_space: LegalDiscrete | ControlBox = ControlBox(num_actions) if continuous else LegalDiscrete(
+            num_actions)
         if seed is None:
             entropy = np.random.SeedSequence().entropy
             assert isinstance(entropy, int)
@@ -97,22 +102,24 @@ class GameEnv(gym.Env[np.ndarray, np.int64]):
             seed = self._first_seed
         self._backend.reset(seed)
         self._started = True
-        self.action_space.legal[:] = self._backend.mask
+        self._follow_mask()
         return self._backend.obs.copy(), self._backend.info()
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if not self._started:
             raise RuntimeError("step() before reset()")
         backend = self._backend
-        over = backend.terminated or backend.truncated
-        chosen = int(action)
-        if over or not (0 <= chosen < self.action_space.n and backend.mask[chosen]):
-            state = "the episode is over; call reset()" if over else f"legal: {np.flatnonzero(backend.mask).tolist()}"
-            raise ValueError(f"action {action!r} is illegal now; {state}")
-        backend.step(chosen)
-        self.action_space.legal[:] = backend.mask
+        if backend.terminated or backend.truncated:
+            raise ValueError(f"action {action!r} is illegal now; the episode is over; call reset()")
+        backend.step(self.action_space.checked(action))
+        self._follow_mask()
         obs = backend.obs.copy()
         return obs, float(backend.reward), bool(backend.terminated), bool(backend.truncated), backend.info()
+
+    def _follow_mask(self) -> None:
+        """Keeps a discrete action space's legal actions equal to the backend's mask."""
+        if isinstance(self.action_space, LegalDiscrete):
+            self.action_space.legal[:] = self._backend.mask
 
     def action_masks(self) -> np.ndarray:
         """bool[A]: the legal actions of the pending decision (a copy)."""

@@ -1,4 +1,5 @@
-"""Pieces every game's gym env shares: the legal-sampling action space and argument checks.
+"""Pieces every game's gym env shares: the action spaces (discrete with a legal mask, or a continuous
+control box) with their checks of an action, and argument checks.
 
 Game-agnostic; nothing here knows a rule.
 """
@@ -30,3 +31,29 @@ class LegalDiscrete(spaces.Discrete):
         if mask is None and probability is None and self.legal.any():
             mask = self.legal.astype(np.int8)
         return super().sample(mask=mask, probability=probability)
+
+    def checked(self, action: Any) -> int:
+        """`action` as an int; ValueError naming the legal actions unless `legal` allows it."""
+        chosen = int(action)
+        if not (0 <= chosen < self.n and self.legal[chosen]):
+            raise ValueError(f"action {action!r} is illegal now; legal: {np.flatnonzero(self.legal).tolist()}")
+        return chosen
+
+
+# What a continuous-control game accepts, for the messages that refuse an action.
+CONTROL_RULE = "no NaN (values outside [-1, 1] are clipped)"
+
+
+class ControlBox(spaces.Box):
+    """Box float32[size] in [-1, 1], the action of a continuous-control game (no legal mask). The game
+    clips every value outside [-1, 1]; a NaN is refused here (and by the core), so none reaches a game."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(low=-1.0, high=1.0, shape=(size,), dtype=np.float32)
+
+    def checked(self, action: Any) -> np.ndarray:
+        """`action` as float32[size] (the game's own precision); ValueError for another shape or a NaN."""
+        vector = np.asarray(action, dtype=np.float32)
+        if vector.shape != self.shape or np.isnan(vector).any():
+            raise ValueError(f"action {action!r} is illegal; expected {self.shape[0]} numbers, {CONTROL_RULE}")
+        return vector

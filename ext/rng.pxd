@@ -42,6 +42,14 @@ cdef inline uint64_t rng_next(Rng* rng) noexcept nogil:
     return result
 
 
+cdef inline void rng_state(const Rng* rng, uint64_t* out) noexcept nogil:
+    """The four state words, in order, into out[0..3] (a core's `rng_states()` row, for its tests)."""
+    out[0] = rng.s0
+    out[1] = rng.s1
+    out[2] = rng.s2
+    out[3] = rng.s3
+
+
 cdef inline uint32_t rng_below(Rng* rng, uint32_t n) noexcept nogil:
     # Lemire's multiply-shift on the top 32 bits: bias at most n / 2**32, and one multiply.
     return <uint32_t>(((rng_next(rng) >> 32) * <uint64_t>n) >> 32)

@@ -1,7 +1,8 @@
 """The one shape every game in `envs.GAMES` follows (docs/adding-a-game.md): `OPPONENTS` and `opponent=` on
 make, make_vec, the env and the VecEnv; the core constructor (names, order, checks); the one-game
 backend's protocol; `enemy_turn_ns` on the VecEnv. A new game is covered by adding its default core
-options to `DEFAULT_OPTIONS`."""
+options to `DEFAULT_OPTIONS`. A continuous-control game (`CoreSpec.continuous`) has no masks and no
+`legal_actions`: it is stepped with random float32[N, K] actions in [-1, 1] instead of random legal ones."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
     "beastybar": {"scoring": "points"},
     "duel": {"shaping": "hp"},
     "skirmish": {"mode": "train", "max_steps": 200},
+    "soccer": {"side": "random", "max_steps": 600,
+               "reward_weights": {"goal": 1.0, "touch": 0.02, "ball_to_goal": 0.01, "ball_distance": 0.001}},
 }
 GAMES = sorted(envs.GAMES)
 
@@ -32,12 +35,21 @@ def spec(game: str) -> CoreSpec:
 
 
 def buffers_for(game: str, num_games: int) -> CoreBuffers:
+    return spec(game).allocate(num_games)
+
+
+def random_actions(game: str, masks: np.ndarray, picker: np.random.Generator) -> np.ndarray:
+    """One random action per row of `masks`: a legal one, or float32[K] in [-1, 1] for a continuous game."""
     s = spec(game)
-    return CoreBuffers.allocate(num_games, s.observation_space().shape[0], s.num_actions)
-
-
-def legal_random(masks: np.ndarray, picker: np.random.Generator) -> np.ndarray:
+    if s.continuous:
+        return picker.uniform(-1.0, 1.0, (masks.shape[0], s.num_actions)).astype(np.float32)
     return np.argmax(masks * picker.random(masks.shape), axis=1)
+
+
+def test_buffers_have_masks_only_for_discrete_games() -> None:
+    for game in GAMES:
+        s = spec(game)
+        assert buffers_for(game, 3).masks.shape == (3, 0 if s.continuous else s.num_actions)
 
 
 def test_every_game_is_described() -> None:
@@ -89,9 +101,13 @@ def test_the_core_constructor_has_one_signature(game: str) -> None:
                           auto_reset=False, buffers=buffers_for(game, 3))
     for core in (by_position, by_name):
         assert (core.num_games, core.opponent, core.auto_reset) == (3, opponent, False)  # type: ignore[attr-defined]
-        assert core.enemy_turn_ns >= 0 and core.legal_actions(2)
+        assert core.enemy_turn_ns >= 0
+        if not s.continuous:
+            assert core.legal_actions(2)
+            with pytest.raises(IndexError, match="game index 3 out of range"):
+                core.legal_actions(3)
         with pytest.raises(IndexError, match="game index 3 out of range"):
-            core.legal_actions(3)
+            core.end_info(3)
         with pytest.raises(IndexError, match="game index -1 out of range"):
             core.end_info(-1)
 
@@ -127,11 +143,11 @@ def test_the_one_game_backend_follows_the_protocol(game: str) -> None:
     assert isinstance(backend, OneGame)
     backend.reset(7)
     first = backend.obs.copy()
-    assert backend.mask.any() and not backend.terminated and not backend.truncated
+    assert backend.mask.any() != spec(game).continuous and not backend.terminated and not backend.truncated
     assert isinstance(backend.info(), dict)
     picker = np.random.default_rng(0)
     while not (backend.terminated or backend.truncated):
-        backend.step(int(legal_random(backend.mask[None], picker)[0]))
+        backend.step(random_actions(game, backend.mask[None], picker)[0])
     assert backend.info()  # the end info
     backend.reset(7)
     assert np.array_equal(backend.obs, first)
@@ -144,6 +160,6 @@ def test_enemy_turn_ns_is_on_every_vec_env_and_grows_as_the_opponent_plays(game:
     before = venv.enemy_turn_ns
     assert isinstance(before, int) and before >= 0
     picker = np.random.default_rng(1)
-    while not venv.step(legal_random(venv.action_masks(), picker))[2].any():
+    while not venv.step(random_actions(game, venv.action_masks(), picker))[2].any():
         pass  # to the end of a game: the opponent has had at least one turn since
     assert venv.enemy_turn_ns > before

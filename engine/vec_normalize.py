@@ -1,0 +1,83 @@
+"""`env.normalize`: SB3's `VecNormalize` over a run's VecEnv, with its running statistics kept in every
+checkpoint as tensors and numbers (loadable with `weights_only=True`; SB3's own `VecNormalize.save`
+pickles the whole wrapper, which we never write).
+
+Observations are normalised by a running mean and variance and clipped to +-10, rewards divided by the
+running standard deviation of the discounted return (SB3's defaults, with the run's `gamma`). A resumed
+run restores the statistics and keeps updating them; an evaluation restores them frozen (`training`
+False, reward normalisation off), so the policy sees observations scaled as in training. The discounted
+returns of the games in flight are not saved: a resumed run deals fresh games.
+
+The checkpoint value (`statistics()`), float64 throughout so a round trip is exact:
+    obs_mean, obs_var: float64 tensors [D]; obs_count, ret_mean, ret_var, ret_count: floats.
+Nothing here knows a game or a trainer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+
+from engine.errors import UsageError
+
+STATE_KEY = "vecnormalize"  # where a trainer keeps `statistics()` in its checkpoint
+_OBS_KEYS = ("obs_mean", "obs_var")
+_NUMBER_KEYS = ("obs_count", "ret_mean", "ret_var", "ret_count")
+
+
+def wrap(venv: VecEnv, gamma: float) -> VecNormalize:
+    """A fresh VecNormalize of observations and rewards over `venv` (statistics learned as it steps)."""
+    return VecNormalize(venv, norm_obs=True, norm_reward=True, gamma=float(gamma))
+
+
+def statistics(norm: VecNormalize) -> dict[str, Any]:
+    """The running statistics of `norm` as checkpoint values."""
+    obs, ret = norm.obs_rms, norm.ret_rms
+    assert not isinstance(obs, dict)  # our observations are flat boxes
+    return {
+        "obs_mean": torch.from_numpy(np.array(obs.mean, dtype=np.float64)),
+        "obs_var": torch.from_numpy(np.array(obs.var, dtype=np.float64)),
+        "obs_count": float(obs.count),
+        "ret_mean": float(ret.mean),
+        "ret_var": float(ret.var),
+        "ret_count": float(ret.count),
+    }
+
+
+def check_statistics(stats: object, obs_size: int) -> None:
+    """UsageError (one line) unless `stats` is a `statistics()` value for observations of `obs_size`."""
+    if not isinstance(stats, Mapping):
+        raise UsageError(f"checkpoint has no normalisation statistics ({STATE_KEY}); env.normalize = true "
+                         "needs a checkpoint of a run that normalised")
+    missing = [k for k in (*_OBS_KEYS, *_NUMBER_KEYS) if k not in stats]
+    if missing:
+        raise UsageError(f"checkpoint normalisation statistics lack {', '.join(missing)}")
+    for key in _OBS_KEYS:
+        value = stats[key]
+        if not isinstance(value, torch.Tensor) or tuple(value.shape) != (obs_size,):
+            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise UsageError(f"checkpoint normalisation statistics {key} has shape {shape}; the observation "
+                             f"size is {obs_size}")
+    wrong = [k for k in _NUMBER_KEYS if not isinstance(stats[k], float)]
+    if wrong:
+        raise UsageError(f"checkpoint normalisation statistics {', '.join(wrong)} must be numbers")
+
+
+def restore(norm: VecNormalize, stats: Mapping[str, Any], *, training: bool) -> None:
+    """Load `stats` (checked) into `norm`; `training` False freezes them and turns reward scaling off."""
+    obs = norm.obs_rms
+    assert not isinstance(obs, dict)
+    check_statistics(stats, int(obs.mean.shape[0]))
+    obs.mean = stats["obs_mean"].numpy().astype(np.float64)
+    obs.var = stats["obs_var"].numpy().astype(np.float64)
+    obs.count = stats["obs_count"]
+    norm.ret_rms.mean = np.array(stats["ret_mean"], dtype=np.float64)
+    norm.ret_rms.var = np.array(stats["ret_var"], dtype=np.float64)
+    norm.ret_rms.count = stats["ret_count"]
+    norm.training = training
+    if not training:
+        norm.norm_reward = False
