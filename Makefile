@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml setup.py
 	$(PIP) install --upgrade pip
 	$(PIP) install torch==2.13.0
 	$(PIP) install setuptools wheel "Cython>=3.0"
-	$(PIP) install --no-build-isolation -e '.[dev,bench]'
+	$(PIP) install --no-build-isolation -e '.[dev,bench,ray]'
 	touch $@
 
 $(BUILT): $(STAMP) $(PYX)
