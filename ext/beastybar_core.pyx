@@ -3,12 +3,13 @@ oracle is envs/beastybar/rules.py, which fixes every detail and the observation 
 
 `BeastyBarCore(num_games, tables, opponent, options, auto_reset, buffers)` follows the core protocol of
 docs/adding-a-game.md: `tables` is `envs.beastybar.rules.core_tables()` (species strength and points,
-copied once into C), `opponent` one of `OPPONENTS`, `options` {"scoring": one of `SCORINGS`}, and
+copied once into C), `opponent` one of `OPPONENTS`, `options` {"scoring": one of `SCORINGS`, "first":
+one of `FIRSTS`}, and
 `buffers` an `envs.batched_vec_env.CoreBuffers` of N games (row i = game i): obs float32[N, 160],
 rewards float32[N], terminated bool[N], truncated bool[N], masks bool[N, 33], terminal_obs float32[N, 160].
 
 `step(actions)` plays, in every game, the agent's turn (player 0), then the scripted opponent's reply
-(player 1, random or heuristic, drawing from the game's own `Rng`), then writes observation, reward,
+(player 1, one of the scripted players, drawing from the game's own `Rng`), then writes observation, reward,
 terminated, truncated and legal mask. With `auto_reset`, a game that ends writes its final observation
 to `terminal_obs`, deals the next game from the same generator stream (the opponent plays its opening
 turn if it starts) and writes the new game's first observation to `obs`; without it, a finished game
@@ -23,7 +24,7 @@ not raise on a bad action: it reports the first bad game's index and steps nothi
 name game, action and legal actions.
 """
 
-from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint64_t
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 from libc.stdlib cimport calloc, free
 
@@ -42,14 +43,36 @@ cdef extern from *:
     int bb_ctz(unsigned long long x) noexcept nogil
 
 
-# The rules' vocabulary (envs/beastybar/rules.py OPPONENTS, SCORINGS); the index is the core's id.
-OPPONENTS = ("random", "heuristic")
+# The rules' vocabulary (envs/beastybar/rules.py OPPONENTS, SCORINGS, FIRSTS); the index is the core's id.
+OPPONENTS = ("random", "heuristic", "aggressive", "defensive", "queue", "skunk", "noisy", "outcome")
 SCORINGS = ("points", "count")
-OPTION_KEYS = ("scoring",)
+FIRSTS = ("random", "agent", "opponent")
+OPTION_KEYS = ("scoring", "first")
 TABLE_KEYS = ("strength", "points")
 cdef enum:
-    OPPONENT_RANDOM = 0     # OPPONENTS.index("random"); the other id is the heuristic
+    PLAYER_RANDOM = 0       # the ids of OPPONENTS, in its order
+    PLAYER_HEURISTIC = 1
+    PLAYER_AGGRESSIVE = 2
+    PLAYER_DEFENSIVE = 3
+    PLAYER_QUEUE = 4
+    PLAYER_SKUNK = 5
+    PLAYER_NOISY = 6
+    PLAYER_OUTCOME = 7
     SCORING_POINTS = 0      # SCORINGS.index("points"); the other id is count
+    FIRST_RANDOM = 0        # FIRSTS.index("random"); "agent" (1) and "opponent" (2) name player id - 1
+
+# The scripted players' weights (definitions of the players, not rules numbers: the rules module's
+# DOOR_WEIGHTS, BAR_WEIGHT and NOISY_SHARPNESS, compared by a test through PLAYER_WEIGHTS).
+cdef enum:
+    DOOR_WEIGHTED = 3       # queue positions 0..2 count (3 - position) times their points, the rest 0
+    BAR_WEIGHT = 5
+    NOISY_SHARPNESS = 10
+    CHAMELEON_AS_SKUNK = 26  # action id: the chameleon copying the skunk
+PLAYER_WEIGHTS = {
+    "door": tuple(DOOR_WEIGHTED - p for p in range(DOOR_WEIGHTED)),
+    "bar": BAR_WEIGHT,
+    "noisy_sharpness": NOISY_SHARPNESS,
+}
 
 
 cdef int load_tables(object tables, Tables* t) except -1:
@@ -409,47 +432,168 @@ cdef void play_turn(const Tables* t, Game* g, int player, int action) noexcept n
     g.turns += 1
 
 
-cdef int heuristic_choice(const Tables* t, Game* g, uint64_t legal) noexcept nogil:
-    """Among legal actions, those whose play sends the most net bar points to player 1; one rng draw."""
-    cdef uint64_t remaining = legal
-    cdef uint64_t best = 0
-    cdef int best_value = -1000
-    cdef int action, value, i, card
-    cdef Queue trial
+# ---------------------------------------------------------------- scripted players
+# The rules page, "Scripted players", defines them; envs/beastybar/rules.py is their reference. Each plays
+# for `me` (0 or 1) from what me's observation shows and makes exactly one rng draw per turn.
+
+cdef struct Effect:
+    # What one play does, seen from `me`: points of my / their animals into the bar and thrown out, and
+    # the value Q of the queue after it.
+    int bar_mine
+    int bar_theirs
+    int thrown_mine
+    int thrown_theirs
+    int queue_value
+
+
+cdef inline int queue_value(const Tables* t, const Queue* q, int me) noexcept nogil:
+    cdef int i, v
+    cdef int total = 0
+    for i in range(min(q.length, DOOR_WEIGHTED)):
+        v = (DOOR_WEIGHTED - i) * t.points[card_species(q.cards[i])]
+        total += v if card_owner(q.cards[i]) == me else -v
+    return total
+
+
+cdef void play_effect(const Tables* t, const Queue* before, int player, int action, int me, Queue* after,
+                      Effect* e) noexcept nogil:
+    """`player` plays legal `action` on a copy of `before` (left in `after`); its effect seen from `me`."""
     cdef Outcome out
+    cdef int i, card, points
+    after[0] = before[0]
+    resolve(t, after, player, action, &out)
+    e.bar_mine = e.bar_theirs = e.thrown_mine = e.thrown_theirs = 0
+    for i in range(out.bar_length):
+        card = out.bar[i]
+        points = t.points[card_species(card)]
+        if card_owner(card) == me:
+            e.bar_mine += points
+        else:
+            e.bar_theirs += points
+    for i in range(out.thrown_length):
+        card = out.thrown[i]
+        points = t.points[card_species(card)]
+        if card_owner(card) == me:
+            e.thrown_mine += points
+        else:
+            e.thrown_theirs += points
+    e.queue_value = queue_value(t, after, me)
+
+
+cdef inline int effect_net(const Effect* e) noexcept nogil:
+    return e.bar_mine - e.bar_theirs
+
+
+cdef inline int effect_value(const Effect* e) noexcept nogil:
+    return BAR_WEIGHT * effect_net(e) + e.queue_value
+
+
+cdef int outcome_score(const Tables* t, const Game* g, int me, int action) noexcept nogil:
+    """The worst case of `action` over every reply the other player's unplayed species allow."""
+    cdef int them = 1 - me
+    cdef uint16_t unplayed = g.hand[them] | g.pile_species[them]
+    cdef Queue mine_queue, reply_queue
+    cdef Effect mine, reply
+    cdef uint64_t replies
+    cdef int score
+    cdef int worst = 1 << 30
+    play_effect(t, &g.queue, me, action, me, &mine_queue, &mine)
+    if unplayed == 0:
+        return effect_value(&mine)
+    replies = legal_bits(unplayed, &mine_queue)
+    while replies:
+        play_effect(t, &mine_queue, them, bb_ctz(replies), me, &reply_queue, &reply)
+        replies &= replies - 1
+        score = BAR_WEIGHT * (effect_net(&mine) + effect_net(&reply)) + reply.queue_value
+        if score < worst:
+            worst = score
+    return worst
+
+
+cdef int play_score(const Tables* t, const Game* g, int player_id, int me, int action) noexcept nogil:
+    """The score the (non-random) scripted player `player_id` gives `action` (V for the noisy one)."""
+    cdef Queue after
+    cdef Effect e
+    if player_id == PLAYER_OUTCOME:
+        return outcome_score(t, g, me, action)
+    play_effect(t, &g.queue, me, action, me, &after, &e)
+    if player_id == PLAYER_HEURISTIC:
+        return effect_net(&e)
+    if player_id == PLAYER_AGGRESSIVE:
+        return 3 * e.bar_mine - e.bar_theirs + 2 * e.thrown_theirs
+    if player_id == PLAYER_DEFENSIVE:
+        return e.bar_mine - 3 * e.bar_theirs - 2 * e.thrown_mine
+    if player_id == PLAYER_SKUNK:
+        if action == SKUNK or action == CHAMELEON_AS_SKUNK:
+            return effect_net(&e) + 3 * (e.thrown_theirs - e.thrown_mine) + 1
+        return effect_net(&e)
+    return effect_value(&e)  # queue, noisy
+
+
+cdef int noisy_choice(const Tables* t, Game* g, int me, uint64_t legal) noexcept nogil:
+    """Each legal action weighted 2 ** max(0, NOISY_SHARPNESS - (best V - its V)); one draw."""
+    cdef int values[NUM_ACTIONS]
+    cdef uint64_t remaining = legal
+    cdef int best = -(1 << 30)
+    cdef uint32_t total = 0
+    cdef uint32_t draw, weight
+    cdef int action, shift
     while remaining:
         action = bb_ctz(remaining)
         remaining &= remaining - 1
-        trial = g.queue
-        resolve(t, &trial, 1, action, &out)
-        value = 0
-        for i in range(out.bar_length):
-            card = out.bar[i]
-            if card_owner(card) == 1:
-                value += t.points[card_species(card)]
-            else:
-                value -= t.points[card_species(card)]
-        if value > best_value:
-            best_value = value
+        values[action] = play_score(t, g, PLAYER_NOISY, me, action)
+        if values[action] > best:
+            best = values[action]
+    remaining = legal
+    while remaining:
+        action = bb_ctz(remaining)
+        remaining &= remaining - 1
+        shift = NOISY_SHARPNESS - (best - values[action])
+        total += (<uint32_t>1) << (shift if shift > 0 else 0)
+    draw = rng_below(&g.rng, total)
+    remaining = legal
+    while True:
+        action = bb_ctz(remaining)
+        remaining &= remaining - 1
+        shift = NOISY_SHARPNESS - (best - values[action])
+        weight = (<uint32_t>1) << (shift if shift > 0 else 0)
+        if draw < weight or not remaining:
+            return action
+        draw -= weight
+
+
+cdef int choose_action(const Tables* t, Game* g, int player_id, int me) noexcept nogil:
+    """The action scripted player `player_id` (an index of OPPONENTS) chooses for player `me`: uniform
+    among the legal actions of the best score, in ascending order (one draw), or random or noisy."""
+    cdef uint64_t legal = legal_bits(g.hand[me], &g.queue)
+    cdef uint64_t remaining = legal
+    cdef uint64_t best = 0
+    cdef int best_score = -(1 << 30)
+    cdef int action, score
+    if player_id == PLAYER_RANDOM:
+        return nth_set_bit(legal, <int>rng_below(&g.rng, bb_popcount(legal)))
+    if player_id == PLAYER_NOISY:
+        return noisy_choice(t, g, me, legal)
+    while remaining:
+        action = bb_ctz(remaining)
+        remaining &= remaining - 1
+        score = play_score(t, g, player_id, me, action)
+        if score > best_score:
+            best_score = score
             best = 0
-        if value == best_value:
+        if score == best_score:
             best |= (<uint64_t>1) << action
     return nth_set_bit(best, <int>rng_below(&g.rng, bb_popcount(best)))
 
 
-cdef void opponent_turn(const Tables* t, Game* g, int opponent) noexcept nogil:
-    cdef uint64_t legal = legal_bits(g.hand[1], &g.queue)
-    cdef int action
-    if opponent == OPPONENT_RANDOM:
-        action = nth_set_bit(legal, <int>rng_below(&g.rng, bb_popcount(legal)))
-    else:
-        action = heuristic_choice(t, g, legal)
-    play_turn(t, g, 1, action)
+cdef inline void opponent_turn(const Tables* t, Game* g, int opponent) noexcept nogil:
+    play_turn(t, g, 1, choose_action(t, g, opponent, 1))
 
 
-cdef void deal(Game* g) noexcept nogil:
+cdef void deal(Game* g, int first_id) noexcept nogil:
     """A new game from the generator's current state, up to the first turn: when the opponent starts
-    (`first == 1`) the caller plays its opening turn next, then publishes the agent's decision."""
+    (`first == 1`) the caller plays its opening turn next, then publishes the agent's decision. The
+    starter is drawn whatever `first_id` (an index of FIRSTS) says, so a seed deals the same hands."""
     cdef int player, i, j
     cdef int8_t species
     for player in range(2):
@@ -471,6 +615,8 @@ cdef void deal(Game* g) noexcept nogil:
         g.bar_count[player] = 0
         g.bar_strength[player] = 0
     g.first = <int>rng_below(&g.rng, 2)
+    if first_id != FIRST_RANDOM:
+        g.first = first_id - 1
     g.queue.length = 0
     g.turns = 0
     g.agent_steps = 0
@@ -548,11 +694,12 @@ cdef class BeastyBarCore:
     cdef Game* games
     cdef Tables tables
     cdef readonly int num_games
-    cdef readonly str opponent, scoring
+    cdef readonly str opponent, scoring, first
     cdef readonly bint auto_reset
     cdef readonly object episode_return, episode_length, winner, points, bar_count
     cdef int opponent_id
     cdef int scoring_id
+    cdef int first_id
     cdef uint64_t enemy_ns
     cdef float[:, ::1] obs
     cdef float[::1] rewards
@@ -571,7 +718,7 @@ cdef class BeastyBarCore:
 
     def __init__(self, int num_games, tables, str opponent, options, bint auto_reset, buffers):
         """tables: envs.beastybar.rules.core_tables(); opponent: one of OPPONENTS; options: {"scoring":
-        one of SCORINGS}; buffers: envs.batched_vec_env.CoreBuffers of num_games rows. ValueError naming
+        one of SCORINGS, "first": one of FIRSTS}; buffers: envs.batched_vec_env.CoreBuffers of num_games rows. ValueError naming
         what is wrong otherwise."""
         self.obs, self.rewards, self.terminated, self.truncated, self.masks, self.terminal_obs = checked_buffers(
             buffers, num_games, OBS_SIZE, NUM_ACTIONS)
@@ -579,6 +726,8 @@ cdef class BeastyBarCore:
         self.opponent_id = choice_index("opponent", opponent, OPPONENTS)
         options = checked_dict("options", options, OPTION_KEYS)
         self.scoring_id = choice_index("scoring", options["scoring"], SCORINGS)
+        self.first_id = choice_index("first", options["first"], FIRSTS)
+        self.first = options["first"]
         self.num_games = num_games
         self.opponent = opponent
         self.scoring = options["scoring"]
@@ -613,7 +762,7 @@ cdef class BeastyBarCore:
                 rng_seed(&self.games[i].rng, seed_view[i])
         with nogil:
             for i in range(self.num_games):
-                deal(&self.games[i])
+                deal(&self.games[i], self.first_id)
                 self.rewards[i] = 0.0
                 self.terminated[i] = 0
                 self.truncated[i] = 0
@@ -670,7 +819,7 @@ cdef class BeastyBarCore:
             self.bar_count_view[i, 1] = g.bar_count[1]
             if self.auto_reset:
                 write_observation(g, &self.terminal_obs[i, 0])
-                deal(g)  # published below, after the opponent's opening turn
+                deal(g, self.first_id)  # published below, after the opponent's opening turn
                 dealt = True
             else:
                 g.legal = 0
@@ -761,3 +910,58 @@ def resolve_play(tables, queue, int owner, int action):
         [(card_owner(out.bar[i]), card_species(out.bar[i])) for i in range(out.bar_length)],
         [(card_owner(out.thrown[i]), card_species(out.thrown[i])) for i in range(out.thrown_length)],
     )
+
+
+# ---------------------------------------------------------------- scripted player against scripted player
+
+def play_games(tables, players, seeds, options):
+    """Whole games between two scripted players, in C: player p plays `players[p]` (names of OPPONENTS),
+    game i is dealt from a generator seeded `seeds[i]` (uint64[N]) under `options` (the core's:
+    {"scoring", "first"}; "agent" is player 0). The same trajectories as `envs.beastybar.rules.play_game`
+    from the same seeds.
+
+    Returns a dict of numpy arrays: `actions` int8[N, 24] (the actions in turn order), `first` int8[N]
+    (who started), `winner` int8[N] (0, 1, -1 = draw), `points` int16[N, 2], `bar_count` int16[N, 2].
+    ValueError naming a bad player, option or table.
+    """
+    cdef Tables t
+    cdef Game game
+    cdef int player_ids[2]
+    cdef int scoring_id, first_id, i, player, action
+    cdef const uint64_t[::1] seed_view = np.ascontiguousarray(seeds, dtype=np.uint64).reshape(-1)
+    load_tables(tables, &t)
+    if isinstance(players, str) or len(players) != 2:
+        raise ValueError(f"players must be two names of {', '.join(OPPONENTS)}; got {players!r}")
+    for player in range(2):
+        player_ids[player] = choice_index("player", players[player], OPPONENTS)
+    options = checked_dict("options", options, OPTION_KEYS)
+    scoring_id = choice_index("scoring", options["scoring"], SCORINGS)
+    first_id = choice_index("first", options["first"], FIRSTS)
+    num_games = seed_view.shape[0]
+    results = {
+        "actions": np.zeros((num_games, TURNS_PER_GAME), np.int8),
+        "first": np.zeros(num_games, np.int8),
+        "winner": np.zeros(num_games, np.int8),
+        "points": np.zeros((num_games, 2), np.int16),
+        "bar_count": np.zeros((num_games, 2), np.int16),
+    }
+    cdef int8_t[:, ::1] actions_view = results["actions"]
+    cdef int8_t[::1] first_view = results["first"]
+    cdef int8_t[::1] winner_view = results["winner"]
+    cdef int16_t[:, ::1] points_view = results["points"]
+    cdef int16_t[:, ::1] bar_count_view = results["bar_count"]
+    with nogil:
+        for i in range(num_games):
+            rng_seed(&game.rng, seed_view[i])
+            deal(&game, first_id)
+            first_view[i] = game.first
+            while game.turns < TURNS_PER_GAME:
+                player = (game.first + game.turns) % 2
+                action = choose_action(&t, &game, player_ids[player], player)
+                actions_view[i, game.turns] = action
+                play_turn(&t, &game, player, action)
+            winner_view[i] = winner_of(&game, scoring_id)
+            for player in range(2):
+                points_view[i, player] = game.bar_points[player]
+                bar_count_view[i, player] = game.bar_count[player]
+    return results

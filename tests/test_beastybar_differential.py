@@ -156,7 +156,7 @@ def test_the_core_plays_by_the_tables_it_is_given() -> None:
     assert after == [(1, rules.CROCODILE), (0, rules.HIPPO), (1, rules.PARROT)]
     # Same deals and a random opponent: the same plays under both points tables, only the scores differ.
     buffers = [CoreBuffers.allocate(16, rules.OBS_SIZE, rules.NUM_ACTIONS) for _ in range(2)]
-    cores = [beastybar_core.BeastyBarCore(16, tables, "random", {"scoring": "points"}, True, b)
+    cores = [beastybar_core.BeastyBarCore(16, tables, "random", {"scoring": "points", "first": "random"}, True, b)
              for tables, b in zip((TABLES, {**TABLES, "points": [0] * 12}), buffers, strict=True)]
     picker = np.random.default_rng(0)
     for _ in range(STEPS_PER_EPISODE):

@@ -19,7 +19,7 @@ from envs.game_env import CORES
 
 # The core options each game's envs pass by default.
 DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
-    "beastybar": {"scoring": "points"},
+    "beastybar": {"scoring": "points", "first": "random"},
     "skirmish": {"mode": "train", "max_steps": 200},
 }
 GAMES = sorted(envs.GAMES)

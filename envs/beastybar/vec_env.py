@@ -16,9 +16,11 @@ from envs.beastybar.env import core_options
 
 
 class BeastyBarVecEnv(BatchedVecEnv):
-    """N games against a scripted opponent ("random" | "heuristic"), scored by "points" | "count"."""
+    """N games against a scripted opponent (one of `rules.OPPONENTS`), scored by "points" | "count", the
+    starter of each game by `first` ("random" | "agent" | "opponent")."""
 
     def __init__(self, num_envs: int, opponent: str = "random", seed: int | None = 0,
-                 scoring: str = "points") -> None:
+                 scoring: str = "points", first: str = "random") -> None:
         self.scoring = scoring
-        super().__init__(CORE, num_envs, opponent, core_options(scoring), seed)
+        self.first = first
+        super().__init__(CORE, num_envs, opponent, core_options(scoring, first), seed)
