@@ -437,13 +437,12 @@ cdef void play_turn(const Tables* t, Game* g, int player, int action) noexcept n
 # for `me` (0 or 1) from what me's observation shows and makes exactly one rng draw per turn.
 
 cdef struct Effect:
-    # What one play does, seen from `me`: points of my / their animals into the bar and thrown out, and
-    # the value Q of the queue after it.
+    # What one play does, seen from `me`: points of my / their animals into the bar and thrown out. The
+    # queue value Q of the queue after it is computed apart, by the players that use it.
     int bar_mine
     int bar_theirs
     int thrown_mine
     int thrown_theirs
-    int queue_value
 
 
 cdef inline int queue_value(const Tables* t, const Queue* q, int me) noexcept nogil:
@@ -477,15 +476,15 @@ cdef void play_effect(const Tables* t, const Queue* before, int player, int acti
             e.thrown_mine += points
         else:
             e.thrown_theirs += points
-    e.queue_value = queue_value(t, after, me)
 
 
 cdef inline int effect_net(const Effect* e) noexcept nogil:
     return e.bar_mine - e.bar_theirs
 
 
-cdef inline int effect_value(const Effect* e) noexcept nogil:
-    return BAR_WEIGHT * effect_net(e) + e.queue_value
+cdef inline int position_value(const Tables* t, const Effect* e, const Queue* after, int me) noexcept nogil:
+    """V = BAR_WEIGHT * N + Q(after)."""
+    return BAR_WEIGHT * effect_net(e) + queue_value(t, after, me)
 
 
 cdef int outcome_score(const Tables* t, const Game* g, int me, int action) noexcept nogil:
@@ -499,12 +498,12 @@ cdef int outcome_score(const Tables* t, const Game* g, int me, int action) noexc
     cdef int worst = 1 << 30
     play_effect(t, &g.queue, me, action, me, &mine_queue, &mine)
     if unplayed == 0:
-        return effect_value(&mine)
+        return position_value(t, &mine, &mine_queue, me)
     replies = legal_bits(unplayed, &mine_queue)
     while replies:
         play_effect(t, &mine_queue, them, bb_ctz(replies), me, &reply_queue, &reply)
         replies &= replies - 1
-        score = BAR_WEIGHT * (effect_net(&mine) + effect_net(&reply)) + reply.queue_value
+        score = BAR_WEIGHT * (effect_net(&mine) + effect_net(&reply)) + queue_value(t, &reply_queue, me)
         if score < worst:
             worst = score
     return worst
@@ -527,7 +526,7 @@ cdef int play_score(const Tables* t, const Game* g, int player_id, int me, int a
         if action == SKUNK or action == CHAMELEON_AS_SKUNK:
             return effect_net(&e) + 3 * (e.thrown_theirs - e.thrown_mine) + 1
         return effect_net(&e)
-    return effect_value(&e)  # queue, noisy
+    return position_value(t, &e, &after, me)  # queue, noisy
 
 
 cdef int noisy_choice(const Tables* t, Game* g, int me, uint64_t legal) noexcept nogil:
