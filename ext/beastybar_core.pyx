@@ -454,28 +454,27 @@ cdef inline int queue_value(const Tables* t, const Queue* q, int me) noexcept no
     return total
 
 
+cdef inline void sum_points(const Tables* t, const int8_t* cards, int length, int me, int* mine,
+                            int* theirs) noexcept nogil:
+    """The points of `cards` owned by `me` into `mine`, the others' into `theirs`."""
+    cdef int i
+    mine[0] = 0
+    theirs[0] = 0
+    for i in range(length):
+        if card_owner(cards[i]) == me:
+            mine[0] += t.points[card_species(cards[i])]
+        else:
+            theirs[0] += t.points[card_species(cards[i])]
+
+
 cdef void play_effect(const Tables* t, const Queue* before, int player, int action, int me, Queue* after,
                       Effect* e) noexcept nogil:
     """`player` plays legal `action` on a copy of `before` (left in `after`); its effect seen from `me`."""
     cdef Outcome out
-    cdef int i, card, points
     after[0] = before[0]
     resolve(t, after, player, action, &out)
-    e.bar_mine = e.bar_theirs = e.thrown_mine = e.thrown_theirs = 0
-    for i in range(out.bar_length):
-        card = out.bar[i]
-        points = t.points[card_species(card)]
-        if card_owner(card) == me:
-            e.bar_mine += points
-        else:
-            e.bar_theirs += points
-    for i in range(out.thrown_length):
-        card = out.thrown[i]
-        points = t.points[card_species(card)]
-        if card_owner(card) == me:
-            e.thrown_mine += points
-        else:
-            e.thrown_theirs += points
+    sum_points(t, out.bar, out.bar_length, me, &e.bar_mine, &e.bar_theirs)
+    sum_points(t, out.thrown, out.thrown_length, me, &e.thrown_mine, &e.thrown_theirs)
 
 
 cdef inline int effect_net(const Effect* e) noexcept nogil:

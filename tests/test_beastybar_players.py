@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from envs.beastybar import rules
-from envs.beastybar.rules import KANGAROO, LION, MONKEY, PARROT, SEAL, SKUNK, SNAKE, ZEBRA, GameState
+from envs.beastybar.rules import KANGAROO, MONKEY, SEAL, SKUNK, SNAKE, GameState
 from envs.rng import Rng
 from ext import beastybar_core
 
@@ -23,7 +23,8 @@ PLAYERS = rules.OPPONENTS
 
 def position() -> GameState:
     # B to move on A:lion A:zebra B:seal B:parrot holding snake, monkey, skunk, kangaroo; A has nothing
-    # left. Each play by hand, from B's side (B_me, B_them, T_me, T_them; queue after; Q; V = 5 N + Q):
+    # left (the rules tests' opponent position). Each play by hand, from B's side (B_me, B_them, T_me,
+    # T_them; queue after; Q; V = 5 N + Q):
     #   snake 3:  sorts lion zebra seal parrot + snake 9 -> bar A:lion B:snake, out B:parrot
     #             (2, 2, 4, 0); A:zebra B:seal; Q = -4*3 + 2*2 = -8; V = -8
     #   monkey 7: alone, nothing -> bar A:lion A:zebra, out B:monkey (0, 6, 3, 0); B:seal B:parrot;
@@ -32,12 +33,9 @@ def position() -> GameState:
     #             Q = 6 + 8 + 4 = 18; V = 18
     #   kangaroo jump 1 (10): -> bar A:lion A:zebra, out B:parrot (0, 6, 4, 0); B:seal B:kangaroo; V = -16
     #   kangaroo jump 2 (11): -> bar A:lion A:zebra, out B:parrot (0, 6, 4, 0); B:kangaroo B:seal; V = -14
-    return GameState(
-        hands=[set(), {SNAKE, MONKEY, SKUNK, KANGAROO}],
-        piles=[[], []],
-        first=1,
-        queue=[(0, LION), (0, ZEBRA), (1, SEAL), (1, PARROT)],
-    )
+    from test_beastybar_rules import _opponent_state  # pytest puts tests/ on sys.path
+
+    return _opponent_state()
 
 
 # From the table above: heuristic N = 0 for snake and skunk; aggressive 3 B_me - B_them + 2 T_them is 4 for
