@@ -640,26 +640,28 @@ cdef inline void set_species(float* row, int offset, uint16_t species_bits) noex
         species_bits &= species_bits - 1
 
 
-cdef void write_observation(const Game* g, float* row) noexcept nogil:
+cdef void write_observation(const Game* g, float* row, int viewer) noexcept nogil:
+    """The observation of `viewer` (0 the agent, 1 the opponent), the rules module's layout."""
     cdef int i, card
+    cdef int other = 1 - viewer
     memset(row, 0, OBS_SIZE * sizeof(float))
     for i in range(g.queue.length):
         card = g.queue.cards[i]
         row[i * SLOT_SIZE + card_species(card)] = 1.0
-        row[i * SLOT_SIZE + NUM_SPECIES + card_owner(card)] = 1.0
-    set_species(row, 70, g.hand[0])
-    set_species(row, 82, g.pile_species[0])
-    set_species(row, 94, g.hand[1] | g.pile_species[1])
-    set_species(row, 106, g.bar_species[0])
-    set_species(row, 118, g.bar_species[1])
-    set_species(row, 130, g.thrown_species[0])
-    set_species(row, 142, g.thrown_species[1])
-    row[154] = <float>(g.bar_points[0] / 20.0)
-    row[155] = <float>(g.bar_points[1] / 20.0)
+        row[i * SLOT_SIZE + NUM_SPECIES + (0 if card_owner(card) == viewer else 1)] = 1.0
+    set_species(row, 70, g.hand[viewer])
+    set_species(row, 82, g.pile_species[viewer])
+    set_species(row, 94, g.hand[other] | g.pile_species[other])
+    set_species(row, 106, g.bar_species[viewer])
+    set_species(row, 118, g.bar_species[other])
+    set_species(row, 130, g.thrown_species[viewer])
+    set_species(row, 142, g.thrown_species[other])
+    row[154] = <float>(g.bar_points[viewer] / 20.0)
+    row[155] = <float>(g.bar_points[other] / 20.0)
     row[156] = <float>(g.turns / 24.0)
-    row[157] = <float>((NUM_SPECIES - g.next_draw[0]) / 8.0)
-    row[158] = <float>((NUM_SPECIES - g.next_draw[1]) / 8.0)
-    row[159] = 1.0 if g.first == 0 else 0.0
+    row[157] = <float>((NUM_SPECIES - g.next_draw[viewer]) / 8.0)
+    row[158] = <float>((NUM_SPECIES - g.next_draw[other]) / 8.0)
+    row[159] = 1.0 if g.first == viewer else 0.0
 
 
 # BYTES_OF_BITS[b]: the 8 bits of b spread over 8 bytes (byte k = bit k on a little-endian machine),
@@ -686,7 +688,17 @@ cdef class BeastyBarCore:
     Per-game stats of the last finished episode (read them for the games that ended in a step):
     `episode_return` float32[N], `episode_length` int32[N] (agent steps), `winner` int8[N] (0, 1,
     -1 = draw), `points` int16[N, 2], `bar_count` int16[N, 2]. `enemy_turn_ns`: nanoseconds spent in
-    the opponent's turns (its openings included) since construction, C monotonic clock.
+    the scripted opponents' turns (their openings included) since construction, C monotonic clock.
+
+    External opponents (self-play: the caller plays player 1 with its own policies): each game's opponent
+    is fixed when it is dealt, from `set_next_opponents` (an index of OPPONENTS, or -1 = external; all
+    the constructor's `opponent` until set). When a step (or a reset) reaches a turn of an external
+    opponent, that game waits: `waiting` bool[N] marks it, `opponent_obs` float32[N, 160] holds player 1's
+    observation (the same layout, from its side) and `opponent_masks` bool[N, 33] its legal actions.
+    `opponent_step(actions)` plays them and carries those games on to the agent's next decision (which
+    may reach another external turn: an opening after an end). Rewards, ends and the agent's observation
+    of a waiting game are written once it stops waiting; `step` refuses while any game waits. The
+    external opponents' time is the caller's, not in `enemy_turn_ns`.
     """
 
     cdef Game* games
@@ -695,9 +707,10 @@ cdef class BeastyBarCore:
     cdef readonly str opponent, scoring, first
     cdef readonly bint auto_reset
     cdef readonly object episode_return, episode_length, winner, points, bar_count
-    cdef int opponent_id
+    cdef readonly object waiting, opponent_obs, opponent_masks
     cdef int scoring_id
     cdef int first_id
+    cdef int num_waiting
     cdef uint64_t enemy_ns
     cdef float[:, ::1] obs
     cdef float[::1] rewards
@@ -710,18 +723,22 @@ cdef class BeastyBarCore:
     cdef int8_t[::1] winner_view
     cdef int16_t[:, ::1] points_view
     cdef int16_t[:, ::1] bar_count_view
+    cdef uint8_t[::1] waiting_view
+    cdef float[:, ::1] opponent_obs_view
+    cdef uint8_t[:, ::1] opponent_masks_view
+    cdef int8_t[::1] next_opponent
 
     def __cinit__(self):
         self.games = NULL
 
     def __init__(self, int num_games, tables, str opponent, options, bint auto_reset, buffers):
         """tables: envs.beastybar.rules.core_tables(); opponent: one of OPPONENTS; options: {"scoring":
-        one of SCORINGS, "first": one of FIRSTS}; buffers: envs.batched_vec_env.CoreBuffers of num_games rows. ValueError naming
-        what is wrong otherwise."""
+        one of SCORINGS, "first": one of FIRSTS}; buffers: envs.batched_vec_env.CoreBuffers of num_games
+        rows. ValueError naming what is wrong otherwise."""
         self.obs, self.rewards, self.terminated, self.truncated, self.masks, self.terminal_obs = checked_buffers(
             buffers, num_games, OBS_SIZE, NUM_ACTIONS)
         load_tables(tables, &self.tables)
-        self.opponent_id = choice_index("opponent", opponent, OPPONENTS)
+        opponent_id = choice_index("opponent", opponent, OPPONENTS)
         options = checked_dict("options", options, OPTION_KEYS)
         self.scoring_id = choice_index("scoring", options["scoring"], SCORINGS)
         self.first_id = choice_index("first", options["first"], FIRSTS)
@@ -735,11 +752,18 @@ cdef class BeastyBarCore:
         self.winner = np.zeros(num_games, np.int8)
         self.points = np.zeros((num_games, 2), np.int16)
         self.bar_count = np.zeros((num_games, 2), np.int16)
+        self.waiting = np.zeros(num_games, np.bool_)
+        self.opponent_obs = np.zeros((num_games, OBS_SIZE), np.float32)
+        self.opponent_masks = np.zeros((num_games, NUM_ACTIONS), np.bool_)
         self.episode_return_view = self.episode_return
         self.episode_length_view = self.episode_length
         self.winner_view = self.winner
         self.points_view = self.points
         self.bar_count_view = self.bar_count
+        self.waiting_view = self.waiting.view(np.uint8)
+        self.opponent_obs_view = self.opponent_obs
+        self.opponent_masks_view = self.opponent_masks.view(np.uint8)
+        self.next_opponent = np.full(num_games, opponent_id, np.int8)
         self.games = <Game*>calloc(num_games, sizeof(Game))
         if self.games == NULL:
             raise MemoryError()
@@ -747,6 +771,21 @@ cdef class BeastyBarCore:
 
     def __dealloc__(self):
         free(self.games)
+
+    def set_next_opponents(self, opponents):
+        """int[N]: the opponent of each game's next deal (a reset's or an auto-reset's), an index of
+        OPPONENTS or -1 for an external one. ValueError for a wrong length or id."""
+        ids = np.asarray(opponents)
+        if ids.shape != (self.num_games,) or not np.issubdtype(ids.dtype, np.integer):
+            raise ValueError(f"expected {self.num_games} integer opponent ids, got shape {ids.shape} {ids.dtype}")
+        if ids.size and (ids.min() < EXTERNAL or ids.max() >= len(OPPONENTS)):
+            raise ValueError(f"opponent ids must be -1 (external) or 0-{len(OPPONENTS) - 1} (OPPONENTS)")
+        cdef const int8_t[::1] source = np.ascontiguousarray(ids, dtype=np.int8)
+        self.next_opponent[:] = source
+
+    def opponents(self):
+        """int8[N]: each current game's opponent (an index of OPPONENTS, -1 = external)."""
+        return np.array([self.games[i].opponent for i in range(self.num_games)], dtype=np.int8)
 
     def reset(self, seeds=None):
         """Deal a new game everywhere; `seeds` uint64[N] reseeds each game first, None continues its stream."""
@@ -759,32 +798,61 @@ cdef class BeastyBarCore:
             for i in range(self.num_games):
                 rng_seed(&self.games[i].rng, seed_view[i])
         with nogil:
+            self.num_waiting = 0
             for i in range(self.num_games):
-                deal(&self.games[i], self.first_id)
+                self.waiting_view[i] = 0
+                self._deal(i)
                 self.rewards[i] = 0.0
                 self.terminated[i] = 0
                 self.truncated[i] = 0
-            self._play_openings(False)
-            for i in range(self.num_games):
-                self._publish(i)
+            self._openings()
 
     def step(self, actions):
         """Play agent actions int64[N] in every game. Returns -1, or the index of the first game whose
-        action is illegal (then no game has moved)."""
+        action is illegal (then no game has moved). ValueError while a game waits for `opponent_step`."""
         cdef const int64_t[::1] action_view = np.ascontiguousarray(actions, dtype=np.int64)
         cdef int bad
         if action_view.shape[0] != self.num_games:
             raise ValueError(f"expected {self.num_games} actions, got {action_view.shape[0]}")
+        if self.num_waiting:
+            raise ValueError(f"{self.num_waiting} games wait for their external opponent: opponent_step first")
         with nogil:
             bad = self._step(action_view)
         return bad
 
+    def opponent_step(self, actions):
+        """Play the external opponents' actions int64[N] in the waiting games (the other entries are
+        ignored) and carry those games on. Returns -1, or the index of the first waiting game whose
+        action is illegal (then no game has moved). ValueError when no game waits."""
+        cdef const int64_t[::1] action_view = np.ascontiguousarray(actions, dtype=np.int64)
+        cdef int bad
+        if action_view.shape[0] != self.num_games:
+            raise ValueError(f"expected {self.num_games} actions, got {action_view.shape[0]}")
+        if not self.num_waiting:
+            raise ValueError("no game waits for an external opponent")
+        with nogil:
+            bad = self._opponent_step(action_view)
+        return bad
+
+    cdef void _deal(self, int i) noexcept nogil:
+        deal(&self.games[i], self.first_id)
+        self.games[i].opponent = self.next_opponent[i]
+        self.games[i].stage = DEALT
+
+    cdef void _wait(self, int i, int stage) noexcept nogil:
+        """Game i waits for its external opponent's action: its observation and legal mask."""
+        cdef Game* g = &self.games[i]
+        g.stage = stage
+        write_observation(g, &self.opponent_obs_view[i, 0], 1)
+        write_mask(legal_bits(g.hand[1], &g.queue), &self.opponent_masks_view[i, 0])
+        self.waiting_view[i] = 1
+        self.num_waiting += 1
+
     cdef int _step(self, const int64_t[::1] actions) noexcept nogil:
-        cdef int i, winner
+        cdef int i
         cdef int64_t action
         cdef Game* g
         cdef uint64_t started
-        cdef bint dealt = False
         for i in range(self.num_games):
             action = actions[i]
             if action < 0 or action >= NUM_ACTIONS or not (self.games[i].legal >> action) & 1:
@@ -792,13 +860,54 @@ cdef class BeastyBarCore:
         for i in range(self.num_games):
             play_turn(&self.tables, &self.games[i], 0, <int>actions[i])
             self.games[i].agent_steps += 1
+            self.games[i].stage = REPLIED
         started = now_ns()
         for i in range(self.num_games):
-            if self.games[i].turns < TURNS_PER_GAME:
-                opponent_turn(&self.tables, &self.games[i], self.opponent_id)
+            g = &self.games[i]
+            if g.turns < TURNS_PER_GAME:
+                if g.opponent == EXTERNAL:
+                    self._wait(i, WAIT_REPLY)
+                else:
+                    opponent_turn(&self.tables, g, g.opponent)
         self.enemy_ns += now_ns() - started
+        if self._results():
+            self._openings()
+        return -1
+
+    cdef int _opponent_step(self, const int64_t[::1] actions) noexcept nogil:
+        cdef int i
+        cdef int64_t action
+        cdef Game* g
+        cdef bint opened = False
+        for i in range(self.num_games):
+            action = actions[i]
+            if self.waiting_view[i] and (action < 0 or action >= NUM_ACTIONS
+                                         or not (legal_bits(self.games[i].hand[1], &self.games[i].queue)
+                                                 >> action) & 1):
+                return i
+        for i in range(self.num_games):
+            if not self.waiting_view[i]:
+                continue
+            g = &self.games[i]
+            play_turn(&self.tables, g, 1, <int>actions[i])
+            opened = opened or g.stage == WAIT_OPENING
+            g.stage = REPLIED if g.stage == WAIT_REPLY else OPENED
+            self.waiting_view[i] = 0
+        self.num_waiting = 0
+        if self._results() or opened:
+            self._openings()
+        return -1
+
+    cdef bint _results(self) noexcept nogil:
+        """Every REPLIED game: its reward and end; the agent's next decision, or (with auto-reset) the
+        next game, dealt for `_openings`. Whether a game was dealt."""
+        cdef int i, winner
+        cdef Game* g
+        cdef bint dealt = False
         for i in range(self.num_games):
             g = &self.games[i]
+            if g.stage != REPLIED:
+                continue
             self.truncated[i] = 0
             if g.turns < TURNS_PER_GAME:
                 self.rewards[i] = 0.0
@@ -816,35 +925,45 @@ cdef class BeastyBarCore:
             self.bar_count_view[i, 0] = g.bar_count[0]
             self.bar_count_view[i, 1] = g.bar_count[1]
             if self.auto_reset:
-                write_observation(g, &self.terminal_obs[i, 0])
-                deal(g, self.first_id)  # published below, after the opponent's opening turn
+                write_observation(g, &self.terminal_obs[i, 0], 0)
+                self._deal(i)  # published by _openings, after the opponent's opening turn
                 dealt = True
             else:
                 g.legal = 0
-                write_observation(g, &self.obs[i, 0])
+                g.stage = AT_DECISION
+                write_observation(g, &self.obs[i, 0], 0)
                 write_mask(0, &self.masks[i, 0])
-        if dealt:
-            self._play_openings(True)
-            for i in range(self.num_games):
-                if self.terminated[i]:
-                    self._publish(i)
-        return -1
+        return dealt
 
-    cdef void _play_openings(self, bint ended_only) noexcept nogil:
-        """The opponent's opening turn in every game just dealt that it starts (all games, or with
-        `ended_only` those that ended this step), timed into `enemy_turn_ns` as one block."""
+    cdef void _openings(self) noexcept nogil:
+        """The scripted opponents' opening turns in the DEALT games they start (timed into
+        `enemy_turn_ns` as one block), an external one's as a wait; then the agent's first decision in
+        every game that is not waiting."""
         cdef uint64_t started = now_ns()
         cdef int i
+        cdef Game* g
         for i in range(self.num_games):
-            if self.games[i].first == 1 and (not ended_only or self.terminated[i]):
-                opponent_turn(&self.tables, &self.games[i], self.opponent_id)
+            g = &self.games[i]
+            if g.stage != DEALT:
+                continue
+            if g.first == 0:
+                g.stage = OPENED
+            elif g.opponent == EXTERNAL:
+                self._wait(i, WAIT_OPENING)
+            else:
+                opponent_turn(&self.tables, g, g.opponent)
+                g.stage = OPENED
         self.enemy_ns += now_ns() - started
+        for i in range(self.num_games):
+            if self.games[i].stage == OPENED:
+                self._publish(i)
 
     cdef void _publish(self, int i) noexcept nogil:
         """Game i's legal actions, observation and mask at the agent's decision."""
         cdef Game* g = &self.games[i]
         g.legal = legal_bits(g.hand[0], &g.queue)
-        write_observation(g, &self.obs[i, 0])
+        g.stage = AT_DECISION
+        write_observation(g, &self.obs[i, 0], 0)
         write_mask(g.legal, &self.masks[i, 0])
 
     def legal_actions(self, int index):
@@ -863,7 +982,7 @@ cdef class BeastyBarCore:
 
     @property
     def enemy_turn_ns(self):
-        """Nanoseconds spent in the opponent's turns since construction (C monotonic clock)."""
+        """Nanoseconds spent in the scripted opponents' turns since construction (C monotonic clock)."""
         return self.enemy_ns
 
 

@@ -32,10 +32,12 @@ def core_options(scoring: str, first: str = "random") -> dict[str, Any]:
 
 
 class ReferenceBackend:
-    """The backend over `envs.beastybar.rules`: player 0 is the agent, player 1 plays `opponent`."""
+    """The backend over `envs.beastybar.rules`: player 0 is the agent, player 1 plays `opponent`, a
+    scripted player's name or a player function `(state, rng) -> action` (`rules.observed_policy` makes
+    one of an external opponent's policy: the reference of the VecEnv's external opponents)."""
 
-    def __init__(self, opponent: str, options: Mapping[str, Any]) -> None:
-        self._opponent = rules.OPPONENT_POLICIES[opponent]
+    def __init__(self, opponent: str | rules.Player, options: Mapping[str, Any]) -> None:
+        self._opponent = rules.OPPONENT_POLICIES[opponent] if isinstance(opponent, str) else opponent
         self._scoring = options["scoring"]
         self._first = options["first"]
         self._rng: Rng | None = None

@@ -500,7 +500,10 @@ def outcome_opponent(state: GameState, rng: Rng) -> int:
     return _pick_best(legal, scores, rng)
 
 
-OPPONENT_POLICIES: dict[str, Callable[[GameState, Rng], int]] = {
+Player = Callable[[GameState, Rng], int]
+"""A player function: the action of the player to move in `state`, drawing from the game's `rng`."""
+
+OPPONENT_POLICIES: dict[str, Player] = {
     "random": random_opponent,
     "heuristic": heuristic_opponent,
     "aggressive": aggressive_opponent,
@@ -513,7 +516,19 @@ OPPONENT_POLICIES: dict[str, Callable[[GameState, Rng], int]] = {
 """Each scripted player's reference, `(state, rng) -> action` for the player to move, by name."""
 
 
-def play_game(policies: Sequence[Callable[[GameState, Rng], int]], rng: Rng,
+def observed_policy(policy: Callable[[np.ndarray, np.ndarray], int]) -> Player:
+    """A player of `policy(observation float32[160], legal mask bool[33]) -> action`, both from the side of
+    the player to move: how the reference plays an opponent whose actions come from outside (a neural
+    policy). It draws nothing from the game's generator."""
+
+    def player(state: GameState, rng: Rng) -> int:
+        me = state.current_player
+        return policy(encode_observation(state, me), np.array(legal_mask(state.queue, state.hands[me])))
+
+    return player
+
+
+def play_game(policies: Sequence[Player], rng: Rng,
               first: str = "random") -> tuple[GameState, list[int]]:
     """One whole game, player p choosing with `policies[p]`, from `rng`'s stream (the deal with `first`,
     then the policies' draws in turn order). Returns the finished state and the actions in turn order."""
