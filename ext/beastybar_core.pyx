@@ -468,13 +468,15 @@ cdef inline void sum_points(const Tables* t, const int8_t* cards, int length, in
 
 
 cdef void play_effect(const Tables* t, const Queue* before, int player, int action, int me, Queue* after,
-                      Effect* e) noexcept nogil:
-    """`player` plays legal `action` on a copy of `before` (left in `after`); its effect seen from `me`."""
+                      Effect* e, bint with_thrown) noexcept nogil:
+    """`player` plays legal `action` on a copy of `before` (left in `after`); its effect seen from `me`
+    (the thrown-out sums only `with_thrown`: the players that do not read them save the loop)."""
     cdef Outcome out
     after[0] = before[0]
     resolve(t, after, player, action, &out)
     sum_points(t, out.bar, out.bar_length, me, &e.bar_mine, &e.bar_theirs)
-    sum_points(t, out.thrown, out.thrown_length, me, &e.thrown_mine, &e.thrown_theirs)
+    if with_thrown:
+        sum_points(t, out.thrown, out.thrown_length, me, &e.thrown_mine, &e.thrown_theirs)
 
 
 cdef inline int effect_net(const Effect* e) noexcept nogil:
@@ -495,12 +497,12 @@ cdef int outcome_score(const Tables* t, const Game* g, int me, int action) noexc
     cdef uint64_t replies
     cdef int score
     cdef int worst = 1 << 30
-    play_effect(t, &g.queue, me, action, me, &mine_queue, &mine)
+    play_effect(t, &g.queue, me, action, me, &mine_queue, &mine, False)
     if unplayed == 0:
         return position_value(t, &mine, &mine_queue, me)
     replies = legal_bits(unplayed, &mine_queue)
     while replies:
-        play_effect(t, &mine_queue, them, bb_ctz(replies), me, &reply_queue, &reply)
+        play_effect(t, &mine_queue, them, bb_ctz(replies), me, &reply_queue, &reply, False)
         replies &= replies - 1
         score = BAR_WEIGHT * (effect_net(&mine) + effect_net(&reply)) + queue_value(t, &reply_queue, me)
         if score < worst:
@@ -514,7 +516,8 @@ cdef int play_score(const Tables* t, const Game* g, int player_id, int me, int a
     cdef Effect e
     if player_id == PLAYER_OUTCOME:
         return outcome_score(t, g, me, action)
-    play_effect(t, &g.queue, me, action, me, &after, &e)
+    play_effect(t, &g.queue, me, action, me, &after, &e,
+                player_id == PLAYER_AGGRESSIVE or player_id == PLAYER_DEFENSIVE or player_id == PLAYER_SKUNK)
     if player_id == PLAYER_HEURISTIC:
         return effect_net(&e)
     if player_id == PLAYER_AGGRESSIVE:
