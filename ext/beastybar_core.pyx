@@ -15,6 +15,9 @@ to `terminal_obs`, deals the next game from the same generator stream (the oppon
 turn if it starts) and writes the new game's first observation to `obs`; without it, a finished game
 shows its final position with an all-False mask until `reset`.
 
+Each game's opponent is fixed at its deal and may be external (self-play): `BeastyBarCore`'s docstring
+says how such a game waits for `opponent_step`; `play_games` plays scripted players against each other.
+
 The step runs in passes over the games (agent turns, opponent turns, results, then the new games'
 opening turns), so the opponent's time is read off the monotonic clock around whole passes: two clock
 reads per call (four when a game was dealt), not per game, and `enemy_turn_ns` costs the hot path
