@@ -31,6 +31,21 @@ cdef enum:
     CHAMELEON = 11
     NO_ACTION = -1
 
+# An opponent whose actions come from outside the core (Game.opponent).
+cdef enum:
+    EXTERNAL = -1
+
+# Game.stage: a step moves each game AT_DECISION -> (WAIT_REPLY ->) REPLIED -> AT_DECISION, or, when the
+# game ends and the next is dealt, REPLIED -> DEALT (-> WAIT_OPENING) -> OPENED -> AT_DECISION. The WAIT_
+# stages wait for an external opponent's action (`opponent_step`).
+cdef enum:
+    AT_DECISION = 0             # published: the agent is to move (or the game is over, without auto-reset)
+    WAIT_REPLY = 1              # the external opponent is to reply to the agent's turn
+    REPLIED = 2                 # the turn's reply is played (or the game ended): results to write
+    DEALT = 3                   # a new game: its opening (if the opponent starts) to play
+    WAIT_OPENING = 4            # the external opponent is to play the opening turn
+    OPENED = 5                  # the agent's first decision to publish
+
 
 # The rules numbers, copied once from envs.beastybar.rules.core_tables(); shared by every game of a core.
 cdef struct Tables:
@@ -67,3 +82,5 @@ cdef struct Game:
     int8_t first                # the player who started
     int8_t agent_steps          # agent decisions in this episode
     uint64_t legal              # the agent's legal actions (bit a = action a); 0 when over
+    int8_t opponent             # this game's opponent: an index of OPPONENTS, or EXTERNAL
+    int8_t stage                # where the game is in a step: one of the stages below

@@ -3,16 +3,20 @@ oracle is envs/beastybar/rules.py, which fixes every detail and the observation 
 
 `BeastyBarCore(num_games, tables, opponent, options, auto_reset, buffers)` follows the core protocol of
 docs/adding-a-game.md: `tables` is `envs.beastybar.rules.core_tables()` (species strength and points,
-copied once into C), `opponent` one of `OPPONENTS`, `options` {"scoring": one of `SCORINGS`}, and
+copied once into C), `opponent` one of `OPPONENTS`, `options` {"scoring": one of `SCORINGS`, "first":
+one of `FIRSTS`}, and
 `buffers` an `envs.batched_vec_env.CoreBuffers` of N games (row i = game i): obs float32[N, 160],
 rewards float32[N], terminated bool[N], truncated bool[N], masks bool[N, 33], terminal_obs float32[N, 160].
 
 `step(actions)` plays, in every game, the agent's turn (player 0), then the scripted opponent's reply
-(player 1, random or heuristic, drawing from the game's own `Rng`), then writes observation, reward,
+(player 1, one of the scripted players, drawing from the game's own `Rng`), then writes observation, reward,
 terminated, truncated and legal mask. With `auto_reset`, a game that ends writes its final observation
 to `terminal_obs`, deals the next game from the same generator stream (the opponent plays its opening
 turn if it starts) and writes the new game's first observation to `obs`; without it, a finished game
 shows its final position with an all-False mask until `reset`.
+
+Each game's opponent is fixed at its deal and may be external (self-play): `BeastyBarCore`'s docstring
+says how such a game waits for `opponent_step`; `play_games` plays scripted players against each other.
 
 The step runs in passes over the games (agent turns, opponent turns, results, then the new games'
 opening turns), so the opponent's time is read off the monotonic clock around whole passes: two clock
@@ -23,7 +27,7 @@ not raise on a bad action: it reports the first bad game's index and steps nothi
 name game, action and legal actions.
 """
 
-from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint64_t
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 from libc.stdlib cimport calloc, free
 
@@ -42,14 +46,36 @@ cdef extern from *:
     int bb_ctz(unsigned long long x) noexcept nogil
 
 
-# The rules' vocabulary (envs/beastybar/rules.py OPPONENTS, SCORINGS); the index is the core's id.
-OPPONENTS = ("random", "heuristic")
+# The rules' vocabulary (envs/beastybar/rules.py OPPONENTS, SCORINGS, FIRSTS); the index is the core's id.
+OPPONENTS = ("random", "heuristic", "aggressive", "defensive", "queue", "skunk", "noisy", "outcome")
 SCORINGS = ("points", "count")
-OPTION_KEYS = ("scoring",)
+FIRSTS = ("random", "agent", "opponent")
+OPTION_KEYS = ("scoring", "first")
 TABLE_KEYS = ("strength", "points")
 cdef enum:
-    OPPONENT_RANDOM = 0     # OPPONENTS.index("random"); the other id is the heuristic
+    PLAYER_RANDOM = 0       # the ids of OPPONENTS, in its order
+    PLAYER_HEURISTIC = 1
+    PLAYER_AGGRESSIVE = 2
+    PLAYER_DEFENSIVE = 3
+    PLAYER_QUEUE = 4
+    PLAYER_SKUNK = 5
+    PLAYER_NOISY = 6
+    PLAYER_OUTCOME = 7
     SCORING_POINTS = 0      # SCORINGS.index("points"); the other id is count
+    FIRST_RANDOM = 0        # FIRSTS.index("random"); "agent" (1) and "opponent" (2) name player id - 1
+
+# The scripted players' weights (definitions of the players, not rules numbers: the rules module's
+# DOOR_WEIGHTS, BAR_WEIGHT and NOISY_SHARPNESS, compared by a test through PLAYER_WEIGHTS).
+cdef enum:
+    DOOR_WEIGHTED = 3       # queue positions 0..2 count (3 - position) times their points, the rest 0
+    BAR_WEIGHT = 5
+    NOISY_SHARPNESS = 10
+    CHAMELEON_AS_SKUNK = 26  # action id: the chameleon copying the skunk
+PLAYER_WEIGHTS = {
+    "door": tuple(DOOR_WEIGHTED - p for p in range(DOOR_WEIGHTED)),
+    "bar": BAR_WEIGHT,
+    "noisy_sharpness": NOISY_SHARPNESS,
+}
 
 
 cdef int load_tables(object tables, Tables* t) except -1:
@@ -409,47 +435,169 @@ cdef void play_turn(const Tables* t, Game* g, int player, int action) noexcept n
     g.turns += 1
 
 
-cdef int heuristic_choice(const Tables* t, Game* g, uint64_t legal) noexcept nogil:
-    """Among legal actions, those whose play sends the most net bar points to player 1; one rng draw."""
-    cdef uint64_t remaining = legal
-    cdef uint64_t best = 0
-    cdef int best_value = -1000
-    cdef int action, value, i, card
-    cdef Queue trial
+# ---------------------------------------------------------------- scripted players
+# The rules page, "Scripted players", defines them; envs/beastybar/rules.py is their reference. Each plays
+# for `me` (0 or 1) from what me's observation shows and makes exactly one rng draw per turn.
+
+cdef struct Effect:
+    # What one play does, seen from `me`: points of my / their animals into the bar and thrown out. The
+    # queue value Q of the queue after it is computed apart, by the players that use it.
+    int bar_mine
+    int bar_theirs
+    int thrown_mine
+    int thrown_theirs
+
+
+cdef inline int queue_value(const Tables* t, const Queue* q, int me) noexcept nogil:
+    cdef int i, v
+    cdef int total = 0
+    for i in range(min(q.length, DOOR_WEIGHTED)):
+        v = (DOOR_WEIGHTED - i) * t.points[card_species(q.cards[i])]
+        total += v if card_owner(q.cards[i]) == me else -v
+    return total
+
+
+cdef inline void sum_points(const Tables* t, const int8_t* cards, int length, int me, int* mine,
+                            int* theirs) noexcept nogil:
+    """The points of `cards` owned by `me` into `mine`, the others' into `theirs`."""
+    cdef int i
+    mine[0] = 0
+    theirs[0] = 0
+    for i in range(length):
+        if card_owner(cards[i]) == me:
+            mine[0] += t.points[card_species(cards[i])]
+        else:
+            theirs[0] += t.points[card_species(cards[i])]
+
+
+cdef void play_effect(const Tables* t, const Queue* before, int player, int action, int me, Queue* after,
+                      Effect* e, bint with_thrown) noexcept nogil:
+    """`player` plays legal `action` on a copy of `before` (left in `after`); its effect seen from `me`
+    (the thrown-out sums only `with_thrown`: the players that do not read them save the loop)."""
     cdef Outcome out
+    after[0] = before[0]
+    resolve(t, after, player, action, &out)
+    sum_points(t, out.bar, out.bar_length, me, &e.bar_mine, &e.bar_theirs)
+    if with_thrown:
+        sum_points(t, out.thrown, out.thrown_length, me, &e.thrown_mine, &e.thrown_theirs)
+
+
+cdef inline int effect_net(const Effect* e) noexcept nogil:
+    return e.bar_mine - e.bar_theirs
+
+
+cdef inline int position_value(const Tables* t, const Effect* e, const Queue* after, int me) noexcept nogil:
+    """V = BAR_WEIGHT * N + Q(after)."""
+    return BAR_WEIGHT * effect_net(e) + queue_value(t, after, me)
+
+
+cdef int outcome_score(const Tables* t, const Game* g, int me, int action) noexcept nogil:
+    """The worst case of `action` over every reply the other player's unplayed species allow."""
+    cdef int them = 1 - me
+    cdef uint16_t unplayed = g.hand[them] | g.pile_species[them]
+    cdef Queue mine_queue, reply_queue
+    cdef Effect mine, reply
+    cdef uint64_t replies
+    cdef int score
+    cdef int worst = 1 << 30
+    play_effect(t, &g.queue, me, action, me, &mine_queue, &mine, False)
+    if unplayed == 0:
+        return position_value(t, &mine, &mine_queue, me)
+    replies = legal_bits(unplayed, &mine_queue)
+    while replies:
+        play_effect(t, &mine_queue, them, bb_ctz(replies), me, &reply_queue, &reply, False)
+        replies &= replies - 1
+        score = BAR_WEIGHT * (effect_net(&mine) + effect_net(&reply)) + queue_value(t, &reply_queue, me)
+        if score < worst:
+            worst = score
+    return worst
+
+
+cdef int play_score(const Tables* t, const Game* g, int player_id, int me, int action) noexcept nogil:
+    """The score the (non-random) scripted player `player_id` gives `action` (V for the noisy one)."""
+    cdef Queue after
+    cdef Effect e
+    if player_id == PLAYER_OUTCOME:
+        return outcome_score(t, g, me, action)
+    play_effect(t, &g.queue, me, action, me, &after, &e,
+                player_id == PLAYER_AGGRESSIVE or player_id == PLAYER_DEFENSIVE or player_id == PLAYER_SKUNK)
+    if player_id == PLAYER_HEURISTIC:
+        return effect_net(&e)
+    if player_id == PLAYER_AGGRESSIVE:
+        return 3 * e.bar_mine - e.bar_theirs + 2 * e.thrown_theirs
+    if player_id == PLAYER_DEFENSIVE:
+        return e.bar_mine - 3 * e.bar_theirs - 2 * e.thrown_mine
+    if player_id == PLAYER_SKUNK:
+        if action == SKUNK or action == CHAMELEON_AS_SKUNK:
+            return effect_net(&e) + 3 * (e.thrown_theirs - e.thrown_mine) + 1
+        return effect_net(&e)
+    return position_value(t, &e, &after, me)  # queue, noisy
+
+
+cdef int noisy_choice(const Tables* t, Game* g, int me, uint64_t legal) noexcept nogil:
+    """Each legal action weighted 2 ** max(0, NOISY_SHARPNESS - (best V - its V)); one draw."""
+    cdef int values[NUM_ACTIONS]
+    cdef uint64_t remaining = legal
+    cdef int best = -(1 << 30)
+    cdef uint32_t total = 0
+    cdef uint32_t draw, weight
+    cdef int action, shift
     while remaining:
         action = bb_ctz(remaining)
         remaining &= remaining - 1
-        trial = g.queue
-        resolve(t, &trial, 1, action, &out)
-        value = 0
-        for i in range(out.bar_length):
-            card = out.bar[i]
-            if card_owner(card) == 1:
-                value += t.points[card_species(card)]
-            else:
-                value -= t.points[card_species(card)]
-        if value > best_value:
-            best_value = value
+        values[action] = play_score(t, g, PLAYER_NOISY, me, action)
+        if values[action] > best:
+            best = values[action]
+    remaining = legal
+    while remaining:
+        action = bb_ctz(remaining)
+        remaining &= remaining - 1
+        shift = NOISY_SHARPNESS - (best - values[action])
+        total += (<uint32_t>1) << (shift if shift > 0 else 0)
+    draw = rng_below(&g.rng, total)
+    remaining = legal
+    while True:
+        action = bb_ctz(remaining)
+        remaining &= remaining - 1
+        shift = NOISY_SHARPNESS - (best - values[action])
+        weight = (<uint32_t>1) << (shift if shift > 0 else 0)
+        if draw < weight or not remaining:
+            return action
+        draw -= weight
+
+
+cdef int choose_action(const Tables* t, Game* g, int player_id, int me) noexcept nogil:
+    """The action scripted player `player_id` (an index of OPPONENTS) chooses for player `me`: uniform
+    among the legal actions of the best score, in ascending order (one draw), or random or noisy."""
+    cdef uint64_t legal = legal_bits(g.hand[me], &g.queue)
+    cdef uint64_t remaining = legal
+    cdef uint64_t best = 0
+    cdef int best_score = -(1 << 30)
+    cdef int action, score
+    if player_id == PLAYER_RANDOM:
+        return nth_set_bit(legal, <int>rng_below(&g.rng, bb_popcount(legal)))
+    if player_id == PLAYER_NOISY:
+        return noisy_choice(t, g, me, legal)
+    while remaining:
+        action = bb_ctz(remaining)
+        remaining &= remaining - 1
+        score = play_score(t, g, player_id, me, action)
+        if score > best_score:
+            best_score = score
             best = 0
-        if value == best_value:
+        if score == best_score:
             best |= (<uint64_t>1) << action
     return nth_set_bit(best, <int>rng_below(&g.rng, bb_popcount(best)))
 
 
-cdef void opponent_turn(const Tables* t, Game* g, int opponent) noexcept nogil:
-    cdef uint64_t legal = legal_bits(g.hand[1], &g.queue)
-    cdef int action
-    if opponent == OPPONENT_RANDOM:
-        action = nth_set_bit(legal, <int>rng_below(&g.rng, bb_popcount(legal)))
-    else:
-        action = heuristic_choice(t, g, legal)
-    play_turn(t, g, 1, action)
+cdef inline void opponent_turn(const Tables* t, Game* g, int opponent) noexcept nogil:
+    play_turn(t, g, 1, choose_action(t, g, opponent, 1))
 
 
-cdef void deal(Game* g) noexcept nogil:
+cdef void deal(Game* g, int first_id) noexcept nogil:
     """A new game from the generator's current state, up to the first turn: when the opponent starts
-    (`first == 1`) the caller plays its opening turn next, then publishes the agent's decision."""
+    (`first == 1`) the caller plays its opening turn next, then publishes the agent's decision. The
+    starter is drawn whatever `first_id` (an index of FIRSTS) says, so a seed deals the same hands."""
     cdef int player, i, j
     cdef int8_t species
     for player in range(2):
@@ -471,6 +619,8 @@ cdef void deal(Game* g) noexcept nogil:
         g.bar_count[player] = 0
         g.bar_strength[player] = 0
     g.first = <int>rng_below(&g.rng, 2)
+    if first_id != FIRST_RANDOM:
+        g.first = first_id - 1
     g.queue.length = 0
     g.turns = 0
     g.agent_steps = 0
@@ -496,26 +646,28 @@ cdef inline void set_species(float* row, int offset, uint16_t species_bits) noex
         species_bits &= species_bits - 1
 
 
-cdef void write_observation(const Game* g, float* row) noexcept nogil:
+cdef void write_observation(const Game* g, float* row, int viewer) noexcept nogil:
+    """The observation of `viewer` (0 the agent, 1 the opponent), the rules module's layout."""
     cdef int i, card
+    cdef int other = 1 - viewer
     memset(row, 0, OBS_SIZE * sizeof(float))
     for i in range(g.queue.length):
         card = g.queue.cards[i]
         row[i * SLOT_SIZE + card_species(card)] = 1.0
-        row[i * SLOT_SIZE + NUM_SPECIES + card_owner(card)] = 1.0
-    set_species(row, 70, g.hand[0])
-    set_species(row, 82, g.pile_species[0])
-    set_species(row, 94, g.hand[1] | g.pile_species[1])
-    set_species(row, 106, g.bar_species[0])
-    set_species(row, 118, g.bar_species[1])
-    set_species(row, 130, g.thrown_species[0])
-    set_species(row, 142, g.thrown_species[1])
-    row[154] = <float>(g.bar_points[0] / 20.0)
-    row[155] = <float>(g.bar_points[1] / 20.0)
+        row[i * SLOT_SIZE + NUM_SPECIES + (0 if card_owner(card) == viewer else 1)] = 1.0
+    set_species(row, 70, g.hand[viewer])
+    set_species(row, 82, g.pile_species[viewer])
+    set_species(row, 94, g.hand[other] | g.pile_species[other])
+    set_species(row, 106, g.bar_species[viewer])
+    set_species(row, 118, g.bar_species[other])
+    set_species(row, 130, g.thrown_species[viewer])
+    set_species(row, 142, g.thrown_species[other])
+    row[154] = <float>(g.bar_points[viewer] / 20.0)
+    row[155] = <float>(g.bar_points[other] / 20.0)
     row[156] = <float>(g.turns / 24.0)
-    row[157] = <float>((NUM_SPECIES - g.next_draw[0]) / 8.0)
-    row[158] = <float>((NUM_SPECIES - g.next_draw[1]) / 8.0)
-    row[159] = 1.0 if g.first == 0 else 0.0
+    row[157] = <float>((NUM_SPECIES - g.next_draw[viewer]) / 8.0)
+    row[158] = <float>((NUM_SPECIES - g.next_draw[other]) / 8.0)
+    row[159] = 1.0 if g.first == viewer else 0.0
 
 
 # BYTES_OF_BITS[b]: the 8 bits of b spread over 8 bytes (byte k = bit k on a little-endian machine),
@@ -542,17 +694,29 @@ cdef class BeastyBarCore:
     Per-game stats of the last finished episode (read them for the games that ended in a step):
     `episode_return` float32[N], `episode_length` int32[N] (agent steps), `winner` int8[N] (0, 1,
     -1 = draw), `points` int16[N, 2], `bar_count` int16[N, 2]. `enemy_turn_ns`: nanoseconds spent in
-    the opponent's turns (its openings included) since construction, C monotonic clock.
+    the scripted opponents' turns (their openings included) since construction, C monotonic clock.
+
+    External opponents (self-play: the caller plays player 1 with its own policies): each game's opponent
+    is fixed when it is dealt, from `set_next_opponents` (an index of OPPONENTS, or -1 = external; all
+    the constructor's `opponent` until set). When a step (or a reset) reaches a turn of an external
+    opponent, that game waits: `waiting` bool[N] marks it, `opponent_obs` float32[N, 160] holds player 1's
+    observation (the same layout, from its side) and `opponent_masks` bool[N, 33] its legal actions.
+    `opponent_step(actions)` plays them and carries those games on to the agent's next decision (which
+    may reach another external turn: an opening after an end). Rewards, ends and the agent's observation
+    of a waiting game are written once it stops waiting; `step` refuses while any game waits. The
+    external opponents' time is the caller's, not in `enemy_turn_ns`.
     """
 
     cdef Game* games
     cdef Tables tables
     cdef readonly int num_games
-    cdef readonly str opponent, scoring
+    cdef readonly str opponent, scoring, first
     cdef readonly bint auto_reset
     cdef readonly object episode_return, episode_length, winner, points, bar_count
-    cdef int opponent_id
+    cdef readonly object waiting, opponent_obs, opponent_masks
     cdef int scoring_id
+    cdef int first_id
+    cdef int num_waiting
     cdef uint64_t enemy_ns
     cdef float[:, ::1] obs
     cdef float[::1] rewards
@@ -565,20 +729,26 @@ cdef class BeastyBarCore:
     cdef int8_t[::1] winner_view
     cdef int16_t[:, ::1] points_view
     cdef int16_t[:, ::1] bar_count_view
+    cdef uint8_t[::1] waiting_view
+    cdef float[:, ::1] opponent_obs_view
+    cdef uint8_t[:, ::1] opponent_masks_view
+    cdef int8_t[::1] next_opponent
 
     def __cinit__(self):
         self.games = NULL
 
     def __init__(self, int num_games, tables, str opponent, options, bint auto_reset, buffers):
         """tables: envs.beastybar.rules.core_tables(); opponent: one of OPPONENTS; options: {"scoring":
-        one of SCORINGS}; buffers: envs.batched_vec_env.CoreBuffers of num_games rows. ValueError naming
-        what is wrong otherwise."""
+        one of SCORINGS, "first": one of FIRSTS}; buffers: envs.batched_vec_env.CoreBuffers of num_games
+        rows. ValueError naming what is wrong otherwise."""
         self.obs, self.rewards, self.terminated, self.truncated, self.masks, self.terminal_obs = checked_buffers(
             buffers, num_games, OBS_SIZE, NUM_ACTIONS)
         load_tables(tables, &self.tables)
-        self.opponent_id = choice_index("opponent", opponent, OPPONENTS)
+        opponent_id = choice_index("opponent", opponent, OPPONENTS)
         options = checked_dict("options", options, OPTION_KEYS)
         self.scoring_id = choice_index("scoring", options["scoring"], SCORINGS)
+        self.first_id = choice_index("first", options["first"], FIRSTS)
+        self.first = options["first"]
         self.num_games = num_games
         self.opponent = opponent
         self.scoring = options["scoring"]
@@ -588,11 +758,18 @@ cdef class BeastyBarCore:
         self.winner = np.zeros(num_games, np.int8)
         self.points = np.zeros((num_games, 2), np.int16)
         self.bar_count = np.zeros((num_games, 2), np.int16)
+        self.waiting = np.zeros(num_games, np.bool_)
+        self.opponent_obs = np.zeros((num_games, OBS_SIZE), np.float32)
+        self.opponent_masks = np.zeros((num_games, NUM_ACTIONS), np.bool_)
         self.episode_return_view = self.episode_return
         self.episode_length_view = self.episode_length
         self.winner_view = self.winner
         self.points_view = self.points
         self.bar_count_view = self.bar_count
+        self.waiting_view = self.waiting.view(np.uint8)
+        self.opponent_obs_view = self.opponent_obs
+        self.opponent_masks_view = self.opponent_masks.view(np.uint8)
+        self.next_opponent = np.full(num_games, opponent_id, np.int8)
         self.games = <Game*>calloc(num_games, sizeof(Game))
         if self.games == NULL:
             raise MemoryError()
@@ -600,6 +777,21 @@ cdef class BeastyBarCore:
 
     def __dealloc__(self):
         free(self.games)
+
+    def set_next_opponents(self, opponents):
+        """int[N]: the opponent of each game's next deal (a reset's or an auto-reset's), an index of
+        OPPONENTS or -1 for an external one. ValueError for a wrong length or id."""
+        ids = np.asarray(opponents)
+        if ids.shape != (self.num_games,) or not np.issubdtype(ids.dtype, np.integer):
+            raise ValueError(f"expected {self.num_games} integer opponent ids, got shape {ids.shape} {ids.dtype}")
+        if ids.size and (ids.min() < EXTERNAL or ids.max() >= len(OPPONENTS)):
+            raise ValueError(f"opponent ids must be -1 (external) or 0-{len(OPPONENTS) - 1} (OPPONENTS)")
+        cdef const int8_t[::1] source = np.ascontiguousarray(ids, dtype=np.int8)
+        self.next_opponent[:] = source
+
+    def opponents(self):
+        """int8[N]: each current game's opponent (an index of OPPONENTS, -1 = external)."""
+        return np.array([self.games[i].opponent for i in range(self.num_games)], dtype=np.int8)
 
     def reset(self, seeds=None):
         """Deal a new game everywhere; `seeds` uint64[N] reseeds each game first, None continues its stream."""
@@ -612,32 +804,61 @@ cdef class BeastyBarCore:
             for i in range(self.num_games):
                 rng_seed(&self.games[i].rng, seed_view[i])
         with nogil:
+            self.num_waiting = 0
             for i in range(self.num_games):
-                deal(&self.games[i])
+                self.waiting_view[i] = 0
+                self._deal(i)
                 self.rewards[i] = 0.0
                 self.terminated[i] = 0
                 self.truncated[i] = 0
-            self._play_openings(False)
-            for i in range(self.num_games):
-                self._publish(i)
+            self._openings()
 
     def step(self, actions):
         """Play agent actions int64[N] in every game. Returns -1, or the index of the first game whose
-        action is illegal (then no game has moved)."""
+        action is illegal (then no game has moved). ValueError while a game waits for `opponent_step`."""
         cdef const int64_t[::1] action_view = np.ascontiguousarray(actions, dtype=np.int64)
         cdef int bad
         if action_view.shape[0] != self.num_games:
             raise ValueError(f"expected {self.num_games} actions, got {action_view.shape[0]}")
+        if self.num_waiting:
+            raise ValueError(f"{self.num_waiting} games wait for their external opponent: opponent_step first")
         with nogil:
             bad = self._step(action_view)
         return bad
 
+    def opponent_step(self, actions):
+        """Play the external opponents' actions int64[N] in the waiting games (the other entries are
+        ignored) and carry those games on. Returns -1, or the index of the first waiting game whose
+        action is illegal (then no game has moved). ValueError when no game waits."""
+        cdef const int64_t[::1] action_view = np.ascontiguousarray(actions, dtype=np.int64)
+        cdef int bad
+        if action_view.shape[0] != self.num_games:
+            raise ValueError(f"expected {self.num_games} actions, got {action_view.shape[0]}")
+        if not self.num_waiting:
+            raise ValueError("no game waits for an external opponent")
+        with nogil:
+            bad = self._opponent_step(action_view)
+        return bad
+
+    cdef void _deal(self, int i) noexcept nogil:
+        deal(&self.games[i], self.first_id)
+        self.games[i].opponent = self.next_opponent[i]
+        self.games[i].stage = DEALT
+
+    cdef void _wait(self, int i, int stage) noexcept nogil:
+        """Game i waits for its external opponent's action: its observation and legal mask."""
+        cdef Game* g = &self.games[i]
+        g.stage = stage
+        write_observation(g, &self.opponent_obs_view[i, 0], 1)
+        write_mask(legal_bits(g.hand[1], &g.queue), &self.opponent_masks_view[i, 0])
+        self.waiting_view[i] = 1
+        self.num_waiting += 1
+
     cdef int _step(self, const int64_t[::1] actions) noexcept nogil:
-        cdef int i, winner
+        cdef int i
         cdef int64_t action
         cdef Game* g
         cdef uint64_t started
-        cdef bint dealt = False
         for i in range(self.num_games):
             action = actions[i]
             if action < 0 or action >= NUM_ACTIONS or not (self.games[i].legal >> action) & 1:
@@ -645,13 +866,54 @@ cdef class BeastyBarCore:
         for i in range(self.num_games):
             play_turn(&self.tables, &self.games[i], 0, <int>actions[i])
             self.games[i].agent_steps += 1
+            self.games[i].stage = REPLIED
         started = now_ns()
         for i in range(self.num_games):
-            if self.games[i].turns < TURNS_PER_GAME:
-                opponent_turn(&self.tables, &self.games[i], self.opponent_id)
+            g = &self.games[i]
+            if g.turns < TURNS_PER_GAME:
+                if g.opponent == EXTERNAL:
+                    self._wait(i, WAIT_REPLY)
+                else:
+                    opponent_turn(&self.tables, g, g.opponent)
         self.enemy_ns += now_ns() - started
+        if self._results():
+            self._openings()
+        return -1
+
+    cdef int _opponent_step(self, const int64_t[::1] actions) noexcept nogil:
+        cdef int i
+        cdef int64_t action
+        cdef Game* g
+        cdef bint opened = False
+        for i in range(self.num_games):
+            action = actions[i]
+            if self.waiting_view[i] and (action < 0 or action >= NUM_ACTIONS
+                                         or not (legal_bits(self.games[i].hand[1], &self.games[i].queue)
+                                                 >> action) & 1):
+                return i
+        for i in range(self.num_games):
+            if not self.waiting_view[i]:
+                continue
+            g = &self.games[i]
+            play_turn(&self.tables, g, 1, <int>actions[i])
+            opened = opened or g.stage == WAIT_OPENING
+            g.stage = REPLIED if g.stage == WAIT_REPLY else OPENED
+            self.waiting_view[i] = 0
+        self.num_waiting = 0
+        if self._results() or opened:
+            self._openings()
+        return -1
+
+    cdef bint _results(self) noexcept nogil:
+        """Every REPLIED game: its reward and end; the agent's next decision, or (with auto-reset) the
+        next game, dealt for `_openings`. Whether a game was dealt."""
+        cdef int i, winner
+        cdef Game* g
+        cdef bint dealt = False
         for i in range(self.num_games):
             g = &self.games[i]
+            if g.stage != REPLIED:
+                continue
             self.truncated[i] = 0
             if g.turns < TURNS_PER_GAME:
                 self.rewards[i] = 0.0
@@ -669,35 +931,45 @@ cdef class BeastyBarCore:
             self.bar_count_view[i, 0] = g.bar_count[0]
             self.bar_count_view[i, 1] = g.bar_count[1]
             if self.auto_reset:
-                write_observation(g, &self.terminal_obs[i, 0])
-                deal(g)  # published below, after the opponent's opening turn
+                write_observation(g, &self.terminal_obs[i, 0], 0)
+                self._deal(i)  # published by _openings, after the opponent's opening turn
                 dealt = True
             else:
                 g.legal = 0
-                write_observation(g, &self.obs[i, 0])
+                g.stage = AT_DECISION
+                write_observation(g, &self.obs[i, 0], 0)
                 write_mask(0, &self.masks[i, 0])
-        if dealt:
-            self._play_openings(True)
-            for i in range(self.num_games):
-                if self.terminated[i]:
-                    self._publish(i)
-        return -1
+        return dealt
 
-    cdef void _play_openings(self, bint ended_only) noexcept nogil:
-        """The opponent's opening turn in every game just dealt that it starts (all games, or with
-        `ended_only` those that ended this step), timed into `enemy_turn_ns` as one block."""
+    cdef void _openings(self) noexcept nogil:
+        """The scripted opponents' opening turns in the DEALT games they start (timed into
+        `enemy_turn_ns` as one block), an external one's as a wait; then the agent's first decision in
+        every game that is not waiting."""
         cdef uint64_t started = now_ns()
         cdef int i
+        cdef Game* g
         for i in range(self.num_games):
-            if self.games[i].first == 1 and (not ended_only or self.terminated[i]):
-                opponent_turn(&self.tables, &self.games[i], self.opponent_id)
+            g = &self.games[i]
+            if g.stage != DEALT:
+                continue
+            if g.first == 0:
+                g.stage = OPENED
+            elif g.opponent == EXTERNAL:
+                self._wait(i, WAIT_OPENING)
+            else:
+                opponent_turn(&self.tables, g, g.opponent)
+                g.stage = OPENED
         self.enemy_ns += now_ns() - started
+        for i in range(self.num_games):
+            if self.games[i].stage == OPENED:
+                self._publish(i)
 
     cdef void _publish(self, int i) noexcept nogil:
         """Game i's legal actions, observation and mask at the agent's decision."""
         cdef Game* g = &self.games[i]
         g.legal = legal_bits(g.hand[0], &g.queue)
-        write_observation(g, &self.obs[i, 0])
+        g.stage = AT_DECISION
+        write_observation(g, &self.obs[i, 0], 0)
         write_mask(g.legal, &self.masks[i, 0])
 
     def legal_actions(self, int index):
@@ -716,7 +988,7 @@ cdef class BeastyBarCore:
 
     @property
     def enemy_turn_ns(self):
-        """Nanoseconds spent in the opponent's turns since construction (C monotonic clock)."""
+        """Nanoseconds spent in the scripted opponents' turns since construction (C monotonic clock)."""
         return self.enemy_ns
 
 
@@ -761,3 +1033,58 @@ def resolve_play(tables, queue, int owner, int action):
         [(card_owner(out.bar[i]), card_species(out.bar[i])) for i in range(out.bar_length)],
         [(card_owner(out.thrown[i]), card_species(out.thrown[i])) for i in range(out.thrown_length)],
     )
+
+
+# ---------------------------------------------------------------- scripted player against scripted player
+
+def play_games(tables, players, seeds, options):
+    """Whole games between two scripted players, in C: player p plays `players[p]` (names of OPPONENTS),
+    game i is dealt from a generator seeded `seeds[i]` (uint64[N]) under `options` (the core's:
+    {"scoring", "first"}; "agent" is player 0). The same trajectories as `envs.beastybar.rules.play_game`
+    from the same seeds.
+
+    Returns a dict of numpy arrays: `actions` int8[N, 24] (the actions in turn order), `first` int8[N]
+    (who started), `winner` int8[N] (0, 1, -1 = draw), `points` int16[N, 2], `bar_count` int16[N, 2].
+    ValueError naming a bad player, option or table.
+    """
+    cdef Tables t
+    cdef Game game
+    cdef int player_ids[2]
+    cdef int scoring_id, first_id, i, player, action
+    cdef const uint64_t[::1] seed_view = np.ascontiguousarray(seeds, dtype=np.uint64).reshape(-1)
+    load_tables(tables, &t)
+    if isinstance(players, str) or len(players) != 2:
+        raise ValueError(f"players must be two names of {', '.join(OPPONENTS)}; got {players!r}")
+    for player in range(2):
+        player_ids[player] = choice_index("player", players[player], OPPONENTS)
+    options = checked_dict("options", options, OPTION_KEYS)
+    scoring_id = choice_index("scoring", options["scoring"], SCORINGS)
+    first_id = choice_index("first", options["first"], FIRSTS)
+    num_games = seed_view.shape[0]
+    results = {
+        "actions": np.zeros((num_games, TURNS_PER_GAME), np.int8),
+        "first": np.zeros(num_games, np.int8),
+        "winner": np.zeros(num_games, np.int8),
+        "points": np.zeros((num_games, 2), np.int16),
+        "bar_count": np.zeros((num_games, 2), np.int16),
+    }
+    cdef int8_t[:, ::1] actions_view = results["actions"]
+    cdef int8_t[::1] first_view = results["first"]
+    cdef int8_t[::1] winner_view = results["winner"]
+    cdef int16_t[:, ::1] points_view = results["points"]
+    cdef int16_t[:, ::1] bar_count_view = results["bar_count"]
+    with nogil:
+        for i in range(num_games):
+            rng_seed(&game.rng, seed_view[i])
+            deal(&game, first_id)
+            first_view[i] = game.first
+            while game.turns < TURNS_PER_GAME:
+                player = (game.first + game.turns) % 2
+                action = choose_action(&t, &game, player_ids[player], player)
+                actions_view[i, game.turns] = action
+                play_turn(&t, &game, player, action)
+            winner_view[i] = winner_of(&game, scoring_id)
+            for player in range(2):
+                points_view[i, player] = game.bar_points[player]
+                bar_count_view[i, player] = game.bar_count[player]
+    return results

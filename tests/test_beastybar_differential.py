@@ -40,10 +40,13 @@ def random_legal_actions(masks: np.ndarray, picker: np.random.Generator) -> np.n
     else pytest.param(opponent, scoring, marks=pytest.mark.heavy)
     for opponent in rules.OPPONENTS for scoring in rules.SCORINGS])
 def test_vec_core_matches_reference_step_for_step(opponent: str, scoring: str) -> None:
+    # Every scripted player with each scoring, 1,024 games each; who starts cycles through FIRSTS.
     seed = 9_000 + 100 * rules.OPPONENTS.index(opponent) + rules.SCORINGS.index(scoring)
-    venv = BeastyBarVecEnv(GAMES, opponent=opponent, seed=seed, scoring=scoring)
+    first = rules.FIRSTS[(2 * rules.OPPONENTS.index(opponent) + rules.SCORINGS.index(scoring)) % len(rules.FIRSTS)]
+    venv = BeastyBarVecEnv(GAMES, opponent=opponent, seed=seed, scoring=scoring, first=first)
     references = [
-        BeastyBarEnv(core="reference", opponent=opponent, seed=seed + i, scoring=scoring) for i in range(GAMES)
+        BeastyBarEnv(core="reference", opponent=opponent, seed=seed + i, scoring=scoring, first=first)
+        for i in range(GAMES)
     ]
     picker = np.random.default_rng(seed)
     obs = venv.reset()
@@ -77,8 +80,10 @@ def test_vec_core_matches_reference_step_for_step(opponent: str, scoring: str) -
 
 @pytest.mark.parametrize("opponent", rules.OPPONENTS)
 def test_gym_env_on_core_matches_reference_with_reseeds(opponent: str) -> None:
+    first = rules.FIRSTS[rules.OPPONENTS.index(opponent) % len(rules.FIRSTS)]
     cores = {
-        name: BeastyBarEnv(core=name, opponent=opponent, seed=5, scoring="count") for name in ("cython", "reference")
+        name: BeastyBarEnv(core=name, opponent=opponent, seed=5, scoring="count", first=first)
+        for name in ("cython", "reference")
     }
     picker = np.random.default_rng(5)
     for episode in range(6):
@@ -156,7 +161,7 @@ def test_the_core_plays_by_the_tables_it_is_given() -> None:
     assert after == [(1, rules.CROCODILE), (0, rules.HIPPO), (1, rules.PARROT)]
     # Same deals and a random opponent: the same plays under both points tables, only the scores differ.
     buffers = [CoreBuffers.allocate(16, rules.OBS_SIZE, rules.NUM_ACTIONS) for _ in range(2)]
-    cores = [beastybar_core.BeastyBarCore(16, tables, "random", {"scoring": "points"}, True, b)
+    cores = [beastybar_core.BeastyBarCore(16, tables, "random", {"scoring": "points", "first": "random"}, True, b)
              for tables, b in zip((TABLES, {**TABLES, "points": [0] * 12}), buffers, strict=True)]
     picker = np.random.default_rng(0)
     for _ in range(STEPS_PER_EPISODE):
@@ -175,7 +180,8 @@ def test_the_core_refuses_tables_that_do_not_fit(tables: dict, message: str) -> 
         beastybar_core.resolve_play(tables, [], 0, 0)
 
 
-@pytest.mark.parametrize(("name", "python_value"), [("OPPONENTS", rules.OPPONENTS), ("SCORINGS", rules.SCORINGS)])
+@pytest.mark.parametrize(("name", "python_value"), [
+    ("OPPONENTS", rules.OPPONENTS), ("SCORINGS", rules.SCORINGS), ("FIRSTS", rules.FIRSTS)])
 def test_core_vocabulary_matches_rules(name: str, python_value: object) -> None:
     assert getattr(beastybar_core, name) == python_value
 

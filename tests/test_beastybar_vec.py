@@ -126,6 +126,26 @@ def test_game_i_is_seeded_with_seed_plus_i_and_resets_continue_the_stream() -> N
     assert_array_equal(many.reset(), first_obs)
 
 
+@pytest.mark.parametrize(("first", "agent_starts"), [("agent", 1.0), ("opponent", 0.0)])
+def test_first_makes_one_side_start_every_game_on_the_same_deals(first: str, agent_starts: float) -> None:
+    # obs[159] is 1.0 when the agent started, obs[156] the turns played / 24: 0 when the agent starts,
+    # 1/24 after the opponent's opening turn. The deals are those of first="random" (the draw is made);
+    # the streams stay in step across episodes because a deal and each opponent turn draw a fixed count.
+    venv, drawn = BeastyBarVecEnv(64, seed=4, first=first), BeastyBarVecEnv(64, seed=4)
+    picker = np.random.default_rng(4)
+    obs, drawn_obs = venv.reset(), drawn.reset()
+    for _ in range(3):
+        assert (obs[:, 159] == agent_starts).all()
+        assert (obs[:, 156] == np.float32((1 - agent_starts) / 24)).all()
+        same = drawn_obs[:, 159] == agent_starts
+        assert 10 < same.sum() < 54
+        assert_array_equal(obs[same, 70:94], drawn_obs[same, 70:94])  # my hand and draw pile
+        for _ in range(STEPS_PER_EPISODE):
+            actions = legal_random(venv.action_masks(), picker)
+            obs = venv.step(actions)[0]
+            drawn_obs = drawn.step(np.where(same, actions, legal_random(drawn.action_masks(), picker)))[0]
+
+
 def test_attributes_and_wrappers() -> None:
     venv = BeastyBarVecEnv(3, opponent="heuristic", seed=0)
     assert venv.get_attr("opponent") == ["heuristic"] * 3
@@ -146,6 +166,7 @@ def test_attributes_and_wrappers() -> None:
         ({"num_envs": 0}, "num_envs"),
         ({"num_envs": 2, "opponent": "greedy"}, "unknown opponent 'greedy'; expected one of 'random', 'heuristic'"),
         ({"num_envs": 2, "scoring": "fewest"}, "unknown scoring 'fewest'"),
+        ({"num_envs": 2, "first": "me"}, "unknown first 'me'; expected one of 'random', 'agent', 'opponent'"),
     ],
 )
 def test_bad_arguments_raise(kwargs: dict, message: str) -> None:

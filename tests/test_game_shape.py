@@ -20,7 +20,7 @@ from envs.game_env import CORES
 
 # The core options each game's envs pass by default.
 DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
-    "beastybar": {"scoring": "points"},
+    "beastybar": {"scoring": "points", "first": "random"},
     "duel": {"shaping": "hp"},
     "skirmish": {"mode": "train", "max_steps": 200},
     "soccer": {"side": "random", "max_steps": 600,

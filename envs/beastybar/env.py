@@ -24,18 +24,22 @@ from envs.rng import Rng
 from envs.spaces import check_choice
 
 
-def core_options(scoring: str) -> dict[str, Any]:
+def core_options(scoring: str, first: str = "random") -> dict[str, Any]:
     """The options both backends and the core take; ValueError naming the expected values otherwise."""
     check_choice("scoring", scoring, rules.SCORINGS)
-    return {"scoring": scoring}
+    check_choice("first", first, rules.FIRSTS)
+    return {"scoring": scoring, "first": first}
 
 
 class ReferenceBackend:
-    """The backend over `envs.beastybar.rules`: player 0 is the agent, player 1 plays `opponent`."""
+    """The backend over `envs.beastybar.rules`: player 0 is the agent, player 1 plays `opponent`, a
+    scripted player's name or a player function `(state, rng) -> action` (`rules.observed_policy` makes
+    one of an external opponent's policy: the reference of the VecEnv's external opponents)."""
 
-    def __init__(self, opponent: str, options: Mapping[str, Any]) -> None:
-        self._opponent = rules.OPPONENT_POLICIES[opponent]
+    def __init__(self, opponent: str | rules.Player, options: Mapping[str, Any]) -> None:
+        self._opponent = rules.OPPONENT_POLICIES[opponent] if isinstance(opponent, str) else opponent
         self._scoring = options["scoring"]
+        self._first = options["first"]
         self._rng: Rng | None = None
         self._state: rules.GameState | None = None
         self.obs = np.zeros(rules.OBS_SIZE, dtype=np.float32)
@@ -50,7 +54,7 @@ class ReferenceBackend:
             self._rng = Rng(seed)
         if self._rng is None:
             raise RuntimeError("the first reset of a backend needs a seed")
-        self._state = rules.deal(self._rng)
+        self._state = rules.deal(self._rng, first=self._first)
         self._play_opponent()
         self._publish()
 
@@ -97,12 +101,13 @@ def observation_space() -> spaces.Box:
 
 
 class BeastyBarEnv(GameEnv):
-    """Beasty Bar for one agent (player A) against a scripted opponent (player B, "random" | "heuristic").
+    """Beasty Bar for one agent (player A) against a scripted opponent (player B, one of `rules.OPPONENTS`).
 
     Observation: float32[160] (layout in `envs.beastybar.rules`). Action: Discrete(33), the rules'
     table; `action_masks()` gives the legal ones and an illegal action raises ValueError. An episode is
     exactly 12 agent steps; the reward is +1/0/-1 (win/draw/loss) on the last step, 0 before, by
-    `scoring` "points" | "count". `render_mode="ansi"` renders a few lines of text. Other arguments and
+    `scoring` "points" | "count". `first` "random" | "agent" | "opponent" says who starts each game (the
+    rules page, "Who starts"). `render_mode="ansi"` renders a few lines of text. Other arguments and
     seeding: `envs.game_env.GameEnv`.
     """
 
@@ -110,9 +115,10 @@ class BeastyBarEnv(GameEnv):
     opponents = rules.OPPONENTS
 
     def __init__(self, core: str = "cython", opponent: str = "random", seed: int | None = None,
-                 scoring: str = "points", render_mode: str | None = None) -> None:
+                 scoring: str = "points", render_mode: str | None = None, first: str = "random") -> None:
         self.scoring = scoring
-        super().__init__(core, opponent, core_options(scoring), seed, render_mode, observation_space(),
+        self.first = first
+        super().__init__(core, opponent, core_options(scoring, first), seed, render_mode, observation_space(),
                          rules.NUM_ACTIONS)
 
     def _make_backend(self, core: str, opponent: str, options: Mapping[str, Any]) -> Backend:

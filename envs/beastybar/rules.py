@@ -83,10 +83,13 @@ ACTIONS: tuple[Action, ...] = (
 )
 NUM_ACTIONS = len(ACTIONS)
 
-OPPONENTS = ("random", "heuristic")
-"""Scripted opponents; the index is the id the core uses."""
+OPPONENTS = ("random", "heuristic", "aggressive", "defensive", "queue", "skunk", "noisy", "outcome")
+"""The scripted players (`OPPONENT_POLICIES`, the rules page says what each does); the index is the
+id the core uses."""
 SCORINGS = ("points", "count")
 """End-of-game scorings; the index is the id the core uses."""
+FIRSTS = ("random", "agent", "opponent")
+"""Who starts a game (option `first`): the deal's draw, player A, player B; the index is the core's id."""
 
 
 def core_tables() -> dict[str, Any]:
@@ -325,18 +328,23 @@ class GameState:
         return legal_actions(self.queue, self.hands[self.current_player]) if not self.over else []
 
 
-def deal(rng: Rng, num_players: int = 2) -> GameState:
-    """A new game from `rng`'s stream: shuffle each player's deck in player order, then draw who starts."""
+def deal(rng: Rng, num_players: int = 2, first: str = "random") -> GameState:
+    """A new game from `rng`'s stream: shuffle each player's deck in player order, then draw who starts.
+
+    `first` (one of `FIRSTS`): "random" keeps the draw; "agent" (player 0) or "opponent" (player 1)
+    overrides it. The draw is made in every mode, so a seed deals the same hands whoever starts."""
+    if first not in FIRSTS:
+        raise ValueError(f"unknown first {first!r}; expected one of {', '.join(map(repr, FIRSTS))}")
     decks = []
     for _ in range(num_players):
         deck = list(range(NUM_SPECIES))
         rng.shuffle(deck)
         decks.append(deck)
-    first = rng.below(num_players)
+    drawn = rng.below(num_players)
     return GameState(
         hands=[set(deck[:HAND_SIZE]) for deck in decks],
         piles=[deck[HAND_SIZE:] for deck in decks],
-        first=first,
+        first=drawn if first == "random" else FIRSTS.index(first) - 1,
     )
 
 
@@ -357,7 +365,73 @@ def play_turn(state: GameState, action: int) -> None:
     state.turn += 1
 
 
-# --- scripted opponents -----------------------------------------------------------------------------
+# --- scripted players ------------------------------------------------------------------------------
+#
+# Each plays for the player to move ("me") from what that player's observation shows, and draws exactly
+# once from the game's generator per turn. The weights below define the players (they are not rules
+# numbers, so they are not in `core_tables()`); the core types them again and the differential tests
+# hold the two equal. Definitions in words: the rules page, "Scripted players".
+
+DOOR_WEIGHTS = (3, 2, 1)
+"""Queue value: an animal at position p (0 = the door) counts its points times DOOR_WEIGHTS[p], 0 beyond."""
+BAR_WEIGHT = 5
+"""A bar point in the position value V = BAR_WEIGHT * N + Q (the door weights are in fifths of it)."""
+NOISY_SHARPNESS = 10
+"""The noisy player weighs an action 2 ** max(0, NOISY_SHARPNESS - (best V - its V))."""
+
+
+class PlayEffect(NamedTuple):
+    """What one play does, seen from `me`: the points of my and their animals entering the bar and thrown
+    out, the queue after it, and that queue's value Q (`queue_value`)."""
+
+    bar_mine: int
+    bar_theirs: int
+    thrown_mine: int
+    thrown_theirs: int
+    queue: list[Card]
+    queue_value: int
+
+    @property
+    def net(self) -> int:
+        """N: my points minus theirs entering the bar."""
+        return self.bar_mine - self.bar_theirs
+
+    @property
+    def value(self) -> int:
+        """V = BAR_WEIGHT * N + Q."""
+        return BAR_WEIGHT * self.net + self.queue_value
+
+
+def queue_value(queue: Sequence[Card], me: int) -> int:
+    """Q: each animal's points times its door weight, + for mine, - for theirs."""
+    return sum(
+        (1 if owner == me else -1) * POINTS[species] * weight
+        for (owner, species), weight in zip(queue, DOOR_WEIGHTS, strict=False)
+    )
+
+
+def play_effect(queue: Sequence[Card], player: int, action: int, me: int) -> PlayEffect:
+    """The effect of `player` playing legal `action` on `queue`, seen from `me`."""
+    after, bar, thrown = _resolve(queue, player, action)
+
+    def points(cards: list[Card], mine: bool) -> int:
+        return sum(POINTS[species] for owner, species in cards if (owner == me) == mine)
+
+    return PlayEffect(points(bar, True), points(bar, False), points(thrown, True), points(thrown, False),
+                      after, queue_value(after, me))
+
+
+def _pick_best(legal: list[int], scores: list[int], rng: Rng) -> int:
+    """Uniformly among the actions of the best score, in ascending order: one draw, even without a tie."""
+    best_score = max(scores)
+    best = [action for action, score in zip(legal, scores, strict=True) if score == best_score]
+    return best[rng.below(len(best))]
+
+
+def _greedy(state: GameState, rng: Rng, score: Callable[[int, PlayEffect], int]) -> int:
+    """The legal action of the best `score(action, effect)`, ties as `_pick_best`."""
+    me, legal = state.current_player, state.legal_actions()
+    return _pick_best(legal, [score(action, play_effect(state.queue, me, action, me)) for action in legal], rng)
 
 
 def random_opponent(state: GameState, rng: Rng) -> int:
@@ -367,23 +441,104 @@ def random_opponent(state: GameState, rng: Rng) -> int:
 
 
 def heuristic_opponent(state: GameState, rng: Rng) -> int:
-    """The action that sends the most of my points minus the rest's points into the bar this turn;
-    ties broken uniformly at random (one draw from `rng`, even without a tie)."""
-    me = state.current_player
-    values = []
-    legal = state.legal_actions()
+    """The greatest N: the most of my points minus the rest's points into the bar this turn."""
+    return _greedy(state, rng, lambda action, e: e.net)
+
+
+def aggressive_opponent(state: GameState, rng: Rng) -> int:
+    """The greatest 3 B_me - B_them + 2 T_them: scores its own, throws theirs out."""
+    return _greedy(state, rng, lambda action, e: 3 * e.bar_mine - e.bar_theirs + 2 * e.thrown_theirs)
+
+
+def defensive_opponent(state: GameState, rng: Rng) -> int:
+    """The greatest B_me - 3 B_them - 2 T_me: lets none of theirs in, loses none of its own."""
+    return _greedy(state, rng, lambda action, e: e.bar_mine - 3 * e.bar_theirs - 2 * e.thrown_mine)
+
+
+def queue_opponent(state: GameState, rng: Rng) -> int:
+    """The greatest V: the bar this turn, then my animals near the door and theirs far from it."""
+    return _greedy(state, rng, lambda action, e: e.value)
+
+
+def _skunk_score(action: int, e: PlayEffect) -> int:
+    bonus = 3 * (e.thrown_theirs - e.thrown_mine) + 1 if ACTIONS[action].acts_as == SKUNK else 0
+    return e.net + bonus
+
+
+def skunk_opponent(state: GameState, rng: Rng) -> int:
+    """N, plus 3 (T_them - T_me) + 1 for a play acting as a skunk: reaches for the skunk."""
+    return _greedy(state, rng, _skunk_score)
+
+
+def noisy_opponent(state: GameState, rng: Rng) -> int:
+    """Each legal action with weight 2 ** max(0, NOISY_SHARPNESS - d), d = how far its V is below the
+    best V: one draw below the total weight, actions in ascending order."""
+    me, legal = state.current_player, state.legal_actions()
+    values = [play_effect(state.queue, me, action, me).value for action in legal]
+    best = max(values)
+    weights = [1 << max(0, NOISY_SHARPNESS - (best - value)) for value in values]
+    draw = rng.below(sum(weights))
+    for action, weight in zip(legal, weights, strict=True):
+        if draw < weight:
+            return action
+        draw -= weight
+    raise AssertionError("the draw is below the total weight")
+
+
+def outcome_opponent(state: GameState, rng: Rng) -> int:
+    """Plays the rules one reply ahead: each action scores its worst case over every reply the next
+    player's unplayed species allow, BAR_WEIGHT (N_mine + N_reply) + Q after the reply (both from my
+    side); V of my play when they have nothing left to play. Ties as `_pick_best`."""
+    me, legal = state.current_player, state.legal_actions()
+    them = (me + 1) % state.num_players
+    unplayed = state.hands[them] | set(state.piles[them])
+    scores = []
     for action in legal:
-        _, bar, _ = _resolve(state.queue, me, action)
-        values.append(sum(POINTS[s] if owner == me else -POINTS[s] for owner, s in bar))
-    best_value = max(values)
-    best = [action for action, value in zip(legal, values, strict=True) if value == best_value]
-    return best[rng.below(len(best))]
+        mine = play_effect(state.queue, me, action, me)
+        replies = [play_effect(mine.queue, them, reply, me) for reply in legal_actions(mine.queue, unplayed)]
+        scores.append(min((BAR_WEIGHT * (mine.net + r.net) + r.queue_value for r in replies), default=mine.value))
+    return _pick_best(legal, scores, rng)
 
 
-OPPONENT_POLICIES: dict[str, Callable[[GameState, Rng], int]] = {
+Player = Callable[[GameState, Rng], int]
+"""A player function: the action of the player to move in `state`, drawing from the game's `rng`."""
+
+OPPONENT_POLICIES: dict[str, Player] = {
     "random": random_opponent,
     "heuristic": heuristic_opponent,
+    "aggressive": aggressive_opponent,
+    "defensive": defensive_opponent,
+    "queue": queue_opponent,
+    "skunk": skunk_opponent,
+    "noisy": noisy_opponent,
+    "outcome": outcome_opponent,
 }
+"""Each scripted player's reference, `(state, rng) -> action` for the player to move, by name."""
+
+
+def observed_policy(policy: Callable[[np.ndarray, np.ndarray], int]) -> Player:
+    """A player of `policy(observation float32[160], legal mask bool[33]) -> action`, both from the side of
+    the player to move: how the reference plays an opponent whose actions come from outside (a neural
+    policy). It draws nothing from the game's generator."""
+
+    def player(state: GameState, rng: Rng) -> int:
+        me = state.current_player
+        return policy(encode_observation(state, me), np.array(legal_mask(state.queue, state.hands[me])))
+
+    return player
+
+
+def play_game(policies: Sequence[Player], rng: Rng,
+              first: str = "random") -> tuple[GameState, list[int]]:
+    """One whole game, player p choosing with `policies[p]`, from `rng`'s stream (the deal with `first`,
+    then the policies' draws in turn order). Returns the finished state and the actions in turn order."""
+    state = deal(rng, len(policies), first)
+    actions = []
+    while not state.over:
+        action = policies[state.current_player](state, rng)
+        play_turn(state, action)
+        actions.append(action)
+    return state, actions
 
 
 # --- scoring ------------------------------------------------------------------------------------------
