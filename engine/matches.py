@@ -31,6 +31,7 @@ import numpy as np
 from engine.evaluate import Outcomes, wilson_interval
 from engine.players import IllegalMove, NeuralPlayer, Player
 from envs.beastybar import rules
+from envs.beastybar.env import core_options
 from envs.rng import Rng
 
 STARTED_BY_VIEWER = 159
@@ -53,7 +54,7 @@ def balanced_seeds(games: int, seed: int) -> np.ndarray:
     start = seed
     while len(a_first) < want_a or len(b_first) < want_b:
         candidates = np.arange(start, start + 2 * games + 64, dtype=np.uint64)
-        core, buffers = CORE.build(len(candidates), "random", {"scoring": "points"}, auto_reset=False)
+        core, buffers = CORE.build(len(candidates), "random", core_options("points"), auto_reset=False)
         core.reset(candidates)  # dealing is all this needs; who moved first is in every observation
         for candidate, a_moved_first in zip(candidates.tolist(), buffers.obs[:, STARTED_BY_VIEWER] == 1.0,
                                             strict=True):
@@ -137,7 +138,7 @@ def _core_games(a: NeuralPlayer, opponent: str, seeds: np.ndarray,
                 scoring: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     from envs.beastybar.core import CORE
 
-    core, buffers = CORE.build(len(seeds), opponent, {"scoring": scoring}, auto_reset=False)
+    core, buffers = CORE.build(len(seeds), opponent, core_options(scoring), auto_reset=False)
     core.reset(np.asarray(seeds, dtype=np.uint64))
     while not buffers.terminated.all():
         if buffers.terminated.any():  # every Beasty Bar game lasts 12 decisions of each player
