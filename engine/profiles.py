@@ -213,7 +213,7 @@ class Setting:
 
 
 class ResolvedConfig:
-    """The resolved configuration: `cfg["ppo.batch_size"]` or `cfg.section("ppo")`; `.sources` says
+    """The resolved configuration: `cfg["ppo.batch_size"]` or `cfg.section("ppo")`; `.source(key)` says
     where each value came from."""
 
     def __init__(self, settings: Mapping[str, Setting], profile: str) -> None:
@@ -245,9 +245,11 @@ class ResolvedConfig:
             if not isinstance(entry, dict) or "value" not in entry:
                 raise UsageError(f"run.json: config entry {dotted!r} should be {{value, source}}")
             settings[dotted] = Setting(_check(dotted, entry["value"], "run.json"), str(entry.get("source")))
-        missing = [k for k in _all_keys() if k not in settings]
-        if missing:
-            raise UsageError(f"run.json: config lacks {', '.join(missing[:5])}")
+        # A run made before a key existed ran as that key's default: resume and read it that way.
+        for dotted in _all_keys():
+            if dotted not in settings:
+                section, _, name = dotted.partition(".")
+                settings[dotted] = Setting(SCHEMA[section][name].default, "default (key newer than the run)")
         _check_together(settings)
         return cls(settings, profile)
 

@@ -116,10 +116,17 @@ def test_resolved_config_round_trips_through_run_json() -> None:
     cfg = resolve("speed", environ={}, assignments=["ppo.n_epochs=5"])
     again = ResolvedConfig.from_json(cfg.to_json(), "speed")
     assert dict(again.items()) == dict(cfg.items())
-    data = cfg.to_json()
-    del data["ppo.n_epochs"]
-    with pytest.raises(UsageError, match=r"lacks ppo\.n_epochs"):
-        ResolvedConfig.from_json(data, "speed")
+
+
+
+def test_a_run_made_before_a_key_existed_reads_as_its_default() -> None:
+    """Resuming or reporting an older run: a key added since is the default the run ran with."""
+    data = resolve("speed", environ={}, assignments=["ppo.n_epochs=5"]).to_json()
+    del data["env.normalize"], data["ppo.n_epochs"]
+    old = ResolvedConfig.from_json(data, "speed")
+    assert old["env.normalize"] is SCHEMA["env"]["normalize"].default
+    assert old["ppo.n_epochs"] == SCHEMA["ppo"]["n_epochs"].default
+    assert old.source("env.normalize") == "default (key newer than the run)"
 
 
 def test_every_key_has_help_and_a_valid_default() -> None:
