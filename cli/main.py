@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="start a training run (headless), or wrap any command after --")
     run.add_argument("--algo", help="trainer (ppo, dqn-per)")
-    run.add_argument("--env", help="game (beastybar, skirmish)")
+    run.add_argument("--env", help="game (beastybar, duel, skirmish, soccer)")
     run.add_argument("--profile", help="profile name (trainctl profiles list; default balance, none for -- CMD)")
     run.add_argument("--steps", type=_steps, help="env steps to train for, e.g. 2e6; with --resume, the new total "
                      "(above the checkpoint's step)")
