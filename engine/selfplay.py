@@ -330,24 +330,23 @@ class SnapshotSchedule(BaseCallback):
         self.new_policy = new_policy
         self.every = every
         self.temperature = temperature
-        self.last_update: int | None = None
+        self.updates = -1  # PPO updates done in this learn() call, -1 before its first rollout
+        self.last_snapshot = 0
 
     def _on_step(self) -> bool:
         return True
-
-    def _on_training_start(self) -> None:
-        self._on_rollout_start()
 
     def _on_rollout_start(self) -> None:
         remaining = max(0.0, 1.0 - self.model.num_timesteps / self.model._total_timesteps)
         self.env.neural.temperature = float(self.temperature(remaining))
         pool = self.env.pool
-        updates = int(self.model._n_updates)
-        if self.last_update is not None and updates - self.last_update < self.every:
+        # Rollouts start once before the first update and once after each (SB3's own counter counts epochs).
+        first = self.updates < 0
+        self.updates += 1
+        if not first and self.updates - self.last_snapshot < self.every:
             return
-        resumed = self.last_update is None and bool(pool.snapshots)  # a resumed pool counts from here
-        self.last_update = updates
-        if resumed or not pool.capacity:
+        self.last_snapshot = self.updates
+        if (first and pool.snapshots) or not pool.capacity:  # a restored pool counts its updates from here
             return
         step = int(self.model.num_timesteps)
         network = self.new_policy()
