@@ -277,3 +277,16 @@ def test_a_tiny_selfplay_run_writes_its_metrics_and_a_resume_keeps_the_pool(tmp_
     assert pool_file["snapshots"] == ["past-512", "past-1536"]
     assert sorted(p.name for p in (resumed.run.path / "selfplay").glob("*.pt")) == [
         "step_000000000512.pt", "step_000000001536.pt"]
+
+
+@pytest.mark.slow
+def test_with_evaluation_the_scripted_weights_follow_the_eval_table(tmp_path: Path) -> None:
+    cfg = resolve("balance", algo="ppo", env="beastybar", cli={"run.total_steps": 512}, environ={},
+                  assignments=[*SELFPLAY, "eval.every_steps=256", "eval.games=10", 'eval.suite=["random"]'])
+    ctx = train(tmp_path, 512, ctx=RunContext(create_trainer_run(cfg, tmp_path, ["test"]), cfg))
+    events = [json.loads(line) for line in ctx.run.events_path.read_text().splitlines()]
+    [last_row] = [e for e in events if e["kind"] == "eval"][-1]["rows"]
+    pool_file = json.loads((ctx.run.path / "selfplay" / "pool.json").read_text())
+    assert pool_file["win_rates"]["random"] == last_row["win_rate"]
+    # The other scripted players, not in the suite, keep their training-window win rates.
+    assert set(pool_file["win_rates"]) - {"random"}
