@@ -25,7 +25,9 @@ either seat, half the games each on average. Nothing here trains; it writes only
 
 from __future__ import annotations
 
+import json
 import math
+import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -216,6 +218,7 @@ class PoolOpponents(VecEnvWrapper):
         self.neural = neural
         self.rng = rng
         self.tally = OutcomeTally()
+        self._neural_ns = 0
         super().__init__(make_venv(self._play))
         self.game_env = self.venv
         self.facing = np.zeros(self.num_envs, dtype=np.int64)
@@ -228,10 +231,19 @@ class PoolOpponents(VecEnvWrapper):
     def _play(self, obs: np.ndarray, masks: np.ndarray, games: np.ndarray) -> np.ndarray:
         # A game that ended during this step (its end flag set: see step_wait) has been dealt again: it
         # already faces its upcoming entry.
+        start = time.perf_counter_ns()
         buffers = self.venv.buffers  # type: ignore[attr-defined]
         dealt = (buffers.terminated | buffers.truncated)[games]
         ids = np.where(dealt, self.upcoming[games], self.facing[games])
-        return self.neural.act(obs, masks, [self.pool.by_id[i] for i in ids.tolist()])
+        actions = self.neural.act(obs, masks, [self.pool.by_id[i] for i in ids.tolist()])
+        self._neural_ns += time.perf_counter_ns() - start
+        return actions
+
+    @property
+    def enemy_turn_ns(self) -> int:
+        """Nanoseconds of the opponents' turns since construction: the scripted ones' inside the core and
+        the neural ones' here (the trainer books them as the `enemy_turn` phase)."""
+        return int(self.venv.enemy_turn_ns) + self._neural_ns  # type: ignore[attr-defined]
 
     def reset(self) -> np.ndarray:
         self.facing[:] = self.upcoming
@@ -291,8 +303,6 @@ class PoolStore:
         path = self.folder / POOL_FILE
         if not path.is_file():
             return False
-        import json
-
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             names, rates = list(data["snapshots"]), dict(data["win_rates"])
