@@ -16,6 +16,9 @@ and after clipping), a `KVWriter` capturing SB3's logger values, and the run's c
 `EntropySchedule` below, which sets the entropy coefficient before each update, and with
 `eval.every_steps` engine.train_eval's evaluation against the suite (best policy kept in best/);
 `log.reward_debug` engine.reward_parts (each reward part every window, for games that report them).
+With `selfplay.enabled` (Beasty Bar), the games face engine.selfplay's opponent pool instead of
+`env.opponent`: its snapshot callback, its metrics in each window, the entropy bonus shaped by
+`selfplay.entropy_schedule`, and each evaluation's table fed to the pool's weights (docs/selfplay.md).
 
 [PERF] phases are those of every trainer (engine.sb3_hooks says what each spans and where PPO's
 boundaries fall); PPO has no `replay_sample`.
