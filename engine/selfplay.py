@@ -196,15 +196,22 @@ class OutcomeTally:
         self.games: dict[str, int] = {}
         self.wins: dict[str, int] = {}
 
-    def add(self, name: str, won: bool) -> None:
-        self.games[name] = self.games.get(name, 0) + 1
+    def add(self, name: str, won: int | bool, games: int = 1) -> None:
+        """Count `games` games against `name`, `won` of them (a bool for one game) won."""
+        self.games[name] = self.games.get(name, 0) + games
         self.wins[name] = self.wins.get(name, 0) + int(won)
 
-    def take(self) -> tuple[dict[str, int], dict[str, float]]:
-        """(games, win rates) per entry played since the last take; then starts a new window."""
+    def take(self) -> tuple[dict[str, int], dict[str, int]]:
+        """(games, wins) per entry played since the last take; then starts a new window."""
         games, wins = self.games, self.wins
         self.games, self.wins = {}, {}
-        return games, {name: wins[name] / count for name, count in games.items()}
+        return games, wins
+
+    def take_measured(self, min_games: int) -> dict[str, float]:
+        """The win rates of the entries with at least `min_games` games since their last take; those
+        entries start again, the others keep counting."""
+        ready = [name for name, count in self.games.items() if count >= min_games]
+        return {name: self.wins.pop(name) / self.games.pop(name) for name in ready}
 
 
 class PoolOpponents(VecEnvWrapper):
@@ -382,21 +389,29 @@ class EvalFeedsPool(EvalDuringTraining):
 
 
 class SelfPlayMetrics:
-    """Each metric window: games and win rate per entry, the weights, the pool size and temperature; the
-    window's win rates refresh the adaptive weights (only the neural entries' when evaluation sets the
-    scripted ones: `eval_feeds`), and the pool file is rewritten."""
+    """Each metric window: games and win rate per entry, the weights, the pool size and temperature.
+    At each window the adaptive weights take the win rate of every entry that has had `MIN_GAMES` games
+    since its last refresh (a window of a few games would swing its weight from the floor to the top;
+    only the neural entries when evaluation sets the scripted ones: `eval_feeds`), and the pool file is
+    rewritten."""
+
+    MIN_GAMES = 20
 
     def __init__(self, env: PoolOpponents, store: PoolStore, eval_feeds: bool) -> None:
         self.env = env
         self.store = store
         self.eval_feeds = eval_feeds
+        self.pending = OutcomeTally()  # games since each entry's last refresh
 
     def take(self) -> dict[str, float]:
         pool = self.env.pool
-        games, rates = self.env.tally.take()
-        # With evaluation on, the scripted entries' win rates come from its table (EvalFeedsPool).
-        pool.weights.observe({n: r for n, r in rates.items()
-                              if n in pool.entries and not (self.eval_feeds and n in rules.OPPONENTS)})
+        games, wins = self.env.tally.take()
+        rates = {name: wins[name] / count for name, count in games.items()}
+        for name, count in games.items():
+            # With evaluation on, the scripted entries' win rates come from its table (EvalFeedsPool).
+            if name in pool.entries and not (self.eval_feeds and name in rules.OPPONENTS):
+                self.pending.add(name, wins[name], count)
+        pool.weights.observe(self.pending.take_measured(self.MIN_GAMES))
         self.store.save(pool)
         entries = pool.entries
         values: dict[str, float] = {f"selfplay/games/{n}": float(g) for n, g in games.items()}

@@ -66,6 +66,17 @@ def test_adaptive_weights_favour_what_the_agent_loses_to() -> None:
     np.testing.assert_allclose([w["random"], w["noisy"], w["queue"]], np.array([0.07, 0.28, 0.05]) / 0.40)
 
 
+def test_an_entry_is_refreshed_once_it_has_enough_games() -> None:
+    tally = selfplay.OutcomeTally()
+    tally.add("heuristic", True)
+    tally.add("heuristic", 6, 19)
+    tally.add("random", 3, 5)
+    assert tally.take_measured(20) == {"heuristic": 0.35}
+    assert tally.take_measured(20) == {}  # heuristic starts again, random keeps counting
+    tally.add("random", 12, 15)
+    assert tally.take_measured(20) == {"random": 0.75}
+
+
 def test_pool_keeps_the_newest_k_snapshots() -> None:
     weights = selfplay.AdaptiveWeights(0.05)
     pool = selfplay.OpponentPool([], 3, weights)
@@ -179,9 +190,9 @@ def test_each_game_faces_the_entry_it_was_dealt_and_both_seats_equally() -> None
     for kind, firsts in first.items():
         assert len(firsts) > 150, kind
         assert 0.4 < np.mean(firsts) < 0.6, (kind, np.mean(firsts))
-    games, rates = env.tally.take()
+    games, wins = env.tally.take()
     assert set(games) <= set(env.pool.entries) and sum(games.values()) > 500
-    assert all(0.0 <= r <= 1.0 for r in rates.values())
+    assert all(0 <= wins[name] <= count for name, count in games.items())
 
 
 def test_pool_file_round_trip_and_a_foreign_file_is_refused(tmp_path: Path) -> None:
@@ -281,7 +292,9 @@ def test_a_tiny_selfplay_run_writes_its_metrics_and_a_resume_keeps_the_pool(tmp_
 
 
 @pytest.mark.slow
-def test_with_evaluation_the_scripted_weights_follow_the_eval_table(tmp_path: Path) -> None:
+def test_with_evaluation_the_scripted_weights_follow_the_eval_table(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(selfplay.SelfPlayMetrics, "MIN_GAMES", 1)  # a tiny run: refresh from any game
     cfg = resolve("balance", algo="ppo", env="beastybar", cli={"run.total_steps": 512}, environ={},
                   assignments=[*SELFPLAY, "eval.every_steps=256", "eval.games=10", 'eval.suite=["random"]'])
     ctx = train(tmp_path, 512, ctx=RunContext(create_trainer_run(cfg, tmp_path, ["test"]), cfg))
