@@ -129,16 +129,24 @@ def test_batched_neural_opponents_act_as_one_game_at_a_time() -> None:
 
 
 class Recording(selfplay.NeuralOpponents):
-    """NeuralOpponents that remember each call's (game, network, opponent observation) of the step."""
+    """NeuralOpponents that remember each call's (game, network, opponent observation) of the step, and
+    per call the distinct networks asked for and the forward passes made."""
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.games: np.ndarray = np.empty(0, dtype=np.int64)
         self.calls: list[tuple[int, str, np.ndarray]] = []
+        self.forwards: list[tuple[int, int]] = []
 
     def act(self, obs: np.ndarray, masks: np.ndarray, names: list[str]) -> np.ndarray:
         self.calls += list(zip(self.games.tolist(), names, obs.copy(), strict=True))
+        self.forwards.append((len(set(names)), 0))
         return super().act(obs, masks, names)
+
+    def sample(self, policy: Any, obs: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        networks, passes = self.forwards[-1]
+        self.forwards[-1] = (networks, passes + 1)
+        return super().sample(policy, obs, masks)
 
 
 def pool_env(listed: list[str], num_envs: int, seed: int) -> tuple[selfplay.PoolOpponents, Recording]:
@@ -187,6 +195,9 @@ def test_each_game_faces_the_entry_it_was_dealt_and_both_seats_equally() -> None
             expected = env.facing[game] if opening_of_new_deal else before[game]
             assert name == env.pool.by_id[expected], (game, name)
         note_deals(np.flatnonzero(dones), obs)
+    # One forward pass per network per round of waiting games, over all the games facing it.
+    assert neural.forwards and all(networks == passes for networks, passes in neural.forwards)
+    assert max(networks for networks, _ in neural.forwards) == 2
     for kind, firsts in first.items():
         assert len(firsts) > 150, kind
         assert 0.4 < np.mean(firsts) < 0.6, (kind, np.mean(firsts))
