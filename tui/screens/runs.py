@@ -33,7 +33,7 @@ class RunsScreen(Screen[None]):
         Binding("c", "compare", "Compare"),
         Binding("m", "metrics", "Metrics"),
         Binding("a", "all_keys", "All keys"),
-        *(Binding(str(i + 1), f"panel('{tab}')", "Panel", show=i == 0, key_display="1-5")
+        *(Binding(str(i + 1), f"panel('{tab}')", "Panel", show=i == 0, key_display=f"1-{len(TABS)}")
           for i, (tab, _) in enumerate(TABS)),
     ]
 

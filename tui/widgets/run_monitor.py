@@ -1,5 +1,5 @@
 """The run monitor: the selected run's title, what is wrong with its folder (if anything), and its
-panels in tabs — overview (throughput and [PERF]), metrics, system, log, config. A lost or unreadable
+panels in tabs — overview (throughput and [PERF]), metrics, system, log, config, eval. A lost or unreadable
 run's state is styled in the title as in the runs list, and its notes say what is known (for a lost
 run: last step, newest checkpoint, and the `trainctl run --resume` line that continues it)."""
 
@@ -13,6 +13,7 @@ from textual.widgets import Static, TabbedContent, TabPane
 
 from tui.model import PollResult, RunSnapshot
 from tui.widgets.config_view import ConfigView
+from tui.widgets.eval_panel import EvalPanel
 from tui.widgets.log_tail import LogTail
 from tui.widgets.metric_plots import MetricPlots
 from tui.widgets.perf_breakdown import PerfBreakdown
@@ -21,7 +22,7 @@ from tui.widgets.system_panel import SystemPanel
 from tui.widgets.throughput import ThroughputPanel
 
 TABS = (("overview", "1 Overview"), ("metrics", "2 Metrics"), ("system", "3 System"), ("log", "4 Log"),
-        ("config", "5 Config"))
+        ("config", "5 Config"), ("eval", "6 Eval"))
 
 
 class RunMonitor(Vertical):
@@ -40,6 +41,8 @@ class RunMonitor(Vertical):
                 yield LogTail(id="log-tail")
             with TabPane(TABS[4][1], id="config"):
                 yield ConfigView(id="config-view")
+            with TabPane(TABS[5][1], id="eval"):
+                yield EvalPanel(id="eval-panel")
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -88,6 +91,8 @@ class RunMonitor(Vertical):
             self.query_one(LogTail).show(poll.log_tail if poll.selected == s.run_id else None)
         elif tab == "config":
             self.query_one(ConfigView).show(s)
+        elif tab == "eval":
+            self.query_one(EvalPanel).show(s)
 
     @property
     def shown_run(self) -> RunSnapshot | None:
