@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cli.eval import check_match_arguments
 from engine.errors import UsageError
 
 
@@ -32,10 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.worldmodel import check_resume, model_from_checkpoint
     from envs.duel import rules
 
-    if args.games < 1:
-        raise UsageError(f"--games must be at least 1, got {args.games}")
-    if not 0 <= args.seed < 2**63:
-        raise UsageError(f"--seed must be in 0 to 2**63 - 1, got {args.seed}")
+    check_match_arguments(args)
     players = tuple(args.players.split(","))
     if len(players) != 2 or any(p not in rules.OPPONENTS for p in players):
         raise UsageError(f"--players {args.players!r}: expected two of {', '.join(rules.OPPONENTS)} separated by a "
