@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -214,3 +215,40 @@ def test_data_flag_sets_data_dir_and_the_datasets_game(data_dir: Path) -> None:
     assert args.env == "duel" and args.assignments == [f"data.dir={json.dumps(str(data_dir.absolute()))}"]
     args = build_parser().parse_args(["run", "--env", "soccer", "--data", str(data_dir)])
     assert args.env == "soccer"
+
+
+# -- the TUI ----------------------------------------------------------------------------------------------
+async def test_the_tui_plots_a_world_model_runs_epochs_against_samples_seen(data_dir: Path, tmp_path: Path) -> None:
+    from tui_fixtures import T0, wait_for_text
+
+    from engine.events import EventWriter, metric_event, perf_event, status_event
+    from engine.runstore import RunDir, atomic_write_json
+    from tui.app import TrainctlApp
+
+    cfg = config(data_dir)
+    samples, epochs = 50_000, 6
+    info = {"kind": "trainer", "command": ["trainctl", "run"], "created": T0, "algo": "worldmodel", "env": "duel",
+            "profile": "balance", "total_steps": samples * epochs, "seed": 0, "config": cfg.to_json()}
+    run = RunDir.create(tmp_path, "20260101T000000_worldmodel_duel_balance", info)
+    with EventWriter(run.events_path) as writer:
+        writer.write({**status_event("running"), "t": T0})
+        for epoch in range(1, epochs + 1):
+            writer.write({**perf_event(samples * epoch, 40_000.0, 0.0, {"data": 0.001, "forward": 0.005,
+                                                                         "backward": 0.01, "optimizer": 0.004,
+                                                                         "eval": 0.002}), "t": T0 + epoch})
+            writer.write({**metric_event(samples * epoch, {"epoch": epoch, "train/loss": 1.0 / epoch,
+                                                           "train/lr": 1e-3, "val/reward_mae": 0.2 / epoch,
+                                                           "val_total": 2.0 / epoch}), "t": T0 + epoch})
+        writer.write({**status_event("finished", exit_code=0), "t": T0 + 10})
+    atomic_write_json(run.status_path, {"state": "finished", "created": T0, "started": T0, "ended": T0 + 10,
+                                        "step": samples * epochs, "exit_code": 0, "updated": T0 + 10})
+    app = TrainctlApp(tmp_path, clock=lambda: T0 + 86400, poll_s=0.1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for_text(app, pilot, "worldmodel/du")
+        await pilot.press("2")
+        shown = await wait_for_text(app, pilot, "val/reward_mae 0.03333 ● last")
+        assert "train/loss 0.1667 ● last" in shown
+        assert re.search(r"steps +50k +100k +150k", shown)  # the x axis: samples seen
+        await pilot.press("1")
+        shown = await wait_for_text(app, pilot, "backward")
+        assert all(phase in shown for phase in ("data", "forward", "optimizer", "eval"))
