@@ -2,8 +2,9 @@
 Duel games, its gates and GO or NO-GO (engine.wm_bench, docs/worldmodel.md).
 
 The checkpoint is loaded and checked before a game is played, so a missing or foreign file is one line
-with exit code 2. Exit code 0 for GO, 1 for NO-GO. torch and the rules are imported when the command
-runs, not when the parser is built.
+with exit code 2. Exit code 0 for GO, 1 for NO-GO. A checkpoint in a run's best/ or checkpoints/ folder
+gets the table appended to that run's events.jsonl as a `wm_bench` event (docs/events.md). torch and the
+rules are imported when the command runs, not when the parser is built.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from cli.eval import check_match_arguments
 from engine.errors import UsageError
+from engine.runstore import RunDir
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from engine.checkpoint import load_checkpoint
-    from engine.wm_bench import ModelPredictor, failing_gates, play_games, replay, report
+    from engine.events import EventWriter
+    from engine.wm_bench import ModelPredictor, bench_event, failing_gates, play_games, replay, report
     from engine.worldmodel import check_resume, model_from_checkpoint
     from envs.duel import rules
 
@@ -45,4 +48,17 @@ def run(args: argparse.Namespace) -> int:
     print(f"wm-bench {args.checkpoint} (step {state['step']:,}), players {args.players}, seed {args.seed}")
     for line in report(metrics, len(games), sum(len(g) for g in games)):
         print(line)
+    run = _run_of(args.checkpoint)
+    if run is not None:
+        with EventWriter(run.events_path) as writer:
+            writer.write(bench_event(int(state["step"]), args.checkpoint.name, args.games, args.seed, args.players,
+                                     metrics))
+        print(f"saved as a wm_bench event in {run.events_path}")
     return 0 if not failing_gates(metrics) else 1
+
+
+def _run_of(checkpoint: Path) -> RunDir | None:
+    """The run a checkpoint in its `best/` or `checkpoints/` folder belongs to, else None."""
+    folder = checkpoint.absolute().parent.parent
+    return RunDir.open(folder) if checkpoint.parent.name in ("best", "checkpoints") and \
+        (folder / "run.json").is_file() else None

@@ -14,13 +14,16 @@ since the replayed actions decide them. Then the gates (docs/worldmodel.md):
 
 HP divergence on pass turns alone is printed without a gate (it is judged against a baseline run).
 A `Predictor` is anything that maps (observation, both actions) to a `Prediction`; `ModelPredictor`
-wraps a trained WorldModel. Nothing here trains or writes files.
+wraps a trained WorldModel. Nothing here trains or writes files (the command appends `bench_event` to the
+checkpoint's run).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -161,6 +164,15 @@ def failing_gates(metrics: dict[str, float]) -> list[str]:
         if not (value < threshold if op == "<" else value > threshold):
             failed.append(name)
     return failed
+
+
+def bench_event(step: int, checkpoint: str, games: int, seed: int, players: str,
+                metrics: dict[str, float]) -> dict[str, Any]:
+    """The `wm_bench` event appended to a run's events.jsonl (docs/events.md); `step` is the checkpoint's."""
+    failed = failing_gates(metrics)
+    return {"t": time.time(), "step": int(step), "kind": "wm_bench", "checkpoint": checkpoint, "games": games,
+            "seed": seed, "players": players, "metrics": dict(metrics), "failed": failed,
+            "verdict": "NO-GO" if failed else "GO"}
 
 
 def report(metrics: dict[str, float], games: int, turns: int) -> list[str]:

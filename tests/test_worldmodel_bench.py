@@ -4,6 +4,7 @@ the figures worked out by hand; the command refuses a checkpoint that is not a w
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import torch
 from cli.main import main
 from engine.checkpoint import save_checkpoint
 from engine.datasets import hp_and_alive
+from engine.runstore import RunDir
 from engine.wm_bench import Prediction, Predictor, Turn, failing_gates, play_games, replay, report
 from engine.worldmodel import STATE_FORMAT, WorldModel
 from envs.duel import rules
@@ -91,12 +93,17 @@ def worldmodel_state() -> dict[str, object]:
             "data_sha256": "", "rng_torch": torch.get_rng_state()}
 
 
-def test_the_command_prints_the_gates_and_no_go_for_an_untrained_model(tmp_path: Path,
-                                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    path = save_checkpoint(tmp_path, 1, {**worldmodel_state(), "step": 1})
+def test_the_command_prints_the_gates_and_no_go_and_saves_them_in_the_run(tmp_path: Path,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    run = RunDir.create(tmp_path, "20260101T000000_worldmodel_duel_balance", {"kind": "trainer"})
+    path = save_checkpoint(run.path / "best", 1, {**worldmodel_state(), "step": 1})
     assert main(["wm-bench", str(path), "--games", "3", "--seed", "1"]) == 1
     out = capsys.readouterr().out
-    assert "3 games" in out and "HP divergence MAE" in out and "NO-GO: " in out.splitlines()[-1]
+    assert "3 games" in out and "HP divergence MAE" in out and "saved as a wm_bench event" in out
+    verdict = next(line for line in out.splitlines() if line.startswith("NO-GO: "))
+    (event,) = [json.loads(line) for line in run.events_path.read_text().splitlines()]
+    assert event["kind"] == "wm_bench" and event["verdict"] == "NO-GO" and event["games"] == 3
+    assert verdict == "NO-GO: " + ", ".join(event["failed"]) and set(event["metrics"]) >= {"hp_mae", "done_f1"}
 
 
 def test_the_command_refuses_a_checkpoint_that_is_not_a_world_model(tmp_path: Path,
