@@ -7,8 +7,9 @@ says what it reads, reports and writes.
 loaded from its cache (or the cache is rebuilt, and the log and run.json say which) and each split is
 copied once into tensors (`Tensors`): a minibatch is an index into them, nothing is parsed while training.
 The run's step is the number of training samples seen (a sample is one transition), so the perf events'
-steps/s is samples/s and the plots' x axis is samples seen; the budget is `worldmodel.epochs`, and the
-run's `total_steps` (run.json) becomes epochs x training samples once the data is loaded.
+steps/s is samples/s and the plots' x axis is samples seen; the budget is `worldmodel.epochs` (or, after
+`--resume RUN --steps N`, enough epochs for N samples: `budget_epochs`), and the run's `total_steps`
+(run.json) becomes epochs x training samples once the data is loaded.
 
 Each epoch: minibatches of a permutation drawn from the seed and the epoch (so a resume continues the
 same epoch at the same minibatch), then the validation metrics, a metric event, the plateau scheduler and
@@ -89,6 +90,19 @@ class EarlyStopping:
     @property
     def stop(self) -> bool:
         return self.patience > 0 and self.bad_epochs >= self.patience
+
+
+RECORDED_TOTAL = "worldmodel.epochs x training samples"  # run.total_steps' source once a run has recorded it
+RESUME_TOTAL = "--steps on resume"  # the start of its source after `trainctl run --resume RUN --steps N`
+
+
+def budget_epochs(cfg: ResolvedConfig, train_samples: int) -> int:
+    """The epochs a run trains: `worldmodel.epochs`, unless run.total_steps was recorded by the run (a resume)
+    or set by `--resume --steps N`: then the epochs that cover that many samples, rounded up."""
+    source = cfg.source("run.total_steps")
+    if source == RECORDED_TOTAL or source.startswith(RESUME_TOTAL):
+        return max(1, math.ceil(int(cfg["run.total_steps"]) / max(train_samples, 1)))
+    return int(cfg["worldmodel.epochs"])
 
 
 def plateau_scheduler(optimizer: torch.optim.Optimizer, factor: float, patience: int
@@ -346,6 +360,7 @@ class Trainer:
         self.scheduler = plateau_scheduler(self.optimizer, float(w["plateau_factor"]), int(w["plateau_patience"]))
         self.early = EarlyStopping(int(w["early_stop_patience"]))
         self.best = BestKeeper(ctx.run.path / BEST_FOLDER)
+        self.epochs = budget_epochs(cfg, len(train_data))
         self.epoch = 0  # epochs completed
         self.batch_in_epoch = 0  # minibatches of the current epoch done
         self.samples = 0  # training samples seen: the run's step
@@ -353,7 +368,7 @@ class Trainer:
 
     @property
     def total_steps(self) -> int:
-        return int(self.w["epochs"]) * len(self.train_data)
+        return self.epochs * len(self.train_data)
 
     def state(self) -> dict[str, Any]:
         """Everything a resume needs, as tensors, numbers, strings, lists and dicts."""
@@ -382,7 +397,7 @@ class Trainer:
         timer.restart(self.samples)
         self._last_perf = time.perf_counter()
         batch_size = int(self.w["batch_size"])
-        while self.epoch < int(self.w["epochs"]) and not self.early.stop:
+        while self.epoch < self.epochs and not self.early.stop:
             started, first_sample = time.perf_counter(), self.samples
             loss_total, loss_rows = 0.0, 0
             order = epoch_order(ctx.cfg["run.seed"], self.epoch, len(self.train_data))
@@ -431,7 +446,7 @@ class Trainer:
         else:
             ctx.log("info", f"epoch {self.epoch}: val_total {val_total:.6g} (best {self.early.best:.6g}, "
                     f"{self.early.bad_epochs} epochs without better)", self.samples)
-        if self.epoch % int(self.w["checkpoint_every_epochs"]) == 0 and self.epoch < int(self.w["epochs"]):
+        if self.epoch % int(self.w["checkpoint_every_epochs"]) == 0 and self.epoch < self.epochs:
             ctx.save(self.samples, self.state())
 
 
@@ -442,7 +457,7 @@ def record_data(ctx: RunContext, dataset: datasets.Dataset, total_steps: int) ->
     info["data"] = {"dir": str(dataset.path), "source_sha256": dataset.source_sha256,
                     "train": len(dataset.train), "val": len(dataset.val), "cache": dataset.cache_line()}
     info["total_steps"] = total_steps
-    info["config"]["run.total_steps"] = {"value": total_steps, "source": "worldmodel.epochs x training samples"}
+    info["config"]["run.total_steps"] = {"value": total_steps, "source": RECORDED_TOTAL}
     atomic_write_json(ctx.run.config_path, info)
     ctx.total_steps = total_steps
 
@@ -474,7 +489,8 @@ def train(ctx: RunContext, resume: dict[str, Any] | None) -> str:
         "profile": cfg.profile,
         "data": f"{dataset.path}: train {len(train_data):,} / val {len(val_data):,} samples, {dataset.cache_line()}, "
                 f"preloaded as tensors in {load_s:.1f} s",
-        "budget": f"{w['epochs']} epochs = {trainer.total_steps:,} samples (the step is samples seen)"
+        "budget": f"{trainer.epochs} epochs = {trainer.total_steps:,} samples (the step is samples seen)"
+                  + (" (--steps on resume)" if cfg.source("run.total_steps").startswith(RESUME_TOTAL) else "")
                   + (f"; resuming at epoch {trainer.epoch} minibatch {trainer.batch_in_epoch}" if resume else ""),
         "batch": f"{w['batch_size']}, lr {trainer.lr_text}",
         "schedule": f"plateau on val_total (factor {w['plateau_factor']:g}, patience {w['plateau_patience']}), "

@@ -18,14 +18,16 @@ from hypothesis import strategies as st
 from cli.main import main
 from engine import datasets
 from engine.errors import UsageError
-from engine.profiles import ResolvedConfig, resolve
+from engine.profiles import ResolvedConfig, Setting, resolve
 from engine.worldmodel import (
     HP_SCALE,
+    RECORDED_TOTAL,
     EarlyStopping,
     LossWeights,
     Tensors,
     ValTotals,
     WorldModel,
+    budget_epochs,
     check_resume,
     epoch_order,
     lr_for,
@@ -66,6 +68,14 @@ def test_sqrt_rule_ratio_is_the_root_of_the_batch_ratio(batch: int, base: int, l
 def test_the_run_config_drives_the_rule(data_dir: Path) -> None:
     lr, text = lr_for(config(data_dir, "worldmodel.batch_size=4096", "worldmodel.lr_base=0.002"))
     assert lr == pytest.approx(0.004) and "sqrt(batch 4096 / batch_base 1024)" in text
+
+
+def test_the_budget_is_epochs_unless_a_resume_set_or_recorded_a_total(data_dir: Path) -> None:
+    cfg = config(data_dir, "worldmodel.epochs=7")
+    assert budget_epochs(cfg, 300) == 7  # run.total_steps from the profile or defaults is not read
+    for total, source, epochs in ((1000, "--steps on resume, was 900", 4), (900, RECORDED_TOTAL, 3)):
+        settings = {**dict(cfg.items()), "run.total_steps": Setting(total, source)}
+        assert budget_epochs(ResolvedConfig(settings, "balance"), 300) == epochs
 
 
 # -- early stopping and the plateau scheduler on a fabricated curve -----------------------------------------

@@ -38,7 +38,7 @@ def read_events(run: RunDir) -> list[dict[str, Any]]:
 
 
 @pytest.mark.slow
-def test_a_tiny_run_writes_metrics_perf_checkpoints_and_best(data_dir: Path, tmp_path: Path) -> None:
+def test_a_tiny_run_writes_metrics_perf_checkpoints_best_and_resumes_for_more(data_dir: Path, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     sets = [x for a in [*TINY, "worldmodel.epochs=3"] for x in ("--set", a)]
     done = subprocess.run([sys.executable, "-m", "cli.main", "run", "--algo", "worldmodel", "--data", str(data_dir),
@@ -72,6 +72,15 @@ def test_a_tiny_run_writes_metrics_perf_checkpoints_and_best(data_dir: Path, tmp
     assert state["step"] == table["step"] and state["best_val_total"] == pytest.approx(best_total)
     model = worldmodel.model_from_checkpoint(state)
     assert model(torch.zeros(2, state["obs_size"] + 2 * state["num_actions"]))[0].shape == (2, 6)
+
+    more = subprocess.run([sys.executable, "-m", "cli.main", "run", "--resume", run.run_id, "--steps",
+                           str(4 * train_rows), "--runs-dir", str(runs)], cwd=PROJECT, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert more.returncode == 0, more.stdout + more.stderr
+    assert "4 epochs" in more.stdout and "(--steps on resume)" in more.stdout
+    metrics = [e for e in read_events(run) if e["kind"] == "metric"]
+    assert [e["values"]["epoch"] for e in metrics] == [1, 2, 3, 4] and metrics[-1]["step"] == 4 * train_rows
+    assert run.read_config()["total_steps"] == 4 * train_rows
 
 
 def make_ctx(runs: Path, data_dir: Path, stop: StopRequest | None = None) -> RunContext:
