@@ -10,6 +10,8 @@ printed here as one line on stderr with exit code 2, before anything is started 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import NoReturn
 from cli import arena, bench, commands, sweep
 from cli import data as data_cli
 from cli import eval as eval_cli
+from cli import wm_bench as wm_bench_cli
 from cli import wrapped as wrapped_cli
 from engine.errors import UsageError
 from engine.launcher import DEFAULT_JOB, parse_steps
@@ -25,7 +28,8 @@ from engine.runstore import check_runs_dir, resolve_run
 
 EXIT_USAGE = 2
 # Subcommands in a module of their own: `add_parser(sub)` adds the subparser, `run(args)` runs it.
-OWN_MODULE_COMMANDS = {"eval": eval_cli, "arena": arena, "bench": bench, "sweep": sweep, "data": data_cli}
+OWN_MODULE_COMMANDS = {"eval": eval_cli, "arena": arena, "bench": bench, "sweep": sweep, "data": data_cli,
+                       "wm-bench": wm_bench_cli}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,6 +46,19 @@ def _steps(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+class _DataDir(argparse.Action):
+    """`--data DIR`: the `data.dir` setting (as a `--set`), the folder made absolute so that a resume from
+    another folder reads the same data; the game defaults to the dataset's (engine.datasets)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        folder = Path(str(values)).absolute()
+        namespace.assignments = [*namespace.assignments, f"data.dir={json.dumps(str(folder))}"]
+        if namespace.env is None and (folder / "dataset.json").is_file():
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                namespace.env = str(json.loads((folder / "dataset.json").read_text()).get("game")) or None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="trainctl", description="A terminal control center for training game-playing AI. "
                      "Without a command: the TUI on --runs-dir (the status table when stdout is not a terminal).")
@@ -54,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     run = sub.add_parser("run", help="start a training run (headless), or wrap any command after --")
-    run.add_argument("--algo", help="trainer (ppo, dqn-per)")
+    run.add_argument("--algo", help="trainer (ppo, dqn-per, worldmodel)")
     run.add_argument("--env", help="game (beastybar, duel, skirmish, soccer)")
     run.add_argument("--profile", help="profile name (trainctl profiles list; default balance, none for -- CMD)")
     run.add_argument("--steps", type=_steps, help="env steps to train for, e.g. 2e6; with --resume, the new total "
@@ -63,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="assignments",
                      help="override one config value (repeatable)")
     run.add_argument("--config", type=Path, help="a TOML file of overrides")
+    run.add_argument("--data", action=_DataDir, metavar="DIR", help="dataset folder of a supervised trainer "
+                     "(worldmodel): sets data.dir, and --env to the dataset's game unless given")
     run.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run folders go (default: runs)")
     run.add_argument("--name", help="name the run (its id becomes <time>_<name>)")
     run.add_argument("--resume", metavar="RUN", help="continue RUN from its latest checkpoint, with its own config")

@@ -22,10 +22,12 @@ from engine.trainers import TRAINER_GAMES
 from envs import GAMES, opponents, reward_parts
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
-ALGOS = ("ppo", "dqn-per")
-ALGO_SECTION = {"ppo": "ppo", "dqn-per": "dqn"}  # the section of each algorithm's hyperparameters
+ALGOS = ("ppo", "dqn-per", "worldmodel")
+# the section of each algorithm's hyperparameters
+ALGO_SECTION = {"ppo": "ppo", "dqn-per": "dqn", "worldmodel": "worldmodel"}
 # Every section only one algorithm's trainer reads, by algorithm.
-ALGO_SECTIONS: dict[str, frozenset[str]] = {"ppo": frozenset({"ppo"}), "dqn-per": frozenset({"dqn", "per"})}
+ALGO_SECTIONS: dict[str, frozenset[str]] = {"ppo": frozenset({"ppo"}), "dqn-per": frozenset({"dqn", "per"}),
+                                            "worldmodel": frozenset({"worldmodel", "data"})}
 
 
 def read_by(key: str, algo: str) -> bool:
@@ -61,6 +63,10 @@ def _unit(v: Any) -> bool:
     return bool(0.0 <= v <= 1.0)
 
 
+def _open_unit(v: Any) -> bool:
+    return bool(0.0 < v < 1.0)
+
+
 def _number_table(v: Any) -> bool:
     return all(isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) for x in v.values())
 
@@ -73,11 +79,12 @@ def _str_list(v: Any) -> bool:
     return isinstance(v, list) and all(isinstance(x, str) for x in v)
 
 
-def _open_unit(v: Any) -> bool:
+def _above_zero_unit(v: Any) -> bool:
     return bool(0.0 < v <= 1.0)
 
 
 POS, NONNEG, UNIT = (_positive, "> 0"), (_non_negative, ">= 0"), (_unit, "in [0, 1]")
+OPEN_UNIT, ABOVE_ZERO_UNIT = (_open_unit, "in (0, 1)"), (_above_zero_unit, "in (0, 1]")
 
 
 def _k(type_: type | tuple[type, ...], default: Any, help_: str, rule: tuple[Callable[[Any], bool], str]
@@ -149,6 +156,31 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "eps": _k(NUMBER, 1e-6, "added to |TD error|", POS),
         "prefetch": _k(bool, True, "PREFETCH: sample the next batch on a background thread"),
     },
+    # The supervised world-model trainer (engine/worldmodel.py, docs/worldmodel.md): its budget is epochs over
+    # the dataset in data.dir, and its step is the training samples seen.
+    "worldmodel": {
+        "batch_size": _k(int, 1024, "training samples per gradient step (BATCH_SIZE)", POS),
+        "lr": _k(NUMBER, 0.0, "Adam step size; 0 = lr_base x sqrt(batch_size / batch_base)", NONNEG),
+        "lr_base": _k(NUMBER, 1e-3, "step size at batch_base (the square-root rule scales it to batch_size)", POS),
+        "batch_base": _k(int, 1024, "the batch size lr_base was tuned at", POS),
+        "epochs": _k(int, 60, "passes over the training split (the run's budget)", POS),
+        "early_stop_patience": _k(int, 15, "epochs without a better val_total before stopping (0 = off)", NONNEG),
+        "plateau_factor": _k(NUMBER, 0.5, "step size x this when val_total plateaus", OPEN_UNIT),
+        "plateau_patience": _k(int, 5, "epochs without a better val_total before the step size drops", NONNEG),
+        "w_pass": _k(NUMBER, 5.0, "weight of the HP-delta loss on turns where the agent passed", NONNEG),
+        "w_attack_hp": _k(NUMBER, 12.0, "weight of the HP-delta loss on turns where the agent attacked", NONNEG),
+        "w_switch_hp": _k(NUMBER, 1.0, "weight of the HP-delta loss on turns where the agent switched", NONNEG),
+        "w_ko": _k(NUMBER, 1.0, "weight of the KO flags' loss", NONNEG),
+        "w_done": _k(NUMBER, 1.0, "weight of the done flag's loss", NONNEG),
+        "w_reward": _k(NUMBER, 1.0, "weight of the reward's loss", NONNEG),
+        "hidden": _k(list, [256, 256], "hidden layer sizes of the MLP", (_int_list, "a list of positive integers")),
+        "eval_batch_size": _k(int, 8192, "validation samples per forward pass", POS),
+        "checkpoint_every_epochs": _k(int, 1, "epochs between periodic checkpoints (checkpoint.keep of them kept)",
+                                      POS),
+    },
+    "data": {
+        "dir": _k(str, "", "the dataset folder a supervised trainer reads (`trainctl data gen`; --data DIR)"),
+    },
     "torch": {
         "device": _k(str, "auto", "auto = cuda when present", choices=("auto", "cpu", "cuda")),
         "amp": _k(bool, False, "USE_AMP: mixed precision on CUDA (off on CPU)"),
@@ -189,7 +221,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "pool_size": _k(int, 5, "frozen past policies kept in the pool (K; the oldest dropped)", POS),
         "snapshot_every_updates": _k(int, 10, "PPO updates between frozen copies of the policy (M)", POS),
         "weight_floor": _k(NUMBER, 0.05, "least draw weight of an entry before normalising: weight = "
-                           "max(1 - win rate, floor)", (_open_unit, "in (0, 1]")),
+                           "max(1 - win rate, floor)", ABOVE_ZERO_UNIT),
         "opponents": _k(list, [], "pool entries: scripted player names, \"current\" (the live policy), \"past\" "
                         "(the frozen copies); [] = all of them", (_str_list, "a list of names")),
         "temperature": _k(NUMBER, 1.0, "sampling temperature of the neural opponents at the start (1 = the "
@@ -480,6 +512,8 @@ def _check_together(settings: Mapping[str, Setting]) -> None:
         return settings[k].value
 
     algo, game = v("run.algo"), v("run.env")
+    if algo == "worldmodel":  # the data folder first: a wrong folder is the likelier mistake than the game
+        _check_worldmodel(settings)
     if game not in TRAINER_GAMES[algo]:
         raise UsageError(f"{settings['run.env'].source}: run.env = {game!r} has no {algo} trainer; expected one of: "
                          f"{', '.join(TRAINER_GAMES[algo])}")
@@ -533,3 +567,17 @@ def _check_selfplay(settings: Mapping[str, Setting]) -> None:
     if unknown:
         raise UsageError(f"{settings['selfplay.opponents'].source}: selfplay.opponents names "
                          f"{', '.join(map(repr, unknown))}; expected some of: {', '.join(known)}")
+
+
+def _check_worldmodel(settings: Mapping[str, Setting]) -> None:
+    """The world-model trainer's data folder: given, a dataset (engine.datasets), and of the run's game."""
+    from engine.datasets import read_meta  # numpy: only for a world-model run
+
+    folder, env = settings["data.dir"], settings["run.env"]
+    if not folder.value:
+        raise UsageError(f"{folder.source}: data.dir is empty; expected --data DIR, a folder written by "
+                         "`trainctl data gen`")
+    game = read_meta(Path(folder.value))["game"]
+    if game != env.value:
+        raise UsageError(f"{env.source}: run.env = {env.value!r} but {folder.value} holds a dataset of {game!r}; "
+                         f"expected --env {game} (or no --env)")

@@ -20,12 +20,14 @@ from engine.errors import UsageError
 TRAINERS: dict[str, str] = {
     "ppo": "engine.ppo",
     "dqn-per": "engine.dqn",
+    "worldmodel": "engine.worldmodel",
 }
 
 # The games each trainer's env wiring and statistics support (checked when a config is resolved).
 TRAINER_GAMES: dict[str, tuple[str, ...]] = {
     "ppo": ("beastybar", "duel", "soccer"),
     "dqn-per": ("skirmish",),
+    "worldmodel": ("duel",),
 }
 
 

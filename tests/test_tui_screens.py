@@ -37,7 +37,7 @@ from tui.widgets.step_plot import MIN_HALF_SPAN, StepAxes, StepPlot, nice_ticks,
 
 SPEED_RUN = "20260101T010000_ppo_beastybar_speed"
 WINDOWS = 20  # perf and metric events in each fabricated run: steps 4096 .. 81920
-KEY_ROW = re.compile(r"^\s*(run|env|ppo|dqn|per|torch|log|checkpoint)\.\w+\s")
+KEY_ROW = re.compile(r"^\s*(run|env|ppo|dqn|per|torch|log|checkpoint|worldmodel|data)\.\w+\s")
 
 
 def make_app(runs_dir: Path) -> TrainctlApp:
@@ -202,20 +202,20 @@ async def test_config_of_a_ppo_run_hides_other_algos_keys_until_toggled(tmp_path
     async with standard_app(tmp_path, (80, 24)) as (app, pilot):
         await pilot.press("up", "5")
         shown = await wait_for_text(app, pilot, "ppo.batch_size")
-        assert "dqn.*, per.* hidden" in shown
+        assert "dqn.*, per.*, worldmodel.* hidden" in shown
         assert sections_listed(shown) >= {"run", "ppo"} and not sections_listed(shown) & {"dqn", "per"}
         assert "a All keys" in shown  # offered from the runs list, on the config panel only
         await pilot.press("a")
-        shown = await wait_for_text(app, pilot, "a ppo run does not read dqn.*, per.*")
+        shown = await wait_for_text(app, pilot, "a ppo run does not read data.*, dqn.*, per.*, worldmodel.*")
         while not isinstance(app.focused, DataTable) or app.focused.id != "config-table":
             await pilot.press("tab")
         await pilot.press("ctrl+end")
-        await wait_for_text(app, pilot, "per.")
-        assert "per" in sections_listed(screen_text(app))
+        await wait_for_text(app, pilot, "data.dir")
+        assert "data" in sections_listed(screen_text(app))  # the last of the sections a ppo run does not read
         await pilot.press("a")
-        shown = await wait_for_text(app, pilot, "dqn.*, per.* hidden")
+        shown = await wait_for_text(app, pilot, "dqn.*, per.*, worldmodel.* hidden")
         await pilot.press("ctrl+end")
-        assert not sections_listed(screen_text(app)) & {"dqn", "per"}
+        assert not sections_listed(screen_text(app)) & {"dqn", "per", "worldmodel", "data"}
         await pilot.press("1")
         assert "a All keys" not in await wait_for_text(app, pilot, "steps/s")
 
@@ -226,7 +226,7 @@ async def test_config_of_a_dqn_per_run_lists_dqn_and_per_not_ppo(tmp_path: Path)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
         await pilot.press("5")
-        shown = await wait_for_text(app, pilot, "ppo.* hidden")
+        shown = await wait_for_text(app, pilot, "ppo.*, worldmodel.* hidden")
         listed = sections_listed(shown)
         assert {"run", "dqn", "per"} <= listed and "ppo" not in listed
 

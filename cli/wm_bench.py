@@ -1,0 +1,64 @@
+"""`trainctl wm-bench CKPT --games N --seed S [--players P,Q]`: a world-model checkpoint replayed beside real
+Duel games, its gates and GO or NO-GO (engine.wm_bench, docs/worldmodel.md).
+
+The checkpoint is loaded and checked before a game is played, so a missing or foreign file is one line
+with exit code 2. Exit code 0 for GO, 1 for NO-GO. A checkpoint in a run's best/ or checkpoints/ folder
+gets the table appended to that run's events.jsonl as a `wm_bench` event (docs/events.md). torch and the
+rules are imported when the command runs, not when the parser is built.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from cli.eval import check_match_arguments
+from engine.errors import UsageError
+from engine.runstore import RunDir
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("wm-bench", help="replay real Duel games through a world-model checkpoint: gates, "
+                            "GO/NO-GO")
+    parser.add_argument("checkpoint", type=Path, metavar="CKPT", help="a worldmodel checkpoint (a run's best/ or "
+                        "checkpoints/ file)")
+    parser.add_argument("--games", type=int, default=200, help="real games replayed (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=10_000, help="game i is dealt from seed + i (default: "
+                        "%(default)s)")
+    parser.add_argument("--players", default="sensible,random", metavar="P,Q",
+                        help="scripted players of side 0 and side 1 (default: %(default)s)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.checkpoint import load_checkpoint
+    from engine.events import EventWriter
+    from engine.wm_bench import ModelPredictor, bench_event, failing_gates, play_games, replay, report
+    from engine.worldmodel import check_resume, model_from_checkpoint
+    from envs.duel import rules
+
+    check_match_arguments(args)
+    players = tuple(args.players.split(","))
+    if len(players) != 2 or any(p not in rules.OPPONENTS for p in players):
+        raise UsageError(f"--players {args.players!r}: expected two of {', '.join(rules.OPPONENTS)} separated by a "
+                         "comma (side 0's, then side 1's)")
+    state = load_checkpoint(args.checkpoint)
+    check_resume(state)
+    games = play_games(args.games, args.seed, (players[0], players[1]))
+    metrics = replay(games, ModelPredictor(model_from_checkpoint(state)))
+    print(f"wm-bench {args.checkpoint} (step {state['step']:,}), players {args.players}, seed {args.seed}")
+    for line in report(metrics, len(games), sum(len(g) for g in games)):
+        print(line)
+    run = _run_of(args.checkpoint)
+    if run is not None:
+        with EventWriter(run.events_path) as writer:
+            writer.write(bench_event(int(state["step"]), args.checkpoint.name, args.games, args.seed, args.players,
+                                     metrics))
+        print(f"saved as a wm_bench event in {run.events_path}")
+    return 0 if not failing_gates(metrics) else 1
+
+
+def _run_of(checkpoint: Path) -> RunDir | None:
+    """The run a checkpoint in its `best/` or `checkpoints/` folder belongs to, else None."""
+    folder = checkpoint.absolute().parent.parent
+    return RunDir.open(folder) if checkpoint.parent.name in ("best", "checkpoints") and \
+        (folder / "run.json").is_file() else None

@@ -1,0 +1,187 @@
+"""The world model's rollout benchmark (`trainctl wm-bench CKPT`): real Duel games are played by two
+scripted players through the pure-Python rules, and the same games' actions are replayed through the
+model autoregressively beside them: each turn the model reads its own previous prediction of the HP and
+KO state (the first turn reads the real deal). The parts of the observation the model does not predict
+(which creature is active, species, the turn count, the opponent's last action) come from the real game,
+since the replayed actions decide them. Then the gates (docs/worldmodel.md):
+
+- HP divergence MAE < 1.0: |predicted HP - real HP| in HP points, over every turn and creature slot;
+- KO miss rate < 1 %: real KOs the model did not predict that turn / real KOs;
+- done F1 > 0.95: of the predicted "the game ends this turn" flags against the real ones;
+- reward MAE < 0.05: |predicted reward - real reward| per turn;
+- cumulative HP drift per game < 5.0: the six creatures' |predicted HP - real HP| summed at each game's
+  last turn, averaged over games.
+
+HP divergence on pass turns alone is printed without a gate (it is judged against a baseline run).
+A `Predictor` is anything that maps (observation, both actions) to a `Prediction`; `ModelPredictor`
+wraps a trained WorldModel. Nothing here trains or writes files (the command appends `bench_event` to the
+checkpoint's run).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from engine.datasets import HP_COLUMNS, hp_and_alive
+from engine.worldmodel import HP_SCALE, WorldModel, features
+from envs.duel import rules
+from envs.rng import Rng
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One real turn: the observation before it, both actions, the observation after, reward, done."""
+
+    obs: np.ndarray
+    action: int
+    opp_action: int
+    next_obs: np.ndarray
+    reward: float
+    done: bool
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What a predictor says one turn does: HP deltas float[6] in HP points, KO flags bool[6], done, reward."""
+
+    hp_delta: np.ndarray
+    ko: np.ndarray
+    done: bool
+    reward: float
+
+
+Predictor = Callable[[np.ndarray, int, int], Prediction]
+
+
+def play_games(num_games: int, seed: int, players: tuple[str, str]) -> list[list[Turn]]:
+    """`num_games` real games, game i dealt by a generator seeded `seed + i`, players[0] on side 0."""
+    games = []
+    for i in range(num_games):
+        game, turns = rules.DuelGame(Rng(seed + i)), []
+        while not game.over:
+            obs = game.observation()
+            action, opp_action = game.choose(0, players[0]), game.choose(1, players[1])
+            result = game.play_turn((action, opp_action))
+            turns.append(Turn(obs, action, opp_action, game.observation(), game.reward(result, "hp"), game.over))
+        games.append(turns)
+    return games
+
+
+class ModelPredictor:
+    """A trained WorldModel as a Predictor (CPU, one transition at a time)."""
+
+    def __init__(self, model: WorldModel) -> None:
+        self.model = model.eval()
+
+    @torch.no_grad()
+    def __call__(self, obs: np.ndarray, action: int, opp_action: int) -> Prediction:
+        x = features(torch.from_numpy(obs[None]), torch.tensor([action]), torch.tensor([opp_action]))
+        hp, ko, done, reward = self.model(x)
+        return Prediction(hp[0].numpy() * HP_SCALE, ko[0].numpy() > 0, bool(done[0] > 0), float(reward[0]))
+
+
+def with_state(real: np.ndarray, hp: np.ndarray, alive: np.ndarray) -> np.ndarray:
+    """The real observation `real` with the HP (points) and alive flags of the six creatures replaced."""
+    obs = real.copy()
+    slots = obs[: HP_COLUMNS * rules.SLOT_SIZE].reshape(HP_COLUMNS, rules.SLOT_SIZE)
+    slots[:, 0] = hp / HP_SCALE
+    slots[:, 1] = alive
+    return obs
+
+
+@dataclass
+class Tally:
+    """Sums over the replayed turns and games."""
+
+    hp_err: list[float] = field(default_factory=list)
+    pass_err: list[float] = field(default_factory=list)
+    reward_err: list[float] = field(default_factory=list)
+    ko_true: int = 0
+    ko_missed: int = 0
+    done_tp: int = 0
+    done_fp: int = 0
+    done_fn: int = 0
+    drift: list[float] = field(default_factory=list)
+
+    def metrics(self) -> dict[str, float]:
+        f1_base = 2 * self.done_tp + self.done_fp + self.done_fn
+        return {"hp_mae": float(np.mean(self.hp_err)) if self.hp_err else 0.0,
+                "pass_hp_mae": float(np.mean(self.pass_err)) if self.pass_err else 0.0,
+                "ko_miss_rate": self.ko_missed / self.ko_true if self.ko_true else 0.0,
+                "done_f1": 2 * self.done_tp / f1_base if f1_base else 1.0,
+                "reward_mae": float(np.mean(self.reward_err)) if self.reward_err else 0.0,
+                "drift_per_game": float(np.mean(self.drift)) if self.drift else 0.0}
+
+
+def replay(games: Sequence[Sequence[Turn]], predict: Predictor) -> dict[str, float]:
+    """Replay each game's actions through `predict` autoregressively; the metrics of the module docstring."""
+    tally = Tally()
+    for turns in games:
+        hp, alive = hp_and_alive(turns[0].obs)
+        hp = hp.astype(np.float64)
+        for turn in turns:
+            guess = predict(with_state(turn.obs, hp, alive), turn.action, turn.opp_action)
+            real_hp, real_alive = hp_and_alive(turn.next_obs)
+            _, was_alive = hp_and_alive(turn.obs)
+            alive = alive & ~guess.ko
+            hp = np.where(alive, np.clip(np.rint(hp + guess.hp_delta), 1, None), 0.0)
+            error = np.abs(hp - real_hp)
+            tally.hp_err.extend(error.tolist())
+            if turn.action == rules.PASS:
+                tally.pass_err.extend(error.tolist())
+            real_ko = was_alive & ~real_alive
+            tally.ko_true += int(real_ko.sum())
+            tally.ko_missed += int((real_ko & ~guess.ko).sum())
+            tally.done_tp += int(guess.done and turn.done)
+            tally.done_fp += int(guess.done and not turn.done)
+            tally.done_fn += int(turn.done and not guess.done)
+            tally.reward_err.append(abs(guess.reward - turn.reward))
+        tally.drift.append(float(error.sum()))
+    return tally.metrics()
+
+
+# Gate name -> (metric, comparison, threshold).
+GATES: dict[str, tuple[str, str, float]] = {
+    "HP divergence MAE": ("hp_mae", "<", 1.0),
+    "KO miss rate": ("ko_miss_rate", "<", 0.01),
+    "done F1": ("done_f1", ">", 0.95),
+    "reward MAE": ("reward_mae", "<", 0.05),
+    "cumulative HP drift per game": ("drift_per_game", "<", 5.0),
+}
+
+
+def failing_gates(metrics: dict[str, float]) -> list[str]:
+    """The names of the gates `metrics` does not pass (GO when empty)."""
+    failed = []
+    for name, (key, op, threshold) in GATES.items():
+        value = metrics[key]
+        if not (value < threshold if op == "<" else value > threshold):
+            failed.append(name)
+    return failed
+
+
+def bench_event(step: int, checkpoint: str, games: int, seed: int, players: str,
+                metrics: dict[str, float]) -> dict[str, Any]:
+    """The `wm_bench` event appended to a run's events.jsonl (docs/events.md); `step` is the checkpoint's."""
+    failed = failing_gates(metrics)
+    return {"t": time.time(), "step": int(step), "kind": "wm_bench", "checkpoint": checkpoint, "games": games,
+            "seed": seed, "players": players, "metrics": dict(metrics), "failed": failed,
+            "verdict": "NO-GO" if failed else "GO"}
+
+
+def report(metrics: dict[str, float], games: int, turns: int) -> list[str]:
+    """The lines wm-bench prints: one a gate, HP divergence on pass, then GO or NO-GO with the failures."""
+    lines = [f"{games} games, {turns} turns replayed autoregressively"]
+    for name, (key, op, threshold) in GATES.items():
+        ok = name not in failing_gates(metrics)
+        lines.append(f"  {name:<30} {metrics[key]:>9.4f}  {op} {threshold:g}  {'pass' if ok else 'FAIL'}")
+    lines.append(f"  {'HP divergence on pass':<30} {metrics['pass_hp_mae']:>9.4f}  (no gate: compare with a baseline)")
+    failed = failing_gates(metrics)
+    lines.append("GO" if not failed else f"NO-GO: {', '.join(failed)}")
+    return lines

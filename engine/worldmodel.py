@@ -1,0 +1,507 @@
+"""The supervised world-model trainer (`trainctl run --algo worldmodel --data DIR`): an MLP that reads one
+Duel transition's observation and both sides' actions and predicts what the turn does: the HP deltas of
+the six creatures, which of them are knocked out, whether the game ends, and the reward. docs/worldmodel.md
+says what it reads, reports and writes.
+
+`train(ctx, resume)` follows the protocol of engine.trainers. The dataset (engine.datasets, `data.dir`) is
+loaded from its cache (or the cache is rebuilt, and the log and run.json say which) and each split is
+copied once into tensors (`Tensors`): a minibatch is an index into them, nothing is parsed while training.
+The run's step is the number of training samples seen (a sample is one transition), so the perf events'
+steps/s is samples/s and the plots' x axis is samples seen; the budget is `worldmodel.epochs` (or, after
+`--resume RUN --steps N`, enough epochs for N samples: `budget_epochs`), and the run's `total_steps`
+(run.json) becomes epochs x training samples once the data is loaded.
+
+Each epoch: minibatches of a permutation drawn from the seed and the epoch (so a resume continues the
+same epoch at the same minibatch), then the validation metrics, a metric event, the plateau scheduler and
+early stopping on `val_total`, the best model in best/ and a periodic checkpoint. The step size follows
+the square-root rule (`lr_for`). AMP (bf16 autocast) applies on CUDA only.
+
+Nothing here generates data or plays games.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from engine import datasets
+from engine.checkpoint import NETWORK_KEYS, check_checkpoint, checkpoint_name, list_checkpoints, save_checkpoint
+from engine.context import RunContext, setup_torch, versions
+from engine.errors import UsageError
+from engine.perf import PerfTimer
+from engine.players import BEST_FOLDER
+from engine.profiles import ResolvedConfig
+from engine.runstore import atomic_write_json
+from engine.sb3_hooks import bf16_autocast
+from envs.duel import rules
+
+STATE_FORMAT = "trainctl.worldmodel/1"
+HP_SLOTS = datasets.HP_COLUMNS
+HP_SCALE = float(rules.PARAMS.hp_scale)  # HP deltas are learnt in the observation's units (HP / 100)
+STATE_KEYS: Mapping[str, type | tuple[type, ...]] = {
+    **NETWORK_KEYS, "model": dict, "optimizer": dict, "scheduler": dict, "epoch": int, "batch_in_epoch": int,
+    "samples": int, "best_val_total": float, "bad_epochs": int, "data_sha256": str, "rng_torch": torch.Tensor,
+}
+
+
+# -- the square-root rule, early stopping -------------------------------------------------------------------
+def lr_for(cfg: ResolvedConfig) -> tuple[float, str]:
+    """The step size of the run and how it was chosen: `worldmodel.lr` when set (> 0), else
+    `lr_base * sqrt(batch_size / batch_base)` (lr_base itself when the batch is batch_base)."""
+    w = cfg.section("worldmodel")
+    return sqrt_rule(float(w["lr"]), float(w["lr_base"]), int(w["batch_size"]), int(w["batch_base"]))
+
+
+def sqrt_rule(lr: float, lr_base: float, batch: int, batch_base: int) -> tuple[float, str]:
+    """See `lr_for`; the text is the banner's."""
+    if lr > 0:
+        return lr, f"{lr:g} (worldmodel.lr, as set: the square-root rule is not applied)"
+    if batch == batch_base:
+        return lr_base, f"{lr_base:g} (lr_base at batch_base {batch_base})"
+    scaled = lr_base * math.sqrt(batch / batch_base)
+    return scaled, (f"{scaled:.6g} = lr_base {lr_base:g} x sqrt(batch {batch} / batch_base {batch_base}) "
+                    "(square-root rule)")
+
+
+@dataclass
+class EarlyStopping:
+    """Stops after `patience` epochs in a row without a val_total below the best (0 = never stops)."""
+
+    patience: int
+    best: float = math.inf
+    bad_epochs: int = 0
+
+    def update(self, value: float) -> bool:
+        """Record one epoch's val_total; True when it is the best so far."""
+        if value < self.best:
+            self.best, self.bad_epochs = value, 0
+            return True
+        self.bad_epochs += 1
+        return False
+
+    @property
+    def stop(self) -> bool:
+        return self.patience > 0 and self.bad_epochs >= self.patience
+
+
+RECORDED_TOTAL = "worldmodel.epochs x training samples"  # run.total_steps' source once a run has recorded it
+RESUME_TOTAL = "--steps on resume"  # the start of its source after `trainctl run --resume RUN --steps N`
+
+
+def budget_epochs(cfg: ResolvedConfig, train_samples: int) -> int:
+    """The epochs a run trains: `worldmodel.epochs`, unless run.total_steps was recorded by the run (a resume)
+    or set by `--resume --steps N`: then the epochs that cover that many samples, rounded up."""
+    source = cfg.source("run.total_steps")
+    if source == RECORDED_TOTAL or source.startswith(RESUME_TOTAL):
+        return max(1, math.ceil(int(cfg["run.total_steps"]) / max(train_samples, 1)))
+    return int(cfg["worldmodel.epochs"])
+
+
+def plateau_scheduler(optimizer: torch.optim.Optimizer, factor: float, patience: int
+                      ) -> torch.optim.lr_scheduler.ReduceLROnPlateau:
+    """Multiplies the step size by `factor` after more than `patience` epochs without a better val_total."""
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=factor, patience=patience)
+
+
+# -- the model and its data ---------------------------------------------------------------------------------
+class WorldModel(nn.Module):
+    """An MLP over [observation float32[obs_size], one-hot action, one-hot opponent action] (shape
+    [B, obs_size + 2 * num_actions]) with four heads: HP deltas [B, 6] (in HP / 100), KO logits [B, 6],
+    done logit [B], reward [B]."""
+
+    def __init__(self, obs_size: int, num_actions: int, hidden: Sequence[int]) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = obs_size + 2 * num_actions
+        for size in hidden:
+            layers += [nn.Linear(width, size), nn.ReLU()]
+            width = size
+        self.trunk = nn.Sequential(*layers)
+        self.hp = nn.Linear(width, HP_SLOTS)
+        self.ko = nn.Linear(width, HP_SLOTS)
+        self.done = nn.Linear(width, 1)
+        self.reward = nn.Linear(width, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        h = self.trunk(x)
+        return self.hp(h), self.ko(h), self.done(h).squeeze(-1), self.reward(h).squeeze(-1)
+
+
+@dataclass
+class Tensors:
+    """One split preloaded: inputs float32[N, obs + 2 x actions], HP deltas float32[N, 6] (HP / 100), KO
+    float32[N, 6], done float32[N], reward float32[N], the agent's action int64[N]."""
+
+    x: torch.Tensor
+    hp: torch.Tensor
+    ko: torch.Tensor
+    done: torch.Tensor
+    reward: torch.Tensor
+    action: torch.Tensor
+
+    @classmethod
+    def from_columns(cls, columns: Mapping[str, np.ndarray]) -> Tensors:
+        """From a split's columns (engine.datasets; read-only memory maps are copied into memory once)."""
+        def column(name: str, dtype: type) -> torch.Tensor:
+            return torch.from_numpy(np.array(columns[name], dtype=dtype))
+
+        action = column("action", np.int64)
+        return cls(x=features(column("obs", np.float32), action, column("opp_action", np.int64)),
+                   hp=column("hp_delta", np.float32) / HP_SCALE, ko=column("ko", np.float32),
+                   done=column("done", np.float32), reward=column("reward", np.float32), action=action)
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def rows(self, index: torch.Tensor | slice) -> Tensors:
+        """The rows `index` (a slice is a view; an index tensor a gather, index_select being the fastest)."""
+        tensors = (self.x, self.hp, self.ko, self.done, self.reward, self.action)
+        if isinstance(index, slice):
+            return Tensors(*(t[index] for t in tensors))
+        return Tensors(*(t.index_select(0, index) for t in tensors))
+
+    def to(self, device: torch.device) -> Tensors:
+        return Tensors(*(t.to(device) for t in (self.x, self.hp, self.ko, self.done, self.reward, self.action)))
+
+
+def features(obs: torch.Tensor, action: torch.Tensor, opp_action: torch.Tensor) -> torch.Tensor:
+    """The model's input: observations [B, D] and both sides' actions [B] -> [B, D + 2 x NUM_ACTIONS]."""
+    one_hot = nn.functional.one_hot
+    return torch.cat([obs, one_hot(action, rules.NUM_ACTIONS).float(), one_hot(opp_action, rules.NUM_ACTIONS).float()],
+                     dim=1)
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """The weights of the loss's parts: the HP-delta error on pass, attack and switch turns, KO, done, reward."""
+
+    pass_hp: float
+    attack_hp: float
+    switch_hp: float
+    ko: float
+    done: float
+    reward: float
+
+    @classmethod
+    def from_config(cls, cfg: ResolvedConfig) -> LossWeights:
+        w = cfg.section("worldmodel")
+        return cls(float(w["w_pass"]), float(w["w_attack_hp"]), float(w["w_switch_hp"]), float(w["w_ko"]),
+                   float(w["w_done"]), float(w["w_reward"]))
+
+    def hp_row_weights(self, action: torch.Tensor) -> torch.Tensor:
+        """float32[B]: each row's HP-loss weight by the agent's action (attack < PASS < switch)."""
+        weights = torch.full(action.shape, self.switch_hp, dtype=torch.float32, device=action.device)
+        weights[action < rules.PASS] = self.attack_hp
+        weights[action == rules.PASS] = self.pass_hp
+        return weights
+
+
+def loss_sum(outputs: Sequence[torch.Tensor], batch: Tensors, weights: LossWeights) -> torch.Tensor:
+    """The weighted loss summed over the batch's rows (divide by the rows for the mean): squared HP-delta
+    error (mean over the six slots, weighted by the turn's action), binary cross-entropy of KO (mean over
+    slots) and done, squared reward error."""
+    hp, ko, done, reward = (o.float() for o in outputs)
+    bce = nn.functional.binary_cross_entropy_with_logits
+    per_row = (weights.hp_row_weights(batch.action) * ((hp - batch.hp) ** 2).mean(dim=1)
+               + weights.ko * bce(ko, batch.ko, reduction="none").mean(dim=1)
+               + weights.done * bce(done, batch.done, reduction="none")
+               + weights.reward * (reward - batch.reward) ** 2)
+    return per_row.sum()
+
+
+class ValTotals:
+    """Sums over validation batches, for `metrics()`: HP errors in HP points on pass and attack turns, KO
+    misses, done hits and loss, reward error, the weighted loss."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = dict.fromkeys(
+            ("rows", "loss", "pass_err", "pass_n", "attack_err", "attack_n", "ko_true", "ko_missed", "done_hit",
+             "done_loss", "reward_err"), 0.0)
+
+    def add(self, outputs: Sequence[torch.Tensor], batch: Tensors, weights: LossWeights) -> None:
+        hp, ko, done, reward = (o.float() for o in outputs)
+        err = ((hp - batch.hp).abs() * HP_SCALE).mean(dim=1)
+        passed, attacked = batch.action == rules.PASS, batch.action < rules.PASS
+        true_ko = batch.ko > 0.5
+        s = self.sums
+        s["rows"] += len(batch)
+        s["loss"] += float(loss_sum(outputs, batch, weights))
+        s["pass_err"] += float(err[passed].sum())
+        s["pass_n"] += float(passed.sum())
+        s["attack_err"] += float(err[attacked].sum())
+        s["attack_n"] += float(attacked.sum())
+        s["ko_true"] += float(true_ko.sum())
+        s["ko_missed"] += float((true_ko & (ko < 0)).sum())
+        s["done_hit"] += float(((done > 0) == (batch.done > 0.5)).sum())
+        s["done_loss"] += float(nn.functional.binary_cross_entropy_with_logits(done, batch.done, reduction="sum"))
+        s["reward_err"] += float((reward - batch.reward).abs().sum())
+
+    def metrics(self) -> dict[str, float]:
+        """`val/pass_hp_mae`, `val/attack_hp_mae` (HP points per creature slot), `val/ko_miss_rate` (true KOs
+        predicted not KO / true KOs; 0 with none), `val/done_acc`, `val/done_loss`, `val/reward_mae`,
+        `val_total` (the training loss's mean over the split)."""
+        s = self.sums
+        rows = max(s["rows"], 1.0)
+        return {"val/pass_hp_mae": s["pass_err"] / max(s["pass_n"], 1.0),
+                "val/attack_hp_mae": s["attack_err"] / max(s["attack_n"], 1.0),
+                "val/ko_miss_rate": s["ko_missed"] / max(s["ko_true"], 1.0),
+                "val/done_acc": s["done_hit"] / rows, "val/done_loss": s["done_loss"] / rows,
+                "val/reward_mae": s["reward_err"] / rows, "val_total": s["loss"] / rows}
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, val: Tensors, weights: LossWeights, batch_size: int,
+             autocast: str | None = None) -> dict[str, float]:
+    """The validation metrics (`ValTotals.metrics`) of `model` over the whole split `val`."""
+    was_training = model.training
+    model.eval()
+    totals = ValTotals()
+    for start in range(0, len(val), batch_size):
+        batch = val.rows(slice(start, start + batch_size))
+        with bf16_autocast(autocast):
+            outputs = model(batch.x)
+        totals.add(outputs, batch, weights)
+    model.train(was_training)
+    return totals.metrics()
+
+
+def epoch_order(seed: int, epoch: int, rows: int) -> torch.Tensor:
+    """The training rows' order in `epoch`: the same for the same seed and epoch (a resume relies on it)."""
+    return torch.randperm(rows, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+
+
+def minibatches(order: torch.Tensor, batch_size: int, first: int) -> Iterator[tuple[int, torch.Tensor]]:
+    """(minibatch number, row indices) of `order` from minibatch `first` on; the last one may be short."""
+    for number in range(first, math.ceil(len(order) / batch_size)):
+        yield number, order[number * batch_size: (number + 1) * batch_size]
+
+
+def gradient_step(model: nn.Module, optimizer: torch.optim.Optimizer, data: Tensors, index: torch.Tensor,
+                  weights: LossWeights, timer: PerfTimer, autocast: str | None = None) -> float:
+    """One gradient step on rows `index` of `data`, timed as the `data`, `forward`, `backward` and
+    `optimizer` phases; the loss summed over the rows (the step follows its mean)."""
+    with timer.phase("data"):
+        batch = data.rows(index)
+    with timer.phase("forward"), bf16_autocast(autocast):
+        outputs = model(batch.x)
+    with timer.phase("backward"):
+        loss = loss_sum(outputs, batch, weights)
+        optimizer.zero_grad(set_to_none=True)
+        (loss / len(batch)).backward()
+    with timer.phase("optimizer"):
+        optimizer.step()
+    return float(loss.detach())
+
+
+# -- checkpoints ------------------------------------------------------------------------------------------
+def _build(obs_size: int, num_actions: int, hidden: list[int]) -> WorldModel:
+    return WorldModel(obs_size, num_actions, hidden)
+
+
+def check_resume(state: Mapping[str, Any], cfg: ResolvedConfig | None = None) -> None:
+    """UsageError (one line) unless `state` is a complete world-model checkpoint whose weights fit its
+    network (and, given the run's `cfg`, the run's game and hidden layers)."""
+    check_checkpoint(state, STATE_KEYS, STATE_FORMAT, _build, ["model"], cfg, "worldmodel.hidden")
+
+
+def model_from_checkpoint(state: Mapping[str, Any]) -> WorldModel:
+    """The trained model of a checkpoint (after `check_resume`), on CPU, in eval mode."""
+    model = _build(state["obs_size"], state["num_actions"], state["net_arch"])
+    model.load_state_dict(state["model"])
+    return model.eval()
+
+
+class BestKeeper:
+    """The run's best/ folder: the checkpoint with the lowest val_total so far, `step_<step>.pt`, with its
+    validation metrics beside it in `step_<step>.json` (written first, so a reader that takes the newest
+    checkpoint always finds its table); the previous pair is removed once the new one is in place."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def keep(self, step: int, epoch: int, metrics: Mapping[str, float], state: dict[str, Any]) -> Path:
+        previous = list_checkpoints(self.folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / checkpoint_name(step)
+        atomic_write_json(path.with_suffix(".json"), {"step": int(step), "epoch": epoch, "metrics": dict(metrics)})
+        save_checkpoint(self.folder, step, {**state, "step": int(step)})
+        for old in previous:
+            if old != path:
+                old.unlink(missing_ok=True)
+                old.with_suffix(".json").unlink(missing_ok=True)
+        return path
+
+
+# -- the run ------------------------------------------------------------------------------------------------
+class Trainer:
+    """One world-model run: model, optimizer, scheduler, early stopping and the position in the epochs.
+    `fit()` trains until the epochs are done, early stopping or a stop request."""
+
+    def __init__(self, ctx: RunContext, train_data: Tensors, val_data: Tensors, device: torch.device,
+                 autocast: str | None, data_sha256: str) -> None:
+        cfg = ctx.cfg
+        w = cfg.section("worldmodel")
+        self.ctx, self.w, self.device, self.autocast = ctx, w, device, autocast
+        self.train_data, self.val_data = train_data.to(device), val_data.to(device)
+        self.weights = LossWeights.from_config(cfg)
+        self.data_sha256 = data_sha256
+        torch.manual_seed(cfg["run.seed"])
+        self.model = WorldModel(rules.OBS_SIZE, rules.NUM_ACTIONS, w["hidden"]).to(device)
+        self.lr, self.lr_text = lr_for(cfg)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.lr)
+        self.scheduler = plateau_scheduler(self.optimizer, float(w["plateau_factor"]), int(w["plateau_patience"]))
+        self.early = EarlyStopping(int(w["early_stop_patience"]))
+        self.best = BestKeeper(ctx.run.path / BEST_FOLDER)
+        self.epochs = budget_epochs(cfg, len(train_data))
+        self.epoch = 0  # epochs completed
+        self.batch_in_epoch = 0  # minibatches of the current epoch done
+        self.samples = 0  # training samples seen: the run's step
+        self._last_perf = 0.0  # perf_counter() of the last perf event
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * len(self.train_data)
+
+    def state(self) -> dict[str, Any]:
+        """Everything a resume needs, as tensors, numbers, strings, lists and dicts."""
+        return {"format": STATE_FORMAT, "env": self.ctx.cfg["run.env"], "net_arch": list(self.w["hidden"]),
+                "obs_size": rules.OBS_SIZE, "num_actions": rules.NUM_ACTIONS,
+                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+                "samples": self.samples, "best_val_total": float(self.early.best), "bad_epochs": self.early.bad_epochs,
+                "data_sha256": self.data_sha256, "rng_torch": torch.get_rng_state()}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        check_resume(state, self.ctx.cfg)
+        if state["data_sha256"] != self.data_sha256:
+            self.ctx.log("warning", f"the dataset's source changed since this checkpoint (sha256 "
+                                    f"{state['data_sha256'][:12]} then, {self.data_sha256[:12]} now)")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch, self.batch_in_epoch, self.samples = state["epoch"], state["batch_in_epoch"], state["samples"]
+        self.early.best, self.early.bad_epochs = state["best_val_total"], state["bad_epochs"]
+        torch.set_rng_state(state["rng_torch"])
+
+    def fit(self) -> str:
+        """Train; "stopped" on a stop request (after a checkpoint), else "finished"."""
+        ctx, timer = self.ctx, self.ctx.timer
+        timer.restart(self.samples)
+        self._last_perf = time.perf_counter()
+        batch_size = int(self.w["batch_size"])
+        while self.epoch < self.epochs and not self.early.stop:
+            started, first_sample = time.perf_counter(), self.samples
+            loss_total, loss_rows = 0.0, 0
+            order = epoch_order(ctx.cfg["run.seed"], self.epoch, len(self.train_data))
+            for number, index in minibatches(order, batch_size, self.batch_in_epoch):
+                if ctx.stop:
+                    ctx.save(self.samples, self.state())
+                    return "stopped"
+                loss_total += self._step(index.to(self.device))
+                loss_rows += len(index)
+                self.batch_in_epoch, self.samples = number + 1, self.samples + len(index)
+                if timer.enabled and time.perf_counter() - self._last_perf >= ctx.cfg["log.every_seconds"]:
+                    self._perf()
+            self._end_epoch(time.perf_counter() - started, self.samples - first_sample, loss_total / max(loss_rows, 1))
+        if self.early.stop:
+            ctx.log("info", f"early stopping after epoch {self.epoch}: no better val_total for "
+                    f"{self.early.bad_epochs} epochs (best {self.early.best:.6g})", self.samples)
+        ctx.save(self.samples, self.state())
+        return "finished"
+
+    def _perf(self) -> None:
+        self.ctx.perf(self.samples, epoch=self.epoch)
+        self._last_perf = time.perf_counter()
+
+    def _step(self, index: torch.Tensor) -> float:
+        """One gradient step on the training rows `index`; the loss summed over them."""
+        return gradient_step(self.model, self.optimizer, self.train_data, index, self.weights, self.ctx.timer,
+                             self.autocast)
+
+    def _end_epoch(self, seconds: float, samples: int, train_loss: float) -> None:
+        ctx = self.ctx
+        with ctx.timer.phase("eval"):
+            metrics = evaluate(self.model, self.val_data, self.weights, int(self.w["eval_batch_size"]), self.autocast)
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        val_total = metrics["val_total"]
+        self.scheduler.step(val_total)
+        better = self.early.update(val_total)
+        ctx.metrics(self.samples, {"epoch": self.epoch, "time/epoch": seconds,
+                                   "time/samples_per_s": samples / max(seconds, 1e-9), "train/loss": train_loss,
+                                   "train/lr": self.optimizer.param_groups[0]["lr"], **metrics})
+        self._perf()
+        if better:
+            path = self.best.keep(self.samples, self.epoch, metrics, self.state())
+            ctx.log("info", f"epoch {self.epoch}: val_total {val_total:.6g}, the best so far: kept in "
+                    f"{BEST_FOLDER}/{path.name}", self.samples)
+        else:
+            ctx.log("info", f"epoch {self.epoch}: val_total {val_total:.6g} (best {self.early.best:.6g}, "
+                    f"{self.early.bad_epochs} epochs without better)", self.samples)
+        if self.epoch % int(self.w["checkpoint_every_epochs"]) == 0 and self.epoch < self.epochs:
+            ctx.save(self.samples, self.state())
+
+
+def record_data(ctx: RunContext, dataset: datasets.Dataset, total_steps: int) -> None:
+    """Write what the run read into run.json: the data folder, its sha256, the splits' sizes, the cache
+    state (`cache train=hit val=hit`), and the run's total of steps (epochs x training samples)."""
+    info = ctx.run.read_config()
+    info["data"] = {"dir": str(dataset.path), "source_sha256": dataset.source_sha256,
+                    "train": len(dataset.train), "val": len(dataset.val), "cache": dataset.cache_line()}
+    info["total_steps"] = total_steps
+    info["config"]["run.total_steps"] = {"value": total_steps, "source": RECORDED_TOTAL}
+    atomic_write_json(ctx.run.config_path, info)
+    ctx.total_steps = total_steps
+
+
+def train(ctx: RunContext, resume: dict[str, Any] | None) -> str:
+    """Train until `worldmodel.epochs` epochs, early stopping or a stop request; "finished" or "stopped"."""
+    cfg = ctx.cfg
+    w = cfg.section("worldmodel")
+    torch_setup = setup_torch(cfg)
+    loaded = time.perf_counter()
+    try:
+        dataset = datasets.load(Path(cfg["data.dir"]), cfg["run.env"])
+    except UsageError as exc:
+        raise RuntimeError(str(exc)) from None  # the launcher checked the folder; it changed since
+    train_data, val_data = Tensors.from_columns(dataset.train.columns), Tensors.from_columns(dataset.val.columns)
+    load_s = time.perf_counter() - loaded
+    if not len(train_data) or not len(val_data):
+        raise RuntimeError(f"{dataset.path}: a split is empty (train {len(train_data)}, val {len(val_data)}); "
+                           "a world model needs at least two games")
+    autocast = "cuda" if torch_setup.amp else None
+    trainer = Trainer(ctx, train_data, val_data, torch_setup.device, autocast, dataset.source_sha256)
+    record_data(ctx, dataset, trainer.total_steps)
+    if resume is not None:
+        trainer.restore(resume)
+    ctx.banner({
+        "algo": f"worldmodel (MLP {list(w['hidden'])}, heads: HP deltas, KO, done, reward) on {cfg['run.env']}",
+        "versions": " ".join(f"{k}={v}" for k, v in versions().items()),
+        "device": f"{torch_setup.device} (threads {torch.get_num_threads()}, amp {torch_setup.amp})",
+        "profile": cfg.profile,
+        "data": f"{dataset.path}: train {len(train_data):,} / val {len(val_data):,} samples, {dataset.cache_line()}, "
+                f"preloaded as tensors in {load_s:.1f} s",
+        "budget": f"{trainer.epochs} epochs = {trainer.total_steps:,} samples (the step is samples seen)"
+                  + (" (--steps on resume)" if cfg.source("run.total_steps").startswith(RESUME_TOTAL) else "")
+                  + (f"; resuming at epoch {trainer.epoch} minibatch {trainer.batch_in_epoch}" if resume else ""),
+        "batch": f"{w['batch_size']}, lr {trainer.lr_text}",
+        "schedule": f"plateau on val_total (factor {w['plateau_factor']:g}, patience {w['plateau_patience']}), "
+                    f"early stop patience {w['early_stop_patience'] or 'off'}",
+        "loss": f"HP x pass {w['w_pass']:g} / attack {w['w_attack_hp']:g} / switch {w['w_switch_hp']:g}, "
+                f"KO x {w['w_ko']:g}, done x {w['w_done']:g}, reward x {w['w_reward']:g}",
+        "seed": cfg["run.seed"],
+    })
+    ctx.log("info", f"data: {dataset.cache_line()}")
+    for note in [*torch_setup.notes, *dataset.notes]:
+        ctx.log("info", note)
+    if not torch_setup.amp:
+        ctx.log("info", f"AMP off: {'CUDA only' if torch_setup.device.type == 'cpu' else 'torch.amp is false'}")
+    return trainer.fit()

@@ -1,0 +1,264 @@
+"""The world-model trainer's parts (engine/worldmodel.py): the square-root rule, early stopping and the
+plateau scheduler on fabricated val_total curves, the loss weights, the validation metrics on hand-made
+predictions, the preloaded tensors, and the bad input refused before a run starts."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cli.main import main
+from engine import datasets
+from engine.errors import UsageError
+from engine.profiles import ResolvedConfig, Setting, resolve
+from engine.worldmodel import (
+    HP_SCALE,
+    RECORDED_TOTAL,
+    EarlyStopping,
+    LossWeights,
+    Tensors,
+    ValTotals,
+    WorldModel,
+    budget_epochs,
+    check_resume,
+    epoch_order,
+    lr_for,
+    minibatches,
+    plateau_scheduler,
+    sqrt_rule,
+)
+from envs.duel import rules
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("wm") / "data"
+    datasets.generate(out, ("sensible", "random"), 600, seed=3, num_games=16)
+    return out
+
+
+def config(data_dir: Path, *assignments: str) -> ResolvedConfig:
+    return resolve("balance", algo="worldmodel", env="duel", environ={},
+                   assignments=[f"data.dir={json.dumps(str(data_dir))}", *assignments])
+
+
+# -- the square-root rule ---------------------------------------------------------------------------------
+def test_sqrt_rule_scales_lr_base_by_the_batch() -> None:
+    assert sqrt_rule(0.0, 1e-3, 4096, 1024)[0] == pytest.approx(2e-3)
+    assert sqrt_rule(0.0, 1e-3, 256, 1024)[0] == pytest.approx(5e-4)
+    lr, text = sqrt_rule(0.0, 1e-3, 1024, 1024)
+    assert lr == 1e-3 and "square-root" not in text
+    lr, text = sqrt_rule(3e-4, 1e-3, 4096, 1024)
+    assert lr == 3e-4 and "not applied" in text
+
+
+@given(st.integers(1, 1 << 16), st.integers(1, 1 << 16), st.floats(1e-6, 1.0))
+def test_sqrt_rule_ratio_is_the_root_of_the_batch_ratio(batch: int, base: int, lr_base: float) -> None:
+    assert sqrt_rule(0.0, lr_base, batch, base)[0] / lr_base == pytest.approx(math.sqrt(batch / base))
+
+
+def test_the_run_config_drives_the_rule(data_dir: Path) -> None:
+    lr, text = lr_for(config(data_dir, "worldmodel.batch_size=4096", "worldmodel.lr_base=0.002"))
+    assert lr == pytest.approx(0.004) and "sqrt(batch 4096 / batch_base 1024)" in text
+
+
+def test_the_budget_is_epochs_unless_a_resume_set_or_recorded_a_total(data_dir: Path) -> None:
+    cfg = config(data_dir, "worldmodel.epochs=7")
+    assert budget_epochs(cfg, 300) == 7  # run.total_steps from the profile or defaults is not read
+    for total, source, epochs in ((1000, "--steps on resume, was 900", 4), (900, RECORDED_TOTAL, 3)):
+        settings = {**dict(cfg.items()), "run.total_steps": Setting(total, source)}
+        assert budget_epochs(ResolvedConfig(settings, "balance"), 300) == epochs
+
+
+# -- early stopping and the plateau scheduler on a fabricated curve -----------------------------------------
+CURVE = [1.0, 0.8, 0.7, 0.72, 0.71, 0.69, 0.70, 0.70, 0.75, 0.69, 0.80]
+
+
+def test_early_stopping_stops_after_patience_epochs_without_better() -> None:
+    early = EarlyStopping(patience=3)
+    better = []
+    epochs = 0
+    for value in CURVE:
+        epochs += 1
+        better.append(early.update(value))
+        if early.stop:
+            break
+    # best at epoch 6 (0.69); 0.70, 0.70, 0.75 are not better: stops after epoch 9. A tie is not better.
+    assert epochs == 9 and early.best == 0.69 and early.bad_epochs == 3
+    assert better == [True, True, True, False, False, True, False, False, False]
+
+
+def test_early_stopping_with_patience_zero_never_stops() -> None:
+    early = EarlyStopping(patience=0)
+    for value in [1.0, *[2.0] * 50]:
+        early.update(value)
+    assert not early.stop and early.bad_epochs == 50
+
+
+def test_plateau_scheduler_halves_lr_after_patience_bad_epochs() -> None:
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    scheduler = plateau_scheduler(optimizer, factor=0.5, patience=2)
+    lrs = []
+    for value in CURVE:
+        scheduler.step(value)
+        lrs.append(optimizer.param_groups[0]["lr"])
+    # 0.72, 0.71 (2 bad) keep it; 0.69 is a new best; 0.70, 0.70 (2 bad), 0.75 (3rd): halved at epoch 9;
+    # 0.69 ties the best (not better, counting restarts after a drop), 0.80 the 2nd bad: unchanged.
+    assert lrs == [1.0] * 8 + [0.5, 0.5, 0.5]
+
+
+# -- loss and metrics -----------------------------------------------------------------------------------------
+def test_hp_loss_weight_follows_the_agents_action() -> None:
+    weights = LossWeights(pass_hp=5.0, attack_hp=12.0, switch_hp=1.0, ko=1.0, done=1.0, reward=1.0)
+    actions = torch.tensor([0, 1, 2, rules.PASS, rules.SWITCH, rules.SWITCH + 2])
+    assert weights.hp_row_weights(actions).tolist() == [12.0, 12.0, 12.0, 5.0, 1.0, 1.0]
+
+
+def batch_of(data_dir: Path) -> Tensors:
+    return Tensors.from_columns(datasets.load(data_dir).val.columns)
+
+
+def perfect(batch: Tensors) -> tuple[torch.Tensor, ...]:
+    """What a model that knows the true next state would output (logits of +/-20 for the flags)."""
+    return batch.hp.clone(), 40 * batch.ko - 20, 40 * batch.done - 20, batch.reward.clone()
+
+
+def weights() -> LossWeights:
+    return LossWeights(5.0, 12.0, 1.0, 1.0, 1.0, 1.0)
+
+
+def test_metrics_of_the_true_next_state_are_zero(data_dir: Path) -> None:
+    batch = batch_of(data_dir)
+    assert batch.ko.sum() > 0 and batch.done.sum() > 0  # the checks below can fail
+    totals = ValTotals()
+    totals.add(perfect(batch), batch, weights())
+    m = totals.metrics()
+    assert m["val/pass_hp_mae"] == m["val/attack_hp_mae"] == m["val/ko_miss_rate"] == m["val/reward_mae"] == 0.0
+    assert m["val/done_acc"] == 1.0 and m["val/done_loss"] < 1e-6 and m["val_total"] < 1e-6
+
+
+def test_metrics_against_hand_computed_errors(data_dir: Path) -> None:
+    batch = batch_of(data_dir)
+    hp, ko, done, reward = perfect(batch)
+    hp = hp + 2.0 / HP_SCALE  # every slot 2 HP off
+    ko = torch.full_like(ko, -20.0)  # never a KO
+    done = -done  # every done flag wrong
+    reward = reward + 0.25
+    totals = ValTotals()
+    totals.add((hp, ko, done, reward), batch, weights())
+    m = totals.metrics()
+    attacked = int((batch.action < rules.PASS).sum())
+    assert attacked and m["val/attack_hp_mae"] == pytest.approx(2.0, rel=1e-5)
+    assert m["val/ko_miss_rate"] == 1.0 and m["val/done_acc"] == 0.0
+    assert m["val/reward_mae"] == pytest.approx(0.25, rel=1e-5)
+    assert m["val/done_loss"] == pytest.approx(20.0, rel=1e-3)
+
+
+def test_split_preloaded_as_tensors(data_dir: Path) -> None:
+    dataset = datasets.load(data_dir)
+    train = Tensors.from_columns(dataset.train.columns)
+    columns = dataset.train.columns
+    assert train.x.shape == (len(dataset.train), rules.OBS_SIZE + 2 * rules.NUM_ACTIONS)
+    row = 5
+    assert torch.equal(train.x[row, : rules.OBS_SIZE], torch.from_numpy(np.array(columns["obs"][row])))
+    assert train.x[row, rules.OBS_SIZE + int(columns["action"][row])] == 1.0
+    assert train.x[row, rules.OBS_SIZE + rules.NUM_ACTIONS + int(columns["opp_action"][row])] == 1.0
+    assert train.hp[row].tolist() == pytest.approx((columns["hp_delta"][row] / HP_SCALE).tolist())
+    assert all(t.is_contiguous() or t.dim() == 1 for t in (train.x, train.hp, train.ko))
+    out = WorldModel(rules.OBS_SIZE, rules.NUM_ACTIONS, [8])(train.x[:3])
+    assert [tuple(o.shape) for o in out] == [(3, 6), (3, 6), (3,), (3,)]
+
+
+def test_epoch_order_is_fixed_by_seed_and_epoch_and_minibatches_cover_it() -> None:
+    assert torch.equal(epoch_order(1, 2, 50), epoch_order(1, 2, 50))
+    assert not torch.equal(epoch_order(1, 2, 50), epoch_order(1, 3, 50))
+    order = epoch_order(0, 0, 10)
+    parts = list(minibatches(order, 4, 0))
+    assert [n for n, _ in parts] == [0, 1, 2] and torch.equal(torch.cat([p for _, p in parts]), order)
+    assert [n for n, _ in minibatches(order, 4, 2)] == [2]
+
+
+def test_check_resume_refuses_another_trainers_checkpoint() -> None:
+    with pytest.raises(UsageError, match=r"not a trainctl\.worldmodel/1 checkpoint"):
+        check_resume({"step": 1, "format": "trainctl.ppo/1"})
+
+
+# -- bad input --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("args", "message"), [
+    (["--data", "{missing}"], "does not exist"),
+    (["--data", "{empty}"], "is empty"),
+    (["--data", "{other}"], "is a dataset of 'beastybar'"),
+    ([], "data.dir is empty"),
+    (["--data", "{data}", "--env", "beastybar"], "holds a dataset of 'duel'"),
+    (["--data", "{data}", "--set", "worldmodel.w_pass=-1"], "w_pass = -1 is out of range"),
+    (["--data", "{data}", "--set", "worldmodel.plateau_factor=1"], "plateau_factor = 1 is out of range"),
+    (["--data", "{data}", "--set", "worldmodel.hidden=[0]"], "hidden"),
+])
+def test_bad_input_is_one_line_and_starts_nothing(args: list[str], message: str, data_dir: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "dataset.json").write_text(json.dumps({"schema_version": 1, "game": "beastybar"}))
+    (tmp_path / "other" / datasets.SOURCE_NAME).write_text("")
+    folders = {"missing": tmp_path / "missing", "empty": tmp_path / "empty", "other": tmp_path / "other",
+               "data": data_dir}
+    runs = tmp_path / "runs"
+    argv = ["run", "--algo", "worldmodel", *(a.format(**folders) for a in args), "--runs-dir", str(runs)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not runs.exists()
+
+
+def test_data_flag_sets_data_dir_and_the_datasets_game(data_dir: Path) -> None:
+    from cli.main import build_parser
+
+    args = build_parser().parse_args(["run", "--algo", "worldmodel", "--data", str(data_dir)])
+    assert args.env == "duel" and args.assignments == [f"data.dir={json.dumps(str(data_dir.absolute()))}"]
+    args = build_parser().parse_args(["run", "--env", "soccer", "--data", str(data_dir)])
+    assert args.env == "soccer"
+
+
+# -- the TUI ----------------------------------------------------------------------------------------------
+async def test_the_tui_plots_a_world_model_runs_epochs_against_samples_seen(data_dir: Path, tmp_path: Path) -> None:
+    from tui_fixtures import T0, wait_for_text
+
+    from engine.events import EventWriter, metric_event, perf_event, status_event
+    from engine.runstore import RunDir, atomic_write_json
+    from tui.app import TrainctlApp
+
+    cfg = config(data_dir)
+    samples, epochs = 50_000, 6
+    info = {"kind": "trainer", "command": ["trainctl", "run"], "created": T0, "algo": "worldmodel", "env": "duel",
+            "profile": "balance", "total_steps": samples * epochs, "seed": 0, "config": cfg.to_json()}
+    run = RunDir.create(tmp_path, "20260101T000000_worldmodel_duel_balance", info)
+    with EventWriter(run.events_path) as writer:
+        writer.write({**status_event("running"), "t": T0})
+        for epoch in range(1, epochs + 1):
+            writer.write({**perf_event(samples * epoch, 40_000.0, 0.0, {"data": 0.001, "forward": 0.005,
+                                                                         "backward": 0.01, "optimizer": 0.004,
+                                                                         "eval": 0.002}), "t": T0 + epoch})
+            writer.write({**metric_event(samples * epoch, {"epoch": epoch, "train/loss": 1.0 / epoch,
+                                                           "train/lr": 1e-3, "val/reward_mae": 0.2 / epoch,
+                                                           "val_total": 2.0 / epoch}), "t": T0 + epoch})
+        writer.write({**status_event("finished", exit_code=0), "t": T0 + 10})
+    atomic_write_json(run.status_path, {"state": "finished", "created": T0, "started": T0, "ended": T0 + 10,
+                                        "step": samples * epochs, "exit_code": 0, "updated": T0 + 10})
+    app = TrainctlApp(tmp_path, clock=lambda: T0 + 86400, poll_s=0.1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for_text(app, pilot, "worldmodel/du")
+        await pilot.press("2")
+        shown = await wait_for_text(app, pilot, "val/reward_mae 0.03333 ● last")
+        assert "train/loss 0.1667 ● last" in shown
+        assert re.search(r"steps +50k +100k +150k", shown)  # the x axis: samples seen
+        await pilot.press("1")
+        shown = await wait_for_text(app, pilot, "backward")
+        assert all(phase in shown for phase in ("data", "forward", "optimizer", "eval"))

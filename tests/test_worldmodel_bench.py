@@ -1,0 +1,114 @@
+"""wm-bench (engine/wm_bench.py, cli/wm_bench.py) against hand-made predictors: one that knows the real
+next state scores no error and GO; one that never predicts KO fails the KO gate alone; fixed errors give
+the figures worked out by hand; the command refuses a checkpoint that is not a world model's."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cli.main import main
+from engine.checkpoint import save_checkpoint
+from engine.datasets import hp_and_alive
+from engine.runstore import RunDir
+from engine.wm_bench import Prediction, Predictor, Turn, failing_gates, play_games, replay, report
+from engine.worldmodel import STATE_FORMAT, WorldModel
+from envs.duel import rules
+
+
+@pytest.fixture(scope="module")
+def games() -> list[list[Turn]]:
+    return play_games(12, seed=7, players=("greedy", "random"))
+
+
+def oracle(games: Sequence[Sequence[Turn]], first_turn_hp_error: float = 0.0, ko: bool = True,
+           reward_error: float = 0.0, done: bool = True) -> Predictor:
+    """A predictor that reads each real turn in order and says what it did, with the errors asked for:
+    `first_turn_hp_error` HP points added to my slot 0's delta on each game's first turn, KO never
+    predicted (ko False), the reward off by `reward_error`, done never predicted (done False). Without
+    errors it also checks that it is shown the real observation (the rollout rebuilt it exactly)."""
+    turns: Iterator[tuple[int, Turn]] = ((i, t) for game in games for i, t in enumerate(game))
+    exact = first_turn_hp_error == 0.0 and ko
+
+    def predict(obs: np.ndarray, action: int, opp_action: int) -> Prediction:
+        number, turn = next(turns)
+        assert (action, opp_action) == (turn.action, turn.opp_action)
+        if exact:
+            assert np.array_equal(obs, turn.obs)
+        hp, alive = hp_and_alive(turn.obs)
+        next_hp, next_alive = hp_and_alive(turn.next_obs)
+        delta = (next_hp - hp).astype(np.float64)
+        if number == 0:
+            delta[0] += first_turn_hp_error
+        knocked = alive & ~next_alive if ko else np.zeros(6, dtype=bool)
+        return Prediction(delta, knocked, turn.done and done, turn.reward + reward_error)
+
+    return predict
+
+
+def test_the_true_next_state_scores_zero_error_and_go(games: list[list[Turn]]) -> None:
+    metrics = replay(games, oracle(games))
+    assert metrics == {"hp_mae": 0.0, "pass_hp_mae": 0.0, "ko_miss_rate": 0.0, "done_f1": 1.0, "reward_mae": 0.0,
+                       "drift_per_game": 0.0}
+    assert failing_gates(metrics) == [] and report(metrics, len(games), 0)[-1] == "GO"
+
+
+def test_a_model_that_never_predicts_ko_fails_the_ko_gate(games: list[list[Turn]]) -> None:
+    kos = sum(int((hp_and_alive(t.obs)[1] & ~hp_and_alive(t.next_obs)[1]).sum()) for g in games for t in g)
+    assert kos > 0
+    metrics = replay(games, oracle(games, ko=False))
+    assert metrics["ko_miss_rate"] == 1.0
+    assert "KO miss rate" in failing_gates(metrics)
+    assert report(metrics, len(games), 0)[-1].startswith("NO-GO: ") and "KO miss rate" in report(metrics, 1, 0)[-1]
+
+
+def test_fixed_errors_give_the_hand_computed_figures(games: list[list[Turn]]) -> None:
+    metrics = replay(games, oracle(games, reward_error=0.1, done=False))
+    assert metrics["reward_mae"] == pytest.approx(0.1) and metrics["done_f1"] == 0.0
+    assert failing_gates(metrics) == ["done F1", "reward MAE"]
+    assert report(metrics, len(games), 0)[-1] == "NO-GO: done F1, reward MAE"
+
+
+def test_an_hp_error_carries_over_until_the_creature_is_ko(games: list[list[Turn]]) -> None:
+    """3 HP too many on my slot 0 in each game's first turn stays 3 HP of divergence on that slot for every
+    turn it is alive after, and is gone once it is KO (both sides of the rollout then say 0 HP)."""
+    metrics = replay(games, oracle(games, first_turn_hp_error=3.0))
+    alive_after = [[bool(hp_and_alive(t.next_obs)[1][0]) for t in game] for game in games]
+    turns = sum(len(g) for g in games)
+    assert metrics["hp_mae"] == pytest.approx(3.0 * sum(map(sum, alive_after)) / (6 * turns))
+    assert metrics["drift_per_game"] == pytest.approx(3.0 * sum(a[-1] for a in alive_after) / len(games))
+    assert metrics["ko_miss_rate"] == 0.0 and metrics["done_f1"] == 1.0
+
+
+def worldmodel_state() -> dict[str, object]:
+    model = WorldModel(rules.OBS_SIZE, rules.NUM_ACTIONS, [16])
+    return {"format": STATE_FORMAT, "env": "duel", "net_arch": [16], "obs_size": rules.OBS_SIZE,
+            "num_actions": rules.NUM_ACTIONS, "model": model.state_dict(), "optimizer": {}, "scheduler": {},
+            "epoch": 0, "batch_in_epoch": 0, "samples": 0, "best_val_total": 1.0, "bad_epochs": 0,
+            "data_sha256": "", "rng_torch": torch.get_rng_state()}
+
+
+def test_the_command_prints_the_gates_and_no_go_and_saves_them_in_the_run(tmp_path: Path,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    run = RunDir.create(tmp_path, "20260101T000000_worldmodel_duel_balance", {"kind": "trainer"})
+    path = save_checkpoint(run.path / "best", 1, {**worldmodel_state(), "step": 1})
+    assert main(["wm-bench", str(path), "--games", "3", "--seed", "1"]) == 1
+    out = capsys.readouterr().out
+    assert "3 games" in out and "HP divergence MAE" in out and "saved as a wm_bench event" in out
+    verdict = next(line for line in out.splitlines() if line.startswith("NO-GO: "))
+    (event,) = [json.loads(line) for line in run.events_path.read_text().splitlines()]
+    assert event["kind"] == "wm_bench" and event["verdict"] == "NO-GO" and event["games"] == 3
+    assert verdict == "NO-GO: " + ", ".join(event["failed"]) and set(event["metrics"]) >= {"hp_mae", "done_f1"}
+
+
+def test_the_command_refuses_a_checkpoint_that_is_not_a_world_model(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    path = save_checkpoint(tmp_path, 1, {"step": 1, "format": "trainctl.ppo/1"})
+    assert main(["wm-bench", str(path)]) == 2
+    assert "not a trainctl.worldmodel/1 checkpoint" in capsys.readouterr().err
+    assert main(["wm-bench", str(path), "--players", "sensible"]) == 2
