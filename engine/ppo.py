@@ -271,7 +271,8 @@ def train(ctx: RunContext, resume: dict[str, Any] | None) -> str:
     if parts:
         own.append(parts)
     if cfg["eval.every_steps"]:
-        own.append(EvalDuringTraining(ctx, model.policy, lambda: checkpoint_state(model, cfg)))
+        own.append(EvalDuringTraining(ctx, model.policy, lambda: checkpoint_state(model, cfg),
+                                      env if isinstance(env, VecNormalize) else None))
     callbacks = run_callbacks(ctx, metric_values, lambda: checkpoint_state(model, cfg), between_rollouts=True,
                               trainer_callbacks=own)
     return learn(model, callbacks, ctx, done, log_interval=1)
