@@ -213,7 +213,8 @@ def parse_soccer_subject(arg: str, runs_dir: Path) -> SoccerPolicy:
     run = resolve_run(arg, runs_dir)
     game = run_setting(run, "run.env")
     if game != GAME:
-        raise UsageError(f"run {run.run_id} plays {game!r}; expected a soccer run")
+        what = f"plays {game!r}" if game is not None else "is not a trainer run (a wrapped command)"
+        raise UsageError(f"run {run.run_id} {what}; expected a soccer run")
     return load_soccer_policy(f"run:{run.run_id}", run_checkpoint(run), run)
 
 

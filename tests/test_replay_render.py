@@ -108,3 +108,9 @@ def test_bad_input_is_one_line_and_exit_2(argv: list[str], message: str, tmp_pat
     captured = capsys.readouterr()
     assert captured.out == "" and message in captured.err and len(captured.err.strip().splitlines()) == 1
     assert json.loads((tmp_path / "runs" / "bb" / "run.json").read_text())["config"]["run.env"]["value"] == "beastybar"
+
+
+def test_a_wrapped_run_is_not_a_soccer_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    RunDir.create(tmp_path, "cmd", {"kind": "wrapped", "wrapped": ["python", "train.py"]})
+    assert main(["replay", "cmd", "--runs-dir", str(tmp_path)]) == 2
+    assert "run cmd is not a trainer run (a wrapped command); expected a soccer run" in capsys.readouterr().err

@@ -34,7 +34,7 @@ async def test_the_replay_screen_shows_whole_frames_pauses_restarts_and_goes_bac
         screen = ReplayScreen(scripted_driver("chaser"), NAMES, "goalie", seed=3)
         await app.push_screen(screen)
         await pilot.press("space")  # pause
-        await pilot.pause()
+        await pilot.pause(0.2)  # a tick queued before the pause is drawn by now
         assert screen.frame is not None
         held = screen.frame.step
         await pilot.pause(0.35)
