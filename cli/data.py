@@ -12,9 +12,10 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import Any, TextIO
 
-from engine import datasets
+from engine import dataset_format
 from engine.errors import UsageError
 from engine.launcher import parse_steps
 
@@ -23,14 +24,14 @@ def add_parser(sub: Any) -> None:
     data = sub.add_parser("data", help="transition datasets of scripted games (generate, show)")
     dsub = data.add_subparsers(dest="data_command", parser_class=type(data))
     gen = dsub.add_parser("gen", help="generate a dataset of scripted games into a new folder")
-    gen.add_argument("--env", required=True, help=f"game ({', '.join(datasets.DATA_GAMES)})")
+    gen.add_argument("--env", required=True, help=f"game ({', '.join(dataset_format.DATA_GAMES)})")
     gen.add_argument("--players", required=True, metavar="P,Q", help="scripted players of side 0 and side 1")
     gen.add_argument("--transitions", required=True, metavar="N", help="at least this many transitions "
                      "(whole games), e.g. 2e6")
     gen.add_argument("--seed", type=int, default=0, help="game i of those in flight is seeded seed + i; the "
                      "train/val split's seed too")
     gen.add_argument("--out", type=Path, required=True, metavar="DIR", help="a new (or empty) folder")
-    gen.add_argument("--val-fraction", type=float, default=datasets.DEFAULT_VAL_FRACTION,
+    gen.add_argument("--val-fraction", type=float, default=dataset_format.DEFAULT_VAL_FRACTION,
                      help="share of the games in the validation split")
     gen.add_argument("--games", type=int, default=256, help="games in flight at once")
     show = dsub.add_parser("show", help="counts, split and cache state of a dataset")
@@ -38,10 +39,12 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from engine import datasets  # numpy only when a dataset is written or read, not for --help
+
     if args.data_command == "gen":
-        return gen(args)
+        return gen(datasets, args)
     if args.data_command == "show":
-        return show(args.dir)
+        return show(datasets, args.dir)
     raise UsageError("trainctl data needs a command: gen or show")
 
 
@@ -52,10 +55,10 @@ def _transitions(text: str) -> int:
         raise UsageError(f"--transitions {text!r}: expected a positive whole number, e.g. 2e6") from None
 
 
-def gen(args: argparse.Namespace) -> int:
-    if args.env not in datasets.DATA_GAMES:
+def gen(datasets: ModuleType, args: argparse.Namespace) -> int:
+    if args.env not in dataset_format.DATA_GAMES:
         raise UsageError(f"--env {args.env!r} has no dataset generator; expected one of: "
-                         f"{', '.join(datasets.DATA_GAMES)}")
+                         f"{', '.join(dataset_format.DATA_GAMES)}")
     players = tuple(args.players.split(","))
     transitions = _transitions(args.transitions)
     datasets.check_generation(args.out, players, transitions, args.seed, args.games, args.val_fraction)
@@ -72,7 +75,7 @@ def gen(args: argparse.Namespace) -> int:
     return 0
 
 
-def show(path: Path) -> int:
+def show(datasets: ModuleType, path: Path) -> int:
     for line in datasets.describe(datasets.load(path)):
         print(line)
     return 0

@@ -33,18 +33,20 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
+from engine.dataset_format import (
+    CACHE_NAME,
+    DATA_GAMES,
+    DEFAULT_VAL_FRACTION,
+    META_NAME,
+    SCHEMA_VERSION,
+    SOURCE_NAME,
+    SPLITS,
+)
 from engine.errors import UsageError
 from engine.runstore import atomic_write_json
 from envs.duel import rules
 from envs.rng import Rng
 
-SCHEMA_VERSION = 1
-DATA_GAMES = ("duel",)
-META_NAME = "dataset.json"
-SOURCE_NAME = "transitions.jsonl"
-CACHE_NAME = "cache"
-SPLITS = ("train", "val")
-DEFAULT_VAL_FRACTION = 0.1
 HP_COLUMNS = 2 * rules.TEAM_SIZE  # my slots 0-2, then theirs
 
 # Column -> (dtype, width; 0 = a scalar per transition), in the order of a JSONL line's keys.

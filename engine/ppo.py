@@ -16,6 +16,9 @@ and after clipping), a `KVWriter` capturing SB3's logger values, and the run's c
 `EntropySchedule` below, which sets the entropy coefficient before each update, and with
 `eval.every_steps` engine.train_eval's evaluation against the suite (best policy kept in best/);
 `log.reward_debug` engine.reward_parts (each reward part every window, for games that report them).
+With `selfplay.enabled` (Beasty Bar), the games face engine.selfplay's opponent pool instead of
+`env.opponent`: its snapshot callback, its metrics in each window, the entropy bonus shaped by
+`selfplay.entropy_schedule`, and each evaluation's table fed to the pool's weights (docs/selfplay.md).
 
 [PERF] phases are those of every trainer (engine.sb3_hooks says what each spans and where PPO's
 boundaries fall); PPO has no `replay_sample`.
@@ -30,7 +33,7 @@ games (seeded `run.seed + steps done`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import numpy as np
@@ -46,7 +49,7 @@ from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 import envs
-from engine import vec_normalize
+from engine import selfplay, vec_normalize
 from engine.checkpoint import NETWORK_KEYS, check_checkpoint, check_fits, network_description
 from engine.context import RunContext, compile_modules, versions
 from engine.errors import UsageError
@@ -104,8 +107,13 @@ def make_env(cfg: ResolvedConfig, timer: PerfTimer, seed: int) -> InstrumentedVe
     """The run's game VecEnv (games seeded `seed`, `seed + 1`, ...), wrapped for timing and outcomes."""
     e = cfg.section("env")
     options = {key: e[key] for key in GAME_OPTIONS.get(cfg["run.env"], ())}
+
+    def game_vec(opponent_policy: selfplay.OpponentPolicy | None = None) -> Any:
+        external = {"opponent_policy": opponent_policy} if opponent_policy else {}
+        return envs.make_vec(cfg["run.env"], e["num_envs"], opponent=e["opponent"], seed=seed, **options, **external)
+
     try:
-        venv = envs.make_vec(cfg["run.env"], e["num_envs"], opponent=e["opponent"], seed=seed, **options)
+        venv: Any = selfplay.pool_env(cfg, seed, game_vec) if cfg["selfplay.enabled"] else game_vec()
     except ValueError as exc:  # unknown game, opponent or option: the user's config
         raise UsageError(f"env: {exc}") from None
     if hasattr(venv, "episode_outcome"):
@@ -207,9 +215,10 @@ def _restore(model: MaskablePPO | PPO, state: Mapping[str, Any]) -> None:
 
 # -- the run ------------------------------------------------------------------------------------------
 class EntropySchedule(BaseCallback):
-    """Sets PPO's entropy coefficient before each update: `schedule(progress_remaining)`, linear over the run."""
+    """Sets PPO's entropy coefficient before each update: `schedule(progress_remaining)` (linear over the run,
+or `selfplay.entropy_schedule`'s shape in a self-play run)."""
 
-    def __init__(self, schedule: LinearSchedule) -> None:
+    def __init__(self, schedule: Callable[[float], float]) -> None:
         super().__init__()
         self.schedule = schedule
 
@@ -232,7 +241,8 @@ def train(ctx: RunContext, resume: dict[str, Any] | None) -> str:
     algo = (f"PPO (stable-baselines3 {versions()['stable_baselines3']})" if continuous
             else f"MaskablePPO (sb3-contrib {versions()['sb3_contrib']})")
     options = "".join(f" ({key} = {e[key]})" for key in GAME_OPTIONS.get(cfg["run.env"], ()))
-    torch_setup = start_run(ctx, f"{algo} on {cfg['run.env']} vs {e['opponent']}{options}", done, {
+    against = "a self-play pool" if cfg["selfplay.enabled"] else e["opponent"]
+    torch_setup = start_run(ctx, f"{algo} on {cfg['run.env']} vs {against}{options}", done, {
         "envs": f"num_envs={e['num_envs']} n_steps={p['n_steps']} (rollout {e['num_envs'] * p['n_steps']:,})",
         "update": f"batch_size={p['batch_size']} n_epochs={p['n_epochs']} net={p['net_arch']} "
                   f"gamma={p['gamma']} clip={p['clip_range']}",
@@ -263,16 +273,31 @@ def train(ctx: RunContext, resume: dict[str, Any] | None) -> str:
 
     parts = RewardParts(game_env.game_env) if cfg["log.reward_debug"] and reports_parts(game_env.game_env) else None
 
-    def metric_values() -> dict[str, float]:
-        return {**capture.take(), **game_env.outcomes.rates(), **grad_norms.take(),
-                "train/ent_coef": float(model.ent_coef), **(parts.take() if parts else {})}
-
-    own: list[BaseCallback] = [EntropySchedule(_linear(p["ent_coef"], p["ent_coef_end"]))]
+    entropy: Callable[[float], float] = _linear(p["ent_coef"], p["ent_coef_end"])
+    pool: selfplay.SelfPlayMetrics | None = None
+    own: list[BaseCallback] = []
+    if cfg["selfplay.enabled"]:
+        entropy = selfplay.schedule(cfg["selfplay.entropy_schedule"], p["ent_coef"], p["ent_coef_end"])
+        obs_size = int(np.prod(cast(spaces.Box, model.observation_space).shape))
+        num_actions = int(cast(spaces.Discrete, model.action_space).n)
+        snapshots, pool = selfplay.attach(ctx, cast(selfplay.PoolOpponents, game_env.game_env), model.policy,
+                                          lambda: build_policy(obs_size, num_actions, p["net_arch"]))
+        own.append(snapshots)
+    own.append(EntropySchedule(entropy))
     if parts:
         own.append(parts)
-    if cfg["eval.every_steps"]:
+    if cfg["eval.every_steps"] and pool is not None:
+        own.append(selfplay.EvalFeedsPool(ctx, model.policy, lambda: checkpoint_state(model, cfg),
+                                          weights=pool.env.pool.weights))
+    elif cfg["eval.every_steps"]:
         own.append(EvalDuringTraining(ctx, model.policy, lambda: checkpoint_state(model, cfg),
                                       env if isinstance(env, VecNormalize) else None))
+
+    def metric_values() -> dict[str, float]:
+        return {**capture.take(), **game_env.outcomes.rates(), **grad_norms.take(),
+                "train/ent_coef": float(model.ent_coef), **(parts.take() if parts else {}),
+                **(pool.take() if pool else {})}
+
     callbacks = run_callbacks(ctx, metric_values, lambda: checkpoint_state(model, cfg), between_rollouts=True,
                               trainer_callbacks=own)
     return learn(model, callbacks, ctx, done, log_interval=1)

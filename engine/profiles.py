@@ -73,6 +73,10 @@ def _str_list(v: Any) -> bool:
     return isinstance(v, list) and all(isinstance(x, str) for x in v)
 
 
+def _open_unit(v: Any) -> bool:
+    return bool(0.0 < v <= 1.0)
+
+
 POS, NONNEG, UNIT = (_positive, "> 0"), (_non_negative, ">= 0"), (_unit, "in [0, 1]")
 
 
@@ -83,6 +87,11 @@ def _k(type_: type | tuple[type, ...], default: Any, help_: str, rule: tuple[Cal
 
 
 NUMBER = (int, float)
+# The (algo, game) pairs that train by self-play (selfplay.enabled), the pool entries that are not scripted
+# players, and the shapes of its schedules (engine.selfplay).
+SELFPLAY_RUNS = frozenset({("ppo", "beastybar")})
+SELFPLAY_KINDS = ("current", "past")
+SCHEDULES = ("linear", "cosine")
 
 SCHEMA: dict[str, dict[str, Key]] = {
     "run": {
@@ -172,6 +181,24 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "suite": _k(list, [], "scripted players to evaluate against ([] = every one the game has)",
                     (_str_list, "a list of player names")),
         "seed": _k(int, 10_000, "first deal seed of the evaluation games (the same deals every time)", NONNEG),
+    },
+    # Self-play (engine.selfplay, docs/selfplay.md): PPO on Beasty Bar against a pool of opponents.
+    "selfplay": {
+        "enabled": _k(bool, False, "train against an opponent pool (the live policy, frozen past policies, "
+                      "scripted players) instead of env.opponent; PPO on Beasty Bar"),
+        "pool_size": _k(int, 5, "frozen past policies kept in the pool (K; the oldest dropped)", POS),
+        "snapshot_every_updates": _k(int, 10, "PPO updates between frozen copies of the policy (M)", POS),
+        "weight_floor": _k(NUMBER, 0.05, "least draw weight of an entry before normalising: weight = "
+                           "max(1 - win rate, floor)", (_open_unit, "in (0, 1]")),
+        "opponents": _k(list, [], "pool entries: scripted player names, \"current\" (the live policy), \"past\" "
+                        "(the frozen copies); [] = all of them", (_str_list, "a list of names")),
+        "temperature": _k(NUMBER, 1.0, "sampling temperature of the neural opponents at the start (1 = the "
+                          "policy's own distribution, lower is greedier)", POS),
+        "temperature_end": _k(NUMBER, 1.0, "sampling temperature at the end", POS),
+        "temperature_schedule": _k(str, "linear", "shape of the temperature schedule",
+                                   choices=SCHEDULES),
+        "entropy_schedule": _k(str, "linear", "shape of the entropy bonus schedule ppo.ent_coef -> "
+                               "ppo.ent_coef_end", choices=SCHEDULES),
     },
 }
 # The (algo, game) pairs whose trainer evaluates during training (eval.every_steps > 0).
@@ -472,6 +499,7 @@ def _check_together(settings: Mapping[str, Setting]) -> None:
     if unknown:
         raise UsageError(f"{settings['eval.suite'].source}: eval.suite names {', '.join(map(repr, unknown))}, not "
                          f"a scripted player of {game}; expected some of: {', '.join(opponents(game))}")
+    _check_selfplay(settings)
     rollout = v("ppo.n_steps") * v("env.num_envs")
     if v("run.algo") == "ppo" and v("ppo.batch_size") > rollout:
         raise UsageError(f"{settings['ppo.batch_size'].source}: ppo.batch_size = {v('ppo.batch_size')} exceeds "
@@ -482,3 +510,26 @@ def _check_together(settings: Mapping[str, Setting]) -> None:
         raise UsageError(f"{settings['dqn.buffer_size'].source}: dqn.buffer_size = {v('dqn.buffer_size')} holds "
                          f"{capacity} transitions with env.num_envs = {v('env.num_envs')}, below dqn.batch_size = "
                          f"{v('dqn.batch_size')}; expected capacity >= batch size")
+
+
+
+def _check_selfplay(settings: Mapping[str, Setting]) -> None:
+    """The `selfplay.*` keys against the run: a game and trainer that self-play, names the pool knows."""
+    def v(k: str) -> Any:
+        return settings[k].value
+
+    algo, game = v("run.algo"), v("run.env")
+    if not v("selfplay.enabled"):
+        return
+    if (algo, game) not in SELFPLAY_RUNS:
+        raise UsageError(f"{settings['selfplay.enabled'].source}: selfplay.enabled = true but {algo} on {game} "
+                         f"does not self-play; expected false (or "
+                         f"{', '.join(f'{a} on {g}' for a, g in sorted(SELFPLAY_RUNS))})")
+    if v("env.normalize"):
+        raise UsageError(f"{settings['env.normalize'].source}: env.normalize = true with selfplay.enabled; expected "
+                         f"false (the pool's opponents read raw observations)")
+    known = (*SELFPLAY_KINDS, *opponents(game))
+    unknown = [name for name in v("selfplay.opponents") if name not in known]
+    if unknown:
+        raise UsageError(f"{settings['selfplay.opponents'].source}: selfplay.opponents names "
+                         f"{', '.join(map(repr, unknown))}; expected some of: {', '.join(known)}")

@@ -256,7 +256,7 @@ class RunDir:
     # -- creation -------------------------------------------------------------------------------
     @classmethod
     def create(cls, runs_dir: Path, run_id: str, run_info: Mapping[str, Any]) -> RunDir:
-        """Make the folder (failing if it exists), write run.json and a `starting` status."""
+        """Make the folder (failing if it exists), write a `starting` status and run.json."""
         if not RUN_ID_PATTERN.match(run_id):
             raise UsageError(f"run id {run_id!r} may only hold letters, digits, '.', '_' and '-'")
         runs_dir.mkdir(parents=True, exist_ok=True)
@@ -268,9 +268,11 @@ class RunDir:
         run = cls(path)
         for sub in (run.checkpoints, run.tb):
             sub.mkdir()
-        atomic_write_json(run.config_path, dict(run_info))
         run.events_path.touch()
         run.write_status(state="starting", created=time.time(), host=socket.gethostname())
+        # run.json last: a folder is listed as a run once it holds run.json, so a lister never finds a
+        # run without its status.
+        atomic_write_json(run.config_path, dict(run_info))
         return run
 
     # -- reading --------------------------------------------------------------------------------

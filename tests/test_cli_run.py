@@ -139,7 +139,7 @@ def _not_a_run(_finished: RunDir, runs: Path) -> str:
 
 
 BAD_RUNS: list[tuple[list[str], str]] = [
-    (["--profile", "nosuch"], "unknown profile 'nosuch'; expected one of: balance, speed"),
+    (["--profile", "nosuch"], "unknown profile 'nosuch'; expected one of: balance, selfplay, speed"),
     (["--set", "ppo.nope=1"], "unknown key 'ppo.nope'"),
     (["--set", "ppo.n_steps=abc"], "ppo.n_steps = 'abc' has the wrong type; expected int"),
     (["--set", "ppo.n_steps=-1"], "ppo.n_steps = -1 is out of range; expected > 0"),

@@ -146,6 +146,15 @@ def braille_cells(hx: np.ndarray, hy: np.ndarray, right: int, bottom: int) -> tu
     return columns, rows, [chr(0x2800 + int(bits)) for bits in cells[rows, columns]]
 
 
+def _write(canvas: Canvas, column: int, row: int, text: str, style: str) -> None:
+    """`text` on one row of `canvas` from `column` on, in one style, cut at the canvas's edges."""
+    size = canvas._canvas_size
+    if 0 <= row < size.height:
+        for offset, char in enumerate(text):
+            if 0 <= column + offset < size.width:
+                canvas.set_pixel(column + offset, row, char, style)
+
+
 class StepAxes(PlotWidget, can_focus=False):
     """The plot itself: a line of (step, value) points, the median line and the last point.
 
@@ -158,6 +167,9 @@ class StepAxes(PlotWidget, can_focus=False):
         self._median = 0.0
         self._median_at: tuple[float, float, int] | None = None  # (x0, median, width in cells) once drawn
         self._line: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0))  # steps, values of the drawn line
+        # x ticks, their labels, y ticks, their labels, (x0, x1, y0, y1)
+        self._ticks: tuple[list[float], list[str], list[float], list[str], tuple[float, float, float, float]] = \
+            ([], [], [], [], (0.0, 1.0, 0.0, 1.0))
         self._drawn_at = -REDRAW_EVERY_S  # time.monotonic() of the last drawing
         self._pending: Timer | None = None  # the drawing put off until REDRAW_EVERY_S after the last
         self._on_screen = False  # whether the last drawing asked for is on the canvases
@@ -224,8 +236,12 @@ class StepAxes(PlotWidget, can_focus=False):
         self.clear()
         self.set_xlimits(x0, x1)
         self.set_ylimits(y0, y1)
-        self.set_xticks(nice_ticks(x0, x1, max(1, width // X_TICK_CELLS)))
-        self.set_yticks(y_ticks)
+        # The ticks are drawn here (`_draw_ticks`), not by the plot, whose markup parsing per label cost
+        # more of a frame than the line.
+        self.set_xticks([])
+        self.set_yticks([])
+        x_ticks = nice_ticks(x0, x1, max(1, width // X_TICK_CELLS))
+        self._ticks = (x_ticks, CompactFormatter().get_labels_for_ticks(x_ticks), y_ticks, labels, (x0, x1, y0, y1))
         if len(points) > HIRES_COLUMNS * width:
             line = resample(points, HIRES_COLUMNS * width)
             bucket = (last - first) / len(line)
@@ -244,6 +260,7 @@ class StepAxes(PlotWidget, can_focus=False):
                 batch.enter_context(canvas.batch_refresh())
             result = super().render()
             if redrawn and self._median_at is not None and self._canvases_fit(self._median_at[2]):
+                self._draw_ticks(*self._ticks)
                 self._draw_line()
                 self._mark_median(*self._median_at)
                 self._on_screen = True
@@ -257,6 +274,35 @@ class StepAxes(PlotWidget, can_focus=False):
         margin = self.query_one("#margin-left", Canvas)._canvas_size
         return width < plot.width - 1 and plot.height > 2 and self.margin_left - 1 < margin.width \
             and margin.height >= plot.height
+
+    def _draw_ticks(self, x_ticks: list[float], x_labels: list[str], y_ticks: list[float], y_labels: list[str],
+                    limits: tuple[float, float, float, float]) -> None:
+        """Tick marks on both sides of the box and their labels in the margins, at the places the plot
+        would put them: an x label centred under its tick (right-aligned at the right end), a y label
+        right-aligned two cells left of the box."""
+        plot = self.query_one("#plot", Canvas)
+        bottom = self.query_one("#margin-bottom", Canvas)
+        left = self.query_one("#margin-left", Canvas)
+        axis_style = str(self.get_component_rich_style("plot--axis"))
+        tick_style = str(self.get_component_rich_style("plot--tick"))
+        box = self._scale_rectangle
+        x_min, x_max, y_min, y_max = limits
+        for tick, label in zip(x_ticks, x_labels, strict=True):
+            if not x_min <= tick <= x_max:
+                continue
+            column = self.get_pixel_from_coordinate(tick, 0.0)[0] - (tick == x_min)  # the box's corner
+            for row, quad in ((0, (2, 0, 0, 0)), (box.bottom, (0, 0, 2, 0))):
+                plot.set_pixel(column, row, self.combine_quad_with_pixel(quad, plot, column, row), axis_style)
+            start = column - len(label) + 1 if tick == x_max else column - (len(label) - 1) // 2
+            _write(bottom, start + self.margin_left, 0, label, tick_style)
+        for tick, label in zip(y_ticks, y_labels, strict=True):
+            if not y_min <= tick <= y_max:
+                continue
+            row = self.get_pixel_from_coordinate(0.0, tick)[1] + (tick == y_min)
+            for column, quad in ((0, (0, 0, 0, 2)), (box.right, (0, 2, 0, 0))):
+                plot.set_pixel(column, row, self.combine_quad_with_pixel(quad, plot, column, row), axis_style)
+            label = label[: self.margin_left - 1]
+            _write(left, self.margin_left - 1 - len(label), row, label, tick_style)
 
     def _draw_line(self) -> None:
         """The history's line in braille dots, then the last point on it. Drawn here in one pass over all
