@@ -66,14 +66,15 @@ def _percent(value: float | None, digits: int = 1) -> str:
 
 def format_eval_table(subject: str, rows: Sequence[dict[str, Any]]) -> str:
     """The eval rows as a fixed-width table under a title line naming the subject."""
-    header = ("OPPONENT", "GAMES", "W", "D", "L", "WIN", "95% CI", "MARGIN", "TURNS", "ILLEGAL")
-    table = [header]
+    goals = any("goals_for" in row for row in rows)  # soccer's rows: goals instead of illegal moves
+    header = ("OPPONENT", "GAMES", "W", "D", "L", "WIN", "95% CI", "MARGIN", "TURNS", "GOALS" if goals else "ILLEGAL")
+    table: list[tuple[str, ...]] = [header]
     notes = []
     for row in rows:
         interval = f"{100 * row['win_low']:.1f}-{100 * row['win_high']:.1f}%"
+        last = (f"{row['goals_for']:.2f}:{row['goals_against']:.2f}" if goals else _percent(row["illegal_rate"], 2))
         table.append((row["opponent"], str(row["games"]), str(row["wins"]), str(row["draws"]), str(row["losses"]),
-                      _percent(row["win_rate"]), interval, f"{row['margin']:+.2f}", f"{row['turns']:.1f}",
-                      _percent(row["illegal_rate"], 2)))
+                      _percent(row["win_rate"]), interval, f"{row['margin']:+.2f}", f"{row['turns']:.1f}", last))
         if row.get("stopped"):
             notes.append(f"stopped  {row['opponent']}: {row['stopped']}")
     return "\n".join([f"eval of {subject}", _columns(table), *notes])

@@ -290,7 +290,9 @@ def train(ctx: RunContext, resume: dict[str, Any] | None) -> str:
         own.append(selfplay.EvalFeedsPool(ctx, model.policy, lambda: checkpoint_state(model, cfg),
                                           weights=pool.env.pool.weights))
     elif cfg["eval.every_steps"]:
-        own.append(EvalDuringTraining(ctx, model.policy, lambda: checkpoint_state(model, cfg)))
+        own.append(EvalDuringTraining(ctx, model.policy, lambda: checkpoint_state(model, cfg),
+                                      env if isinstance(env, VecNormalize) else None))
+
     def metric_values() -> dict[str, float]:
         return {**capture.take(), **game_env.outcomes.rates(), **grad_norms.take(),
                 "train/ent_coef": float(model.ent_coef), **(parts.take() if parts else {}),

@@ -208,7 +208,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "eval": {
         "every_steps": _k(int, 0, "env steps between evaluations against eval.suite, the best policy kept in "
-                          "best/ (0 = off; PPO on Beasty Bar)", NONNEG),
+                          "best/ (0 = off; PPO on Beasty Bar and soccer)", NONNEG),
         "games": _k(int, 200, "games against each player of the suite, each side moving first in half", POS),
         "suite": _k(list, [], "scripted players to evaluate against ([] = every one the game has)",
                     (_str_list, "a list of player names")),
@@ -234,7 +234,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
 }
 # The (algo, game) pairs whose trainer evaluates during training (eval.every_steps > 0).
-EVAL_RUNS = frozenset({("ppo", "beastybar")})
+EVAL_RUNS = frozenset({("ppo", "beastybar"), ("ppo", "soccer")})
 
 # Environment overrides, under the names game-AI training scripts already use. "{algo}" is the section of
 # the run's algorithm.

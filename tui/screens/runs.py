@@ -33,6 +33,7 @@ class RunsScreen(Screen[None]):
         Binding("c", "compare", "Compare"),
         Binding("m", "metrics", "Metrics"),
         Binding("a", "all_keys", "All keys"),
+        Binding("p", "replay", "Replay", show=False),
         *(Binding(str(i + 1), f"panel('{tab}')", "Panel", show=i == 0, key_display=f"1-{len(TABS)}")
           for i, (tab, _) in enumerate(TABS)),
     ]
@@ -110,6 +111,19 @@ class RunsScreen(Screen[None]):
 
     def action_launch(self) -> None:
         self.app.push_screen(LauncherScreen())
+
+    def action_replay(self) -> None:
+        """Watch a game of the selected soccer run (tui.screens.replay)."""
+        from engine.errors import UsageError
+        from tui.screens.replay import replay_screen
+
+        run = self.current
+        if run is None:
+            return
+        try:
+            self.app.push_screen(replay_screen(run.path))
+        except UsageError as exc:
+            self.notify(str(exc), severity="warning")
 
     def action_mark(self) -> None:
         if self.selected is None:
