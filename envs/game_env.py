@@ -20,8 +20,8 @@ OneGame` is the Cython one; each game writes its reference one in its env module
 
 from __future__ import annotations
 
-from abc import abstractmethod
-from collections.abc import Mapping
+import importlib
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import gymnasium as gym
@@ -53,6 +53,10 @@ class Backend(Protocol):
     def info(self) -> dict[str, Any]: ...
 
 
+# (opponent, options) -> a backend: a game's ReferenceBackend or CoreBackend class.
+BackendFactory = Callable[[str, Mapping[str, Any]], Backend]
+
+
 class GameEnv(gym.Env[np.ndarray, Any]):
     """One game for one agent against a scripted opponent; a game subclasses it (see the module docstring).
 
@@ -65,6 +69,8 @@ class GameEnv(gym.Env[np.ndarray, Any]):
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012 (gymnasium's own class attribute)
     opponents: tuple[str, ...] = ()
+    reference_backend: BackendFactory  # the game's backend over its rules reference
+    core_module = ""  # the module holding the game's Cython `CoreBackend` (envs.<game>.core)
 
     def __init__(self, core: str, opponent: str, options: Mapping[str, Any], seed: int | None,
                  render_mode: str | None, observation_space: spaces.Box, num_actions: int,
@@ -89,9 +95,13 @@ class GameEnv(gym.Env[np.ndarray, Any]):
         self._started = False
         self._backend = self._make_backend(core, opponent, options)
 
-    @abstractmethod
     def _make_backend(self, core: str, opponent: str, options: Mapping[str, Any]) -> Backend:
-        """The game's backend for `core` (import the Cython one only here: "reference" needs no build)."""
+        """The game's backend for `core`: its `reference_backend`, or the `CoreBackend` of `core_module`,
+        imported only here so that "reference" needs no build."""
+        if core == "reference":
+            return self.reference_backend(opponent, options)
+        core_backend: BackendFactory = importlib.import_module(self.core_module).CoreBackend
+        return core_backend(opponent, options)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[np.ndarray, dict[str, Any]]:

@@ -19,7 +19,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.beastybar import rules
-from envs.game_env import Backend, GameEnv
+from envs.game_env import GameEnv
 from envs.rng import Rng
 from envs.spaces import check_choice
 
@@ -113,6 +113,8 @@ class BeastyBarEnv(GameEnv):
 
     metadata: dict[str, Any] = {"render_modes": ["ansi"]}  # noqa: RUF012 (gymnasium API)
     opponents = rules.OPPONENTS
+    reference_backend = ReferenceBackend
+    core_module = "envs.beastybar.core"
 
     def __init__(self, core: str = "cython", opponent: str = "random", seed: int | None = None,
                  scoring: str = "points", render_mode: str | None = None, first: str = "random") -> None:
@@ -120,13 +122,6 @@ class BeastyBarEnv(GameEnv):
         self.first = first
         super().__init__(core, opponent, core_options(scoring, first), seed, render_mode, observation_space(),
                          rules.NUM_ACTIONS)
-
-    def _make_backend(self, core: str, opponent: str, options: Mapping[str, Any]) -> Backend:
-        if core == "reference":
-            return ReferenceBackend(opponent, options)
-        from envs.beastybar.core import CoreBackend
-
-        return CoreBackend(opponent, options)
 
     def render(self) -> str | None:
         if self.render_mode is None:

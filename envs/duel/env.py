@@ -18,7 +18,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.duel import rules
-from envs.game_env import Backend, GameEnv
+from envs.game_env import GameEnv
 from envs.rng import Rng
 from envs.spaces import check_choice
 
@@ -93,19 +93,14 @@ class DuelEnv(GameEnv):
 
     metadata: dict[str, Any] = {"render_modes": ["ansi"]}  # noqa: RUF012 (gymnasium API)
     opponents = rules.OPPONENTS
+    reference_backend = ReferenceBackend
+    core_module = "envs.duel.core"
 
     def __init__(self, core: str = "cython", opponent: str = "random", seed: int | None = None,
                  shaping: str = "hp", render_mode: str | None = None) -> None:
         self.shaping = shaping
         super().__init__(core, opponent, core_options(shaping), seed, render_mode, observation_space(),
                          rules.NUM_ACTIONS)
-
-    def _make_backend(self, core: str, opponent: str, options: Mapping[str, Any]) -> Backend:
-        if core == "reference":
-            return ReferenceBackend(opponent, options)
-        from envs.duel.core import CoreBackend
-
-        return CoreBackend(opponent, options)
 
     def render(self) -> str | None:
         if self.render_mode is None:

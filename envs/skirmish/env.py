@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from envs.game_env import Backend, GameEnv
+from envs.game_env import GameEnv
 from envs.skirmish import rules
 from envs.spaces import check_choice
 
@@ -88,6 +88,8 @@ class SkirmishEnv(GameEnv):
     """
 
     opponents = rules.OPPONENTS
+    reference_backend = ReferenceBackend
+    core_module = "envs.skirmish.core"
 
     def __init__(self, core: str = "cython", opponent: str = "scripted", seed: int | None = None,
                  mode: str = "train", max_steps: int = rules.GameParams.max_steps,
@@ -95,10 +97,3 @@ class SkirmishEnv(GameEnv):
         self.mode, self.max_steps = mode, max_steps
         super().__init__(core, opponent, core_options(mode, max_steps), seed, render_mode, observation_space(),
                          rules.NUM_ACTIONS)
-
-    def _make_backend(self, core: str, opponent: str, options: Mapping[str, Any]) -> Backend:
-        if core == "reference":
-            return ReferenceBackend(opponent, options)
-        from envs.skirmish.core import CoreBackend
-
-        return CoreBackend(opponent, options)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from envs.game_env import Backend, GameEnv
+from envs.game_env import GameEnv
 from envs.soccer import rules
 from envs.spaces import check_choice
 
@@ -92,6 +92,8 @@ class SoccerEnv(GameEnv):
     """
 
     opponents = rules.OPPONENTS
+    reference_backend = ReferenceBackend
+    core_module = "envs.soccer.core"
 
     def __init__(self, core: str = "cython", opponent: str = "chaser", seed: int | None = None,
                  side: str = "random", max_steps: int = rules.MAX_STEPS,
@@ -100,10 +102,3 @@ class SoccerEnv(GameEnv):
         self.side, self.max_steps, self.reward_weights = side, max_steps, options["reward_weights"]
         super().__init__(core, opponent, options, seed, render_mode, observation_space(), rules.NUM_ACTIONS,
                          continuous=True)
-
-    def _make_backend(self, core: str, opponent: str, options: Mapping[str, Any]) -> Backend:
-        if core == "reference":
-            return ReferenceBackend(opponent, options)
-        from envs.soccer.core import CoreBackend
-
-        return CoreBackend(opponent, options)
