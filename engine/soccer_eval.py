@@ -11,8 +11,9 @@ no update, no reward scaling), as the policy saw them in training.
 
 `soccer_row(result)` is the row of an `eval` event (docs/events.md): the fields every game's row has
 (win/draw/loss, win rate with its Wilson 95 % interval, `margin` = the mean goal difference, `turns`
-= the mean game length in steps) plus `goals_for` and `goals_against` (means per game); `suite_margin`
-is the score the best policy is chosen by (the mean goal difference over the suite).
+= the mean game length in steps) plus `goals_for` and `goals_against` (means per game);
+`engine.eval_scores.suite_margin` is the score the best policy is chosen by (the mean goal difference
+over the suite).
 
 `SoccerPolicy` is a checkpoint's policy with the statistics it needs, loaded from a checkpoint or a
 run (`load_soccer_policy`), for `trainctl eval` and `trainctl replay`; every mistake is a one-line
@@ -128,11 +129,6 @@ def soccer_row(result: SoccerResult) -> dict[str, Any]:
             "win_rate": o.win_rate, "win_low": low, "win_high": high, "margin": float(result.difference.mean()),
             "turns": float(result.steps), "illegal_rate": None, "stopped": None,
             "goals_for": float(result.goals_for.mean()), "goals_against": float(result.goals_against.mean())}
-
-
-def suite_margin(rows: Sequence[Mapping[str, Any]]) -> float:
-    """The mean goal difference over a suite's rows (each row's mean weighs alike; 0 for none)."""
-    return sum(float(row["margin"]) for row in rows) / len(rows) if rows else 0.0
 
 
 def evaluate_policy(act: Actor, opponents: Sequence[str], games: int, seed: int,

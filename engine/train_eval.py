@@ -32,19 +32,15 @@ from stable_baselines3.common.vec_env import VecNormalize
 from engine.arena import eval_event, eval_row, evaluate_subject
 from engine.checkpoint import checkpoint_name, latest_checkpoint, list_checkpoints, save_checkpoint
 from engine.context import RunContext
+from engine.eval_scores import suite_margin, suite_score
 from engine.players import BEST_FOLDER, NeuralPlayer, parse_player, player_names
 from engine.runstore import atomic_write_json
 from engine.sb3_callbacks import next_multiple
-from engine.soccer_eval import evaluate_policy, policy_actor, suite_margin
+from engine.soccer_eval import evaluate_policy, policy_actor
 from engine.vec_normalize import statistics
 
 TRAINING = "training"
 """The `checkpoint` field of an eval event made during training (the live policy; its `step` says when)."""
-
-
-def suite_score(rows: list[dict[str, Any]]) -> float:
-    """The mean win rate over a suite's rows (0 for none)."""
-    return sum(float(row["win_rate"]) for row in rows) / len(rows) if rows else 0.0
 
 
 def best_score(folder: Path, score: Callable[[list[dict[str, Any]]], float] = suite_score) -> float | None:

@@ -18,9 +18,10 @@ from engine import soccer_eval, train_eval
 from engine.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 from engine.context import RunContext
 from engine.errors import UsageError
+from engine.eval_scores import suite_margin
 from engine.profiles import resolve
 from engine.runstore import RunDir
-from engine.soccer_eval import load_soccer_policy, parse_soccer_subject, play_soccer, soccer_row, suite_margin
+from engine.soccer_eval import load_soccer_policy, parse_soccer_subject, play_soccer, soccer_row
 from engine.train_eval import EvalDuringTraining, SoccerSuite, best_score
 from envs.soccer import rules
 from tests.test_soccer_ppo import make_ctx, run_train

@@ -12,7 +12,7 @@ from tui_fixtures import T0, fabricate_run, settle, wait_for_text
 
 from engine.evaluate import wilson_interval
 from tui.app import TrainctlApp
-from tui.widgets.eval_panel import suite_score, trend
+from tui.widgets.eval_panel import event_score, trend
 
 RUN = "20260101T000000_ppo_beastybar_balance"
 # (step, wins of 400 vs random, wins of 400 vs heuristic): the second evaluation is the best.
@@ -41,10 +41,14 @@ def flat(text: str) -> str:
     return " ".join(text.split())
 
 
-def test_trend_and_suite_score() -> None:
+def test_trend_and_event_score() -> None:
     assert trend([0.0, 0.5, 1.0]) == "▁▅█"
-    assert suite_score(eval_event(1, (300, 100))) == pytest.approx(0.5)
-    assert suite_score({"rows": [{"opponent": "x", "games": 0, "win_rate": None}]}) is None
+    assert event_score("beastybar", eval_event(1, (300, 100))) == pytest.approx(0.5)
+    assert event_score("beastybar", {"rows": [{"opponent": "x", "games": 0, "win_rate": None}]}) is None
+    # Soccer's best/ is chosen by the mean goal difference, and so is its best evaluation here.
+    soccer = {"rows": [{"opponent": "chaser", "games": 10, "win_rate": 0.1, "margin": 1.5},
+                       {"opponent": "goalie", "games": 10, "win_rate": 0.3, "margin": -0.5}]}
+    assert event_score("soccer", soccer) == pytest.approx(0.5)
 
 
 async def test_the_latest_table_its_intervals_the_trends_and_the_best_are_shown(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """The eval panel: the run's latest evaluation table (docs/events.md, `eval` events) with each win rate's
 95 % interval, each opponent's win rate over the run's evaluations as a trend, and the best evaluation
-(the highest mean win rate over its opponents, the score `best/` is chosen by) marked.
+(by the score `best/` is chosen by: engine.eval_scores) marked.
 
 It shows what `trainctl eval` and evaluation during training wrote; it must not read files or compute a
 rate that is not in the events."""
@@ -15,16 +15,18 @@ from textual.containers import VerticalScroll
 from textual.markup import escape
 from textual.widgets import Static
 
+from engine.eval_scores import table_score
 from tui.model import RunSnapshot
 
 TREND_BARS = "▁▂▃▄▅▆▇█"
 TREND_POINTS = 24  # the newest evaluations a trend shows, one cell each
 
 
-def suite_score(event: Mapping[str, Any]) -> float | None:
-    """Mean win rate over the event's finished pairings (None without one): how best/ ranks evaluations."""
-    rates = [row["win_rate"] for row in event.get("rows", ()) if row.get("games") and row.get("win_rate") is not None]
-    return sum(rates) / len(rates) if rates else None
+def event_score(game: str, event: Mapping[str, Any]) -> float | None:
+    """The event's table score as `game`'s trainer ranks it for best/ (engine.eval_scores), over the
+    pairings that were played; None without one."""
+    played = [row for row in event.get("rows", ()) if row.get("games")]
+    return table_score(game).of(played) if played else None
 
 
 def trend(rates: Sequence[float]) -> str:
@@ -80,15 +82,17 @@ class EvalPanel(VerticalScroll):
                               "when the run starts, writes them here")
             return
         latest = s.evals[-1]
-        scores = [suite_score(event) for event in s.evals]
+        score = table_score(s.env)
+        scores = [event_score(s.env, event) for event in s.evals]
         ranked = [(score, i) for i, score in enumerate(scores) if score is not None]
         best_score, best = max(ranked) if ranked else (None, None)
         mark = "  [$success]★ best so far[/]" if best == len(s.evals) - 1 else ""
         lines = [f"eval at step {latest.get('step', 0):,} · {escape(str(latest.get('checkpoint', '?')))} · "
                  f"{latest.get('games', 0):,} games a pairing{mark}", "", *table_lines(latest)]
         if best is not None and best != len(s.evals) - 1:
-            lines += ["", f"★ best: step {s.evals[best].get('step', 0):,}, mean win rate "
-                          f"{_percent(best_score)} % ({escape(str(s.evals[best].get('checkpoint', '?')))})"]
+            shown_score = f"{_percent(best_score)} %" if score.rate else f"{best_score:+.2f}"
+            lines += ["", f"★ best: step {s.evals[best].get('step', 0):,}, {score.name} {shown_score} "
+                          f"({escape(str(s.evals[best].get('checkpoint', '?')))})"]
         lines += ["", f"[b]win rate over the last {min(len(s.evals), TREND_POINTS)} evaluations[/b]"]
         for opponent in dict.fromkeys(row.get("opponent") for event in s.evals for row in event.get("rows", ())):
             rates = [row["win_rate"] for event in s.evals[-TREND_POINTS:] for row in event.get("rows", ())
