@@ -72,13 +72,15 @@ class Series:
         return tuple(v for _, v in self.points)
 
 
-def resample(points: Sequence[tuple[float, float]], width: int) -> list[float]:
+def resample(points: Sequence[tuple[float, float]], width: int,
+             span: tuple[float, float] | None = None) -> list[float]:
     """`width` values drawn from (step, value) points bucketed evenly by step (each bucket's mean; an
     empty bucket repeats the previous one), so a plot's x axis is env steps even where the history
-    is denser (the full-resolution tail) or sparser (probes). Points all at one step are spread by index."""
+    is denser (the full-resolution tail) or sparser (probes). Points all at one step are spread by index.
+    `span` (first, last step) buckets several series alike (default: the points' own first and last)."""
     if not points or width <= 0:
         return []
-    first, last = points[0][0], points[-1][0]
+    first, last = span if span is not None else (points[0][0], points[-1][0])
     if last <= first:
         points = [(float(i), v) for i, (_, v) in enumerate(points)]
         first, last = 0.0, float(len(points) - 1)

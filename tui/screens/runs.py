@@ -17,7 +17,7 @@ from tui.screens.launcher import LauncherScreen
 from tui.screens.metric_picker import MetricPickerScreen
 from tui.widgets.config_view import ConfigView
 from tui.widgets.metric_plots import default_metrics
-from tui.widgets.run_monitor import TABS, RunMonitor
+from tui.widgets.run_monitor import TABS, RunMonitor, missing_tab
 from tui.widgets.runs_table import RunsTable
 
 if TYPE_CHECKING:
@@ -104,6 +104,10 @@ class RunsScreen(Screen[None]):
 
     # -- actions ----------------------------------------------------------------------------------
     def action_panel(self, tab: str) -> None:
+        missing = missing_tab(tab, self.current)
+        if missing is not None:
+            self.notify(missing, severity="warning")
+            return
         self.query_one(TabbedContent).active = tab
 
     def action_all_keys(self) -> None:

@@ -1,5 +1,6 @@
 """The run monitor: the selected run's title, what is wrong with its folder (if anything), and its
-panels in tabs — overview (throughput and [PERF]), metrics, system, log, config, eval. A lost or unreadable
+panels in tabs — overview (throughput and [PERF]), metrics, system, log, config, eval, and rewards for a
+run that logs reward parts (the tab is hidden for the others). A lost or unreadable
 run's state is styled in the title as in the runs list, and its notes say what is known (for a lost
 run: last step, newest checkpoint, and the `trainctl run --resume` line that continues it)."""
 
@@ -17,12 +18,20 @@ from tui.widgets.eval_panel import EvalPanel
 from tui.widgets.log_tail import LogTail
 from tui.widgets.metric_plots import MetricPlots
 from tui.widgets.perf_breakdown import PerfBreakdown
+from tui.widgets.reward_panel import RewardPanel, has_reward_parts
 from tui.widgets.runs_table import ATTENTION_STATES, STATE_STYLE
 from tui.widgets.system_panel import SystemPanel
 from tui.widgets.throughput import ThroughputPanel
 
 TABS = (("overview", "1 Overview"), ("metrics", "2 Metrics"), ("system", "3 System"), ("log", "4 Log"),
-        ("config", "5 Config"), ("eval", "6 Eval"))
+        ("config", "5 Config"), ("eval", "6 Eval"), ("rewards", "7 Rewards"))
+
+
+def missing_tab(tab: str, s: RunSnapshot | None) -> str | None:
+    """Why run `s` has no `tab` (its tab is hidden), or None when it has it."""
+    if tab == "rewards" and (s is None or not has_reward_parts(s)):
+        return "this run logs no reward parts (a soccer run does with --set log.reward_debug=true)"
+    return None
 
 
 class RunMonitor(Vertical):
@@ -43,12 +52,27 @@ class RunMonitor(Vertical):
                 yield ConfigView(id="config-view")
             with TabPane(TABS[5][1], id="eval"):
                 yield EvalPanel(id="eval-panel")
+            with TabPane(TABS[6][1], id="rewards"):
+                yield RewardPanel(id="reward-panel")
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._shown: tuple[object, ...] = ()
         self._problems: str | None = None
         self._last: tuple[RunSnapshot | None, PollResult, Sequence[str] | None] | None = None
+        self._hidden_tabs: set[str] = set()
+
+    def on_mount(self) -> None:
+        self._offer_tabs(None)
+
+    def _offer_tabs(self, s: RunSnapshot | None) -> None:
+        """Hide the tabs run `s` has no content for (an active one hands over to the next tab)."""
+        panels = self.query_one("#panels", TabbedContent)
+        for tab, _ in TABS:
+            hidden = missing_tab(tab, s) is not None
+            if hidden != (tab in self._hidden_tabs):
+                (panels.hide_tab if hidden else panels.show_tab)(tab)
+                self._hidden_tabs ^= {tab}
 
     def show(self, s: RunSnapshot | None, poll: PollResult, chosen_metrics: Sequence[str] | None) -> None:
         """Bring the title, the notes and the visible panel up to date; hidden panels are filled when
@@ -79,6 +103,7 @@ class RunMonitor(Vertical):
             self._problems = problems
             notes.update(f"⚠ {problems}" if problems else "")
             notes.display = bool(problems)
+        self._offer_tabs(s)
         tab = panels.active
         if tab == "overview":
             self.query_one(ThroughputPanel).show(s)
@@ -93,6 +118,8 @@ class RunMonitor(Vertical):
             self.query_one(ConfigView).show(s)
         elif tab == "eval":
             self.query_one(EvalPanel).show(s)
+        elif tab == "rewards" and tab not in self._hidden_tabs:
+            self.query_one(RewardPanel).show(s)
 
     @property
     def shown_run(self) -> RunSnapshot | None:
