@@ -9,6 +9,7 @@ reads them only through engine.runstore and engine.events.
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import time
@@ -238,6 +239,7 @@ def report_text(run: RunDir) -> str:
         lines += [f"  {k:<28} {v:.4g}" for k, v in sorted(metrics.items())]
     if last_eval is not None:
         lines += eval_lines(last_eval)
+        lines += best_lines(run, str(info.get("env", "")))
     ckpt = latest_checkpoint(run.checkpoints)
     lines.append(f"ckpt     {ckpt.name if ckpt else 'none'}")
     if summary.state == "lost":
@@ -258,19 +260,56 @@ def report_text(run: RunDir) -> str:
 
 def eval_lines(event: dict[str, Any]) -> list[str]:
     """The latest `eval` event (docs/events.md) as report lines: per opponent the win rate, its 95 %
-    interval, the mean point margin and the raw illegal-move rate. A malformed row is skipped."""
+    interval, the mean point margin and the raw illegal-move rate; a soccer row (it has goals) its goals
+    for and against, the mean goal difference with its 95 % interval and the win rate with its interval.
+    A malformed row is skipped."""
     lines = [f"eval     {event.get('checkpoint', '?')} (step {event.get('step', '?')}), {event.get('games', '?')} "
              f"games a pairing, seed {event.get('seed', '?')}"]
     for row in event.get("rows") or []:
         try:
-            illegal = row.get("illegal_rate")
-            lines.append(f"  vs {row['opponent']:<18} win {100 * row['win_rate']:5.1f}% "
-                         f"({100 * row['win_low']:.1f}-{100 * row['win_high']:.1f}%)  margin {row['margin']:+.2f}"
-                         + ("" if illegal is None else f"  illegal {100 * illegal:.2f}%")
-                         + (f"  stopped: {row['stopped']}" if row.get("stopped") else ""))
+            lines.append(_soccer_eval_line(row) if "goals_for" in row else _eval_line(row))
         except (KeyError, TypeError, ValueError, AttributeError):
             continue
     return lines
+
+
+def _win(row: dict[str, Any]) -> str:
+    return f"win {100 * row['win_rate']:5.1f}% ({100 * row['win_low']:.1f}-{100 * row['win_high']:.1f}%)"
+
+
+def _eval_line(row: dict[str, Any]) -> str:
+    illegal = row.get("illegal_rate")
+    return (f"  vs {row['opponent']:<18} {_win(row)}  margin {row['margin']:+.2f}"
+            + ("" if illegal is None else f"  illegal {100 * illegal:.2f}%")
+            + (f"  stopped: {row['stopped']}" if row.get("stopped") else ""))
+
+
+def _soccer_eval_line(row: dict[str, Any]) -> str:
+    """Goals a game for:against, the goal difference (95 % interval when the row has one), the win rate."""
+    low, high = row.get("margin_low"), row.get("margin_high")
+    interval = f" ({low:+.2f} to {high:+.2f})" if low is not None and high is not None else ""
+    return (f"  vs {row['opponent']:<8} goals {row['goals_for']:.2f}:{row['goals_against']:.2f}  "
+            f"difference {row['margin']:+.2f}{interval}  {_win(row)}")
+
+
+def best_lines(run: RunDir, game: str) -> list[str]:
+    """The run's best/ checkpoint (kept by evaluation during training) and the score it was kept for,
+    read from its table beside it; nothing when the run has none."""
+    from engine.eval_scores import table_score
+    from engine.players import BEST_FOLDER
+
+    best = latest_checkpoint(run.path / BEST_FOLDER)
+    if best is None:
+        return []
+    try:
+        table = json.loads(best.with_suffix(".json").read_text(encoding="utf-8"))
+        score = table_score(game)
+        value = score.of([row for row in table["rows"] if row.get("games")])
+        step = int(table["step"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return [f"best     {BEST_FOLDER}/{best.name} (its table is unreadable)"]
+    shown = f"{100 * value:.1f}%" if score.rate else f"{value:+.3f}"
+    return [f"best     {BEST_FOLDER}/{best.name} (step {step:,}): {score.name} {shown}"]
 
 
 # -- stop ---------------------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ no update, no reward scaling), as the policy saw them in training.
 
 `soccer_row(result)` is the row of an `eval` event (docs/events.md): the fields every game's row has
 (win/draw/loss, win rate with its Wilson 95 % interval, `margin` = the mean goal difference, `turns`
-= the mean game length in steps) plus `goals_for` and `goals_against` (means per game);
+= the mean game length in steps) plus `goals_for` and `goals_against` (means per game) and
+`margin_low`/`margin_high`, the mean goal difference's 95 % interval (`margin_interval`);
 `engine.eval_scores.suite_margin` is the score the best policy is chosen by (the mean goal difference
 over the suite).
 
@@ -121,14 +122,27 @@ def policy_actor(policy: Any) -> Actor:
     return act
 
 
+def margin_interval(differences: np.ndarray, z: float = 1.96) -> tuple[float, float] | tuple[None, None]:
+    """The normal-approximation interval (95 % for z = 1.96) of the mean of per-game goal differences:
+    mean -+ z * sample standard deviation / sqrt(games). Under two games nothing bounds the spread:
+    (None, None). Games are independent (each its own seed), and 200 of them make the mean near normal."""
+    if len(differences) < 2:
+        return None, None
+    mean = float(differences.mean())
+    half = z * float(differences.std(ddof=1)) / float(np.sqrt(len(differences)))
+    return mean - half, mean + half
+
+
 def soccer_row(result: SoccerResult) -> dict[str, Any]:
     """The eval row of one opponent's games (see the module docstring), as plain JSON values."""
     o = result.outcomes
     low, high = o.win_rate_interval()
+    margin_low, margin_high = margin_interval(result.difference)
     return {"opponent": result.opponent, "games": o.games, "wins": o.wins, "draws": o.draws, "losses": o.losses,
             "win_rate": o.win_rate, "win_low": low, "win_high": high, "margin": float(result.difference.mean()),
             "turns": float(result.steps), "illegal_rate": None, "stopped": None,
-            "goals_for": float(result.goals_for.mean()), "goals_against": float(result.goals_against.mean())}
+            "goals_for": float(result.goals_for.mean()), "goals_against": float(result.goals_against.mean()),
+            "margin_low": margin_low, "margin_high": margin_high}
 
 
 def evaluate_policy(act: Actor, opponents: Sequence[str], games: int, seed: int,

@@ -12,10 +12,12 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from tui_fixtures import fabricate_run
 
+from cli.commands import report_text
 from cli.main import main
 from engine import soccer_eval, train_eval
-from engine.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
+from engine.checkpoint import checkpoint_name, latest_checkpoint, list_checkpoints, load_checkpoint
 from engine.context import RunContext
 from engine.errors import UsageError
 from engine.eval_scores import suite_margin
@@ -53,6 +55,17 @@ def test_a_fixed_policy_plays_the_reference_games_half_from_each_side(opponent: 
     assert row["margin"] == pytest.approx(sum(f - a for f, a in expected) / 5)
     assert row["goals_against"] == pytest.approx(sum(a for _f, a in expected) / 5)
     assert row["turns"] == 300.0 and 0.0 <= row["win_low"] <= row["win_rate"] <= row["win_high"] <= 1.0
+    differences = np.array([f - a for f, a in expected], dtype=float)
+    half = 1.96 * differences.std(ddof=1) / np.sqrt(5)
+    mean = differences.mean()
+    assert (row["margin_low"], row["margin_high"]) == pytest.approx((mean - half, mean + half))
+
+
+def test_the_goal_difference_interval_needs_two_games() -> None:
+    assert soccer_eval.margin_interval(np.array([2])) == (None, None)
+    assert soccer_eval.margin_interval(np.array([1, 1, 1])) == (1.0, 1.0)  # no spread: the mean itself
+    low, high = soccer_eval.margin_interval(np.array([0, 2] * 50))
+    assert low == pytest.approx(1 - 1.96 * np.std([0, 2] * 50, ddof=1) / 10) and high == pytest.approx(2 - low)
 
 
 def test_the_chaser_beats_a_car_that_stands_still() -> None:
@@ -191,3 +204,24 @@ def test_trainctl_replay_of_a_soccer_run_and_of_a_checkpoint_missing_its_statist
         assert "has no normalisation statistics but its run trained with env.normalize = true" in err
     finally:
         bare.unlink()
+
+
+def test_report_of_a_soccer_run_shows_goals_the_difference_with_its_interval_and_the_best(tmp_path: Path) -> None:
+    run = fabricate_run(tmp_path, "soccer_run", env="soccer", windows=2)
+    rows = soccer_eval.evaluate_policy(lambda obs: np.zeros((len(obs), 2), np.float32), ["chaser", "goalie"],
+                                       games=6, seed=3, statistics=None)
+    event = {"t": 0.0, "step": 8192, "kind": "eval", "checkpoint": "training", "games": 6, "seed": 3, "rows": rows}
+    with open(run.events_path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(event) + "\n")
+    best = run.path / "best"
+    best.mkdir()
+    (best / checkpoint_name(8192)).write_bytes(b"")  # the report reads the table beside it, not the weights
+    (best / checkpoint_name(8192)).with_suffix(".json").write_text(json.dumps(event))
+    text = report_text(RunDir(run.path))
+    for row in rows:
+        line = next(line for line in text.splitlines() if line.startswith(f"  vs {row['opponent']}"))
+        assert (f"goals {row['goals_for']:.2f}:{row['goals_against']:.2f}  difference {row['margin']:+.2f} "
+                f"({row['margin_low']:+.2f} to {row['margin_high']:+.2f})  win {100 * row['win_rate']:5.1f}% "
+                f"({100 * row['win_low']:.1f}-{100 * row['win_high']:.1f}%)") in line
+    mean_difference = (rows[0]["margin"] + rows[1]["margin"]) / 2
+    assert f"best     best/step_000000008192.pt (step 8,192): mean goal difference {mean_difference:+.3f}" in text
