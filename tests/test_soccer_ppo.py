@@ -109,13 +109,13 @@ def run_train(ctx: RunContext, resume: dict[str, Any] | None = None) -> str:
 def test_soccer_runs_default_to_normalisation_and_decaying_schedules(tmp_path: Path) -> None:
     cfg = resolve("balance", algo="ppo", env="soccer", cli={}, assignments=[], environ={})
     assert (cfg["env.opponent"], cfg["env.normalize"], cfg["ppo.gamma"]) == ("chaser", True, 0.995)
-    assert (cfg["ppo.ent_coef"], cfg["ppo.ent_coef_end"]) == (0.01, 0.001)
+    assert (cfg["ppo.ent_coef"], cfg["ppo.ent_coef_end"]) == (0.001, 0.0)
     assert cfg["ppo.learning_rate"] == 3e-4 and cfg.source("ppo.ent_coef_end") == "hyperparams:ppo/soccer"
     # The game's end step size (5e-5) gives way to a profile's, as every algo + game value does.
     assert (cfg["ppo.learning_rate_end"], cfg.source("ppo.learning_rate_end")[:15]) == (1e-4, "profile:balance")
     (tmp_path / "bare.toml").write_text("")
     bare = resolve("bare", algo="ppo", env="soccer", cli={}, assignments=[], environ={}, profiles_dir=tmp_path)
-    assert (bare["ppo.learning_rate_end"], bare["ppo.ent_coef_end"]) == (5e-5, 0.001)
+    assert (bare["ppo.learning_rate_end"], bare["ppo.ent_coef_end"]) == (5e-5, 0.0)
 
 
 @pytest.mark.slow
