@@ -1,11 +1,11 @@
 """Evaluation of one player against a list, and round robins among several, as tables and records.
 
 `evaluate_subject(subject, opponents, games, seed)` plays one match per opponent (engine.matches, the
-same balanced deals for every pairing) and gives a row per opponent: win/draw/loss, the win rate with
-its Wilson 95 % interval, mean point margin, mean game length in turns, and the subject's raw
-illegal-move rate (how often its network's unmasked argmax was illegal: the rate at which it would
-have needed a fallback; None for a player that is not a network). `eval_event` is those rows as the
-run folder's `eval` event (docs/events.md).
+same paired deals for every pairing: each deal with each player moving first) and gives a row per
+opponent: win/draw/loss, the win rate with its Wilson 95 % interval, mean point margin, mean game
+length in turns, and the subject's raw illegal-move rate (how often its network's unmasked argmax was
+illegal: the rate at which it would have needed a fallback; None for a player that is not a network).
+`eval_event` is those rows as the run folder's `eval` event (docs/events.md).
 
 `round_robin(players, games, seed)` plays every pairing once, then fits Bradley-Terry ratings
 (engine.ratings); `Arena.verdict(candidate, reference)` applies the acceptance rule of
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.evaluate import Outcomes, wilson_interval
-from engine.matches import MatchResult, balanced_seeds, play_match
+from engine.matches import MatchResult, paired_deals, play_match
 from engine.players import Player
 from engine.ratings import PairScore, Rating, fit_ratings
 
@@ -37,10 +37,10 @@ def _quiet(_line: str) -> None:
 def evaluate_subject(subject: Player, opponents: Sequence[Player], games: int, seed: int,
                      progress: Progress = _quiet) -> list[MatchResult]:
     """One match of `games` games against each opponent, from the subject's side, same deals for all."""
-    seeds = balanced_seeds(games, seed)
+    deals = paired_deals(games, seed)
     results = []
     for opponent in opponents:
-        results.append(play_match(subject, opponent, seeds))
+        results.append(play_match(subject, opponent, deals))
         progress(f"{subject.spec} vs {opponent.spec}: done")
     return results
 
@@ -151,15 +151,15 @@ def _complete(*results: MatchResult) -> bool:
 
 def round_robin(players: Sequence[Player], games: int, seed: int, anchor: int = 0,
                 progress: Progress = _quiet) -> Arena:
-    """Every pairing of `players` plays `games` games on the same balanced deals; ratings anchored on
+    """Every pairing of `players` plays `games` games on the same paired deals; ratings anchored on
     player `anchor` (1500), from the pairings that were not stopped."""
-    seeds = balanced_seeds(games, seed)
+    deals = paired_deals(games, seed)
     results: dict[tuple[int, int], MatchResult] = {}
     bad = [0] * len(players)
     decisions = [0] * len(players)
     for i in range(len(players)):
         for j in range(i + 1, len(players)):
-            result = play_match(players[i], players[j], seeds)
+            result = play_match(players[i], players[j], deals)
             results[(i, j)] = result
             for side, k in enumerate((i, j)):
                 if result.neural[side]:

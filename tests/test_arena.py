@@ -80,6 +80,30 @@ def test_arena_orders_a_planted_strong_and_weak_pair(bots: str) -> None:
     assert arena.verdict(candidate=1, reference=0)[0]
 
 
+RECORDER = """
+SEEN = []
+
+def first_legal(state, rng):
+    if state.turn <= 1:  # this player's first decision: who started, and the hand it was dealt
+        SEEN.append((state.first, state.current_player, sorted(state.hands[state.current_player])))
+    return state.legal_actions()[0]
+"""
+
+
+def test_arena_plays_each_deal_from_both_seats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pairing's games: each deal twice with the same hands, once with each player moving first."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "arena_test_recorder.py").write_text(RECORDER)
+    players = [parse_player(s, RUNS) for s in ("py:arena_test_recorder:first_legal", "random")]
+    arena = round_robin(players, games=10, seed=7)
+    seen = __import__("arena_test_recorder").SEEN
+    assert arena.result(0, 1).games == 10 and len(seen) == 10 and all(seat == 0 for _, seat, _ in seen)
+    # Lockstep: the games A starts ask for their first move on step one, those B starts on step two.
+    assert [first for first, _, _ in seen] == [0] * 5 + [1] * 5
+    assert [hand for *_, hand in seen[:5]] == [hand for *_, hand in seen[5:]]
+    assert len({tuple(hand) for *_, hand in seen[:5]}) == 5  # five different deals
+
+
 def fake_result(first: str, second: str, wins: int, losses: int, illegal: tuple[int, int] = (0, 0)) -> MatchResult:
     outcome = np.array([1] * wins + [-1] * losses, np.int8)
     return MatchResult(first, second, outcome, outcome.astype(np.int64), np.full(len(outcome), 24),
