@@ -27,6 +27,8 @@ from engine.players import Player
 from engine.ratings import PairScore, Rating, fit_ratings
 
 Progress = Callable[[str], None]
+ARENA_FORMAT = "trainctl.arena/1"
+"""The `format` of a saved arena.json (engine.arena_file reads it)."""
 
 
 def _quiet(_line: str) -> None:
@@ -133,15 +135,25 @@ class Arena:
             reasons.append(f"fallback rate rose: {_percent(mine_f[0], 2)} vs {_percent(theirs_f[0], 2)}")
         return not reasons, reasons
 
-    def to_json(self) -> dict[str, Any]:
-        """Everything the tables show, as plain JSON values."""
+    def to_json(self, reference: int | None = None) -> dict[str, Any]:
+        """Everything the tables show, as plain JSON values (the arena.json of docs/evaluation.md):
+        `matrix[i][j]` is player i's win rate against j (None on the diagonal and for a pairing that
+        played no game); with a reference, one verdict per other player."""
+        verdicts = []
+        for k in range(len(self.players)):
+            if reference is not None and k != reference:
+                go, reasons = self.verdict(k, reference)
+                verdicts.append({"player": self.players[k], "go": go, "reasons": reasons})
         return {
-            "players": list(self.players), "games": self.games, "seed": self.seed,
-            "anchor": self.players[self.anchor],
+            "format": ARENA_FORMAT, "players": list(self.players), "games": self.games, "seed": self.seed,
+            "anchor": self.players[self.anchor], "reference": None if reference is None else self.players[reference],
             "ratings": [{"player": p, "rating": r.rating, "error": r.error, "fallback": self.fallback(k)}
                         for k, (p, r) in enumerate(zip(self.players, self.ratings, strict=True))],
+            "matrix": [[None if i == j or not self.result(i, j).games else self.result(i, j).outcomes.win_rate
+                        for j in range(len(self.players))] for i in range(len(self.players))],
             "pairings": [{"player": self.players[i], **eval_row(result)} for (i, _j), result in
                          sorted(self.results.items())],
+            "verdicts": verdicts,
         }
 
 

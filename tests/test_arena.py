@@ -136,6 +136,8 @@ def test_arena_command_saves_its_tables(tmp_path: Path, capsys: pytest.CaptureFi
     assert "verdict  heuristic vs reference random:" in printed and "head to head" in printed
     saved = json.loads((out / "arena.json").read_text())
     assert saved["players"] == ["heuristic", "random"] and saved["anchor"] == "random"
+    assert saved["reference"] == "random" and saved["verdicts"][0]["player"] == "heuristic"
+    assert saved["matrix"][0][1] == saved["pairings"][0]["win_rate"]
     assert saved["pairings"][0]["games"] == 20
     assert (out / "arena.txt").read_text().startswith("arena: 2 players")
 
@@ -202,8 +204,10 @@ def test_a_stopped_pairing_is_reported_and_the_rest_played(bots: str, capsys: py
     assert "stopped  py:" in captured.out
 
 
-def test_an_arena_leaves_a_stopped_pairing_out_of_the_ratings(bots: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["arena", "heuristic", "random", f"py:{bots}:raises", "--games", "6"]) == 1
+def test_an_arena_leaves_a_stopped_pairing_out_of_the_ratings(bots: str, capsys: pytest.CaptureFixture[str],
+                                                               tmp_path: Path) -> None:
+    assert main(["arena", "heuristic", "random", f"py:{bots}:raises", "--games", "6", "--runs-dir",
+                 str(tmp_path / "runs")]) == 1
     printed = capsys.readouterr().out
     assert "stopped  random vs py:" in printed and "raised RuntimeError: my bot broke" in printed
     players = [parse_player(s, RUNS) for s in ("heuristic", "random", f"py:{bots}:raises")]

@@ -34,6 +34,7 @@ class RunsScreen(Screen[None]):
         Binding("m", "metrics", "Metrics"),
         Binding("a", "all_keys", "All keys"),
         Binding("p", "replay", "Replay", show=False),
+        Binding("A", "arena", "Arena", key_display="A"),
         *(Binding(str(i + 1), f"panel('{tab}')", "Panel", show=i == 0, key_display=f"1-{len(TABS)}")
           for i, (tab, _) in enumerate(TABS)),
     ]
@@ -124,6 +125,12 @@ class RunsScreen(Screen[None]):
             self.app.push_screen(replay_screen(run.path))
         except UsageError as exc:
             self.notify(str(exc), severity="warning")
+
+    def action_arena(self) -> None:
+        """The round robins `trainctl arena` saved under this runs folder (tui.screens.arena)."""
+        from tui.screens.arena import ArenaScreen
+
+        self.app.push_screen(ArenaScreen(runs_dir=self.trainctl.runs_dir))
 
     def action_mark(self) -> None:
         if self.selected is None:
