@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
+
+if TYPE_CHECKING:
+    from engine.players import Player
 
 
 class ScreenApp(App[None]):
@@ -39,3 +42,10 @@ def show_arena(*, runs_dir: Path | None = None, folder: Path | None = None) -> i
     from tui.screens.arena import ArenaScreen
 
     return run_screen(lambda: ArenaScreen(runs_dir=runs_dir, folder=folder))
+
+
+def play(agent: Player, first: str, seed: int) -> int:
+    """The play screen (tui.screens.play): a person against `agent`, games from deal `seed` upwards."""
+    from tui.screens.play import PlayScreen
+
+    return run_screen(lambda: PlayScreen(agent, first, seed))

@@ -23,17 +23,9 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from engine.arena_file import ARENAS_FOLDER, read_arena, saved_arenas
 from engine.errors import UsageError
+from tui.format import short_name
 
 NAME_WIDTH = 28  # a player's name in the tables: ckpt: paths are long, their file name matters most
-
-
-def short_name(spec: str, width: int = NAME_WIDTH) -> str:
-    """`spec` cut to `width` characters, keeping its kind and its end (a checkpoint's file name)."""
-    if len(spec) <= width:
-        return spec
-    kind, sep, _ = spec.partition(":")
-    head = f"{kind}:" if sep and len(kind) < 5 else ""
-    return f"{head}…{spec[-(width - len(head) - 1):]}"
 
 
 def _percent(value: float | None, digits: int = 0) -> str:

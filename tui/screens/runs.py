@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.reactive import reactive
@@ -33,10 +35,10 @@ class RunsScreen(Screen[None]):
         Binding("c", "compare", "Compare"),
         Binding("m", "metrics", "Metrics"),
         Binding("a", "all_keys", "All keys"),
-        Binding("p", "replay", "Replay", show=False),
+        Binding("p", "play", "Play"),
         Binding("A", "arena", "Arena", key_display="A"),
-        *(Binding(str(i + 1), f"panel('{tab}')", "Panel", show=i == 0, key_display=f"1-{len(TABS)}")
-          for i, (tab, _) in enumerate(TABS)),
+        # The tab bar shows each panel's number key: the footer has no room to say it again at 80 columns.
+        *(Binding(str(i + 1), f"panel('{tab}')", "Panel", show=False) for i, (tab, _) in enumerate(TABS)),
     ]
 
     selected: reactive[str | None] = reactive(None)
@@ -113,18 +115,40 @@ class RunsScreen(Screen[None]):
     def action_launch(self) -> None:
         self.app.push_screen(LauncherScreen())
 
-    def action_replay(self) -> None:
-        """Watch a game of the selected soccer run (tui.screens.replay)."""
+    def action_play(self) -> None:
+        """Play against the selected Beasty Bar run (tui.screens.play), or watch a game of the selected
+        soccer run (tui.screens.replay)."""
         from engine.errors import UsageError
         from tui.screens.replay import replay_screen
 
         run = self.current
         if run is None:
             return
+        if run.env == "beastybar":
+            self._load_agent(run.path)
+            return
+        if run.env != "soccer":
+            self.notify(f"run {run.run_id} plays {run.env!r}: p plays against a Beasty Bar run or replays a "
+                        "soccer run", severity="warning")
+            return
         try:
             self.app.push_screen(replay_screen(run.path))
         except UsageError as exc:
             self.notify(str(exc), severity="warning")
+
+    @work(thread=True, exclusive=True, group="play")
+    def _load_agent(self, run_path: Path) -> None:
+        """The run's checkpoint, loaded as `trainctl play` loads it (torch: off the event loop)."""
+        from engine.errors import UsageError
+        from engine.players import parse_player
+        from tui.screens.play import PlayScreen
+
+        try:
+            agent = parse_player(f"run:{run_path}", run_path.parent)
+        except UsageError as exc:
+            self.app.call_from_thread(self.notify, str(exc), severity="warning")
+            return
+        self.app.call_from_thread(self.app.push_screen, PlayScreen(agent))
 
     def action_arena(self) -> None:
         """The round robins `trainctl arena` saved under this runs folder (tui.screens.arena)."""
