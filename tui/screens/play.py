@@ -66,6 +66,7 @@ class PlayScreen(Screen[None]):
         self.game = HumanGame(agent, seed, first)
         self.last_agent_move: Move | None = None
         self.score = [0, 0, 0]  # your wins, draws, the agent's wins over the games of this screen
+        self.counted = False  # whether the finished game is in `score` yet
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -84,12 +85,10 @@ class PlayScreen(Screen[None]):
         """The agent plays while it is its turn (once: the players alternate), then the screen is drawn."""
         while not self.game.over and not self.game.human_to_move:
             self.last_agent_move = self.game.play_agent()
-        if self.game.over and len(self.game.moves) == rules.CARDS_PER_PLAYER * 2 and not self._counted:
-            self._counted = True
+        if self.game.over and not self.counted:
+            self.counted = True
             self.score[1 - self.game.result()] += 1
         self._show()
-
-    _counted = False
 
     def action_play(self, index: int) -> None:
         legal = self.game.legal_actions()
@@ -105,7 +104,7 @@ class PlayScreen(Screen[None]):
         self.games_played += 1
         self.game = HumanGame(self.agent, self.seed + self.games_played, self.first)
         self.last_agent_move = None
-        self._counted = False
+        self.counted = False
         self._agent_turns()
 
     def action_back(self) -> None:
