@@ -6,13 +6,13 @@
    a second every 10 ms); the ratio auto / named says what trying every format costs. Plain text lines
    (no format) are timed too: under auto each is tried against every parser before it is counted as
    not understood.
-2. The wrapper's CPU share while a child prints `--rate` lines a second, of plain text (read by no
-   parser: a chatty log) and of seed 004's `[PERF]` lines (every one an event: the worst case): a
-   real `engine.wrap` run process started through the launcher, its CPU time read from /proc between
-   two moments of the steady state, with the lines it read meanwhile; the share at `--rate` is its
-   CPU per line times the rate (the measured share when it kept up; the honest figure when a busy
-   machine did not give it the CPU to). Target: under 10 % of one core. With `--before DIR`, a checkout
-   of an earlier tree (`git worktree add /tmp/before COMMIT`), that tree's wrapper is measured on the
+2. The wrapper's CPU share while a child prints `--rate` lines a second, of plain text (read by no parser:
+   a chatty log) and of seed 004's `[PERF]` lines (every value of every one read: the worst case): a
+   real `engine.wrap` run process started through the launcher, its CPU time read from /proc between two
+   moments of the steady state, with the lines it read meanwhile; the share at `--rate` is its CPU per
+   line times the rate (the measured share when it kept up; the honest figure when a busy machine did
+   not give it the CPU to). Target: under 10 % of one core. With `--before DIR`, a checkout of an
+   earlier tree (`git archive COMMIT | tar -x -C /tmp/before`), that tree's wrapper is measured on the
    same lines too, alternately with this one's (`--rounds` times each), and the ratio of their CPU per
    line is printed LAST.
 

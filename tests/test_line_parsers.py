@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.errors import UsageError
+from engine.events import perf_extras
 from engine.line_parsers import PARSERS, make_reader, read_summary
 
 # What seed 004's trainer prints, verbatim.
@@ -157,6 +158,7 @@ def test_a_burst_of_perf_lines_in_one_read_folds_into_one_event_with_the_same_to
         assert folded["ms"][phase] == pytest.approx(sum(e["ms"][phase] for e in separate) / 50)
     assert folded["sps"] == pytest.approx(folded["step"] / 50.0)  # no sps printed: the step's progress over time
     assert together.counts() == apart.counts() == {"trainctl": 50} and together.malformed == 0
+    assert "folded" not in perf_extras(folded)  # not a key the trainer printed: the TUI does not list it
 
 
 def test_perf_lines_fold_only_between_other_events_and_keep_their_order() -> None:
