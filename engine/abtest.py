@@ -167,11 +167,11 @@ def paired(rows: list[Row]) -> list[tuple[Any, Any]]:
 RUN_HEADER = ("RUN", "CONFIG", "STATE", "STEPS/S", "WIN %", "REWARD")
 
 
-def bench_report(group: Group) -> tuple[str, str, dict[str, Any]]:
-    """(text, markdown, JSON) of the bench in `group`, read from its folder: the verdict first, then the
-    intervals, the phases, and each run."""
+def bench_report(group: Group, rows: list[Row] | None = None) -> tuple[str, str, dict[str, Any]]:
+    """(text, markdown, JSON) of the bench in `group`, read from its folder (or from its `rows`, when the
+    caller has read them already): the verdict first, then the intervals, the phases, and each run."""
     ask = BenchAsk.from_json(group.ask)
-    rows = group_rows(group)
+    rows = group_rows(group) if rows is None else rows
     pairs = paired(rows)
     rule, seq = ask.rule(), ask.sequential()
     head = [f"bench {group.path.name}: {ask.algo} on {ask.env}, {ask.steps:,} env steps a run; baseline "
