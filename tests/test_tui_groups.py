@@ -51,6 +51,7 @@ def test_bench_rows_hold_the_intervals_phases_and_seeds(tmp_path: Path) -> None:
     rows = {str(cells[0]): [str(c) for c in cells[1:]] for _, cells in bench_rows(read_group(tmp_path))}
     assert re.fullmatch(r"x1\.\d\d \[1\.\d\d,1\.\d\d\]", rows["steps/s"][2]) and rows["steps/s"][3] == ">=x1.10 PASS"
     assert rows["win %"][3] == ">=-4 FAIL" and rows["win %"][2].startswith("-20.")
+    assert rows["quality"][2] == "eval/win_rate"  # which win rate the fabricated runs report
     assert rows["train_bwd"][2].startswith("x0.6")  # the candidate's phases take 1/1.5 of the time
     assert rows["seed 2"][0].endswith(" · 87.4") and rows["seed 2"][2].startswith("x1.5")
     assert "SPRT LLR" not in rows  # no sequential test without --until-decided

@@ -32,6 +32,8 @@ from tui.screens.run import RunScreen
 SIDES = ("baseline", "candidate")
 COLUMNS = (("field", ""), ("baseline", "baseline"), ("candidate", "candidate"), ("change", "vs baseline"),
            ("bar", "bar verdict"))
+# Which win rate the pairs compare (engine.abtest.QUALITY_SOURCES says it in full, in the report).
+QUALITY_SOURCE = {"eval": "last eval table", "eval/win_rate": "eval/win_rate", "rollout/win_rate": "rollout window"}
 VERDICT_STYLE = {abstats.PASS: "bold green", abstats.FAIL: "bold red", abstats.UNDECIDED: "bold yellow"}
 
 
@@ -103,7 +105,9 @@ def bench_rows(view: GroupView) -> list[tuple[str | None, Row]]:
         rows.append((None, (phase, number(_mean([f.ms[phase] for f in base]), ".3f"),
                             number(_mean([f.ms[phase] for f in cand]), ".3f"),
                             f"x{got.estimate:.2f} [{got.low:.2f},{got.high:.2f}]", "")))
-    rows.append((None, section_row("quality", 4)))
+    sources = report.get("quality_from") or []
+    source = "mixed sources!" if len(sources) > 1 else QUALITY_SOURCE.get(sources[0], sources[0]) if sources else ""
+    rows.append((None, (*section_row("quality", 2), Text(source, style="italic"), "")))
     diff = _interval(judged.get("quality"))
     with_quality = all(f.win is not None for f in (*base, *cand))
     bar = f">={-rule.max_loss:+g}"
