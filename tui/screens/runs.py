@@ -13,11 +13,12 @@ from textual.widgets import DataTable, Footer, Header, TabbedContent
 from tui.model import PollResult, RunSnapshot
 from tui.screens.compare import CompareScreen
 from tui.screens.confirm import ConfirmScreen
+from tui.screens.groups import GroupsScreen
 from tui.screens.launcher import LauncherScreen
 from tui.screens.metric_picker import MetricPickerScreen
 from tui.widgets.config_view import ConfigView
 from tui.widgets.metric_plots import default_metrics
-from tui.widgets.run_monitor import TABS, RunMonitor
+from tui.widgets.run_monitor import PANEL_BINDINGS, RunMonitor
 from tui.widgets.runs_table import RunsTable
 
 if TYPE_CHECKING:
@@ -32,10 +33,10 @@ class RunsScreen(Screen[None]):
         Binding("space", "mark", "Mark"),
         Binding("c", "compare", "Compare"),
         Binding("m", "metrics", "Metrics"),
+        Binding("g", "groups", "Groups"),
         Binding("a", "all_keys", "All keys"),
         Binding("p", "replay", "Replay", show=False),
-        *(Binding(str(i + 1), f"panel('{tab}')", "Panel", show=i == 0, key_display=f"1-{len(TABS)}")
-          for i, (tab, _) in enumerate(TABS)),
+        *PANEL_BINDINGS,
     ]
 
     selected: reactive[str | None] = reactive(None)
@@ -141,6 +142,10 @@ class RunsScreen(Screen[None]):
             self.notify("mark two or more runs with space, then press c", severity="warning")
             return
         self.app.push_screen(CompareScreen(marked))
+
+    def action_groups(self) -> None:
+        """The sweeps and benches of this runs folder (tui.screens.groups)."""
+        self.app.push_screen(GroupsScreen(self.trainctl.runs_dir))
 
     def action_metrics(self) -> None:
         run = self.current
