@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tui_fixtures import T0, screen_text, settle, standard_runs, wait_for_text
+from tui_fixtures import T0, screen_text, settle, standard_runs, wait_for_text, wait_until
 
 from cli.main import main
 from engine.arena_file import ARENAS_FOLDER, read_arena, saved_arenas
@@ -77,6 +77,17 @@ async def test_a_opens_the_newest_arena_with_ratings_matrix_and_verdicts(arenas:
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, RunsScreen)
+
+
+async def test_the_groups_screen_offers_the_arenas_in_its_footer(arenas: Path) -> None:
+    app = TrainctlApp(arenas, clock=lambda: T0 + 86400, poll_s=0.1)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot, polls=1)
+        await pilot.press("g")
+        await wait_until(app, pilot, lambda text: "A Arenas" in text.splitlines()[-1], "the groups footer")
+        await pilot.press("A")
+        await wait_for_text(app, pilot, "4 players · 20 games")
+        assert isinstance(app.screen, ArenaScreen)
 
 
 async def test_no_arena_and_a_broken_arena_each_say_so_in_one_line(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -15,11 +16,12 @@ from textual.widgets import DataTable, Footer, Header, TabbedContent
 from tui.model import PollResult, RunSnapshot
 from tui.screens.compare import CompareScreen
 from tui.screens.confirm import ConfirmScreen
+from tui.screens.groups import GroupsScreen
 from tui.screens.launcher import LauncherScreen
 from tui.screens.metric_picker import MetricPickerScreen
 from tui.widgets.config_view import ConfigView
 from tui.widgets.metric_plots import default_metrics
-from tui.widgets.run_monitor import TABS, RunMonitor
+from tui.widgets.run_monitor import PANEL_BINDINGS, RunMonitor
 from tui.widgets.runs_table import RunsTable
 
 if TYPE_CHECKING:
@@ -34,11 +36,13 @@ class RunsScreen(Screen[None]):
         Binding("space", "mark", "Mark"),
         Binding("c", "compare", "Compare"),
         Binding("m", "metrics", "Metrics"),
+        Binding("g", "groups", "Groups"),
         Binding("a", "all_keys", "All keys"),
         Binding("p", "play", "Play"),
-        Binding("A", "arena", "Arena", key_display="A"),
+        # Shown on the groups screen's footer (g), with the other multi-run results; no room here at 80 columns.
+        Binding("A", "arena", "Arena", show=False),
         # The tab bar shows each panel's number key: the footer has no room to say it again at 80 columns.
-        *(Binding(str(i + 1), f"panel('{tab}')", "Panel", show=False) for i, (tab, _) in enumerate(TABS)),
+        *(replace(binding, show=False) for binding in PANEL_BINDINGS),
     ]
 
     selected: reactive[str | None] = reactive(None)
@@ -172,6 +176,10 @@ class RunsScreen(Screen[None]):
             self.notify("mark two or more runs with space, then press c", severity="warning")
             return
         self.app.push_screen(CompareScreen(marked))
+
+    def action_groups(self) -> None:
+        """The sweeps and benches of this runs folder (tui.screens.groups)."""
+        self.app.push_screen(GroupsScreen(self.trainctl.runs_dir))
 
     def action_metrics(self) -> None:
         run = self.current
