@@ -20,10 +20,15 @@ from tui.widgets.metric_plots import default_metrics
 Row = tuple[str | Text, ...]
 
 
+def section_row(title: str, columns: int) -> Row:
+    """A bold row that titles the rows below it, in a table of `columns` columns after the field's."""
+    return (Text(title, style="bold underline"), *("" for _ in range(columns)))
+
+
 def compare_rows(runs: Sequence[RunSnapshot]) -> list[Row]:
     """The table's rows: (field, value for each run), with bold section rows between groups."""
     def section(title: str) -> Row:
-        return (Text(title, style="bold underline"), *("" for _ in runs))
+        return section_row(title, len(runs))
 
     rows: list[Row] = [
         ("state", *(("deleted" if r.gone else r.state) for r in runs)),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static, TabbedContent, TabPane
 
@@ -25,6 +26,9 @@ from tui.widgets.throughput import ThroughputPanel
 
 TABS = (("overview", "1 Overview"), ("metrics", "2 Metrics"), ("system", "3 System"), ("log", "4 Log"),
         ("config", "5 Config"), ("eval", "6 Eval"), ("rewards", "7 Rewards"))
+# The keys 1-7 of every screen that holds a monitor: each calls that screen's `action_panel(tab)`.
+PANEL_BINDINGS = tuple(Binding(str(i + 1), f"panel('{tab}')", "Panel", show=i == 0, key_display=f"1-{len(TABS)}")
+                       for i, (tab, _) in enumerate(TABS))
 
 
 def missing_tab(tab: str, s: RunSnapshot | None) -> str | None:
@@ -120,6 +124,14 @@ class RunMonitor(Vertical):
             self.query_one(EvalPanel).show(s)
         elif tab == "rewards" and tab not in self._hidden_tabs:
             self.query_one(RewardPanel).show(s)
+
+    def open_panel(self, tab: str) -> None:
+        """Show `tab`'s panel, or say why the shown run has none (its tab is hidden)."""
+        missing = missing_tab(tab, self.shown_run)
+        if missing is not None:
+            self.notify(missing, severity="warning")
+            return
+        self.query_one("#panels", TabbedContent).active = tab
 
     @property
     def shown_run(self) -> RunSnapshot | None:
