@@ -184,3 +184,12 @@ async def wait_for_text(app: Any, pilot: Any, text: str, timeout_s: float = 10.0
         waited += 0.05
     raise AssertionError(f"{text!r} never appeared; screen:\n{screen_text(app)}")
 
+
+async def notified(app: Any, pilot: Any, timeout_s: float = 10.0) -> list[str]:
+    """Wait until the app has posted a notification (a key's handler may run a frame or two after
+    `press` returns, later still on a loaded machine); returns every notification's message."""
+    waited = 0.0
+    while not app._notifications and waited < timeout_s:
+        await pilot.pause(0.05)
+        waited += 0.05
+    return [n.message for n in app._notifications]
