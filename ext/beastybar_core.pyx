@@ -29,11 +29,12 @@ name game, action and legal actions.
 
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
-from libc.stdlib cimport calloc, free
+from libc.stdlib cimport free
 
 import numpy as np
 
-from ext.core_common cimport check_index, checked_buffers, checked_dict, choice_index, now_ns
+from ext.core_common cimport (
+    allocated, check_index, checked_buffers, checked_dict, choice_index, now_ns, reseed_games, rng_state_rows)
 from ext.rng cimport Rng, rng_below, rng_seed
 
 
@@ -770,9 +771,7 @@ cdef class BeastyBarCore:
         self.opponent_obs_view = self.opponent_obs
         self.opponent_masks_view = self.opponent_masks.view(np.uint8)
         self.next_opponent = np.full(num_games, opponent_id, np.int8)
-        self.games = <Game*>calloc(num_games, sizeof(Game))
-        if self.games == NULL:
-            raise MemoryError()
+        self.games = <Game*>allocated(num_games, sizeof(Game))
         self.reset(np.arange(num_games, dtype=np.uint64))
 
     def __dealloc__(self):
@@ -795,14 +794,8 @@ cdef class BeastyBarCore:
 
     def reset(self, seeds=None):
         """Deal a new game everywhere; `seeds` uint64[N] reseeds each game first, None continues its stream."""
-        cdef const uint64_t[::1] seed_view
         cdef int i
-        if seeds is not None:
-            seed_view = np.ascontiguousarray(seeds, dtype=np.uint64)
-            if seed_view.shape[0] != self.num_games:
-                raise ValueError(f"expected {self.num_games} seeds, got {seed_view.shape[0]}")
-            for i in range(self.num_games):
-                rng_seed(&self.games[i].rng, seed_view[i])
+        reseed_games(seeds, &self.games[0].rng, sizeof(Game), self.num_games)
         with nogil:
             self.num_waiting = 0
             for i in range(self.num_games):

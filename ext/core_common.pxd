@@ -1,9 +1,16 @@
 # What every batched game core shares (the protocol is docs/adding-a-game.md): the monotonic clock its
-# `enemy_turn_ns` counter reads, and the checks of its constructor's arguments and buffers. Inline
-# functions, compiled into each core that cimports them; nothing here knows a game, and nothing here
-# imports a Python module (an inline body runs in the cimporting module's namespace).
+# `enemy_turn_ns` counter reads, the checks of its constructor's arguments and buffers, the allocation of
+# its games, and the seeding and reading of their generators. Inline functions, compiled into each core
+# that cimports them; nothing here knows a game. A core's games are an array of its own `Game` struct,
+# each with an `Rng rng` field: the generator helpers take `&games[0].rng` and the stride
+# `sizeof(Game)`, so one helper serves every struct. The two that build numpy arrays import numpy in
+# their body (a dict look-up once loaded), as an inline body would otherwise read the cimporting module's
+# globals; they run in `reset` and the tests' `rng_states`, never in a step.
 from libc.stdint cimport uint64_t
+from libc.stdlib cimport calloc
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+
+from ext.rng cimport Rng, rng_seed, rng_state
 
 
 cdef inline uint64_t now_ns() noexcept nogil:
@@ -59,3 +66,42 @@ cdef inline int check_index(int index, int num_games) except -1:
     if not 0 <= index < num_games:
         raise IndexError(f"game index {index} out of range 0..{num_games - 1}")
     return 0
+
+
+cdef inline void* allocated(size_t count, size_t size) except NULL:
+    """calloc(count, size) (a core's game arrays; `checked_buffers` has made count >= 1), or MemoryError."""
+    cdef void* block = calloc(count, size)
+    if block == NULL:
+        raise MemoryError()
+    return block
+
+
+cdef inline Rng* nth_rng(Rng* first, size_t stride, int index) noexcept nogil:
+    return <Rng*>(<char*>first + <size_t>index * stride)
+
+
+cdef inline int reseed_games(object seeds, Rng* first, size_t stride, int num_games) except -1:
+    """Seed game i's generator (at `first` + i * `stride`) from seeds[i], a uint64[num_games]; None leaves
+    every stream as it is (a core's `reset(seeds)`). ValueError for another number of seeds."""
+    if seeds is None:
+        return 0
+    import numpy
+    cdef const uint64_t[::1] seed_view = numpy.ascontiguousarray(seeds, dtype=numpy.uint64)
+    if seed_view.shape[0] != num_games:
+        raise ValueError(f"expected {num_games} seeds, got {seed_view.shape[0]}")
+    cdef int i
+    for i in range(num_games):
+        rng_seed(nth_rng(first, stride, i), seed_view[i])
+    return 0
+
+
+cdef inline object rng_state_rows(Rng* first, size_t stride, int num_games):
+    """uint64[num_games, 4]: the state words of each game's generator (a core's `rng_states()`, which its
+    differential test compares with the reference's draws)."""
+    import numpy
+    out = numpy.zeros((num_games, 4), dtype=numpy.uint64)
+    cdef uint64_t[:, ::1] rows = out
+    cdef int i
+    for i in range(num_games):
+        rng_state(nth_rng(first, stride, i), &rows[i, 0])
+    return out

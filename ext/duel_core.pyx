@@ -22,13 +22,14 @@ raises on a bad action: it reports the first bad game's index and steps nothing.
 """
 
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint64_t
-from libc.stdlib cimport calloc, free
+from libc.stdlib cimport free
 from libc.string cimport memset
 
 import numpy as np
 
-from ext.core_common cimport check_index, checked_buffers, checked_dict, choice_index, now_ns
-from ext.rng cimport Rng, rng_below, rng_seed
+from ext.core_common cimport (
+    allocated, check_index, checked_buffers, checked_dict, choice_index, now_ns, reseed_games, rng_state_rows)
+from ext.rng cimport Rng, rng_below
 
 # The rules' vocabulary (envs/duel/rules.py OPPONENTS); the index is the core's id.
 OPPONENTS = ("random", "greedy", "sensible")
@@ -362,9 +363,7 @@ cdef class DuelCore:
         self.winner_view = self.winner
         self.alive_view = self.alive
         self.opponent_actions = np.zeros(num_games, np.int32)
-        self.games = <Game*>calloc(num_games, sizeof(Game))
-        if self.games == NULL:
-            raise MemoryError()
+        self.games = <Game*>allocated(num_games, sizeof(Game))
         self.reset(np.arange(num_games, dtype=np.uint64))
 
     def __dealloc__(self):
@@ -372,14 +371,8 @@ cdef class DuelCore:
 
     def reset(self, seeds=None):
         """Deal a new game everywhere; `seeds` uint64[N] reseeds each game first, None continues its stream."""
-        cdef const uint64_t[::1] seed_view
         cdef int i
-        if seeds is not None:
-            seed_view = np.ascontiguousarray(seeds, dtype=np.uint64)
-            if seed_view.shape[0] != self.num_games:
-                raise ValueError(f"expected {self.num_games} seeds, got {seed_view.shape[0]}")
-            for i in range(self.num_games):
-                rng_seed(&self.games[i].rng, seed_view[i])
+        reseed_games(seeds, &self.games[0].rng, sizeof(Game), self.num_games)
         with nogil:
             for i in range(self.num_games):
                 deal(&self.tables, &self.games[i])
@@ -475,12 +468,4 @@ cdef class DuelCore:
 
     def rng_states(self):
         """uint64[N, 4]: every game's generator state (for the differential test's draw check)."""
-        out = np.zeros((self.num_games, 4), dtype=np.uint64)
-        cdef uint64_t[:, ::1] v = out
-        cdef int i
-        for i in range(self.num_games):
-            v[i, 0] = self.games[i].rng.s0
-            v[i, 1] = self.games[i].rng.s1
-            v[i, 2] = self.games[i].rng.s2
-            v[i, 3] = self.games[i].rng.s3
-        return out
+        return rng_state_rows(&self.games[0].rng, sizeof(Game), self.num_games)

@@ -25,13 +25,14 @@ the GIL.
 """
 
 from libc.stdint cimport uint64_t, int64_t
-from libc.stdlib cimport calloc, free
+from libc.stdlib cimport free
 from libc.string cimport memset
 
 import numpy as np
 
-from ext.core_common cimport check_index, checked_buffers, checked_dict, choice_index, now_ns
-from ext.rng cimport Rng, rng_seed, rng_below, rng_d6
+from ext.core_common cimport (
+    allocated, check_index, checked_buffers, checked_dict, choice_index, now_ns, reseed_games, rng_state_rows)
+from ext.rng cimport Rng, rng_below, rng_d6
 
 # The rules' vocabulary (envs/skirmish/rules.py OPPONENTS, MODES, END_REASONS, PHASE_NAMES, WINNERS),
 # indexed as in the core.
@@ -710,9 +711,7 @@ cdef class SkirmishCore:
         self.decision_v = self.decision
         self.episode_return_v = self.episode_return
         self.episode_length_v = self.episode_length
-        self.games = <Game*>calloc(num_games, sizeof(Game))
-        if self.games == NULL:
-            raise MemoryError()
+        self.games = <Game*>allocated(num_games, sizeof(Game))
         self.reset(np.arange(num_games, dtype=np.uint64))
 
     def __dealloc__(self):
@@ -722,14 +721,8 @@ cdef class SkirmishCore:
         """A new game everywhere; seeds uint64[N] reseeds each game's generator first, None continues
         each game's own stream."""
         cdef int i
-        cdef const uint64_t[::1] seeds_v
-        if seeds is not None:
-            seeds_v = np.ascontiguousarray(seeds, dtype=np.uint64)
-            if seeds_v.shape[0] != self.num_games:
-                raise ValueError(f"expected {self.num_games} seeds, got {seeds_v.shape[0]}")
+        reseed_games(seeds, &self.games[0].rng, sizeof(Game), self.num_games)
         for i in range(self.num_games):
-            if seeds is not None:
-                rng_seed(&self.games[i].rng, seeds_v[i])
             reset_game(&self.games[i], &self.tables)
             self.games[i].ep_return = 0.0
             self.games[i].ep_length = 0
@@ -864,12 +857,4 @@ cdef class SkirmishCore:
 
     def rng_states(self):
         """uint64[N, 4]: every game's generator state (for the differential test's dice check)."""
-        out = np.zeros((self.num_games, 4), dtype=np.uint64)
-        cdef uint64_t[:, ::1] v = out
-        cdef int i
-        for i in range(self.num_games):
-            v[i, 0] = self.games[i].rng.s0
-            v[i, 1] = self.games[i].rng.s1
-            v[i, 2] = self.games[i].rng.s2
-            v[i, 3] = self.games[i].rng.s3
-        return out
+        return rng_state_rows(&self.games[0].rng, sizeof(Game), self.num_games)

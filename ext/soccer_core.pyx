@@ -24,12 +24,13 @@ GIL and touches no Python object.
 
 from libc.math cimport M_PI, atan2, cos, fabs, isfinite, isnan, sin, sqrt
 from libc.stdint cimport uint64_t
-from libc.stdlib cimport calloc, free
+from libc.stdlib cimport free
 
 import numpy as np
 
-from ext.core_common cimport check_index, checked_buffers, checked_dict, choice_index, now_ns
-from ext.rng cimport rng_below, rng_seed, rng_state
+from ext.core_common cimport (
+    allocated, check_index, checked_buffers, checked_dict, choice_index, now_ns, reseed_games, rng_state_rows)
+from ext.rng cimport rng_below
 
 # The rules' vocabulary (envs/soccer/rules.py), indexed as in the core.
 OPPONENTS = ("chaser", "goalie")
@@ -375,10 +376,8 @@ cdef class SoccerCore:
         self.reward_parts_v = self.reward_parts
         self.episode_return_v = self.episode_return
         self.episode_length_v = self.episode_length
-        self.games = <Game*>calloc(num_games, sizeof(Game))
-        self.scripted = <double*>calloc(2 * num_games, sizeof(double))
-        if self.games == NULL or self.scripted == NULL:
-            raise MemoryError()
+        self.games = <Game*>allocated(num_games, sizeof(Game))
+        self.scripted = <double*>allocated(2 * num_games, sizeof(double))
         self.reset(np.arange(num_games, dtype=np.uint64))
 
     def __dealloc__(self):
@@ -389,14 +388,8 @@ cdef class SoccerCore:
         """A new episode everywhere; seeds uint64[N] reseeds each game's generator first, None continues
         each game's own stream."""
         cdef int i, k
-        cdef const uint64_t[::1] seeds_v
-        if seeds is not None:
-            seeds_v = np.ascontiguousarray(seeds, dtype=np.uint64)
-            if seeds_v.shape[0] != self.num_games:
-                raise ValueError(f"expected {self.num_games} seeds, got {seeds_v.shape[0]}")
+        reseed_games(seeds, &self.games[0].rng, sizeof(Game), self.num_games)
         for i in range(self.num_games):
-            if seeds is not None:
-                rng_seed(&self.games[i].rng, seeds_v[i])
             new_episode(&self.games[i], &self.tables)
             self.terminated_v[i] = 0
             self.truncated_v[i] = 0
@@ -491,9 +484,4 @@ cdef class SoccerCore:
 
     def rng_states(self):
         """uint64[N, 4]: every game's generator state (for the differential test)."""
-        out = np.zeros((self.num_games, 4), dtype=np.uint64)
-        cdef uint64_t[:, ::1] v = out
-        cdef int i
-        for i in range(self.num_games):
-            rng_state(&self.games[i].rng, &v[i, 0])
-        return out
+        return rng_state_rows(&self.games[0].rng, sizeof(Game), self.num_games)

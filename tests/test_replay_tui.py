@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from textual.app import App
-from tui_fixtures import T0, fabricate_run, screen_text, settle, wait_until
+from tui_fixtures import T0, fabricate_run, notified, screen_text, settle, wait_until
 
 from engine.soccer_replay import ReplayGame, render, scripted_driver
 from tui.app import TrainctlApp
@@ -63,11 +63,10 @@ async def test_p_on_a_run_of_another_game_says_why_and_opens_nothing(tmp_path: P
         await settle(app, pilot)
         screen = app.screen
         await pilot.press("p")
-        await pilot.pause()
-        assert app.screen is screen
-        assert [n.message for n in app._notifications] == [
+        assert await notified(app, pilot) == [
             "run 20260101T010000_ppo_duel_balance plays 'duel': p plays against a Beasty Bar run or "
             "replays a soccer run"]
+        assert app.screen is screen
 
 
 async def test_p_on_a_soccer_run_without_a_checkpoint_says_so(tmp_path: Path) -> None:
@@ -76,6 +75,5 @@ async def test_p_on_a_soccer_run_without_a_checkpoint_says_so(tmp_path: Path) ->
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await settle(app, pilot)
         await pilot.press("p")
-        await pilot.pause()
-        [note] = [n.message for n in app._notifications]
+        [note] = await notified(app, pilot)
         assert "has no checkpoint yet" in note and not isinstance(app.screen, ReplayScreen)

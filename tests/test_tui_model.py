@@ -74,3 +74,14 @@ def test_the_model_and_system_probe_do_not_import_textual() -> None:
     code = "import sys, tui.model, tui.system, tui.format, cli.main; print('textual' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_a_poll_keeps_the_same_note_object_while_the_note_reads_the_same(tmp_path: Path) -> None:
+    # The run monitor redraws when a poll brings a new object (it compares by identity): a runs folder
+    # that does not exist yet must not redraw it on every poll.
+    watcher = RunsWatcher(tmp_path / "runs")
+    first, second = watcher.poll(), watcher.poll()
+    assert first.note is not None and "does not exist yet" in first.note
+    assert second.note is first.note
+    (tmp_path / "runs").mkdir()
+    assert watcher.poll().note is None

@@ -241,3 +241,12 @@ def fabricate_sweep(folder: Path, *, running: bool = False) -> Any:
                       state="running" if running and index == len(trials) - 1 else "finished",
                       base_sps=(3000.0, 5000.0, 4000.0, 6000.0)[index], win_shift=(0.0, -0.2, 0.05, -0.1)[index])
     return group
+
+async def notified(app: Any, pilot: Any, timeout_s: float = 10.0) -> list[str]:
+    """Wait until the app has posted a notification (a key's handler may run a frame or two after
+    `press` returns, later still on a loaded machine); returns every notification's message."""
+    waited = 0.0
+    while not app._notifications and waited < timeout_s:
+        await pilot.pause(0.05)
+        waited += 0.05
+    return [n.message for n in app._notifications]

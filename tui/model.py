@@ -442,6 +442,7 @@ class RunsWatcher:
         self.selected: str | None = None
         self._log_stamp: tuple[str, tuple[int, int] | None] | None = None
         self._log_tail: tuple[str, ...] = ()
+        self._note: str | None = None
 
     def poll(self) -> PollResult:
         note = None
@@ -461,6 +462,9 @@ class RunsWatcher:
             except OSError as exc:  # a folder removed between listing and reading, a permission change
                 tracker.recent_logs = [*tracker.recent_logs[-4:], f"error: cannot read {tracker.run.path}: {exc}"]
                 tracker.changed = True
+        if note == self._note:
+            note = self._note  # the same object while it reads the same: the monitor redraws on a new one
+        self._note = note
         selected = self.selected
         return PollResult(runs=tuple(t.snapshot() for t in self.trackers.values()), selected=selected,
                           log_tail=self._selected_log(selected), system=self._selected_system(selected), note=note)
