@@ -27,7 +27,7 @@ DEFAULT_SEED = 10_000
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """The `eval` subcommand's parser."""
-    parser = sub.add_parser("eval", help="win rates of a checkpoint or run against players, with 95% intervals")
+    parser = sub.add_parser("eval", help="win rates of a checkpoint or run against players, with 95 %% intervals")
     parser.add_argument("subject", metavar="CKPT|RUN", help="a checkpoint file, a run id or folder, or any player "
                         "spec (ckpt:PATH, run:RUN, py:MODULE:FUNC, a scripted player)")
     parser.add_argument("--vs", metavar="LIST", help="comma-separated players: scripted names (random, "
