@@ -136,23 +136,26 @@ class NeuralPlayer(Player):
 
         device = next(self.network.parameters()).device  # a live policy may be on the GPU
         with torch.no_grad():
-            scores = self._scores(torch.as_tensor(obs, dtype=torch.float32, device=device)).cpu().numpy()
+            obs_tensor = torch.as_tensor(obs, dtype=torch.float32, device=device)
+            scores = action_scores(self.network, obs_tensor).cpu().numpy()
         raw = scores.argmax(axis=1)
         self.raw_illegal += int(np.count_nonzero(~masks[np.arange(len(raw)), raw]))
         self.decisions += len(raw)
         return np.asarray(np.where(masks, scores, -np.inf).argmax(axis=1), dtype=np.int64)
 
-    def _scores(self, obs: torch.Tensor) -> torch.Tensor:
-        network = self.network
-        if hasattr(network, "mlp_extractor"):  # an SB3 actor-critic policy: its action logits
-            latent = network.mlp_extractor.forward_actor(network.extract_features(obs, network.pi_features_extractor))
-            return network.action_net(latent)
-        return network(obs)  # a Q-network: its Q-values
-
     def choose(self, states: Sequence[rules.GameState], rngs: Sequence[Rng], seat: int) -> list[int]:
         obs = np.stack([rules.encode_observation(state, viewer=seat) for state in states])
         masks = np.array([rules.legal_mask(state.queue, state.hands[seat]) for state in states], dtype=np.bool_)
         return [int(a) for a in self.choose_batch(obs, masks)]
+
+
+def action_scores(network: Any, obs: torch.Tensor) -> torch.Tensor:
+    """float32[n, actions]: a network's score of each action for observations float32[n, obs]: an SB3
+    actor-critic policy's action logits (before any mask), a Q-network's Q-values."""
+    if hasattr(network, "mlp_extractor"):
+        latent = network.mlp_extractor.forward_actor(network.extract_features(obs, network.pi_features_extractor))
+        return network.action_net(latent)
+    return network(obs)
 
 
 # -- parsing specs ------------------------------------------------------------------------------------

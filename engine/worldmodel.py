@@ -120,7 +120,7 @@ class WorldModel(nn.Module):
     def __init__(self, obs_size: int, num_actions: int, hidden: Sequence[int]) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        width = obs_size + 2 * num_actions
+        width = self.input_width = obs_size + 2 * num_actions
         for size in hidden:
             layers += [nn.Linear(width, size), nn.ReLU()]
             width = size
