@@ -14,7 +14,9 @@ since the replayed actions decide them. Then the gates (docs/worldmodel.md):
 
 HP divergence on pass turns alone is printed without a gate (it is judged against a baseline run).
 A `Predictor` is anything that maps (observation, both actions) to a `Prediction`; `ModelPredictor`
-wraps a trained WorldModel. Nothing here trains or writes files (the command appends `bench_event` to the
+wraps a world model's forward pass, either the trained WorldModel in torch (`torch_network`) or its ONNX
+export run by onnxruntime (`onnx_network`, `--backend onnx`): the same gates judge both.
+Nothing here trains or writes files (the command appends `bench_event` to the
 checkpoint's run).
 """
 
@@ -73,17 +75,45 @@ def play_games(num_games: int, seed: int, players: tuple[str, str]) -> list[list
     return games
 
 
-class ModelPredictor:
-    """A trained WorldModel as a Predictor (CPU, one transition at a time)."""
+Network = Callable[[np.ndarray], Sequence[np.ndarray]]
+"""A world model's forward pass: features float32[B, F] -> (HP deltas [B, 6] in HP / 100, KO logits [B, 6],
+done logits [B], rewards [B])."""
+BACKENDS = ("torch", "onnx")
 
-    def __init__(self, model: WorldModel) -> None:
-        self.model = model.eval()
+
+def torch_network(model: WorldModel) -> Network:
+    """The trained model's own forward pass (CPU)."""
+    model.eval()
 
     @torch.no_grad()
+    def forward(x: np.ndarray) -> Sequence[np.ndarray]:
+        return [o.numpy() for o in model(torch.from_numpy(x))]
+
+    return forward
+
+
+def onnx_network(model_bytes: bytes) -> Network:
+    """An exported model (engine.onnx_export) run by onnxruntime on CPU, one intra-op thread."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = onnxruntime.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+    outputs = [o.name for o in session.get_outputs()]
+    input_name = session.get_inputs()[0].name
+    return lambda x: session.run(outputs, {input_name: x})
+
+
+class ModelPredictor:
+    """A world model's forward pass (either backend) as a Predictor, one transition at a time."""
+
+    def __init__(self, network: Network) -> None:
+        self.network = network
+
     def __call__(self, obs: np.ndarray, action: int, opp_action: int) -> Prediction:
         x = features(torch.from_numpy(obs[None]), torch.tensor([action]), torch.tensor([opp_action]))
-        hp, ko, done, reward = self.model(x)
-        return Prediction(hp[0].numpy() * HP_SCALE, ko[0].numpy() > 0, bool(done[0] > 0), float(reward[0]))
+        hp, ko, done, reward = self.network(x.numpy())
+        return Prediction(hp[0] * HP_SCALE, ko[0] > 0, bool(done[0] > 0), float(reward[0]))
 
 
 def with_state(real: np.ndarray, hp: np.ndarray, alive: np.ndarray) -> np.ndarray:
@@ -166,12 +196,12 @@ def failing_gates(metrics: dict[str, float]) -> list[str]:
     return failed
 
 
-def bench_event(step: int, checkpoint: str, games: int, seed: int, players: str,
+def bench_event(step: int, checkpoint: str, games: int, seed: int, players: str, backend: str,
                 metrics: dict[str, float]) -> dict[str, Any]:
     """The `wm_bench` event appended to a run's events.jsonl (docs/events.md); `step` is the checkpoint's."""
     failed = failing_gates(metrics)
     return {"t": time.time(), "step": int(step), "kind": "wm_bench", "checkpoint": checkpoint, "games": games,
-            "seed": seed, "players": players, "metrics": dict(metrics), "failed": failed,
+            "seed": seed, "players": players, "backend": backend, "metrics": dict(metrics), "failed": failed,
             "verdict": "NO-GO" if failed else "GO"}
 
 
