@@ -2,7 +2,7 @@
 
 What each checkpoint format exports (`exportable`):
 
-- a world model (`trainctl.worldmodel/1`): input `features` float32[B, F] (engine.worldmodel.features'
+- a world model (`trainctl.worldmodel/2`): input `features` float32[B, F] (engine.worldmodel.features'
   layout, F recorded in the metadata), outputs `hp_delta` [B, 6] (HP / 100), `ko_logits` [B, 6],
   `done_logit` [B], `reward` [B];
 - a PPO policy of a game with discrete actions (`trainctl.ppo/1`, beastybar, duel, skirmish): input `obs`
@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine import vec_normalize
+from engine import dqn, ppo, vec_normalize, worldmodel
 from engine.errors import UsageError
 from engine.players import action_scores
 
@@ -135,8 +135,6 @@ def _numpy_outputs(module: Callable[[torch.Tensor], Any]) -> Callable[[np.ndarra
 
 
 def _worldmodel(state: Mapping[str, Any]) -> Exportable:
-    from engine import worldmodel
-
     worldmodel.check_resume(state)
     model = worldmodel.model_from_checkpoint(state)
     width = int(model.input_width)
@@ -147,8 +145,6 @@ def _worldmodel(state: Mapping[str, Any]) -> Exportable:
 
 
 def _ppo(state: Mapping[str, Any]) -> Exportable:
-    from engine import ppo
-
     ppo.check_resume(state)
     policy = ppo.policy_from_checkpoint(state)
     obs_size = int(state["obs_size"])
@@ -173,8 +169,6 @@ def _ppo(state: Mapping[str, Any]) -> Exportable:
 
 
 def _dqn(state: Mapping[str, Any]) -> Exportable:
-    from engine import dqn
-
     dqn.check_resume(state)
     q_net = dqn.q_net_from_checkpoint(state)
     return Exportable("DQN Q-network (Q-values, before the legal mask)", _ScoresGraph(q_net).eval(), "obs",
@@ -184,7 +178,7 @@ def _dqn(state: Mapping[str, Any]) -> Exportable:
 
 # Checkpoint format -> how its network is made exportable.
 FORMATS: dict[str, Callable[[Mapping[str, Any]], Exportable]] = {
-    "trainctl.worldmodel/1": _worldmodel, "trainctl.ppo/1": _ppo, "trainctl.dqn-per/1": _dqn,
+    worldmodel.STATE_FORMAT: _worldmodel, ppo.STATE_FORMAT: _ppo, dqn.STATE_FORMAT: _dqn,
 }
 
 

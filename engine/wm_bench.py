@@ -13,7 +13,9 @@ since the replayed actions decide them. Then the gates (docs/worldmodel.md):
   last turn, averaged over games.
 
 HP divergence on pass turns alone is printed without a gate (it is judged against a baseline run).
-A `Predictor` is anything that maps (observation, both actions) to a `Prediction`; `ModelPredictor`
+A `Predictor` is anything that maps (observation, both actions, the turn's random draws) to a
+`Prediction`: the replay knows each turn's draws (accuracy and damage roll a side, the speed tie;
+envs.duel.rules.DRAWS) since it plays the same games, and hands them to the model as the dataset did; `ModelPredictor`
 wraps a world model's forward pass, either the trained WorldModel in torch (`torch_network`) or its ONNX
 export run by onnxruntime (`onnx_network`, `--backend onnx`): the same gates judge both.
 Nothing here trains or writes files (the command appends `bench_event` to the
@@ -38,11 +40,13 @@ from envs.rng import Rng
 
 @dataclass(frozen=True)
 class Turn:
-    """One real turn: the observation before it, both actions, the observation after, reward, done."""
+    """One real turn: the observation before it, both actions, its random draws int[5] (rules.DRAWS), the
+    observation after, reward, done."""
 
     obs: np.ndarray
     action: int
     opp_action: int
+    draws: np.ndarray
     next_obs: np.ndarray
     reward: float
     done: bool
@@ -58,7 +62,8 @@ class Prediction:
     reward: float
 
 
-Predictor = Callable[[np.ndarray, int, int], Prediction]
+Predictor = Callable[[np.ndarray, int, int, np.ndarray], Prediction]
+"""(observation float32[62], action, opponent's action, the turn's draws int[5]) -> Prediction."""
 
 
 def play_games(num_games: int, seed: int, players: tuple[str, str]) -> list[list[Turn]]:
@@ -70,7 +75,8 @@ def play_games(num_games: int, seed: int, players: tuple[str, str]) -> list[list
             obs = game.observation()
             action, opp_action = game.choose(0, players[0]), game.choose(1, players[1])
             result = game.play_turn((action, opp_action))
-            turns.append(Turn(obs, action, opp_action, game.observation(), game.reward(result, "hp"), game.over))
+            turns.append(Turn(obs, action, opp_action, np.array(result.draws, dtype=np.int64), game.observation(),
+                              game.reward(result, "hp"), game.over))
         games.append(turns)
     return games
 
@@ -110,8 +116,9 @@ class ModelPredictor:
     def __init__(self, network: Network) -> None:
         self.network = network
 
-    def __call__(self, obs: np.ndarray, action: int, opp_action: int) -> Prediction:
-        x = features(torch.from_numpy(obs[None]), torch.tensor([action]), torch.tensor([opp_action]))
+    def __call__(self, obs: np.ndarray, action: int, opp_action: int, draws: np.ndarray) -> Prediction:
+        x = features(torch.from_numpy(obs[None]), torch.tensor([action]), torch.tensor([opp_action]),
+                     torch.from_numpy(np.asarray(draws, dtype=np.int64)[None]))
         hp, ko, done, reward = self.network(x.numpy())
         return Prediction(hp[0] * HP_SCALE, ko[0] > 0, bool(done[0] > 0), float(reward[0]))
 
@@ -156,7 +163,7 @@ def replay(games: Sequence[Sequence[Turn]], predict: Predictor) -> dict[str, flo
         hp, alive = hp_and_alive(turns[0].obs)
         hp = hp.astype(np.float64)
         for turn in turns:
-            guess = predict(with_state(turn.obs, hp, alive), turn.action, turn.opp_action)
+            guess = predict(with_state(turn.obs, hp, alive), turn.action, turn.opp_action, turn.draws)
             real_hp, real_alive = hp_and_alive(turn.next_obs)
             _, was_alive = hp_and_alive(turn.obs)
             alive = alive & ~guess.ko

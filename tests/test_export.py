@@ -21,6 +21,7 @@ from cli.main import main
 from engine import dqn, ppo, vec_normalize, worldmodel
 from engine.checkpoint import save_checkpoint
 from engine.onnx_export import PARITY_TOLERANCE, Parity, check_parity, exportable, to_onnx
+from envs.duel import rules
 
 # game -> (observation size, actions) of the PPO checkpoints made here
 PPO_GAMES = {"beastybar": (160, 33), "skirmish": (103, 14), "duel": (62, 7), "soccer": (18, 2)}
@@ -60,8 +61,6 @@ def dqn_state() -> dict[str, Any]:
 
 
 def worldmodel_state() -> dict[str, Any]:
-    from envs.duel import rules
-
     model = worldmodel.WorldModel(rules.OBS_SIZE, rules.NUM_ACTIONS, [16, 16])
     state = {**common(worldmodel.STATE_FORMAT, "duel", rules.OBS_SIZE, rules.NUM_ACTIONS),
              "model": model.state_dict(), "scheduler": {}, "epoch": 1, "batch_in_epoch": 0, "samples": 321,
@@ -135,7 +134,8 @@ def test_the_command_writes_a_checked_model_with_a_dynamic_batch(tmp_path: Path,
     assert meta["trainctl.format"] == worldmodel.STATE_FORMAT and meta["trainctl.step"] == "321"
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     for batch in (1, 7):
-        outputs = session.run(None, {"features": np.zeros((batch, 76), np.float32)})
+        width = rules.OBS_SIZE + 2 * rules.NUM_ACTIONS + worldmodel.DRAW_FEATURES + worldmodel.MATCHUP_FEATURES
+        outputs = session.run(None, {"features": np.zeros((batch, width), np.float32)})
         assert [o.shape for o in outputs] == [(batch, 6), (batch, 6), (batch,), (batch,)]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "wm.onnx"]  # no temp file left
 

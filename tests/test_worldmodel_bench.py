@@ -47,9 +47,9 @@ def oracle(games: Sequence[Sequence[Turn]], first_turn_hp_error: float = 0.0, ko
     turns: Iterator[tuple[int, Turn]] = ((i, t) for game in games for i, t in enumerate(game))
     exact = first_turn_hp_error == 0.0 and ko
 
-    def predict(obs: np.ndarray, action: int, opp_action: int) -> Prediction:
+    def predict(obs: np.ndarray, action: int, opp_action: int, draws: np.ndarray) -> Prediction:
         number, turn = next(turns)
-        assert (action, opp_action) == (turn.action, turn.opp_action)
+        assert (action, opp_action) == (turn.action, turn.opp_action) and np.array_equal(draws, turn.draws)
         if exact:
             assert np.array_equal(obs, turn.obs)
         hp, alive = hp_and_alive(turn.obs)
@@ -123,7 +123,7 @@ def test_the_command_refuses_a_checkpoint_that_is_not_a_world_model(tmp_path: Pa
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     path = save_checkpoint(tmp_path, 1, {"step": 1, "format": "trainctl.ppo/1"})
     assert main(["wm-bench", str(path)]) == 2
-    assert "not a trainctl.worldmodel/1 checkpoint" in capsys.readouterr().err
+    assert f"not a {STATE_FORMAT} checkpoint" in capsys.readouterr().err
     assert main(["wm-bench", str(path), "--players", "sensible"]) == 2
 
 
