@@ -184,7 +184,7 @@ def features(obs: torch.Tensor, action: torch.Tensor, opp_action: torch.Tensor, 
 
 _SPECIES = rules.NUM_SPECIES
 _ATTACKS = _SPECIES * rules.MOVES_PER_CREATURE * _SPECIES  # (attacker species, move slot, defender species)
-MATCHUP_FEATURES = 2 * (2 * _ATTACKS + _SPECIES + rules.TEAM_SIZE)
+MATCHUP_FEATURES = 2 * (2 * _ATTACKS + _SPECIES + rules.TEAM_SIZE + 1)
 
 
 def matchup_features(obs: torch.Tensor, action: torch.Tensor, opp_action: torch.Tensor,
@@ -196,16 +196,19 @@ def matchup_features(obs: torch.Tensor, action: torch.Tensor, opp_action: torch.
     - which attack it made: one-hot over (its fighter's species, move slot, the foe's fighter's species),
       set only on a hit; and the same one-hot times the hit's roll scaled to [0, 1];
     - its fighter's species one-hot when it passed (what a pass heals depends on it);
-    - its fighter's team slot one-hot (where the foe's damage lands).
+    - its fighter's team slot one-hot (where the foe's damage lands) and its HP / 100 (what the foe's
+      damage is capped at: a KO is damage reaching it).
     Everything comes from the inputs; no rules table (power, stats, effects) is read."""
     slots = obs[:, : HP_SLOTS * rules.SLOT_SIZE].reshape(-1, HP_SLOTS, rules.SLOT_SIZE)
     one_hot = nn.functional.one_hot
-    fighter_species, fighter_slot = [], []
+    fighter_species, fighter_slot, fighter_hp = [], [], []
     for side, act in enumerate((action, opp_action)):
         team = slots[:, side * rules.TEAM_SIZE: (side + 1) * rules.TEAM_SIZE]
         slot = torch.where(act >= rules.SWITCH, act - rules.SWITCH, team[:, :, 2].argmax(dim=1))
+        fighter = team[torch.arange(len(obs)), slot]
         fighter_slot.append(slot)
-        fighter_species.append(team[torch.arange(len(obs)), slot, 3:].argmax(dim=1))
+        fighter_species.append(fighter[:, 3:].argmax(dim=1))
+        fighter_hp.append(fighter[:, :1])
     columns = []
     for side, act in enumerate((action, opp_action)):
         roll = draws[:, _ROLL + side]
@@ -216,7 +219,7 @@ def matchup_features(obs: torch.Tensor, action: torch.Tensor, opp_action: torch.
         roll_scaled = ((roll - rules.PARAMS.roll_min).float() / (rules.PARAMS.roll_range - 1)).unsqueeze(1)
         passed = (act == rules.PASS).float().unsqueeze(1)
         columns += [attack_hit, attack_hit * roll_scaled, one_hot(fighter_species[side], _SPECIES).float() * passed,
-                    one_hot(fighter_slot[side], rules.TEAM_SIZE).float()]
+                    one_hot(fighter_slot[side], rules.TEAM_SIZE).float(), fighter_hp[side]]
     return torch.cat(columns, dim=1)
 
 

@@ -203,15 +203,17 @@ def test_matchup_features_by_hand() -> None:
     draws = torch.tensor([[10, rules.NO_DRAW, 97, rules.NO_DRAW, rules.NO_DRAW]])
     got = matchup_features(obs, torch.tensor([1]), torch.tensor([rules.SWITCH + 2]), draws)[0]
     attacks = rules.NUM_SPECIES * rules.MOVES_PER_CREATURE * rules.NUM_SPECIES
-    side = 2 * attacks + rules.NUM_SPECIES + rules.TEAM_SIZE
+    side = 2 * attacks + rules.NUM_SPECIES + rules.TEAM_SIZE + 1
     assert tuple(got.shape) == (2 * side,) == (MATCHUP_FEATURES,)
     hit = (mine * rules.MOVES_PER_CREATURE + 1) * rules.NUM_SPECIES + theirs
     assert got[:attacks].nonzero().flatten().tolist() == [hit]
     assert got[attacks + hit].item() == pytest.approx(12 / 15) and got[attacks: 2 * attacks].count_nonzero() == 1
     assert got[2 * attacks: 2 * attacks + rules.NUM_SPECIES].count_nonzero() == 0  # no pass
-    assert got[side - rules.TEAM_SIZE: side].tolist() == [1.0, 0.0, 0.0]  # side 0 fights with slot 0
+    assert got[side - 4: side - 1].tolist() == [1.0, 0.0, 0.0]  # side 0 fights with slot 0
+    assert got[side - 1].item() == pytest.approx(game.sides[0].team[0].hp / 100)
     assert got[side: side + 2 * attacks].count_nonzero() == 0  # side 1 did not attack
-    assert got[2 * side - rules.TEAM_SIZE:].tolist() == [0.0, 0.0, 1.0]  # side 1 switched to slot 2
+    assert got[2 * side - 4: 2 * side - 1].tolist() == [0.0, 0.0, 1.0]  # side 1 switched to slot 2
+    assert got[2 * side - 1].item() == pytest.approx(game.sides[1].team[2].hp / 100)
 
 
 def test_epoch_order_is_fixed_by_seed_and_epoch_and_minibatches_cover_it() -> None:
