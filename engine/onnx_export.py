@@ -17,10 +17,12 @@ What each checkpoint format exports (`exportable`):
   by the caller).
 
 The graph is exported with a dynamic batch axis, then run by onnxruntime on `PARITY_INPUTS` seeded
-random inputs beside the project's own torch path for the same network (`reference`): the largest
-absolute difference of any output must be <= `PARITY_TOLERANCE`, and for the discrete kinds the masked
-argmax under random legal masks (each row with at least one legal action) must be the same in every row.
-`export` returns the serialized model and the `Parity` figures; writing the file (atomically) is the
+inputs (N(0, 4) for a policy or Q-network; a world model's are the features of real Duel turns) beside
+the project's own torch path for the same network (`reference`): the largest difference of any output
+must be <= `PARITY_TOLERANCE`, absolute for values within +-1 and relative to the value beyond (float32
+itself rounds a logit of 95 by ~1e-5), and for the discrete kinds the masked argmax under random legal
+masks (each row with at least one legal action) must be the same in every row. `to_onnx` returns the
+serialized model and `check_parity` the `Parity` figures; writing the file (atomically) is the
 command's job, and only a model that passed is written. Bad input a user can cause (not a checkpoint, a
 format we cannot export) is a one-line UsageError. Nothing here trains or plays games.
 """
@@ -61,26 +63,31 @@ class Exportable:
     reference: Callable[[np.ndarray], list[np.ndarray]]
     masked: bool
     metadata: dict[str, str] = field(default_factory=dict)
+    inputs: Callable[[np.random.Generator, int], np.ndarray] | None = None  # parity inputs; None: N(0, 4)
 
 
 @dataclass(frozen=True)
 class Parity:
     """The parity check's figures: inputs compared, the largest |torch - onnxruntime| over every output,
-    and for a masked kind the rows whose masked argmax agrees (None otherwise)."""
+    the largest of the same divided by max(1, |torch|) (what the tolerance judges), and for a masked
+    kind the rows whose masked argmax agrees (None otherwise)."""
 
     inputs: int
     max_abs_diff: float
+    max_scaled_diff: float
     argmax_agree: int | None
 
     @property
     def passed(self) -> bool:
-        return self.max_abs_diff <= PARITY_TOLERANCE and self.argmax_agree in (None, self.inputs)
+        return self.max_scaled_diff <= PARITY_TOLERANCE and self.argmax_agree in (None, self.inputs)
 
     def line(self) -> str:
         argmax = "" if self.argmax_agree is None else \
             f", masked argmax identical in {self.argmax_agree:,}/{self.inputs:,} rows"
         verdict = "passed" if self.passed else "FAILED"
-        return (f"parity vs onnxruntime on {self.inputs:,} inputs: max abs diff {self.max_abs_diff:.3g} "
+        scaled = "" if self.max_scaled_diff == self.max_abs_diff else \
+            f", {self.max_scaled_diff:.3g} relative to outputs beyond +-1"
+        return (f"parity vs onnxruntime on {self.inputs:,} inputs: max abs diff {self.max_abs_diff:.3g}{scaled} "
                 f"(<= {PARITY_TOLERANCE:g}){argmax}: {verdict}")
 
 
@@ -141,7 +148,25 @@ def _worldmodel(state: Mapping[str, Any]) -> Exportable:
     return Exportable("world model", _WorldModelGraph(model).eval(), "features", width,
                       ("hp_delta", "ko_logits", "done_logit", "reward"), _numpy_outputs(model), masked=False,
                       metadata={"features": f"float32[B, {width}]: engine.worldmodel.features' layout",
-                                "hp_delta_unit": "HP / 100"})
+                                "hp_delta_unit": "HP / 100"}, inputs=_real_turns)
+
+
+def _real_turns(rng: np.random.Generator, count: int) -> np.ndarray:
+    """The features of `count` real Duel turns (random games of the scripted players, seeded by `rng`): a
+    world model's inputs are sparse one-hots and crosses, and on dense random ones a trained model's
+    outputs run into the hundreds, where float32's rounding alone exceeds the tolerance."""
+    from engine.wm_bench import play_games
+    from envs.duel import rules
+
+    turns: list[Any] = []
+    first = int(rng.integers(0, 2**31))
+    while len(turns) < count:
+        players = (rules.OPPONENTS[len(turns) % 3], rules.OPPONENTS[(len(turns) // 3) % 3])
+        turns += [t for game in play_games(10, first + len(turns), players) for t in game]
+    turns = turns[:count]
+    return worldmodel.features(torch.from_numpy(np.stack([t.obs for t in turns])),
+                               torch.tensor([t.action for t in turns]), torch.tensor([t.opp_action for t in turns]),
+                               torch.from_numpy(np.stack([t.draws for t in turns]))).numpy()
 
 
 def _ppo(state: Mapping[str, Any]) -> Exportable:
@@ -232,16 +257,21 @@ def check_parity(target: Exportable, model_bytes: bytes, count: int = PARITY_INP
     import onnxruntime
 
     rng = np.random.default_rng(seed)
-    x = (2.0 * rng.standard_normal((count, target.width))).astype(np.float32)
+    x = (target.inputs(rng, count) if target.inputs else 2.0 * rng.standard_normal((count, target.width)))
+    x = np.ascontiguousarray(x, dtype=np.float32)
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1  # a small MLP on a shared machine: a second thread only waits for a core
     session = onnxruntime.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
     got = session.run(list(target.output_names), {target.input_name: x})
-    want = target.reference(x)
-    diff = max(float(np.max(np.abs(np.asarray(g, np.float64) - np.asarray(w, np.float64).reshape(np.shape(g)))))
-               for g, w in zip(got, want, strict=True))
+    want = [np.asarray(w, np.float64).reshape(np.shape(g)) for g, w in zip(got, target.reference(x), strict=True)]
+    diffs = [np.abs(np.asarray(g, np.float64) - w) for g, w in zip(got, want, strict=True)]
+    diff = max(float(d.max()) for d in diffs)
+    # Beyond +-1 the tolerance is relative: float32 itself rounds a logit of 95 by ~1e-5 (torch's float32
+    # and float64 forwards of a trained world model differ by 1.5e-5 there).
+    scaled = max(float((d / np.maximum(1.0, np.abs(w))).max()) for d, w in zip(diffs, want, strict=True))
     agree = None
     if target.masked:
         masks = random_masks(rng, count, got[0].shape[1])
         agree = int((masked_argmax(got[0], masks) == masked_argmax(want[0], masks)).sum())
-    return Parity(count, diff if math.isfinite(diff) else math.inf, agree)
+    return Parity(count, diff if math.isfinite(diff) else math.inf, scaled if math.isfinite(scaled) else math.inf,
+                  agree)

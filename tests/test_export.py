@@ -117,7 +117,7 @@ def test_a_graph_that_differs_from_the_network_fails_the_check() -> None:
         for p in target.module.parameters():
             p.add_(torch.randn_like(p) * 0.5)
     parity = check_parity(target, model_bytes)
-    assert parity.max_abs_diff > PARITY_TOLERANCE and parity.argmax_agree is not None
+    assert parity.max_scaled_diff > PARITY_TOLERANCE and parity.argmax_agree is not None
     assert parity.argmax_agree < 1000 and not parity.passed
     assert "FAILED" in parity.line()
 
@@ -155,7 +155,7 @@ def test_a_failed_parity_check_writes_nothing_and_exits_1(tmp_path: Path, monkey
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     import engine.onnx_export
 
-    monkeypatch.setattr(engine.onnx_export, "check_parity", lambda target, model: Parity(1000, 0.5, 990))
+    monkeypatch.setattr(engine.onnx_export, "check_parity", lambda target, model: Parity(1000, 0.5, 0.5, 990))
     path = save_checkpoint(tmp_path, 321, dqn_state())
     out = tmp_path / "q.onnx"
     assert main(["export", str(path), "--onnx", str(out)]) == 1
