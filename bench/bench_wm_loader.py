@@ -60,7 +60,7 @@ class LazyLines(Dataset[dict[str, torch.Tensor]]):
         self.file.seek(self.offsets[i])
         record: dict[str, Any] = json.loads(self.file.readline())
         return {"obs": torch.tensor(record["obs"], dtype=torch.float32), "action": torch.tensor(record["action"]),
-                "opp_action": torch.tensor(record["opp_action"]),
+                "opp_action": torch.tensor(record["opp_action"]), "draws": torch.tensor(record["draws"]),
                 "hp_delta": torch.tensor(record["hp_delta"], dtype=torch.float32),
                 "ko": torch.tensor(record["ko"], dtype=torch.float32),
                 "done": torch.tensor(float(record["done"])), "reward": torch.tensor(float(record["reward"]))}

@@ -21,6 +21,7 @@ from typing import NoReturn
 from cli import arena, bench, commands, play, replay, sweep
 from cli import data as data_cli
 from cli import eval as eval_cli
+from cli import export as export_cli
 from cli import wm_bench as wm_bench_cli
 from cli import wrapped as wrapped_cli
 from engine.abtest import group_report
@@ -32,8 +33,7 @@ from engine.sweep import GROUP_FILE, load_group
 EXIT_USAGE = 2
 # Subcommands in a module of their own: `add_parser(sub)` adds the subparser, `run(args)` runs it.
 OWN_MODULE_COMMANDS = {"eval": eval_cli, "arena": arena, "bench": bench, "sweep": sweep, "data": data_cli,
-                       "wm-bench": wm_bench_cli, "replay": replay,
-                       "play": play}
+                       "wm-bench": wm_bench_cli, "replay": replay, "play": play, "export": export_cli}
 
 
 class _Parser(argparse.ArgumentParser):

@@ -2,7 +2,9 @@
 Duel games, its gates and GO or NO-GO (engine.wm_bench, docs/worldmodel.md).
 
 The checkpoint is loaded and checked before a game is played, so a missing or foreign file is one line
-with exit code 2. Exit code 0 for GO, 1 for NO-GO. A checkpoint in a run's best/ or checkpoints/ folder
+with exit code 2. `--backend onnx` exports the model in memory as `trainctl export` does (engine.onnx_export),
+prints its parity check, and replays the games through onnxruntime instead of torch.
+Exit code 0 for GO, 1 for NO-GO. A checkpoint in a run's best/ or checkpoints/ folder
 gets the table appended to that run's events.jsonl as a `wm_bench` event (docs/events.md). torch and the
 rules are imported when the command runs, not when the parser is built.
 """
@@ -11,10 +13,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from cli.eval import check_match_arguments
 from engine.errors import UsageError
 from engine.runstore import RunDir
+
+if TYPE_CHECKING:
+    from engine.wm_bench import Network
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -25,6 +31,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--games", type=int, default=200, help="real games replayed (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=10_000, help="game i is dealt from seed + i (default: "
                         "%(default)s)")
+    parser.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+                        help="run the model in torch, or export it to ONNX (as `trainctl export` does, parity "
+                        "checked) and run that in onnxruntime (default: %(default)s)")
     parser.add_argument("--players", default="sensible,random", metavar="P,Q",
                         help="scripted players of side 0 and side 1 (default: %(default)s)")
 
@@ -33,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from engine.checkpoint import load_checkpoint
     from engine.events import EventWriter
     from engine.wm_bench import ModelPredictor, bench_event, failing_gates, play_games, replay, report
-    from engine.worldmodel import check_resume, model_from_checkpoint
+    from engine.worldmodel import check_resume
     from envs.duel import rules
 
     check_match_arguments(args)
@@ -43,18 +52,39 @@ def run(args: argparse.Namespace) -> int:
                          "comma (side 0's, then side 1's)")
     state = load_checkpoint(args.checkpoint)
     check_resume(state)
+    print(f"wm-bench {args.checkpoint} (step {state['step']:,}), players {args.players}, seed {args.seed}, "
+          f"backend {args.backend}")
+    network = _network(state, args.backend)
     games = play_games(args.games, args.seed, (players[0], players[1]))
-    metrics = replay(games, ModelPredictor(model_from_checkpoint(state)))
-    print(f"wm-bench {args.checkpoint} (step {state['step']:,}), players {args.players}, seed {args.seed}")
+    metrics = replay(games, ModelPredictor(network))
     for line in report(metrics, len(games), sum(len(g) for g in games)):
         print(line)
     run = _run_of(args.checkpoint)
     if run is not None:
         with EventWriter(run.events_path) as writer:
             writer.write(bench_event(int(state["step"]), args.checkpoint.name, args.games, args.seed, args.players,
-                                     metrics))
+                                     args.backend, metrics))
         print(f"saved as a wm_bench event in {run.events_path}")
     return 0 if not failing_gates(metrics) else 1
+
+
+def _network(state: dict[str, Any], backend: str) -> Network:
+    """The checkpoint's forward pass: the model in torch, or its ONNX export in onnxruntime once the export
+    passed its parity check (engine.onnx_export; a failure is a RuntimeError, not the user's)."""
+    from engine.wm_bench import onnx_network, torch_network
+    from engine.worldmodel import model_from_checkpoint
+
+    if backend == "torch":
+        return torch_network(model_from_checkpoint(state))
+    from engine.onnx_export import check_parity, exportable, to_onnx
+
+    target = exportable(state)
+    model_bytes = to_onnx(target)
+    parity = check_parity(target, model_bytes)
+    print(parity.line())
+    if not parity.passed:
+        raise RuntimeError(f"the ONNX export does not match the model: {parity.line()}")
+    return onnx_network(model_bytes)
 
 
 def _run_of(checkpoint: Path) -> RunDir | None:

@@ -7,7 +7,7 @@ line can describe a dataset without loading numpy.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: each transition holds the turn's random draws (`draws`, envs.duel.rules.DRAWS)
 DATA_GAMES = ("duel",)
 META_NAME = "dataset.json"
 SOURCE_NAME = "transitions.jsonl"

@@ -56,6 +56,7 @@ COLUMNS: dict[str, tuple[str, int]] = {
     "obs": ("float32", rules.OBS_SIZE),
     "action": ("int8", 0),
     "opp_action": ("int8", 0),
+    "draws": ("int8", len(rules.DRAWS)),
     "next_obs": ("float32", rules.OBS_SIZE),
     "hp_delta": ("int16", HP_COLUMNS),
     "ko": ("bool", HP_COLUMNS),
@@ -80,9 +81,10 @@ class Batch(Protocol):
 
     obs: np.ndarray  # float32[N, D], each game's observation before the coming turn
 
-    def turn(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Play one turn everywhere: (agent actions int64[N], next_obs float32[N, D] (a finished game's
-        final observation), rewards float32[N], dones bool[N]); finished games deal their next one."""
+    def turn(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Play one turn everywhere: (agent actions int64[N], the turn's random draws int8[N, 5]
+        (rules.DRAWS), next_obs float32[N, D] (a finished game's final observation), rewards float32[N],
+        dones bool[N]); finished games deal their next one."""
         ...
 
 
@@ -98,7 +100,7 @@ class CoreBatch:
         self.actions = np.zeros(num_games, dtype=np.int64)
         self.obs = self.buffers.obs.copy()
 
-    def turn(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def turn(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         b = self.buffers
         self.core.choose(self.agent, self.actions)  # type: ignore[attr-defined]
         if self.core.step(self.actions) >= 0:
@@ -106,7 +108,8 @@ class CoreBatch:
         dones = b.terminated.copy()
         next_obs = np.where(dones[:, None], b.terminal_obs, b.obs)
         self.obs = b.obs.copy()
-        return self.actions.copy(), next_obs, b.rewards.copy(), dones
+        draws = self.core.turn_draws.copy()  # type: ignore[attr-defined]
+        return self.actions.copy(), draws, next_obs, b.rewards.copy(), dones
 
 
 class ReferenceBatch:
@@ -117,20 +120,21 @@ class ReferenceBatch:
         self.agent, self.opponent = agent, opponent
         self.obs = np.stack([g.observation() for g in self.games])
 
-    def turn(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        actions, next_obs, rewards, dones = [], [], [], []
+    def turn(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        actions, draws, next_obs, rewards, dones = [], [], [], [], []
         for game in self.games:
             action = game.choose(0, self.agent)
             result = game.play_turn((action, game.choose(1, self.opponent)))
             actions.append(action)
+            draws.append(result.draws)
             next_obs.append(game.observation())
             rewards.append(game.reward(result, "hp"))
             dones.append(game.over)
             if game.over:
                 game.reset()
         self.obs = np.stack([g.observation() for g in self.games])
-        return (np.array(actions, np.int64), np.stack(next_obs), np.array(rewards, np.float32),
-                np.array(dones, np.bool_))
+        return (np.array(actions, np.int64), np.array(draws, np.int8), np.stack(next_obs),
+                np.array(rewards, np.float32), np.array(dones, np.bool_))
 
 
 class _FloatText:
@@ -262,21 +266,23 @@ def _write_games(writer: _SourceWriter, batch: Batch, num_games: int, target: in
     written = games = 0
     while written < target:
         obs = batch.obs
-        actions, next_obs, rewards, dones = batch.turn()
+        actions, draws, next_obs, rewards, dones = batch.turn()
         action_list, reward_list, done_list = actions.tolist(), rewards.tolist(), dones.tolist()
+        draw_list = draws.tolist()
         hp, alive = hp_and_alive(obs)
         next_hp, next_alive = hp_and_alive(next_obs)
         delta = (next_hp - hp).tolist()
         ko = (alive & ~next_alive).tolist()
         opp_actions = np.argmax(next_obs[:, rules.OBS_LAST_ACTION:], axis=1).tolist()
         steps.append({"turn": np.array(turn), "obs": obs, "action": actions, "opp_action": np.array(opp_actions),
-                      "next_obs": next_obs, "hp_delta": np.array(delta), "ko": np.array(ko), "reward": rewards,
-                      "done": dones})
+                      "draws": draws, "next_obs": next_obs, "hp_delta": np.array(delta), "ko": np.array(ko),
+                      "reward": rewards, "done": dones})
         for i in range(num_games):
             pending_steps[i].append(len(steps) - 1)
             next_text = text.row(next_obs[i])
             pending[i].append(
                 f'"turn":{turn[i]},"obs":[{obs_text[i]}],"action":{action_list[i]},"opp_action":{opp_actions[i]},'
+                f'"draws":[{",".join(map(str, draw_list[i]))}],'
                 f'"next_obs":[{next_text}],"hp_delta":[{",".join(map(str, delta[i]))}],'
                 f'"ko":[{",".join("true" if k else "false" for k in ko[i])}],"reward":{text(reward_list[i])},'
                 f'"done":{"true" if done_list[i] else "false"}}}\n')

@@ -144,24 +144,26 @@ class NeuralPlayer(Player):
 
         device = next(self.network.parameters()).device  # a live policy may be on the GPU
         with torch.no_grad():
-            return self._scores(torch.as_tensor(obs, dtype=torch.float32, device=device)).cpu().numpy()
+            return action_scores(self.network, torch.as_tensor(obs, dtype=torch.float32, device=device)).cpu().numpy()
 
     @property
     def q_values(self) -> bool:
         """Whether the scores are Q-values (a DQN's) rather than a policy's logits."""
         return not hasattr(self.network, "mlp_extractor")
 
-    def _scores(self, obs: torch.Tensor) -> torch.Tensor:
-        network = self.network
-        if not self.q_values:  # an SB3 actor-critic policy: its action logits
-            latent = network.mlp_extractor.forward_actor(network.extract_features(obs, network.pi_features_extractor))
-            return network.action_net(latent)
-        return network(obs)  # a Q-network: its Q-values
-
     def choose(self, states: Sequence[rules.GameState], rngs: Sequence[Rng], seat: int) -> list[int]:
         obs = np.stack([rules.encode_observation(state, viewer=seat) for state in states])
         masks = np.array([rules.legal_mask(state.queue, state.hands[seat]) for state in states], dtype=np.bool_)
         return [int(a) for a in self.choose_batch(obs, masks)]
+
+
+def action_scores(network: Any, obs: torch.Tensor) -> torch.Tensor:
+    """float32[n, actions]: a network's score of each action for observations float32[n, obs]: an SB3
+    actor-critic policy's action logits (before any mask), a Q-network's Q-values."""
+    if hasattr(network, "mlp_extractor"):
+        latent = network.mlp_extractor.forward_actor(network.extract_features(obs, network.pi_features_extractor))
+        return network.action_net(latent)
+    return network(obs)
 
 
 # -- parsing specs ------------------------------------------------------------------------------------

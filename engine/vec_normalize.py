@@ -81,3 +81,16 @@ def restore(norm: VecNormalize, stats: Mapping[str, Any], *, training: bool) -> 
     norm.training = training
     if not training:
         norm.norm_reward = False
+
+
+# SB3 VecNormalize's defaults, which `wrap` keeps: observations are clipped to +-CLIP_OBS after scaling by
+# 1 / sqrt(var + EPSILON).
+CLIP_OBS = 10.0
+EPSILON = 1e-8
+
+
+def normalize_observations(stats: Mapping[str, Any], obs: np.ndarray) -> np.ndarray:
+    """float64[..., D]: observations scaled as a VecNormalize holding `stats` (frozen) hands them to the
+    policy, without a VecEnv (for an exported network's parity check)."""
+    mean, var = stats["obs_mean"].numpy(), stats["obs_var"].numpy()
+    return np.clip((obs - mean) / np.sqrt(var + EPSILON), -CLIP_OBS, CLIP_OBS)

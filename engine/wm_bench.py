@@ -13,8 +13,12 @@ since the replayed actions decide them. Then the gates (docs/worldmodel.md):
   last turn, averaged over games.
 
 HP divergence on pass turns alone is printed without a gate (it is judged against a baseline run).
-A `Predictor` is anything that maps (observation, both actions) to a `Prediction`; `ModelPredictor`
-wraps a trained WorldModel. Nothing here trains or writes files (the command appends `bench_event` to the
+A `Predictor` is anything that maps (observation, both actions, the turn's random draws) to a
+`Prediction`: the replay knows each turn's draws (accuracy and damage roll a side, the speed tie;
+envs.duel.rules.DRAWS) since it plays the same games, and hands them to the model as the dataset did; `ModelPredictor`
+wraps a world model's forward pass, either the trained WorldModel in torch (`torch_network`) or its ONNX
+export run by onnxruntime (`onnx_network`, `--backend onnx`): the same gates judge both.
+Nothing here trains or writes files (the command appends `bench_event` to the
 checkpoint's run).
 """
 
@@ -36,11 +40,13 @@ from envs.rng import Rng
 
 @dataclass(frozen=True)
 class Turn:
-    """One real turn: the observation before it, both actions, the observation after, reward, done."""
+    """One real turn: the observation before it, both actions, its random draws int[5] (rules.DRAWS), the
+    observation after, reward, done."""
 
     obs: np.ndarray
     action: int
     opp_action: int
+    draws: np.ndarray
     next_obs: np.ndarray
     reward: float
     done: bool
@@ -56,7 +62,8 @@ class Prediction:
     reward: float
 
 
-Predictor = Callable[[np.ndarray, int, int], Prediction]
+Predictor = Callable[[np.ndarray, int, int, np.ndarray], Prediction]
+"""(observation float32[62], action, opponent's action, the turn's draws int[5]) -> Prediction."""
 
 
 def play_games(num_games: int, seed: int, players: tuple[str, str]) -> list[list[Turn]]:
@@ -68,22 +75,52 @@ def play_games(num_games: int, seed: int, players: tuple[str, str]) -> list[list
             obs = game.observation()
             action, opp_action = game.choose(0, players[0]), game.choose(1, players[1])
             result = game.play_turn((action, opp_action))
-            turns.append(Turn(obs, action, opp_action, game.observation(), game.reward(result, "hp"), game.over))
+            turns.append(Turn(obs, action, opp_action, np.array(result.draws, dtype=np.int64), game.observation(),
+                              game.reward(result, "hp"), game.over))
         games.append(turns)
     return games
 
 
-class ModelPredictor:
-    """A trained WorldModel as a Predictor (CPU, one transition at a time)."""
+Network = Callable[[np.ndarray], Sequence[np.ndarray]]
+"""A world model's forward pass: features float32[B, F] -> (HP deltas [B, 6] in HP / 100, KO logits [B, 6],
+done logits [B], rewards [B])."""
+BACKENDS = ("torch", "onnx")
 
-    def __init__(self, model: WorldModel) -> None:
-        self.model = model.eval()
+
+def torch_network(model: WorldModel) -> Network:
+    """The trained model's own forward pass (CPU)."""
+    model.eval()
 
     @torch.no_grad()
-    def __call__(self, obs: np.ndarray, action: int, opp_action: int) -> Prediction:
-        x = features(torch.from_numpy(obs[None]), torch.tensor([action]), torch.tensor([opp_action]))
-        hp, ko, done, reward = self.model(x)
-        return Prediction(hp[0].numpy() * HP_SCALE, ko[0].numpy() > 0, bool(done[0] > 0), float(reward[0]))
+    def forward(x: np.ndarray) -> Sequence[np.ndarray]:
+        return [o.numpy() for o in model(torch.from_numpy(x))]
+
+    return forward
+
+
+def onnx_network(model_bytes: bytes) -> Network:
+    """An exported model (engine.onnx_export) run by onnxruntime on CPU, one intra-op thread."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = onnxruntime.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+    outputs = [o.name for o in session.get_outputs()]
+    input_name = session.get_inputs()[0].name
+    return lambda x: session.run(outputs, {input_name: x})
+
+
+class ModelPredictor:
+    """A world model's forward pass (either backend) as a Predictor, one transition at a time."""
+
+    def __init__(self, network: Network) -> None:
+        self.network = network
+
+    def __call__(self, obs: np.ndarray, action: int, opp_action: int, draws: np.ndarray) -> Prediction:
+        x = features(torch.from_numpy(obs[None]), torch.tensor([action]), torch.tensor([opp_action]),
+                     torch.from_numpy(np.asarray(draws, dtype=np.int64)[None]))
+        hp, ko, done, reward = self.network(x.numpy())
+        return Prediction(hp[0] * HP_SCALE, ko[0] > 0, bool(done[0] > 0), float(reward[0]))
 
 
 def with_state(real: np.ndarray, hp: np.ndarray, alive: np.ndarray) -> np.ndarray:
@@ -126,7 +163,7 @@ def replay(games: Sequence[Sequence[Turn]], predict: Predictor) -> dict[str, flo
         hp, alive = hp_and_alive(turns[0].obs)
         hp = hp.astype(np.float64)
         for turn in turns:
-            guess = predict(with_state(turn.obs, hp, alive), turn.action, turn.opp_action)
+            guess = predict(with_state(turn.obs, hp, alive), turn.action, turn.opp_action, turn.draws)
             real_hp, real_alive = hp_and_alive(turn.next_obs)
             _, was_alive = hp_and_alive(turn.obs)
             alive = alive & ~guess.ko
@@ -166,12 +203,12 @@ def failing_gates(metrics: dict[str, float]) -> list[str]:
     return failed
 
 
-def bench_event(step: int, checkpoint: str, games: int, seed: int, players: str,
+def bench_event(step: int, checkpoint: str, games: int, seed: int, players: str, backend: str,
                 metrics: dict[str, float]) -> dict[str, Any]:
     """The `wm_bench` event appended to a run's events.jsonl (docs/events.md); `step` is the checkpoint's."""
     failed = failing_gates(metrics)
     return {"t": time.time(), "step": int(step), "kind": "wm_bench", "checkpoint": checkpoint, "games": games,
-            "seed": seed, "players": players, "metrics": dict(metrics), "failed": failed,
+            "seed": seed, "players": players, "backend": backend, "metrics": dict(metrics), "failed": failed,
             "verdict": "NO-GO" if failed else "GO"}
 
 

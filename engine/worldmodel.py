@@ -43,9 +43,11 @@ from engine.runstore import atomic_write_json
 from engine.sb3_hooks import bf16_autocast
 from envs.duel import rules
 
-STATE_FORMAT = "trainctl.worldmodel/1"
+STATE_FORMAT = "trainctl.worldmodel/2"  # 2: the model reads the turn's random draws (`draw_features`)
 HP_SLOTS = datasets.HP_COLUMNS
 HP_SCALE = float(rules.PARAMS.hp_scale)  # HP deltas are learnt in the observation's units (HP / 100)
+DRAW_FEATURES = 8  # draw_features' width
+_ACCURACY, _ROLL, _FIRST = rules.DRAWS.index("accuracy_0"), rules.DRAWS.index("roll_0"), rules.DRAWS.index("first")
 STATE_KEYS: Mapping[str, type | tuple[type, ...]] = {
     **NETWORK_KEYS, "model": dict, "optimizer": dict, "scheduler": dict, "epoch": int, "batch_in_epoch": int,
     "samples": int, "best_val_total": float, "bad_epochs": int, "data_sha256": str, "rng_torch": torch.Tensor,
@@ -113,14 +115,13 @@ def plateau_scheduler(optimizer: torch.optim.Optimizer, factor: float, patience:
 
 # -- the model and its data ---------------------------------------------------------------------------------
 class WorldModel(nn.Module):
-    """An MLP over [observation float32[obs_size], one-hot action, one-hot opponent action] (shape
-    [B, obs_size + 2 * num_actions]) with four heads: HP deltas [B, 6] (in HP / 100), KO logits [B, 6],
-    done logit [B], reward [B]."""
+    """An MLP over `features` (float32[B, input_width]: the observation, both actions one-hot, the turn's
+    draws) with four heads: HP deltas [B, 6] (in HP / 100), KO logits [B, 6], done logit [B], reward [B]."""
 
     def __init__(self, obs_size: int, num_actions: int, hidden: Sequence[int]) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        width = obs_size + 2 * num_actions
+        width = self.input_width = obs_size + 2 * num_actions + DRAW_FEATURES + MATCHUP_FEATURES
         for size in hidden:
             layers += [nn.Linear(width, size), nn.ReLU()]
             width = size
@@ -137,7 +138,7 @@ class WorldModel(nn.Module):
 
 @dataclass
 class Tensors:
-    """One split preloaded: inputs float32[N, obs + 2 x actions], HP deltas float32[N, 6] (HP / 100), KO
+    """One split preloaded: inputs float32[N, features' width], HP deltas float32[N, 6] (HP / 100), KO
     float32[N, 6], done float32[N], reward float32[N], the agent's action int64[N]."""
 
     x: torch.Tensor
@@ -154,7 +155,8 @@ class Tensors:
             return torch.from_numpy(np.array(columns[name], dtype=dtype))
 
         action = column("action", np.int64)
-        return cls(x=features(column("obs", np.float32), action, column("opp_action", np.int64)),
+        return cls(x=features(column("obs", np.float32), action, column("opp_action", np.int64),
+                              column("draws", np.int64)),
                    hp=column("hp_delta", np.float32) / HP_SCALE, ko=column("ko", np.float32),
                    done=column("done", np.float32), reward=column("reward", np.float32), action=action)
 
@@ -172,11 +174,71 @@ class Tensors:
         return Tensors(*(t.to(device) for t in (self.x, self.hp, self.ko, self.done, self.reward, self.action)))
 
 
-def features(obs: torch.Tensor, action: torch.Tensor, opp_action: torch.Tensor) -> torch.Tensor:
-    """The model's input: observations [B, D] and both sides' actions [B] -> [B, D + 2 x NUM_ACTIONS]."""
+def features(obs: torch.Tensor, action: torch.Tensor, opp_action: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
+    """The model's input: observations [B, D], both sides' actions [B] and the turn's draws [B, 5]
+    (rules.DRAWS) -> [B, D + 2 x NUM_ACTIONS + DRAW_FEATURES + MATCHUP_FEATURES]."""
     one_hot = nn.functional.one_hot
-    return torch.cat([obs, one_hot(action, rules.NUM_ACTIONS).float(), one_hot(opp_action, rules.NUM_ACTIONS).float()],
-                     dim=1)
+    return torch.cat([obs, one_hot(action, rules.NUM_ACTIONS).float(), one_hot(opp_action, rules.NUM_ACTIONS).float(),
+                      draw_features(draws), matchup_features(obs, action, opp_action, draws)], dim=1)
+
+
+_SPECIES = rules.NUM_SPECIES
+_ATTACKS = _SPECIES * rules.MOVES_PER_CREATURE * _SPECIES  # (attacker species, move slot, defender species)
+MATCHUP_FEATURES = 2 * (2 * _ATTACKS + _SPECIES + rules.TEAM_SIZE + 1)
+
+
+def matchup_features(obs: torch.Tensor, action: torch.Tensor, opp_action: torch.Tensor,
+                     draws: torch.Tensor) -> torch.Tensor:
+    """float32[B, MATCHUP_FEATURES]: the observation, actions and draws crossed so that what a turn does is
+    close to linear in them (an MLP over the raw one-hots has to learn these products itself, and learnt
+    them to ~2 HP a slot, too coarse for the rollout gates). For side 0 then side 1, with its fighter the
+    creature in play once switches are made (a switch's target, else the active one):
+    - which attack it made: one-hot over (its fighter's species, move slot, the foe's fighter's species),
+      set only on a hit; and the same one-hot times the hit's roll scaled to [0, 1];
+    - its fighter's species one-hot when it passed (what a pass heals depends on it);
+    - its fighter's team slot one-hot (where the foe's damage lands) and its HP / 100 (what the foe's
+      damage is capped at: a KO is damage reaching it).
+    Everything comes from the inputs; no rules table (power, stats, effects) is read."""
+    slots = obs[:, : HP_SLOTS * rules.SLOT_SIZE].reshape(-1, HP_SLOTS, rules.SLOT_SIZE)
+    one_hot = nn.functional.one_hot
+    fighter_species, fighter_slot, fighter_hp = [], [], []
+    for side, act in enumerate((action, opp_action)):
+        team = slots[:, side * rules.TEAM_SIZE: (side + 1) * rules.TEAM_SIZE]
+        slot = torch.where(act >= rules.SWITCH, act - rules.SWITCH, team[:, :, 2].argmax(dim=1))
+        fighter = team[torch.arange(len(obs)), slot]
+        fighter_slot.append(slot)
+        fighter_species.append(fighter[:, 3:].argmax(dim=1))
+        fighter_hp.append(fighter[:, :1])
+    columns = []
+    for side, act in enumerate((action, opp_action)):
+        roll = draws[:, _ROLL + side]
+        hit = ((roll != rules.NO_DRAW) & (act < rules.PASS)).float().unsqueeze(1)
+        move_slot = act.clamp(max=rules.MOVES_PER_CREATURE - 1)
+        attack = (fighter_species[side] * rules.MOVES_PER_CREATURE + move_slot) * _SPECIES + fighter_species[1 - side]
+        attack_hit = one_hot(attack, _ATTACKS).float() * hit
+        roll_scaled = ((roll - rules.PARAMS.roll_min).float() / (rules.PARAMS.roll_range - 1)).unsqueeze(1)
+        passed = (act == rules.PASS).float().unsqueeze(1)
+        columns += [attack_hit, attack_hit * roll_scaled, one_hot(fighter_species[side], _SPECIES).float() * passed,
+                    one_hot(fighter_slot[side], rules.TEAM_SIZE).float(), fighter_hp[side]]
+    return torch.cat(columns, dim=1)
+
+
+def draw_features(draws: torch.Tensor) -> torch.Tensor:
+    """float32[B, DRAW_FEATURES] of the turn's draws int[B, 5] (rules.DRAWS, NO_DRAW where none was made):
+    for side 0's attack then side 1's, whether it drew for accuracy (it attacked while able to), whether it
+    hit (a roll was drawn) and its roll scaled to [0, 1] (0 without a hit); then the speed tie's draw one-hot
+    (side 0 first, side 1 first; both 0 when there was no tie). The accuracy draw's value is left out: a turn
+    depends on it only through hit or miss, which the roll's presence says."""
+    columns = []
+    roll_span = float(rules.PARAMS.roll_range - 1)
+    for side in (0, 1):
+        accuracy, roll = draws[:, _ACCURACY + side], draws[:, _ROLL + side]
+        hit = roll != rules.NO_DRAW
+        columns += [(accuracy != rules.NO_DRAW).float(), hit.float(),
+                    torch.where(hit, (roll - rules.PARAMS.roll_min).float() / roll_span, 0.0)]
+    first = draws[:, _FIRST]
+    columns += [(first == 0).float(), (first == 1).float()]
+    return torch.stack(columns, dim=1)
 
 
 @dataclass(frozen=True)

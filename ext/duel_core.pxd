@@ -18,6 +18,10 @@ cdef enum:
     OBS_SIZE = 62
     OBS_TURN = 54
     OBS_LAST_ACTION = 55
+    NUM_DRAWS = 5               # envs.duel.rules.DRAWS: accuracy draw a side, roll a side, the speed tie
+    DRAW_ROLL = 2               # draws[DRAW_ROLL + side]
+    DRAW_FIRST = 4
+    NO_DRAW = -1
 
 
 # The rules numbers, copied once from envs.duel.rules.core_tables(); shared by every game of a core.
@@ -55,4 +59,5 @@ cdef struct Game:
     int8_t over
     int8_t winner               # 0, 1, -1 = draw (valid once over)
     uint8_t legal               # side 0's legal actions (bit a = action a); 0 when over
+    int8_t draws[NUM_DRAWS]     # the last turn's random draws (rules.DRAWS), NO_DRAW where none was made
     double episode_return

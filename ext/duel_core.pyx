@@ -40,6 +40,7 @@ MOVE_KEYS = ("move_type", "move_power", "move_accuracy")
 SCALAR_KEYS = ("max_turns", "pass_heal_divisor", "roll_min", "roll_range", "damage_divisor", "shaping_divisor",
                "hp_scale")
 TABLE_KEYS = (*SPECIES_KEYS, "species_moves", *MOVE_KEYS, "effect", *SCALAR_KEYS)
+TURN_DRAWS = NUM_DRAWS  # the width of `turn_draws` (len(envs.duel.rules.DRAWS))
 cdef enum:
     PLAYER_RANDOM = 0
     PLAYER_GREEDY = 1
@@ -222,12 +223,15 @@ cdef void attack(const Tables* t, Game* g, int side, int slot, int* hp_lost) noe
     cdef int attacker = me.species[me.active]
     cdef int defender = foe.species[foe.active]
     cdef int move = t.species_moves[attacker][slot]
-    cdef int roll, damage
+    cdef int roll, damage, accuracy
     if me.hp[me.active] <= 0:  # KO earlier this turn
         return
-    if <int>rng_below(&g.rng, 100) >= t.move_accuracy[move]:
+    accuracy = <int>rng_below(&g.rng, 100)
+    g.draws[side] = <int8_t>accuracy
+    if accuracy >= t.move_accuracy[move]:
         return
     roll = t.roll_min + <int>rng_below(&g.rng, t.roll_range)
+    g.draws[DRAW_ROLL + side] = <int8_t>roll
     damage = <int>((<int64_t>t.move_power[move] * t.species_attack[attacker]
                     * t.effect[t.move_type[move]][t.species_type[defender]] * roll)
                    // (<int64_t>t.species_defence[defender] * t.damage_divisor))
@@ -249,6 +253,8 @@ cdef float play_turn(const Tables* t, Game* g, int a0, int a1, int shaping) noex
     actions[1] = a1
     hp_lost[0] = 0
     hp_lost[1] = 0
+    for side in range(NUM_DRAWS):
+        g.draws[side] = NO_DRAW
     for side in range(2):
         if actions[side] >= SWITCH:
             g.sides[side].active = actions[side] - SWITCH
@@ -257,6 +263,7 @@ cdef float play_turn(const Tables* t, Game* g, int a0, int a1, int shaping) noex
         speed1 = t.species_speed[g.sides[1].species[g.sides[1].active]]
         if speed0 == speed1:
             first = <int>rng_below(&g.rng, 2)
+            g.draws[DRAW_FIRST] = <int8_t>first
         else:
             first = 0 if speed0 > speed1 else 1
         attack(t, g, first, actions[first], hp_lost)
@@ -312,7 +319,9 @@ cdef class DuelCore:
 
     Per-game stats of the last finished episode (read them for the games that ended in a step):
     `episode_return` float64[N], `episode_length` int32[N] (turns), `winner` int8[N] (0, 1, -1 = draw),
-    `alive` int8[N, 2] (creatures not KO per side). `enemy_turn_ns`: nanoseconds spent in the scripted
+    `alive` int8[N, 2] (creatures not KO per side). `turn_draws` int8[N, 5]: each game's random draws in
+    the last step's turn (envs.duel.rules.DRAWS: accuracy draw and roll a side, the speed tie; -1 where
+    none was made), for datasets whose world model reads a turn's luck. `enemy_turn_ns`: nanoseconds spent in the scripted
     side's choices since construction, C monotonic clock.
     """
 
@@ -321,7 +330,7 @@ cdef class DuelCore:
     cdef readonly int num_games
     cdef readonly str opponent
     cdef readonly bint auto_reset
-    cdef readonly object episode_return, episode_length, winner, alive
+    cdef readonly object episode_return, episode_length, winner, alive, turn_draws
     cdef int opponent_id
     cdef int shaping_id
     cdef readonly str shaping
@@ -337,6 +346,7 @@ cdef class DuelCore:
     cdef int32_t[::1] episode_length_view
     cdef int8_t[::1] winner_view
     cdef int8_t[:, ::1] alive_view
+    cdef int8_t[:, ::1] turn_draws_view
 
     def __cinit__(self):
         self.games = NULL
@@ -362,6 +372,8 @@ cdef class DuelCore:
         self.episode_length_view = self.episode_length
         self.winner_view = self.winner
         self.alive_view = self.alive
+        self.turn_draws = np.full((num_games, NUM_DRAWS), NO_DRAW, np.int8)
+        self.turn_draws_view = self.turn_draws
         self.opponent_actions = np.zeros(num_games, np.int32)
         self.games = <Game*>allocated(num_games, sizeof(Game))
         self.reset(np.arange(num_games, dtype=np.uint64))
@@ -405,7 +417,7 @@ cdef class DuelCore:
                 out_view[i] = -1 if self.games[i].over else choose(&self.tables, &self.games[i], 0, player_id)
 
     cdef int _step(self, const int64_t[::1] actions) noexcept nogil:
-        cdef int i
+        cdef int i, d
         cdef int64_t action
         cdef Game* g
         cdef uint64_t started
@@ -421,6 +433,8 @@ cdef class DuelCore:
             g = &self.games[i]
             self.rewards[i] = play_turn(&self.tables, g, <int>actions[i], self.opponent_actions[i],
                                         self.shaping_id)
+            for d in range(NUM_DRAWS):
+                self.turn_draws_view[i, d] = g.draws[d]
             g.episode_return += self.rewards[i]
             self.terminated[i] = g.over
             self.truncated[i] = 0

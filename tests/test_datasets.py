@@ -146,7 +146,8 @@ def test_a_line_that_is_not_a_transition_is_named(data_dir: Path) -> None:
 def test_show_prints_counts_split_and_cache(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["data", "show", str(data_dir)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith(f"dataset {data_dir}: duel, players sensible,random, seed 3, schema version 1")
+    assert out[0].startswith(f"dataset {data_dir}: duel, players sensible,random, seed 3, "
+                             f"schema version {datasets.SCHEMA_VERSION}")
     assert out[-2].startswith("split by game_id (seed 3, val share 0.1): train ")
     assert out[-1] == "cache train=hit val=hit"
     (data_dir / datasets.CACHE_NAME / "val" / "manifest.json").unlink()
@@ -176,7 +177,7 @@ def fake_meta(path: Path, **changes: object) -> Path:
 @pytest.mark.parametrize(("argv", "message"), [
     (["data", "show", "{tmp}/missing"], "data folder {tmp}/missing does not exist"),
     (["data", "show", "{tmp}/empty"], "data folder {tmp}/empty is empty"),
-    (["data", "show", "{tmp}/v2"], "{tmp}/v2 is a dataset of schema version 2; expected 1"),
+    (["data", "show", "{tmp}/v1"], "{tmp}/v1 is a dataset of schema version 1; expected 2"),
     (["data", "show", "{tmp}/other"], "{tmp}/other is a dataset of 'skirmish'; expected one of duel"),
     (["data", "show", "{tmp}/nolines"], "{tmp}/nolines/transitions.jsonl holds no transition"),
     (["data", "gen", "--env", "skirmish", "--players", "random,random", "--transitions", "10", "--out", "{tmp}/g"],
@@ -187,8 +188,8 @@ def fake_meta(path: Path, **changes: object) -> Path:
      "--players 'random,nobody': expected two of"),
     (["data", "gen", "--env", "duel", "--players", "random,random", "--transitions", "lots", "--out", "{tmp}/g"],
      "--transitions 'lots': expected a positive whole number"),
-    (["data", "gen", "--env", "duel", "--players", "random,random", "--transitions", "10", "--out", "{tmp}/v2"],
-     "{tmp}/v2 already exists and is not an empty folder"),
+    (["data", "gen", "--env", "duel", "--players", "random,random", "--transitions", "10", "--out", "{tmp}/v1"],
+     "{tmp}/v1 already exists and is not an empty folder"),
     (["data", "gen", "--env", "duel", "--players", "random,random", "--transitions", "10", "--out", "{tmp}/g",
       "--seed", "-1"], "--seed -1: expected 0 <= seed <= 2**64 - games"),
     (["data", "gen", "--env", "duel", "--players", "random,random", "--transitions", "10", "--out", "{tmp}/g",
@@ -198,7 +199,7 @@ def fake_meta(path: Path, **changes: object) -> Path:
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str],
                                           message: str) -> None:
     (tmp_path / "empty").mkdir()
-    fake_meta(tmp_path / "v2", schema_version=2)
+    fake_meta(tmp_path / "v1", schema_version=1)  # before the turn's draws were recorded
     fake_meta(tmp_path / "other", game="skirmish")
     fake_meta(tmp_path / "nolines", split_seed=0, val_fraction=0.1)
     assert main([a.format(tmp=tmp_path) for a in argv]) == 2

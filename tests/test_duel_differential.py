@@ -1,8 +1,8 @@
 """The Cython core (ext/duel_core) against the pure-Python reference (envs/duel/rules.py), step for step:
-observations, masks, rewards, terminated/truncated, end info and the generator state after every step
-(so every draw and its order match), over many games and several episodes per game (auto-reset's
-stream continuation), for every scripted player; the scripted agent side (`choose`, dataset
-generation) too; and the one-game backend through the gym env."""
+observations, masks, rewards, terminated/truncated, end info, each turn's recorded draws (accuracy, roll,
+speed tie) and the generator state after every step (so every draw and its order match), over many
+games and several episodes per game (auto-reset's stream continuation), for every scripted player; the
+scripted agent side (`choose`, dataset generation) too; and the one-game backend through the gym env."""
 
 from __future__ import annotations
 
@@ -61,6 +61,7 @@ def play_both(num_games: int, episodes_per_game: int, first_seed: int, opponent:
             if agent is not None:
                 assert ref.choose(0, agent) == actions[i], f"scripted agent of game {i}"
             result = ref.play_turn((int(actions[i]), ref.choose(1, opponent)))
+            assert result.draws == core.turn_draws[i].tolist(), f"the turn's draws in game {i}"
             assert ref.reward(result, shaping) == b.rewards[i]
             assert (ref.over, False) == (bool(b.terminated[i]), bool(b.truncated[i]))
             if ref.over:
@@ -126,6 +127,7 @@ def test_gym_env_on_core_matches_reference_with_reseeds(opponent: str) -> None:
 def test_core_vocabulary_matches_rules() -> None:
     assert duel_core.OPPONENTS == rules.OPPONENTS and duel_core.SHAPINGS == rules.SHAPINGS
     assert set(duel_core.TABLE_KEYS) == set(rules.core_tables())
+    assert len(rules.DRAWS) == duel_core.TURN_DRAWS
 
 
 def test_the_core_plays_by_the_tables_it_is_given() -> None:

@@ -15,7 +15,7 @@ from engine.arena import eval_row, evaluate_subject
 from engine.errors import UsageError
 from engine.evaluate import sb3_chooser
 from engine.matches import MatchResult, paired_deals, play_match
-from engine.players import NeuralPlayer, parse_player, parse_subject
+from engine.players import NeuralPlayer, action_scores, parse_player, parse_subject
 from envs.beastybar import rules
 from envs.rng import Rng
 from tests.eval_fixtures import write_bots, write_ppo_checkpoint
@@ -164,7 +164,7 @@ def test_masked_argmax_is_legal_and_counts_raw_illegal_choices(checkpoint: Path)
     masks = np.zeros((3, rules.NUM_ACTIONS), np.bool_)
     masks[:, 5] = True
     assert net.choose_batch(obs, masks).tolist() == [5, 5, 5]
-    raw = int(net._scores(__import__("torch").zeros(1, rules.OBS_SIZE)).argmax())
+    raw = int(action_scores(net.network, __import__("torch").zeros(1, rules.OBS_SIZE)).argmax())
     assert net.raw_illegal == (0 if raw == 5 else 3) and net.decisions == 3
 
 

@@ -20,7 +20,9 @@ from engine import datasets
 from engine.errors import UsageError
 from engine.profiles import ResolvedConfig, Setting, resolve
 from engine.worldmodel import (
+    DRAW_FEATURES,
     HP_SCALE,
+    MATCHUP_FEATURES,
     RECORDED_TOTAL,
     EarlyStopping,
     LossWeights,
@@ -29,8 +31,10 @@ from engine.worldmodel import (
     WorldModel,
     budget_epochs,
     check_resume,
+    draw_features,
     epoch_order,
     lr_for,
+    matchup_features,
     minibatches,
     plateau_scheduler,
     sqrt_rule,
@@ -166,15 +170,50 @@ def test_split_preloaded_as_tensors(data_dir: Path) -> None:
     dataset = datasets.load(data_dir)
     train = Tensors.from_columns(dataset.train.columns)
     columns = dataset.train.columns
-    assert train.x.shape == (len(dataset.train), rules.OBS_SIZE + 2 * rules.NUM_ACTIONS)
+    assert train.x.shape == (len(dataset.train), rules.OBS_SIZE + 2 * rules.NUM_ACTIONS + DRAW_FEATURES
+                             + MATCHUP_FEATURES)
     row = 5
     assert torch.equal(train.x[row, : rules.OBS_SIZE], torch.from_numpy(np.array(columns["obs"][row])))
     assert train.x[row, rules.OBS_SIZE + int(columns["action"][row])] == 1.0
     assert train.x[row, rules.OBS_SIZE + rules.NUM_ACTIONS + int(columns["opp_action"][row])] == 1.0
     assert train.hp[row].tolist() == pytest.approx((columns["hp_delta"][row] / HP_SCALE).tolist())
+    assert torch.equal(train.x[:, rules.OBS_SIZE + 2 * rules.NUM_ACTIONS:][:, :DRAW_FEATURES],
+                       draw_features(torch.from_numpy(np.array(columns["draws"], dtype=np.int64))))
     assert all(t.is_contiguous() or t.dim() == 1 for t in (train.x, train.hp, train.ko))
     out = WorldModel(rules.OBS_SIZE, rules.NUM_ACTIONS, [8])(train.x[:3])
     assert [tuple(o.shape) for o in out] == [(3, 6), (3, 6), (3,), (3,)]
+
+
+def test_draw_features_by_hand() -> None:
+    """Side 0 hit with roll 92, side 1 missed (drew 80 for accuracy); side 1 won the speed tie. Then a turn
+    without an attack: no draws at all."""
+    draws = torch.tensor([[40, 80, 92, rules.NO_DRAW, 1], [rules.NO_DRAW] * 5])
+    assert draw_features(draws).tolist() == [[1.0, 1.0, pytest.approx(7 / 15), 1.0, 0.0, 0.0, 0.0, 1.0],
+                                             [0.0] * DRAW_FEATURES]
+
+
+def test_matchup_features_by_hand() -> None:
+    """Side 0 attacks with move slot 1 and hits (roll 97); side 1 switches to its slot 2, which becomes the
+    defender; side 1 made no attack, so its attack one-hots are empty."""
+    from envs.rng import Rng
+
+    game = rules.DuelGame(Rng(5))
+    obs = torch.from_numpy(game.observation()[None])
+    mine, theirs = game.sides[0].team[0].species, game.sides[1].team[2].species
+    draws = torch.tensor([[10, rules.NO_DRAW, 97, rules.NO_DRAW, rules.NO_DRAW]])
+    got = matchup_features(obs, torch.tensor([1]), torch.tensor([rules.SWITCH + 2]), draws)[0]
+    attacks = rules.NUM_SPECIES * rules.MOVES_PER_CREATURE * rules.NUM_SPECIES
+    side = 2 * attacks + rules.NUM_SPECIES + rules.TEAM_SIZE + 1
+    assert tuple(got.shape) == (2 * side,) == (MATCHUP_FEATURES,)
+    hit = (mine * rules.MOVES_PER_CREATURE + 1) * rules.NUM_SPECIES + theirs
+    assert got[:attacks].nonzero().flatten().tolist() == [hit]
+    assert got[attacks + hit].item() == pytest.approx(12 / 15) and got[attacks: 2 * attacks].count_nonzero() == 1
+    assert got[2 * attacks: 2 * attacks + rules.NUM_SPECIES].count_nonzero() == 0  # no pass
+    assert got[side - 4: side - 1].tolist() == [1.0, 0.0, 0.0]  # side 0 fights with slot 0
+    assert got[side - 1].item() == pytest.approx(game.sides[0].team[0].hp / 100)
+    assert got[side: side + 2 * attacks].count_nonzero() == 0  # side 1 did not attack
+    assert got[2 * side - 4: 2 * side - 1].tolist() == [0.0, 0.0, 1.0]  # side 1 switched to slot 2
+    assert got[2 * side - 1].item() == pytest.approx(game.sides[1].team[2].hp / 100)
 
 
 def test_epoch_order_is_fixed_by_seed_and_epoch_and_minibatches_cover_it() -> None:
@@ -187,8 +226,19 @@ def test_epoch_order_is_fixed_by_seed_and_epoch_and_minibatches_cover_it() -> No
 
 
 def test_check_resume_refuses_another_trainers_checkpoint() -> None:
-    with pytest.raises(UsageError, match=r"not a trainctl\.worldmodel/1 checkpoint"):
+    with pytest.raises(UsageError, match=r"not a trainctl\.worldmodel/2 checkpoint"):
         check_resume({"step": 1, "format": "trainctl.ppo/1"})
+
+
+def test_check_resume_refuses_a_model_from_before_the_draws() -> None:
+    """A version-1 checkpoint's model read no draws (its first layer is narrower): its format says so."""
+    model = WorldModel(rules.OBS_SIZE, rules.NUM_ACTIONS, [8])
+    state = {"format": "trainctl.worldmodel/1", "env": "duel", "net_arch": [8], "obs_size": rules.OBS_SIZE,
+             "num_actions": rules.NUM_ACTIONS, "model": model.state_dict(), "optimizer": {}, "scheduler": {},
+             "epoch": 0, "batch_in_epoch": 0, "samples": 0, "best_val_total": 1.0, "bad_epochs": 0,
+             "data_sha256": "", "rng_torch": torch.get_rng_state()}
+    with pytest.raises(UsageError, match=r"format 'trainctl\.worldmodel/1' is not 'trainctl\.worldmodel/2'"):
+        check_resume(state)
 
 
 # -- bad input --------------------------------------------------------------------------------------------
@@ -206,7 +256,8 @@ def test_bad_input_is_one_line_and_starts_nothing(args: list[str], message: str,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "empty").mkdir()
     (tmp_path / "other").mkdir()
-    (tmp_path / "other" / "dataset.json").write_text(json.dumps({"schema_version": 1, "game": "beastybar"}))
+    (tmp_path / "other" / "dataset.json").write_text(json.dumps({"schema_version": datasets.SCHEMA_VERSION,
+                                                                  "game": "beastybar"}))
     (tmp_path / "other" / datasets.SOURCE_NAME).write_text("")
     folders = {"missing": tmp_path / "missing", "empty": tmp_path / "empty", "other": tmp_path / "other",
                "data": data_dir}

@@ -15,9 +15,21 @@ import torch
 from cli.main import main
 from engine.checkpoint import save_checkpoint
 from engine.datasets import hp_and_alive
+from engine.onnx_export import exportable, to_onnx
 from engine.runstore import RunDir
-from engine.wm_bench import Prediction, Predictor, Turn, failing_gates, play_games, replay, report
-from engine.worldmodel import STATE_FORMAT, WorldModel
+from engine.wm_bench import (
+    ModelPredictor,
+    Prediction,
+    Predictor,
+    Turn,
+    failing_gates,
+    onnx_network,
+    play_games,
+    replay,
+    report,
+    torch_network,
+)
+from engine.worldmodel import STATE_FORMAT, WorldModel, model_from_checkpoint
 from envs.duel import rules
 
 
@@ -35,9 +47,9 @@ def oracle(games: Sequence[Sequence[Turn]], first_turn_hp_error: float = 0.0, ko
     turns: Iterator[tuple[int, Turn]] = ((i, t) for game in games for i, t in enumerate(game))
     exact = first_turn_hp_error == 0.0 and ko
 
-    def predict(obs: np.ndarray, action: int, opp_action: int) -> Prediction:
+    def predict(obs: np.ndarray, action: int, opp_action: int, draws: np.ndarray) -> Prediction:
         number, turn = next(turns)
-        assert (action, opp_action) == (turn.action, turn.opp_action)
+        assert (action, opp_action) == (turn.action, turn.opp_action) and np.array_equal(draws, turn.draws)
         if exact:
             assert np.array_equal(obs, turn.obs)
         hp, alive = hp_and_alive(turn.obs)
@@ -85,9 +97,10 @@ def test_an_hp_error_carries_over_until_the_creature_is_ko(games: list[list[Turn
     assert metrics["ko_miss_rate"] == 0.0 and metrics["done_f1"] == 1.0
 
 
-def worldmodel_state() -> dict[str, object]:
-    model = WorldModel(rules.OBS_SIZE, rules.NUM_ACTIONS, [16])
-    return {"format": STATE_FORMAT, "env": "duel", "net_arch": [16], "obs_size": rules.OBS_SIZE,
+def worldmodel_state(hidden: Sequence[int] = (16,), seed: int = 0) -> dict[str, object]:
+    torch.manual_seed(seed)
+    model = WorldModel(rules.OBS_SIZE, rules.NUM_ACTIONS, list(hidden))
+    return {"format": STATE_FORMAT, "env": "duel", "net_arch": list(hidden), "obs_size": rules.OBS_SIZE,
             "num_actions": rules.NUM_ACTIONS, "model": model.state_dict(), "optimizer": {}, "scheduler": {},
             "epoch": 0, "batch_in_epoch": 0, "samples": 0, "best_val_total": 1.0, "bad_epochs": 0,
             "data_sha256": "", "rng_torch": torch.get_rng_state()}
@@ -110,5 +123,30 @@ def test_the_command_refuses_a_checkpoint_that_is_not_a_world_model(tmp_path: Pa
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     path = save_checkpoint(tmp_path, 1, {"step": 1, "format": "trainctl.ppo/1"})
     assert main(["wm-bench", str(path)]) == 2
-    assert "not a trainctl.worldmodel/1 checkpoint" in capsys.readouterr().err
+    assert f"not a {STATE_FORMAT} checkpoint" in capsys.readouterr().err
     assert main(["wm-bench", str(path), "--players", "sensible"]) == 2
+
+
+def test_torch_and_onnx_backends_give_the_same_metrics_and_verdict(games: list[list[Turn]]) -> None:
+    """The ONNX export run by onnxruntime replays the games as the torch model does: the same metrics (to
+    float tolerance: a rounding of a predicted HP could differ only on a tie at 1e-6) and the same verdict."""
+    state = worldmodel_state(hidden=(32, 32), seed=3)
+    by_torch = replay(games, ModelPredictor(torch_network(model_from_checkpoint(state))))
+    by_onnx = replay(games, ModelPredictor(onnx_network(to_onnx(exportable({**state, "step": 1})))))
+    assert by_onnx == pytest.approx(by_torch, abs=1e-4)
+    assert failing_gates(by_onnx) == failing_gates(by_torch)
+
+
+def test_the_command_runs_the_onnx_backend_and_records_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = RunDir.create(tmp_path, "20260101T000000_worldmodel_duel_balance", {"kind": "trainer"})
+    path = save_checkpoint(run.path / "best", 1, {**worldmodel_state(), "step": 1})
+    verdicts = []
+    for backend in ("torch", "onnx"):
+        assert main(["wm-bench", str(path), "--games", "3", "--seed", "1", "--backend", backend]) == 1
+        out = capsys.readouterr().out
+        assert f"backend {backend}" in out
+        assert ("parity vs onnxruntime on 1,000 inputs" in out) == (backend == "onnx")
+        verdicts.append(next(line for line in out.splitlines() if line.startswith("NO-GO: ")))
+    events = [json.loads(line) for line in run.events_path.read_text().splitlines()]
+    assert [e["backend"] for e in events] == ["torch", "onnx"] and verdicts[0] == verdicts[1]
+    assert events[1]["metrics"] == pytest.approx(events[0]["metrics"], abs=1e-4)

@@ -71,7 +71,7 @@ def test_a_tiny_run_writes_metrics_perf_checkpoints_best_and_resumes_for_more(da
     worldmodel.check_resume(state)
     assert state["step"] == table["step"] and state["best_val_total"] == pytest.approx(best_total)
     model = worldmodel.model_from_checkpoint(state)
-    assert model(torch.zeros(2, state["obs_size"] + 2 * state["num_actions"]))[0].shape == (2, 6)
+    assert model(torch.zeros(2, model.input_width))[0].shape == (2, 6)
 
     more = subprocess.run([sys.executable, "-m", "cli.main", "run", "--resume", run.run_id, "--steps",
                            str(4 * train_rows), "--runs-dir", str(runs)], cwd=PROJECT, capture_output=True, text=True,

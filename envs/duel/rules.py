@@ -104,6 +104,12 @@ OBS_SIZE = 2 * TEAM_SIZE * SLOT_SIZE + 1 + NUM_ACTIONS
 OBS_TURN = 2 * TEAM_SIZE * SLOT_SIZE
 OBS_LAST_ACTION = OBS_TURN + 1
 
+DRAWS = ("accuracy_0", "accuracy_1", "roll_0", "roll_1", "first")
+"""A turn's random draws as the turn used them, NO_DRAW where it made none: the accuracy draw (0-99) and
+the damage roll (85-100, in percent: a hit's) of side 0's attack and of side 1's, and the speed tie's draw
+(0 = side 0 first). A world model reads them to tell the turn's luck from its rules."""
+NO_DRAW = -1
+
 OPPONENTS = ("random", "greedy", "sensible")
 """Scripted players (of either side); the index is the id the core uses."""
 SHAPINGS = ("hp", "none")
@@ -239,9 +245,11 @@ PLAYERS: dict[str, Callable[[Side, Side, Rng], int]] = {
 
 @dataclass
 class TurnResult:
-    """What one turn did: HP lost per side (damage only), the winner once over (0, 1, -1 draw)."""
+    """What one turn did: HP lost per side (damage only), the winner once over (0, 1, -1 draw), and the
+    random draws it made (`DRAWS` order, NO_DRAW for those it did not make)."""
 
     hp_lost: list[int] = field(default_factory=lambda: [0, 0])
+    draws: list[int] = field(default_factory=lambda: [NO_DRAW] * len(DRAWS))
     over: bool = False
     winner: int = -1
 
@@ -280,15 +288,19 @@ class DuelGame:
         if len(attackers) == 2:
             speeds = [self.sides[side].fighter.stats.speed for side in (0, 1)]
             # the faster first; a tie is one draw (0 = side 0 first), made only on a tie
-            first = self.rng.below(2) if speeds[0] == speeds[1] else (0 if speeds[0] > speeds[1] else 1)
+            if speeds[0] == speeds[1]:
+                first = result.draws[DRAWS.index("first")] = self.rng.below(2)
+            else:
+                first = 0 if speeds[0] > speeds[1] else 1
             attackers = [first, 1 - first]
         for side in attackers:
             attacker, defender = self.sides[side].fighter, self.sides[1 - side].fighter
             if not attacker.alive:  # KO earlier this turn
                 continue
             move = MOVES[attacker.stats.moves[actions[side]]]
-            if self.rng.below(100) < move.accuracy:
-                roll = PARAMS.roll_min + self.rng.below(PARAMS.roll_range)
+            accuracy = result.draws[side] = self.rng.below(100)
+            if accuracy < move.accuracy:
+                roll = result.draws[2 + side] = PARAMS.roll_min + self.rng.below(PARAMS.roll_range)
                 lost = min(defender.hp, damage(attacker, move, defender, roll))
                 defender.hp -= lost
                 result.hp_lost[1 - side] += lost
