@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine import datasets
+from engine import datasets, distributed
 from engine.checkpoint import NETWORK_KEYS, check_checkpoint, checkpoint_name, list_checkpoints, save_checkpoint
 from engine.context import RunContext, setup_torch, versions
 from engine.errors import UsageError
@@ -217,38 +217,35 @@ def loss_sum(outputs: Sequence[torch.Tensor], batch: Tensors, weights: LossWeigh
     return per_row.sum()
 
 
+VAL_SUMS = ("rows", "loss", "pass_err", "pass_n", "attack_err", "attack_n", "ko_true", "ko_missed", "done_hit",
+            "done_loss", "reward_err")
+
+
 class ValTotals:
     """Sums over validation batches, for `metrics()`: HP errors in HP points on pass and attack turns, KO
-    misses, done hits and loss, reward error, the weighted loss."""
+    misses, done hits and loss, reward error, the weighted loss. Kept as one float64 tensor (`VAL_SUMS`),
+    read once at the end: no per-batch synchronisation, and a distributed job sums it in one all_reduce."""
 
-    def __init__(self) -> None:
-        self.sums: dict[str, float] = dict.fromkeys(
-            ("rows", "loss", "pass_err", "pass_n", "attack_err", "attack_n", "ko_true", "ko_missed", "done_hit",
-             "done_loss", "reward_err"), 0.0)
+    def __init__(self, device: torch.device | None = None) -> None:
+        self.sums = torch.zeros(len(VAL_SUMS), dtype=torch.float64, device=device)
 
     def add(self, outputs: Sequence[torch.Tensor], batch: Tensors, weights: LossWeights) -> None:
         hp, ko, done, reward = (o.float() for o in outputs)
         err = ((hp - batch.hp).abs() * HP_SCALE).mean(dim=1)
-        passed, attacked = batch.action == rules.PASS, batch.action < rules.PASS
+        passed, attacked = (batch.action == rules.PASS).float(), (batch.action < rules.PASS).float()
         true_ko = batch.ko > 0.5
-        s = self.sums
-        s["rows"] += len(batch)
-        s["loss"] += float(loss_sum(outputs, batch, weights))
-        s["pass_err"] += float(err[passed].sum())
-        s["pass_n"] += float(passed.sum())
-        s["attack_err"] += float(err[attacked].sum())
-        s["attack_n"] += float(attacked.sum())
-        s["ko_true"] += float(true_ko.sum())
-        s["ko_missed"] += float((true_ko & (ko < 0)).sum())
-        s["done_hit"] += float(((done > 0) == (batch.done > 0.5)).sum())
-        s["done_loss"] += float(nn.functional.binary_cross_entropy_with_logits(done, batch.done, reduction="sum"))
-        s["reward_err"] += float((reward - batch.reward).abs().sum())
+        parts = [torch.tensor(float(len(batch)), device=err.device), loss_sum(outputs, batch, weights),
+                 (err * passed).sum(), passed.sum(), (err * attacked).sum(), attacked.sum(), true_ko.sum(),
+                 (true_ko & (ko < 0)).sum(), ((done > 0) == (batch.done > 0.5)).sum(),
+                 nn.functional.binary_cross_entropy_with_logits(done, batch.done, reduction="sum"),
+                 (reward - batch.reward).abs().sum()]
+        self.sums += torch.stack([part.double() for part in parts])
 
     def metrics(self) -> dict[str, float]:
         """`val/pass_hp_mae`, `val/attack_hp_mae` (HP points per creature slot), `val/ko_miss_rate` (true KOs
         predicted not KO / true KOs; 0 with none), `val/done_acc`, `val/done_loss`, `val/reward_mae`,
         `val_total` (the training loss's mean over the split)."""
-        s = self.sums
+        s = dict(zip(VAL_SUMS, self.sums.tolist(), strict=True))
         rows = max(s["rows"], 1.0)
         return {"val/pass_hp_mae": s["pass_err"] / max(s["pass_n"], 1.0),
                 "val/attack_hp_mae": s["attack_err"] / max(s["attack_n"], 1.0),
@@ -259,16 +256,21 @@ class ValTotals:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, val: Tensors, weights: LossWeights, batch_size: int,
-             autocast: str | None = None) -> dict[str, float]:
-    """The validation metrics (`ValTotals.metrics`) of `model` over the whole split `val`."""
+             autocast: str | None = None, ranks: distributed.Ranks | None = None) -> dict[str, float]:
+    """The validation metrics (`ValTotals.metrics`) of `model` over the whole split `val`; in a distributed
+    job (`ranks`) each rank reads its contiguous share and the sums are added over the ranks."""
     was_training = model.training
     model.eval()
-    totals = ValTotals()
-    for start in range(0, len(val), batch_size):
-        batch = val.rows(slice(start, start + batch_size))
+    ranks = ranks if ranks is not None else distributed.Ranks()
+    first, end = len(val) * ranks.rank // ranks.world, len(val) * (ranks.rank + 1) // ranks.world
+    totals = ValTotals(val.x.device)
+    for start in range(first, end, batch_size):
+        batch = val.rows(slice(start, min(start + batch_size, end)))
         with bf16_autocast(autocast):
             outputs = model(batch.x)
         totals.add(outputs, batch, weights)
+    if ranks.distributed:
+        distributed.all_sum(totals.sums)
     model.train(was_training)
     return totals.metrics()
 
@@ -285,9 +287,13 @@ def minibatches(order: torch.Tensor, batch_size: int, first: int) -> Iterator[tu
 
 
 def gradient_step(model: nn.Module, optimizer: torch.optim.Optimizer, data: Tensors, index: torch.Tensor,
-                  weights: LossWeights, timer: PerfTimer, autocast: str | None = None) -> float:
-    """One gradient step on rows `index` of `data`, timed as the `data`, `forward`, `backward` and
-    `optimizer` phases; the loss summed over the rows (the step follows its mean)."""
+                  weights: LossWeights, timer: PerfTimer, autocast: str | None = None, step_rows: int | None = None,
+                  sync: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """One gradient step on rows `index` of `data`, timed as the `data`, `forward`, `backward`, `sync` and
+    `optimizer` phases; returns the loss summed over the rows (a tensor: reading it would wait for the step).
+    The step follows the loss's mean over `step_rows` (default: the rows of `index`). In a distributed job
+    a rank holds only its share of the step's rows, and `sync(loss)`, between the backward pass and the
+    optimizer, sums the gradients over the ranks and returns the loss summed over them."""
     with timer.phase("data"):
         batch = data.rows(index)
     with timer.phase("forward"), bf16_autocast(autocast):
@@ -295,10 +301,14 @@ def gradient_step(model: nn.Module, optimizer: torch.optim.Optimizer, data: Tens
     with timer.phase("backward"):
         loss = loss_sum(outputs, batch, weights)
         optimizer.zero_grad(set_to_none=True)
-        (loss / len(batch)).backward()
+        (loss / (step_rows or len(batch))).backward()
+        loss = loss.detach()
+    if sync is not None:
+        with timer.phase("sync"):
+            loss = sync(loss)
     with timer.phase("optimizer"):
         optimizer.step()
-    return float(loss.detach())
+    return loss
 
 
 # -- checkpoints ------------------------------------------------------------------------------------------
@@ -341,15 +351,24 @@ class BestKeeper:
 
 
 # -- the run ------------------------------------------------------------------------------------------------
+PHASES = ("data", "forward", "backward", "sync", "optimizer", "eval")  # this trainer's [PERF] phases
+
+
 class Trainer:
     """One world-model run: model, optimizer, scheduler, early stopping and the position in the epochs.
-    `fit()` trains until the epochs are done, early stopping or a stop request."""
+    `fit()` trains until the epochs are done, early stopping or a stop request.
+
+    In a distributed job (ctx.ranks, engine.distributed) every rank holds the same model and the whole
+    preloaded data, trains on its share of each global minibatch of `worldmodel.batch_size` rows, and sums
+    the step over the ranks; every rank therefore applies the same step, reads the same validation figures
+    and takes the same decisions (scheduler, early stopping, stop requests); rank 0 alone writes them."""
 
     def __init__(self, ctx: RunContext, train_data: Tensors, val_data: Tensors, device: torch.device,
                  autocast: str | None, data_sha256: str) -> None:
         cfg = ctx.cfg
         w = cfg.section("worldmodel")
         self.ctx, self.w, self.device, self.autocast = ctx, w, device, autocast
+        self.ranks = ctx.ranks
         self.train_data, self.val_data = train_data.to(device), val_data.to(device)
         self.weights = LossWeights.from_config(cfg)
         self.data_sha256 = data_sha256
@@ -363,8 +382,13 @@ class Trainer:
         self.epochs = budget_epochs(cfg, len(train_data))
         self.epoch = 0  # epochs completed
         self.batch_in_epoch = 0  # minibatches of the current epoch done
-        self.samples = 0  # training samples seen: the run's step
+        self.samples = 0  # training samples seen (by all ranks): the run's step
         self._last_perf = 0.0  # perf_counter() of the last perf event
+        # What the ranks agreed on in the last step's all_reduce (a distributed job): its rows, whether any
+        # rank was asked to stop, whether rank 0's perf window is due.
+        self._step_rows = 0
+        self._stop_agreed = False
+        self._perf_agreed = False
 
     @property
     def total_steps(self) -> int:
@@ -399,37 +423,66 @@ class Trainer:
         batch_size = int(self.w["batch_size"])
         while self.epoch < self.epochs and not self.early.stop:
             started, first_sample = time.perf_counter(), self.samples
-            loss_total, loss_rows = 0.0, 0
+            loss_total, loss_rows = torch.zeros((), dtype=torch.float64, device=self.device), 0
             order = epoch_order(ctx.cfg["run.seed"], self.epoch, len(self.train_data))
             for number, index in minibatches(order, batch_size, self.batch_in_epoch):
-                if ctx.stop:
+                if self._stop_requested():
                     ctx.save(self.samples, self.state())
                     return "stopped"
+                self._step_rows = len(index)
                 loss_total += self._step(index.to(self.device))
                 loss_rows += len(index)
-                self.batch_in_epoch, self.samples = number + 1, self.samples + len(index)
-                if timer.enabled and time.perf_counter() - self._last_perf >= ctx.cfg["log.every_seconds"]:
+                self.batch_in_epoch, self.samples = number + 1, self.samples + self._step_rows
+                if timer.enabled and self._perf_due():
                     self._perf()
-            self._end_epoch(time.perf_counter() - started, self.samples - first_sample, loss_total / max(loss_rows, 1))
+            self._end_epoch(time.perf_counter() - started, self.samples - first_sample,
+                            float(loss_total) / max(loss_rows, 1))
         if self.early.stop:
             ctx.log("info", f"early stopping after epoch {self.epoch}: no better val_total for "
                     f"{self.early.bad_epochs} epochs (best {self.early.best:.6g})", self.samples)
         ctx.save(self.samples, self.state())
         return "finished"
 
+    def _stop_requested(self) -> bool:
+        """A process alone reads its stop request; a distributed job what the last step agreed on."""
+        return self._stop_agreed if self.ranks.distributed else bool(self.ctx.stop)
+
+    def _perf_due_here(self) -> bool:
+        return time.perf_counter() - self._last_perf >= self.ctx.cfg["log.every_seconds"]
+
+    def _perf_due(self) -> bool:
+        """Rank 0's clock decides, so that every rank closes its perf window at the same step."""
+        return self._perf_agreed if self.ranks.distributed else self._perf_due_here()
+
     def _perf(self) -> None:
+        distributed.sum_phases(self.ctx.timer, PHASES, self.ranks)
         self.ctx.perf(self.samples, epoch=self.epoch)
         self._last_perf = time.perf_counter()
 
-    def _step(self, index: torch.Tensor) -> float:
-        """One gradient step on the training rows `index`; the loss summed over them."""
-        return gradient_step(self.model, self.optimizer, self.train_data, index, self.weights, self.ctx.timer,
-                             self.autocast)
+    def _step(self, index: torch.Tensor) -> torch.Tensor:
+        """One gradient step on the training rows `index` (a distributed job: this rank's share of them);
+        the loss summed over them."""
+        if not self.ranks.distributed:
+            return gradient_step(self.model, self.optimizer, self.train_data, index, self.weights, self.ctx.timer,
+                                 self.autocast)
+        mine = distributed.shard(index, self.ranks)
+        return gradient_step(self.model, self.optimizer, self.train_data, mine, self.weights, self.ctx.timer,
+                             self.autocast, step_rows=len(index), sync=lambda loss: self._sum_step(loss, len(mine)))
+
+    def _sum_step(self, loss: torch.Tensor, rows: int) -> torch.Tensor:
+        """Sum the gradients over the ranks, and with them the loss, the rows, the stop requests and rank 0's
+        perf clock (one all_reduce); returns the summed loss."""
+        perf_due = self.ranks.writes_run and self.ctx.timer.enabled and self._perf_due_here()
+        extras = torch.tensor([float(loss), rows, float(bool(self.ctx.stop)), float(perf_due)], dtype=torch.float32)
+        summed = distributed.sum_gradients(list(self.model.parameters()), extras).tolist()
+        self._step_rows, self._stop_agreed, self._perf_agreed = int(summed[1]), summed[2] > 0, summed[3] > 0
+        return torch.tensor(summed[0], dtype=torch.float64)
 
     def _end_epoch(self, seconds: float, samples: int, train_loss: float) -> None:
         ctx = self.ctx
         with ctx.timer.phase("eval"):
-            metrics = evaluate(self.model, self.val_data, self.weights, int(self.w["eval_batch_size"]), self.autocast)
+            metrics = evaluate(self.model, self.val_data, self.weights, int(self.w["eval_batch_size"]),
+                               self.autocast, self.ranks)
         self.epoch += 1
         self.batch_in_epoch = 0
         val_total = metrics["val_total"]
@@ -440,9 +493,11 @@ class Trainer:
                                    "train/lr": self.optimizer.param_groups[0]["lr"], **metrics})
         self._perf()
         if better:
-            path = self.best.keep(self.samples, self.epoch, metrics, self.state())
+            name = checkpoint_name(self.samples)
+            if self.ranks.writes_run:
+                self.best.keep(self.samples, self.epoch, metrics, self.state())
             ctx.log("info", f"epoch {self.epoch}: val_total {val_total:.6g}, the best so far: kept in "
-                    f"{BEST_FOLDER}/{path.name}", self.samples)
+                    f"{BEST_FOLDER}/{name}", self.samples)
         else:
             ctx.log("info", f"epoch {self.epoch}: val_total {val_total:.6g} (best {self.early.best:.6g}, "
                     f"{self.early.bad_epochs} epochs without better)", self.samples)
@@ -453,13 +508,15 @@ class Trainer:
 def record_data(ctx: RunContext, dataset: datasets.Dataset, total_steps: int) -> None:
     """Write what the run read into run.json: the data folder, its sha256, the splits' sizes, the cache
     state (`cache train=hit val=hit`), and the run's total of steps (epochs x training samples)."""
+    ctx.total_steps = total_steps
+    if not ctx.ranks.writes_run:
+        return
     info = ctx.run.read_config()
     info["data"] = {"dir": str(dataset.path), "source_sha256": dataset.source_sha256,
                     "train": len(dataset.train), "val": len(dataset.val), "cache": dataset.cache_line()}
     info["total_steps"] = total_steps
     info["config"]["run.total_steps"] = {"value": total_steps, "source": RECORDED_TOTAL}
     atomic_write_json(ctx.run.config_path, info)
-    ctx.total_steps = total_steps
 
 
 def train(ctx: RunContext, resume: dict[str, Any] | None) -> str:
@@ -467,6 +524,9 @@ def train(ctx: RunContext, resume: dict[str, Any] | None) -> str:
     cfg = ctx.cfg
     w = cfg.section("worldmodel")
     torch_setup = setup_torch(cfg)
+    device = distributed.device_for(ctx.ranks, torch_setup.device)
+    if ctx.ranks.distributed:  # first: a rank that fails from here on can tell rank 0 why
+        distributed.init(ctx.ranks, torch_setup.device)
     loaded = time.perf_counter()
     try:
         dataset = datasets.load(Path(cfg["data.dir"]), cfg["run.env"])
@@ -478,7 +538,7 @@ def train(ctx: RunContext, resume: dict[str, Any] | None) -> str:
         raise RuntimeError(f"{dataset.path}: a split is empty (train {len(train_data)}, val {len(val_data)}); "
                            "a world model needs at least two games")
     autocast = "cuda" if torch_setup.amp else None
-    trainer = Trainer(ctx, train_data, val_data, torch_setup.device, autocast, dataset.source_sha256)
+    trainer = Trainer(ctx, train_data, val_data, device, autocast, dataset.source_sha256)
     record_data(ctx, dataset, trainer.total_steps)
     if resume is not None:
         trainer.restore(resume)
@@ -493,6 +553,9 @@ def train(ctx: RunContext, resume: dict[str, Any] | None) -> str:
                   + (" (--steps on resume)" if cfg.source("run.total_steps").startswith(RESUME_TOTAL) else "")
                   + (f"; resuming at epoch {trainer.epoch} minibatch {trainer.batch_in_epoch}" if resume else ""),
         "batch": f"{w['batch_size']}, lr {trainer.lr_text}",
+        **({"processes": f"{ctx.ranks.world} ranks through torchrun ({'nccl' if device.type == 'cuda' else 'gloo'}), "
+                         f"each about {int(w['batch_size']) // ctx.ranks.world} rows of every minibatch; rank 0 "
+                         "writes the run"} if ctx.ranks.distributed else {}),
         "schedule": f"plateau on val_total (factor {w['plateau_factor']:g}, patience {w['plateau_patience']}), "
                     f"early stop patience {w['early_stop_patience'] or 'off'}",
         "loss": f"HP x pass {w['w_pass']:g} / attack {w['w_attack_hp']:g} / switch {w['w_switch_hp']:g}, "
