@@ -103,10 +103,12 @@ def close() -> None:
         dist.destroy_process_group()
 
 
-def shard(index: torch.Tensor, ranks: Ranks) -> torch.Tensor:
-    """This rank's rows of a global minibatch `index`: every `world`-th one from its rank on. Together the
-    ranks cover each minibatch exactly once, so the summed step is the one-process step on the same rows."""
-    return index[ranks.rank::ranks.world] if ranks.distributed else index
+def shard(rows: slice, ranks: Ranks) -> slice:
+    """This rank's contiguous part of a global minibatch's rows `rows` (a slice of the epoch's shuffled
+    data; the parts differ by one row at most). Together the ranks cover each minibatch exactly once, so the
+    summed step is the one-process step on the same rows."""
+    size = rows.stop - rows.start
+    return slice(rows.start + size * ranks.rank // ranks.world, rows.start + size * (ranks.rank + 1) // ranks.world)
 
 
 def all_sum(values: torch.Tensor) -> torch.Tensor:

@@ -11,9 +11,10 @@ steps/s is samples/s and the plots' x axis is samples seen; the budget is `world
 `--resume RUN --steps N`, enough epochs for N samples: `budget_epochs`), and the run's `total_steps`
 (run.json) becomes epochs x training samples once the data is loaded.
 
-Each epoch: minibatches of a permutation drawn from the seed and the epoch (so a resume continues the
-same epoch at the same minibatch), then the validation metrics, a metric event, the plateau scheduler and
-early stopping on `val_total`, the best model in best/ and a periodic checkpoint. The step size follows
+Each epoch: the training split gathered once in an order drawn from the seed and the epoch, its
+minibatches slices of that copy (so a resume continues the same epoch at the same minibatch), then the
+validation metrics, a metric event, the plateau scheduler and early stopping on `val_total`, the best
+model in best/ and a periodic checkpoint. The step size follows
 the square-root rule (`lr_for`). AMP (bf16 autocast) applies on CUDA only.
 
 Nothing here generates data or plays games.
@@ -132,7 +133,13 @@ class WorldModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         h = self.trunk(x)
-        return self.hp(h), self.ko(h), self.done(h).squeeze(-1), self.reward(h).squeeze(-1)
+        # The four heads as one product (their weights stacked): one matrix product forward and two backward
+        # instead of four and eight, the same figures (the heads stay four modules, as checkpoints hold them).
+        heads = (self.hp, self.ko, self.done, self.reward)
+        weight, bias = torch.cat([head.weight for head in heads]), torch.cat([head.bias for head in heads])
+        out = nn.functional.linear(h, weight, bias)
+        hp, ko, done, reward = out.split([HP_SLOTS, HP_SLOTS, 1, 1], dim=1)
+        return hp, ko, done.squeeze(-1), reward.squeeze(-1)
 
 
 @dataclass
@@ -280,13 +287,26 @@ def epoch_order(seed: int, epoch: int, rows: int) -> torch.Tensor:
     return torch.randperm(rows, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
 
 
-def minibatches(order: torch.Tensor, batch_size: int, first: int) -> Iterator[tuple[int, torch.Tensor]]:
-    """(minibatch number, row indices) of `order` from minibatch `first` on; the last one may be short."""
-    for number in range(first, math.ceil(len(order) / batch_size)):
-        yield number, order[number * batch_size: (number + 1) * batch_size]
+def make_optimizer(model: nn.Module, lr: float) -> torch.optim.Adam:
+    """Adam, fused (one kernel for all the parameters' updates instead of a few per parameter: the per-step
+    cost that a small batch pays most often)."""
+    return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
 
 
-def gradient_step(model: nn.Module, optimizer: torch.optim.Optimizer, data: Tensors, index: torch.Tensor,
+def shuffled(data: Tensors, seed: int, epoch: int) -> Tensors:
+    """The training split in `epoch`'s order (`epoch_order`), gathered once: each minibatch is then a
+    slice of it (a view), not a gather of its own; the copy lives for the epoch."""
+    return data.rows(epoch_order(seed, epoch, len(data)).to(data.x.device))
+
+
+def minibatches(rows: int, batch_size: int, first: int) -> Iterator[tuple[int, slice]]:
+    """(minibatch number, its rows) of an epoch of `rows` rows (in `shuffled` order) from minibatch `first`
+    on; the last one may be short."""
+    for number in range(first, math.ceil(rows / batch_size)):
+        yield number, slice(number * batch_size, min((number + 1) * batch_size, rows))
+
+
+def gradient_step(model: nn.Module, optimizer: torch.optim.Optimizer, data: Tensors, index: torch.Tensor | slice,
                   weights: LossWeights, timer: PerfTimer, autocast: str | None = None, step_rows: int | None = None,
                   sync: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """One gradient step on rows `index` of `data`, timed as the `data`, `forward`, `backward`, `sync` and
@@ -296,12 +316,13 @@ def gradient_step(model: nn.Module, optimizer: torch.optim.Optimizer, data: Tens
     optimizer, sums the gradients over the ranks and returns the loss summed over them."""
     with timer.phase("data"):
         batch = data.rows(index)
+        rows = len(batch)
     with timer.phase("forward"), bf16_autocast(autocast):
         outputs = model(batch.x)
     with timer.phase("backward"):
         loss = loss_sum(outputs, batch, weights)
         optimizer.zero_grad(set_to_none=True)
-        (loss / (step_rows or len(batch))).backward()
+        (loss / (step_rows or rows)).backward()
         loss = loss.detach()
     if sync is not None:
         with timer.phase("sync"):
@@ -375,7 +396,7 @@ class Trainer:
         torch.manual_seed(cfg["run.seed"])
         self.model = WorldModel(rules.OBS_SIZE, rules.NUM_ACTIONS, w["hidden"]).to(device)
         self.lr, self.lr_text = lr_for(cfg)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.lr)
+        self.optimizer = make_optimizer(self.model, self.lr)
         self.scheduler = plateau_scheduler(self.optimizer, float(w["plateau_factor"]), int(w["plateau_patience"]))
         self.early = EarlyStopping(int(w["early_stop_patience"]))
         self.best = BestKeeper(ctx.run.path / BEST_FOLDER)
@@ -387,6 +408,7 @@ class Trainer:
         # What the ranks agreed on in the last step's all_reduce (a distributed job): its rows, whether any
         # rank was asked to stop, whether rank 0's perf window is due.
         self._step_rows = 0
+        self._epoch_data = train_data  # the training split in the current epoch's order (`shuffled`)
         self._stop_agreed = False
         self._perf_agreed = False
 
@@ -424,14 +446,15 @@ class Trainer:
         while self.epoch < self.epochs and not self.early.stop:
             started, first_sample = time.perf_counter(), self.samples
             loss_total, loss_rows = torch.zeros((), dtype=torch.float64, device=self.device), 0
-            order = epoch_order(ctx.cfg["run.seed"], self.epoch, len(self.train_data))
-            for number, index in minibatches(order, batch_size, self.batch_in_epoch):
+            with timer.phase("data"):
+                self._epoch_data = shuffled(self.train_data, ctx.cfg["run.seed"], self.epoch)
+            for number, rows in minibatches(len(self.train_data), batch_size, self.batch_in_epoch):
                 if self._stop_requested():
                     ctx.save(self.samples, self.state())
                     return "stopped"
-                self._step_rows = len(index)
-                loss_total += self._step(index.to(self.device))
-                loss_rows += len(index)
+                self._step_rows = rows.stop - rows.start
+                loss_total += self._step(rows)
+                loss_rows += rows.stop - rows.start
                 self.batch_in_epoch, self.samples = number + 1, self.samples + self._step_rows
                 if timer.enabled and self._perf_due():
                     self._perf()
@@ -459,15 +482,16 @@ class Trainer:
         self.ctx.perf(self.samples, epoch=self.epoch)
         self._last_perf = time.perf_counter()
 
-    def _step(self, index: torch.Tensor) -> torch.Tensor:
-        """One gradient step on the training rows `index` (a distributed job: this rank's share of them);
-        the loss summed over them."""
+    def _step(self, rows: slice) -> torch.Tensor:
+        """One gradient step on the rows `rows` of the epoch's shuffled split (a distributed job: on this
+        rank's share of them); the loss summed over them."""
         if not self.ranks.distributed:
-            return gradient_step(self.model, self.optimizer, self.train_data, index, self.weights, self.ctx.timer,
+            return gradient_step(self.model, self.optimizer, self._epoch_data, rows, self.weights, self.ctx.timer,
                                  self.autocast)
-        mine = distributed.shard(index, self.ranks)
-        return gradient_step(self.model, self.optimizer, self.train_data, mine, self.weights, self.ctx.timer,
-                             self.autocast, step_rows=len(index), sync=lambda loss: self._sum_step(loss, len(mine)))
+        mine = distributed.shard(rows, self.ranks)
+        return gradient_step(self.model, self.optimizer, self._epoch_data, mine, self.weights, self.ctx.timer,
+                             self.autocast, step_rows=rows.stop - rows.start,
+                             sync=lambda loss: self._sum_step(loss, mine.stop - mine.start))
 
     def _sum_step(self, loss: torch.Tensor, rows: int) -> torch.Tensor:
         """Sum the gradients over the ranks, and with them the loss, the rows, the stop requests and rank 0's

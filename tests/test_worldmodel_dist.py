@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 from engine import datasets, distributed
 from engine.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
@@ -50,9 +49,9 @@ def test_ranks_come_from_torchruns_environment_and_shards_cover_a_minibatch_once
     assert (alone.rank, alone.world, alone.distributed, alone.writes_run) == (0, 1, False, True)
     second = distributed.Ranks.from_env({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"})
     assert (second.writes_run, second.records_status, second.distributed) == (False, False, True)
-    index = torch.arange(11)
-    shares = [distributed.shard(index, distributed.Ranks(r, 3, r)) for r in range(3)]
-    assert sorted(torch.cat(shares).tolist()) == list(range(11))
+    shares = [distributed.shard(slice(20, 31), distributed.Ranks(r, 3, r)) for r in range(3)]
+    assert [i for part in shares for i in range(part.start, part.stop)] == list(range(20, 31))
+    assert {part.stop - part.start for part in shares} == {3, 4}
 
 
 def test_a_run_of_many_processes_starts_torchrun_as_an_argv_list(tmp_path: Path, data_dir: Path) -> None:
