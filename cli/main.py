@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from cli import arena, bench, commands, replay, sweep
+from cli import arena, bench, commands, compare, replay, sweep
 from cli import data as data_cli
 from cli import eval as eval_cli
 from cli import wm_bench as wm_bench_cli
@@ -29,7 +29,7 @@ from engine.runstore import check_runs_dir, resolve_run
 EXIT_USAGE = 2
 # Subcommands in a module of their own: `add_parser(sub)` adds the subparser, `run(args)` runs it.
 OWN_MODULE_COMMANDS = {"eval": eval_cli, "arena": arena, "bench": bench, "sweep": sweep, "data": data_cli,
-                       "wm-bench": wm_bench_cli, "replay": replay}
+                       "wm-bench": wm_bench_cli, "replay": replay, "compare": compare}
 
 
 class _Parser(argparse.ArgumentParser):
