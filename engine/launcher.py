@@ -156,6 +156,8 @@ def array_needs(cfg: ResolvedConfig) -> list[ArrayNeed]:
     """The large arrays a trainer run allocates, worked out from the game's observation and action sizes
     (no torch, nothing allocated). A lower bound of the run's memory: the networks, torch itself and a
     core's own per-game state come on top."""
+    if cfg["run.algo"] == "worldmodel":  # a supervised trainer: no games, no rollout or replay buffer
+        return [preloaded_data_need(cfg)]
     # Every game package holds a pure-Python `rules` module that names its sizes (envs/__init__.py).
     rules = importlib.import_module(f"{GAMES[cfg['run.env']]}.rules")
     obs, actions, games = int(rules.OBS_SIZE), int(rules.NUM_ACTIONS), int(cfg["env.num_envs"])
@@ -178,6 +180,19 @@ def array_needs(cfg: ResolvedConfig) -> list[ArrayNeed]:
         per_transition = 2 * obs * F32 + I64 + 4 * F32 + actions * FLAG + round(F64 * (1 + 3 / 7))
         needs.append(ArrayNeed("replay buffer", ("dqn.buffer_size",), capacity, per_transition))
     return needs
+
+
+def preloaded_data_need(cfg: ResolvedConfig) -> ArrayNeed:
+    """A world-model run's arrays: its dataset preloaded as tensors (engine.worldmodel.Tensors), per
+    transition the model's input (observation and both actions one-hot, float32), HP deltas and KO flags
+    (six float32 each), done and reward (float32) and the action (int64), counted twice: the training
+    split's shuffled copy of each epoch comes on top (sized from the dataset's dataset.json)."""
+    from engine.datasets import read_meta  # numpy: only for a world-model run
+
+    meta = read_meta(Path(cfg["data.dir"]))
+    per_transition = (int(meta["obs_size"]) + 2 * int(meta["num_actions"])) * F32 + (6 + 6 + 2) * F32 + I64
+    return ArrayNeed("preloaded transitions and the epoch's shuffled copy", ("data.dir",),
+                     2 * int(meta["transitions"]), per_transition)
 
 
 def check_memory(cfg: ResolvedConfig, available: int | None = None) -> None:

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from engine import datasets, distributed
-from engine.checkpoint import NETWORK_KEYS, check_checkpoint, checkpoint_name, list_checkpoints, save_checkpoint
+from engine.checkpoint import NETWORK_KEYS, check_checkpoint, checkpoint_name, keep_best
 from engine.context import RunContext, setup_torch, versions
 from engine.errors import UsageError
 from engine.perf import PerfTimer
@@ -350,27 +350,6 @@ def model_from_checkpoint(state: Mapping[str, Any]) -> WorldModel:
     return model.eval()
 
 
-class BestKeeper:
-    """The run's best/ folder: the checkpoint with the lowest val_total so far, `step_<step>.pt`, with its
-    validation metrics beside it in `step_<step>.json` (written first, so a reader that takes the newest
-    checkpoint always finds its table); the previous pair is removed once the new one is in place."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-
-    def keep(self, step: int, epoch: int, metrics: Mapping[str, float], state: dict[str, Any]) -> Path:
-        previous = list_checkpoints(self.folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / checkpoint_name(step)
-        atomic_write_json(path.with_suffix(".json"), {"step": int(step), "epoch": epoch, "metrics": dict(metrics)})
-        save_checkpoint(self.folder, step, {**state, "step": int(step)})
-        for old in previous:
-            if old != path:
-                old.unlink(missing_ok=True)
-                old.with_suffix(".json").unlink(missing_ok=True)
-        return path
-
-
 # -- the run ------------------------------------------------------------------------------------------------
 PHASES = ("data", "forward", "backward", "sync", "optimizer", "eval")  # this trainer's [PERF] phases
 
@@ -399,7 +378,7 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, self.lr)
         self.scheduler = plateau_scheduler(self.optimizer, float(w["plateau_factor"]), int(w["plateau_patience"]))
         self.early = EarlyStopping(int(w["early_stop_patience"]))
-        self.best = BestKeeper(ctx.run.path / BEST_FOLDER)
+        self.best_folder = ctx.run.path / BEST_FOLDER
         self.epochs = budget_epochs(cfg, len(train_data))
         self.epoch = 0  # epochs completed
         self.batch_in_epoch = 0  # minibatches of the current epoch done
@@ -519,7 +498,8 @@ class Trainer:
         if better:
             name = checkpoint_name(self.samples)
             if self.ranks.writes_run:
-                self.best.keep(self.samples, self.epoch, metrics, self.state())
+                keep_best(self.best_folder, self.samples, {"step": self.samples, "epoch": self.epoch,
+                                                           "metrics": metrics}, self.state())
             ctx.log("info", f"epoch {self.epoch}: val_total {val_total:.6g}, the best so far: kept in "
                     f"{BEST_FOLDER}/{name}", self.samples)
         else:
