@@ -108,7 +108,8 @@ def test_the_same_global_batch_on_one_and_two_processes_gives_the_same_loss_curv
 
 
 @pytest.mark.slow
-def test_a_stop_stops_every_rank_at_the_same_minibatch_with_one_checkpoint(data_dir: Path, tmp_path: Path) -> None:
+def test_a_stop_stops_every_rank_at_the_same_minibatch_and_the_run_resumes_on_them(
+        data_dir: Path, tmp_path: Path) -> None:
     cfg = resolve("balance", algo="worldmodel", env="duel", environ={},
                   assignments=[f"data.dir={json.dumps(str(data_dir))}", *TINY, "dist.nproc=2"])
     run = create_trainer_run(cfg, tmp_path / "runs", ["test"])
@@ -119,6 +120,12 @@ def test_a_stop_stops_every_rank_at_the_same_minibatch_with_one_checkpoint(data_
     assert found is not None and found.name == "step_000000000064.pt"
     state = load_checkpoint(found)
     assert (state["epoch"], state["batch_in_epoch"], state["samples"]) == (0, 1, 64)
+
+    done = trainctl("run", "--resume", run.run_id, "--runs-dir", str(tmp_path / "runs"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "resuming at epoch 0 minibatch 1" in done.stdout and "2 ranks through torchrun" in done.stdout
+    assert run.read_status()["state"] == "finished"
+    assert [e["step"] for e in metric_events(run)] == [728, 1456, 2184]
 
 
 @pytest.mark.slow
