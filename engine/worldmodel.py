@@ -430,6 +430,7 @@ class Trainer:
             for number, rows in minibatches(len(self.train_data), batch_size, self.batch_in_epoch):
                 if self._stop_requested():
                     ctx.save(self.samples, self.state())
+                    ctx.progress(self.samples, force=True)  # status.json's step: the checkpoint's
                     return "stopped"
                 self._step_rows = rows.stop - rows.start
                 loss_total += self._step(rows)
@@ -443,6 +444,7 @@ class Trainer:
             ctx.log("info", f"early stopping after epoch {self.epoch}: no better val_total for "
                     f"{self.early.bad_epochs} epochs (best {self.early.best:.6g})", self.samples)
         ctx.save(self.samples, self.state())
+        ctx.progress(self.samples, force=True)
         return "finished"
 
     def _stop_requested(self) -> bool:

@@ -115,7 +115,7 @@ def test_a_stop_stops_every_rank_at_the_same_minibatch_and_the_run_resumes_on_th
     run = create_trainer_run(cfg, tmp_path / "runs", ["test"])
     run.request_stop("the test")  # read by both ranks at start-up: they stop after their first step
     start(run).wait(timeout=600)
-    assert run.read_status()["state"] == "stopped"
+    assert run.read_status()["state"] == "stopped" and run.read_status()["step"] == 64  # the checkpoint's step
     found = latest_checkpoint(run.checkpoints)
     assert found is not None and found.name == "step_000000000064.pt"
     state = load_checkpoint(found)
