@@ -3,7 +3,7 @@ same games played one at a time through one-game gymnasium envs (`envs.make`, th
 
 The network is an untrained PPO policy of the default size (the balance profile's `ppo.net_arch`): how
 well it plays does not change the work. The eval path is engine.matches (lockstep on the batched core,
-one forward per step over every game, deals from `balanced_seeds`); the baseline plays the first
+one forward per step over every game, deals from `paired_deals`); the baseline plays the first
 BASELINE_GAMES of the same deals, each game alone, one forward per move, and checks that it gets the same
 outcomes. Times include the deal schedule and the forwards, not loading. Each figure is the best of
 REPEATS (the machine is shared). Prints the ratio LAST.
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 import envs
-from engine.matches import balanced_seeds, play_match
+from engine.matches import Deals, paired_deals, play_match
 from engine.players import NeuralPlayer, parse_player
 from engine.ppo import build_policy
 from engine.profiles import resolve
@@ -31,10 +31,10 @@ SEED = 10_000
 REPEATS = 3
 
 
-def one_game_at_a_time(player: NeuralPlayer, seeds: np.ndarray) -> list[int]:
+def one_game_at_a_time(player: NeuralPlayer, deals: Deals, games: int) -> list[int]:
     outcomes = []
-    for seed in seeds.tolist():
-        env = envs.make("beastybar", opponent=OPPONENT, seed=seed)
+    for k in range(games):
+        env = envs.make("beastybar", opponent=OPPONENT, seed=int(deals.seeds[k]), first=deals.first(k))
         obs, _ = env.reset()
         done, reward = False, 0.0
         while not done:
@@ -55,13 +55,13 @@ def main() -> None:
 
     def batched() -> tuple[float, np.ndarray]:
         started = time.perf_counter()
-        result = play_match(player, opponent, balanced_seeds(GAMES, SEED))
+        result = play_match(player, opponent, paired_deals(GAMES, SEED))
         return GAMES / (time.perf_counter() - started), result.outcome
 
     def baseline() -> tuple[float, list[int]]:
-        seeds = balanced_seeds(GAMES, SEED)[:BASELINE_GAMES]
+        deals = paired_deals(GAMES, SEED)
         started = time.perf_counter()
-        outcomes = one_game_at_a_time(player, seeds)
+        outcomes = one_game_at_a_time(player, deals, BASELINE_GAMES)
         return BASELINE_GAMES / (time.perf_counter() - started), outcomes
 
     runs = [batched() for _ in range(REPEATS)]

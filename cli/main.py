@@ -1,9 +1,10 @@
 """The `trainctl` entry point: parses the command line and hands it to a headless command or the TUI.
 
 `trainctl` alone and `trainctl watch [DIR|RUN]` open the TUI (tui.app, imported only then) when stdin
-and stdout are terminals; without one (CI, a pipe, `make run` in a log) they print the plain status
-table instead, and `trainctl --launch-default` runs the default job headless, so a script that calls
-them never hangs or fails for want of a terminal. Every user mistake is an `engine.errors.UsageError`,
+and stdout are terminals (`watch SWEEP|BENCH` on that group's screen); without one (CI, a pipe, `make
+run` in a log) they print the plain status table (a group's report) instead, and `trainctl
+--launch-default` runs the default job headless, so a script that calls them never hangs or fails for
+want of a terminal. Every user mistake is an `engine.errors.UsageError`,
 printed here as one line on stderr with exit code 2, before anything is started or written.
 """
 
@@ -17,19 +18,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from cli import arena, bench, commands, compare, replay, sweep
+from cli import arena, bench, commands, compare, play, replay, sweep
 from cli import data as data_cli
 from cli import eval as eval_cli
 from cli import wm_bench as wm_bench_cli
 from cli import wrapped as wrapped_cli
+from engine.abtest import group_report
 from engine.errors import UsageError
 from engine.launcher import DEFAULT_JOB, parse_steps
 from engine.runstore import check_runs_dir, resolve_run
+from engine.sweep import GROUP_FILE, load_group
 
 EXIT_USAGE = 2
 # Subcommands in a module of their own: `add_parser(sub)` adds the subparser, `run(args)` runs it.
 OWN_MODULE_COMMANDS = {"eval": eval_cli, "arena": arena, "bench": bench, "sweep": sweep, "data": data_cli,
-                       "wm-bench": wm_bench_cli, "replay": replay, "compare": compare}
+                       "wm-bench": wm_bench_cli, "replay": replay,
+                       "play": play, "compare": compare}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -121,8 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     stop.add_argument("--kill", action="store_true")
     stop.add_argument("--runs-dir", type=Path, default=Path("runs"))
 
-    watch = sub.add_parser("watch", help="the TUI on runs started elsewhere (a runs folder or one run)")
-    watch.add_argument("target", nargs="?", metavar="DIR|RUN", help="a runs folder, a run folder, or a run id")
+    watch = sub.add_parser("watch", help="the TUI on runs started elsewhere (a runs folder, one run, a sweep or bench)")
+    watch.add_argument("target", nargs="?", metavar="DIR|RUN", help="a runs folder, a run folder, a sweep or bench "
+                       "folder (its screen), or a run id")
     watch.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run ids are looked up")
     wrapped_cli.add_watch_options(watch)
 
@@ -175,7 +180,8 @@ def _dispatch(args: argparse.Namespace, wrapped: list[str]) -> int:
         if args.tb is not None:
             return _open_app(args.runs_dir, wrapped_cli.watch_tb(args.tb, args.runs_dir, args.target), False)
         runs_dir, focus = watch_target(args.target, args.runs_dir)
-        return _open_app(runs_dir, focus, launch_default=False)
+        group = runs_dir if args.target is not None and focus is None and (runs_dir / GROUP_FILE).is_file() else None
+        return _open_app(runs_dir, focus, launch_default=False, group=group)
     return _open_app(args.app_runs_dir, None, launch_default=args.launch_default)
 
 
@@ -191,10 +197,16 @@ def watch_target(target: str | None, runs_dir: Path) -> tuple[Path, str | None]:
     return run.path.parent, run.run_id
 
 
-def _open_app(runs_dir: Path, focus: str | None, launch_default: bool) -> int:
-    """The TUI when stdin and stdout are terminals; otherwise the headless equivalent."""
+def _open_app(runs_dir: Path, focus: str | None, launch_default: bool, group: Path | None = None) -> int:
+    """The TUI when stdin and stdout are terminals (on a sweep or bench folder `group`: its screen);
+    otherwise the headless equivalent (for a group, its report)."""
     check_runs_dir(runs_dir, writable=False)
+    if group is not None:
+        load_group(group)  # a group file that cannot be read: one line here, not a traceback in the app
     if not (sys.stdout.isatty() and sys.stdin.isatty()):
+        if group is not None:
+            print(group_report(str(group), runs_dir))
+            return 0
         if launch_default:
             job = DEFAULT_JOB
             args = build_parser().parse_args(["run", "--algo", str(job.algo), "--env", str(job.env), "--profile",
@@ -203,7 +215,7 @@ def _open_app(runs_dir: Path, focus: str | None, launch_default: bool) -> int:
         return commands.status_command(runs_dir, watch=False, interval=0)
     from tui.app import run_app  # Textual only for the app itself: the headless commands never load it
 
-    return run_app(runs_dir, focus_run=focus, launch_default=launch_default)
+    return run_app(runs_dir, focus_run=focus, launch_default=launch_default, open_group=group)
 
 
 if __name__ == "__main__":

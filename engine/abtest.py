@@ -167,11 +167,11 @@ def paired(rows: list[Row]) -> list[tuple[Any, Any]]:
 RUN_HEADER = ("RUN", "CONFIG", "STATE", "STEPS/S", "WIN %", "REWARD")
 
 
-def bench_report(group: Group) -> tuple[str, str, dict[str, Any]]:
-    """(text, markdown, JSON) of the bench in `group`, read from its folder: the verdict first, then the
-    intervals, the phases, and each run."""
+def bench_report(group: Group, rows: list[Row] | None = None) -> tuple[str, str, dict[str, Any]]:
+    """(text, markdown, JSON) of the bench in `group`, read from its folder (or from its `rows`, when the
+    caller has read them already): the verdict first, then the intervals, the phases, and each run."""
     ask = BenchAsk.from_json(group.ask)
-    rows = group_rows(group)
+    rows = group_rows(group) if rows is None else rows
     pairs = paired(rows)
     rule, seq = ask.rule(), ask.sequential()
     head = [f"bench {group.path.name}: {ask.algo} on {ask.env}, {ask.steps:,} env steps a run; baseline "
@@ -180,7 +180,11 @@ def bench_report(group: Group) -> tuple[str, str, dict[str, Any]]:
             f"rule: {rule.describe()}"]
     if seq is not None:
         head.append(f"stopping rule: {seq.describe()}")
-    data: dict[str, Any] = {"kind": "bench", "folder": str(group.path), "ask": group.ask, "pairs": len(pairs)}
+    sources = sorted({f.win_from for pair in pairs for f in pair if f.win_from})
+    if sources:
+        head.append(quality_line(sources))
+    data: dict[str, Any] = {"kind": "bench", "folder": str(group.path), "ask": group.ask, "pairs": len(pairs),
+                            "quality_from": sources}
     body: list[str] = []
     with_quality = all(b.win is not None and c.win is not None for b, c in pairs)
     sps = ([b.sps for b, _ in pairs], [c.sps for _, c in pairs])
@@ -218,6 +222,17 @@ def bench_report(group: Group) -> tuple[str, str, dict[str, Any]]:
     data["runs"] = [{"trial": r.trial.name, "label": r.trial.label, "run": r.run.run_id if r.run else None,
                      "figures": asdict(r.figures) if r.figures else None, "error": r.error} for r in rows]
     return text, markdown, data
+
+
+QUALITY_SOURCES = {"eval": "the last eval table's mean win rate", "eval/win_rate": "the eval/win_rate metric",
+                   "rollout/win_rate": "the trainer's outcome window (rollout/win_rate)"}
+
+
+def quality_line(sources: list[str]) -> str:
+    """Which win rate the pairs compare (engine.sweep.run_figures), and a warning when runs differ."""
+    said = " and ".join(QUALITY_SOURCES.get(s, s) for s in sources)
+    mixed = "; mixed: some pairs compare unlike figures (evaluate both sides alike)" if len(sources) > 1 else ""
+    return f"quality: {said}{mixed}"
 
 
 def replay(seq: abstats.SequentialRule, sps: tuple[list[Any], list[Any]],

@@ -1,11 +1,11 @@
 """Evaluation of one player against a list, and round robins among several, as tables and records.
 
 `evaluate_subject(subject, opponents, games, seed)` plays one match per opponent (engine.matches, the
-same balanced deals for every pairing) and gives a row per opponent: win/draw/loss, the win rate with
-its Wilson 95 % interval, mean point margin, mean game length in turns, and the subject's raw
-illegal-move rate (how often its network's unmasked argmax was illegal: the rate at which it would
-have needed a fallback; None for a player that is not a network). `eval_event` is those rows as the
-run folder's `eval` event (docs/events.md).
+same paired deals for every pairing: each deal with each player moving first) and gives a row per
+opponent: win/draw/loss, the win rate with its Wilson 95 % interval, mean point margin, mean game
+length in turns, and the subject's raw illegal-move rate (how often its network's unmasked argmax was
+illegal: the rate at which it would have needed a fallback; None for a player that is not a network).
+`eval_event` is those rows as the run folder's `eval` event (docs/events.md).
 
 `round_robin(players, games, seed)` plays every pairing once, then fits Bradley-Terry ratings
 (engine.ratings); `Arena.verdict(candidate, reference)` applies the acceptance rule of
@@ -22,11 +22,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.evaluate import Outcomes, wilson_interval
-from engine.matches import MatchResult, balanced_seeds, play_match
+from engine.matches import MatchResult, paired_deals, play_match
 from engine.players import Player
 from engine.ratings import PairScore, Rating, fit_ratings
 
 Progress = Callable[[str], None]
+ARENA_FORMAT = "trainctl.arena/1"
+"""The `format` of a saved arena.json (engine.arena_file reads it)."""
 
 
 def _quiet(_line: str) -> None:
@@ -37,10 +39,10 @@ def _quiet(_line: str) -> None:
 def evaluate_subject(subject: Player, opponents: Sequence[Player], games: int, seed: int,
                      progress: Progress = _quiet) -> list[MatchResult]:
     """One match of `games` games against each opponent, from the subject's side, same deals for all."""
-    seeds = balanced_seeds(games, seed)
+    deals = paired_deals(games, seed)
     results = []
     for opponent in opponents:
-        results.append(play_match(subject, opponent, seeds))
+        results.append(play_match(subject, opponent, deals))
         progress(f"{subject.spec} vs {opponent.spec}: done")
     return results
 
@@ -133,15 +135,25 @@ class Arena:
             reasons.append(f"fallback rate rose: {_percent(mine_f[0], 2)} vs {_percent(theirs_f[0], 2)}")
         return not reasons, reasons
 
-    def to_json(self) -> dict[str, Any]:
-        """Everything the tables show, as plain JSON values."""
+    def to_json(self, reference: int | None = None) -> dict[str, Any]:
+        """Everything the tables show, as plain JSON values (the arena.json of docs/evaluation.md):
+        `matrix[i][j]` is player i's win rate against j (None on the diagonal and for a pairing that
+        played no game); with a reference, one verdict per other player."""
+        verdicts = []
+        for k in range(len(self.players)):
+            if reference is not None and k != reference:
+                go, reasons = self.verdict(k, reference)
+                verdicts.append({"player": self.players[k], "go": go, "reasons": reasons})
         return {
-            "players": list(self.players), "games": self.games, "seed": self.seed,
-            "anchor": self.players[self.anchor],
+            "format": ARENA_FORMAT, "players": list(self.players), "games": self.games, "seed": self.seed,
+            "anchor": self.players[self.anchor], "reference": None if reference is None else self.players[reference],
             "ratings": [{"player": p, "rating": r.rating, "error": r.error, "fallback": self.fallback(k)}
                         for k, (p, r) in enumerate(zip(self.players, self.ratings, strict=True))],
+            "matrix": [[None if i == j or not self.result(i, j).games else self.result(i, j).outcomes.win_rate
+                        for j in range(len(self.players))] for i in range(len(self.players))],
             "pairings": [{"player": self.players[i], **eval_row(result)} for (i, _j), result in
                          sorted(self.results.items())],
+            "verdicts": verdicts,
         }
 
 
@@ -151,15 +163,15 @@ def _complete(*results: MatchResult) -> bool:
 
 def round_robin(players: Sequence[Player], games: int, seed: int, anchor: int = 0,
                 progress: Progress = _quiet) -> Arena:
-    """Every pairing of `players` plays `games` games on the same balanced deals; ratings anchored on
+    """Every pairing of `players` plays `games` games on the same paired deals; ratings anchored on
     player `anchor` (1500), from the pairings that were not stopped."""
-    seeds = balanced_seeds(games, seed)
+    deals = paired_deals(games, seed)
     results: dict[tuple[int, int], MatchResult] = {}
     bad = [0] * len(players)
     decisions = [0] * len(players)
     for i in range(len(players)):
         for j in range(i + 1, len(players)):
-            result = play_match(players[i], players[j], seeds)
+            result = play_match(players[i], players[j], deals)
             results[(i, j)] = result
             for side, k in enumerate((i, j)):
                 if result.neural[side]:

@@ -27,7 +27,9 @@ PERF_PHASES = ("action", "enemy_turn", "env_step", "replay_sample", "train_fwd",
 PERF_PREFIX = "[PERF]"
 METRIC_PREFIX = "[METRIC]"
 STATUS_PREFIX = "[STATUS]"  # a human progress line: step, share, sps, elapsed, eta (not an event)
-PERF_FIELDS = ("t", "step", "kind", "sps", "eps", "ms")  # a perf event's own keys; any other is an extra
+# A perf event's own keys; any other is an extra. `folded`: how many of a wrapped trainer's [PERF] lines
+# the event stands for (docs/events.md), not something the trainer printed.
+PERF_FIELDS = ("t", "step", "kind", "sps", "eps", "ms", "folded")
 _COMPACT = json.JSONEncoder(separators=(",", ":"))  # json.dumps with options builds an encoder per call
 
 

@@ -15,14 +15,19 @@ one format's name (`trainctl`, `sb3`, `cleanrl`, `kv`) or `regex:PATTERN`. Forma
 - `regex:PATTERN`: named groups become metrics; a group named `step` is the step.
 
 A parser's `feed(line, t)` returns None when the line is not in its format, else the events it makes
-(possibly none: a row inside a table). A line that looks like a format but does not parse (a `[PERF]`
-line with `sps=oops`) is claimed and counted as malformed. Steps/s is derived from how the step advances
-between lines' arrival times `t` (unix seconds) when a format carries none. Nothing here reads files,
-writes output or fails on a line: bad input only ever costs a count.
+(possibly none: a row inside a table). The reader is handed every line of one read of the trainer's
+output at once (`LineReader.feed_lines`): the untagged `[PERF]` lines among them fold into one perf
+event (docs/events.md says what it holds), so a trainer printing thousands of them a second costs a few
+events a second, and a run of such lines printing the same keys is read by one compiled pattern. A line
+that looks like a format but does not parse (a `[PERF]` line with `sps=oops`) is claimed and counted as
+malformed. Steps/s is derived from how the step advances between lines' arrival times `t` (unix seconds)
+when a format carries none. Nothing here reads files, writes output or fails on a line: bad input only
+ever costs a count.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable
@@ -53,11 +58,13 @@ class StepClock:
         self._mark = (0, time.time() if t0 is None else t0)
         self._last_rate: float | None = None
 
-    def see(self, step: int) -> None:
-        self.step = max(self.step, int(step))
+    def see(self, step: float) -> None:
+        if math.isfinite(step):  # `step=nan` printed by a trainer never moves (or breaks) the clock
+            self.step = max(self.step, int(step))
 
-    def add(self, count: int) -> None:
-        self.step += int(count)
+    def add(self, count: float) -> None:
+        if math.isfinite(count):
+            self.step += int(count)
 
     def rate(self, t: float) -> float | None:
         """Steps/s since the previous call, which starts a new window. Lines that arrive together (no
@@ -103,19 +110,68 @@ def _pairs(tokens: list[str]) -> dict[str, str] | None:
     return pairs
 
 
+class PerfFold:
+    """The untagged `[PERF]` lines read since the last perf event, to become one perf event: phases, sps
+    and eps are means over the lines that print them, `updates` the sum, other keys as the last line
+    printed them, the step the clock's after the last line."""
+
+    def __init__(self) -> None:
+        self.lines = 0
+        self.step = 0
+        self.ms_sums: dict[str, float] = {}
+        self.ms_lines: dict[str, int] = {}
+        self.sps_sum = self.eps_sum = 0.0
+        self.sps_lines = self.eps_lines = 0
+        self.updates: float | None = None
+        self.rest: dict[str, Any] = {}
+
+    def add(self, lines: int, step: int, ms: dict[str, float], sps: float | None, eps: float | None,
+            updates: float | None, rest: dict[str, Any]) -> None:
+        """`lines` more lines, every one printing each of `ms`, `sps`, `eps`, `updates` given (their sums)."""
+        self.lines += lines
+        self.step = step
+        for phase, total in ms.items():
+            self.ms_sums[phase] = self.ms_sums.get(phase, 0.0) + total
+            self.ms_lines[phase] = self.ms_lines.get(phase, 0) + lines
+        if sps is not None:
+            self.sps_sum += sps
+            self.sps_lines += lines
+        if eps is not None:
+            self.eps_sum += eps
+            self.eps_lines += lines
+        if updates is not None:
+            self.updates = (self.updates or 0.0) + updates
+        self.rest.update(rest)
+
+
+def _perf_template(keys: tuple[str, ...]) -> re.Pattern[str] | None:
+    """A pattern matching a whole `[PERF]` line that prints `keys` in this order, their values its groups;
+    None when such lines are read one by one: no key, an empty one, one printed twice, or both `step`
+    and `steps` (the order they move the clock in matters)."""
+    if not keys or "" in keys or len(set(keys)) < len(keys) or {"step", "steps"} <= set(keys):
+        return None
+    body = r"[ \t]+".join(f"{re.escape(key)}=(\\S+)" for key in keys)
+    return re.compile(rf"^{re.escape(PERF_PREFIX)}[ \t]*{body}[ \t]*$", re.MULTILINE)
+
+
 class TrainctlLines(LineParser):
     """`[PERF]`/`[METRIC]` lines (docs/events.md), window counts, and `[TAG][PERF]` lines.
 
-    `step`, `steps`, `updates`, `sps`, `eps` and `*_ms` must be numbers (else the line is malformed);
-    other keys are kept as they are printed (numbers as numbers, `qsize=unknown` as text)."""
+    `step`, `steps`, `updates`, `sps`, `eps` and `*_ms` must be numbers (the counts finite ones), else
+    the line is malformed; other keys are kept as they are printed (numbers as numbers, `qsize=unknown`
+    as text). Untagged `[PERF]` lines are folded (`PerfFold`) until `flush` makes their perf event."""
 
     name = "trainctl"
     label = "trainctl [PERF]/[METRIC] lines"
     NUMERIC = ("step", "steps", "updates", "sps", "eps")
+    COUNTS = ("step", "steps", "updates")  # become ints: inf or nan makes the line malformed
+    TEMPLATES_KEPT = 16  # key orders whose pattern is kept; a trainer prints one or two
 
     def __init__(self, clock: StepClock) -> None:
         super().__init__(clock)
         self.updates = 0
+        self._fold = PerfFold()
+        self._templates: dict[tuple[str, ...], re.Pattern[str] | None] = {}
 
     def feed(self, line: str, t: float) -> list[Event] | None:
         perf = line.find(PERF_PREFIX)
@@ -132,7 +188,8 @@ class TrainctlLines(LineParser):
             return []
         if tag is not None:
             return [extra_event(self.clock.step, tag.group(1), values)]
-        return self._perf(values, t)
+        self._perf(values)
+        return []
 
     def _values(self, body: str, strict: bool) -> dict[str, Any] | None:
         """The line's `key=value` pairs, numbers as floats; None (counted as malformed) if a token is
@@ -151,6 +208,9 @@ class TrainctlLines(LineParser):
                     values = {}
                     break
                 values[key] = text if number is None else number
+            if key in self.COUNTS and not math.isfinite(values[key]):
+                values = {}
+                break
         if not values:
             self.malformed += 1
             return None
@@ -159,10 +219,10 @@ class TrainctlLines(LineParser):
 
     def _metric(self, values: dict[str, Any]) -> list[Event]:
         if "step" in values:
-            self.clock.see(int(values.pop("step")))
+            self.clock.see(values.pop("step"))
         return [metric_event(self.clock.step, values)] if values else []
 
-    def _perf(self, values: dict[str, Any], t: float) -> list[Event]:
+    def _perf(self, values: dict[str, Any]) -> None:
         clock = self.clock
         ms, rest = {}, {}
         sps = eps = None
@@ -170,22 +230,92 @@ class TrainctlLines(LineParser):
             if key.endswith("_ms"):
                 ms[key[:-3]] = value
             elif key == "steps":
-                clock.add(int(value))
+                clock.add(value)
             elif key == "step":
-                clock.see(int(value))
+                clock.see(value)
             elif key == "sps":
                 sps = value
             elif key == "eps":
                 eps = value
             else:
                 rest[key] = value
-        if "updates" in rest:
-            self.updates += int(rest["updates"])
-            rest["updates_total"] = self.updates
-        derived = clock.rate(t)
-        sps = sps if sps is not None else derived or 0.0
-        # perf_event's shape, built directly: the values are floats already (this runs once a line).
-        return [{"t": t, "step": clock.step, "kind": "perf", "sps": sps, "eps": eps or 0.0, "ms": ms, **rest}]
+        updates = rest.get("updates")
+        if updates is not None:
+            self.updates += int(updates)
+        self._fold.add(1, clock.step, ms, sps, eps, updates, rest)
+
+    def fold_same_keys(self, lines: list[str]) -> bool:
+        """Read `lines` (each starting with `[PERF]`, none holding a newline) in one go when they all print
+        the first one's keys in its order, with a number wherever one must be: one compiled pattern over
+        the joined lines and per-key sums in C, the common case of a chatty trainer. Exactly what reading
+        them one by one would give; False, having read nothing, when any line differs (they are then
+        read one by one)."""
+        keys = tuple(token.partition("=")[0] for token in lines[0][len(PERF_PREFIX):].split())
+        if keys not in self._templates:
+            if len(self._templates) >= self.TEMPLATES_KEPT:
+                self._templates.clear()
+            self._templates[keys] = _perf_template(keys)
+        pattern = self._templates[keys]
+        joined = "\n".join(lines)
+        if pattern is None or joined.count("\n") != len(lines) - 1:
+            return False
+        matches = pattern.findall(joined)
+        if len(matches) != len(lines):
+            return False
+        columns = list(zip(*matches, strict=True)) if len(keys) > 1 else [tuple(matches)]
+        ms: dict[str, float] = {}
+        rest: dict[str, Any] = {}
+        sps = eps = updates = None
+        added = seen = counted = None
+        try:  # int() of nan or inf raises too: such a line is malformed, which the one-by-one reading counts
+            for key, column in zip(keys, columns, strict=True):
+                if key.endswith("_ms"):
+                    ms[key[:-3]] = sum(map(float, column))
+                elif key == "steps":
+                    added = sum(map(int, map(float, column)))
+                elif key == "step":
+                    seen = max(map(int, map(float, column)))
+                elif key == "sps":
+                    sps = sum(map(float, column))
+                elif key == "eps":
+                    eps = sum(map(float, column))
+                elif key == "updates":
+                    numbers = list(map(float, column))
+                    updates, counted = sum(numbers), sum(map(int, numbers))
+                    rest[key] = updates
+                else:
+                    number = _number(column[-1])
+                    rest[key] = column[-1] if number is None else number
+        except (ValueError, OverflowError):
+            return False
+        if added is not None:
+            self.clock.add(added)
+        if seen is not None:
+            self.clock.see(seen)
+        if counted is not None:
+            self.updates += counted
+        self.count += len(lines)
+        self._fold.add(len(lines), self.clock.step, ms, sps, eps, updates, rest)
+        return True
+
+    def flush(self, t: float) -> list[Event]:
+        """The perf event of the lines folded since the last one (none if there are none). Without an
+        `sps` printed, steps/s is the step's progress since the previous perf event over the time between."""
+        fold = self._fold
+        if not fold.lines:
+            return []
+        self._fold = PerfFold()
+        derived = self.clock.rate(t)
+        sps = fold.sps_sum / fold.sps_lines if fold.sps_lines else derived or 0.0
+        eps = fold.eps_sum / fold.eps_lines if fold.eps_lines else 0.0
+        rest = fold.rest
+        if fold.updates is not None:
+            rest["updates"], rest["updates_total"] = fold.updates, self.updates
+        if fold.lines > 1:
+            rest["folded"] = fold.lines
+        ms = {phase: total / fold.ms_lines[phase] for phase, total in fold.ms_sums.items()}
+        # perf_event's shape, built directly: the values are floats already.
+        return [{"t": t, "step": fold.step, "kind": "perf", "sps": sps, "eps": eps, "ms": ms, **rest}]
 
 
 class Sb3Tables(LineParser):
@@ -228,7 +358,7 @@ class Sb3Tables(LineParser):
         rows, self._rows = self._rows or {}, None
         self.count += 1
         if "time/total_timesteps" in rows:
-            self.clock.see(int(rows["time/total_timesteps"]))
+            self.clock.see(rows["time/total_timesteps"])
         events = [metric_event(self.clock.step, rows)]
         if "time/fps" in rows:
             events.append(perf_event(self.clock.step, rows["time/fps"], 0.0, {}))
@@ -256,7 +386,7 @@ class CleanRLLines(LineParser):
         if not numbers or any(v is None for v in numbers.values()):
             return None
         self.count += 1
-        self.clock.see(int(numbers.pop("global_step") or 0))
+        self.clock.see(numbers.pop("global_step") or 0)
         return [metric_event(self.clock.step, {k: v for k, v in numbers.items() if v is not None})]
 
 
@@ -284,7 +414,7 @@ class KeyValueLines(LineParser):
         self.count += 1
         before = self.clock.step
         if step is not None:
-            self.clock.see(int(step))
+            self.clock.see(step)
         events = [metric_event(self.clock.step, values)] if values else []
         return events + (self._derived_perf(t) if self.clock.step > before else [])
 
@@ -311,7 +441,7 @@ class RegexLines(LineParser):
         self.count += 1
         before = self.clock.step
         if "step" in values:
-            self.clock.see(int(values.pop("step")))
+            self.clock.see(values.pop("step"))
         events = [metric_event(self.clock.step, values)] if values else []
         return events + (self._derived_perf(t) if self.clock.step > before else [])
 
@@ -337,8 +467,9 @@ PARSE_CHOICES = ("auto", *PARSERS, "regex:PATTERN")
 class LineReader:
     """Feeds each line to its parsers (the first that claims it wins) and counts the outcome.
 
-    `feed(line, t)` returns the events of the line. Blank lines are ignored; a line no parser claims
-    counts in `not_understood`."""
+    `feed_lines(lines, t)` returns the events of lines that arrived together (one read of the trainer's
+    output), `feed(line, t)` those of one line. Blank lines are ignored; a line no parser claims counts
+    in `not_understood`."""
 
     def __init__(self, spec: str, parsers: list[LineParser], clock: StepClock) -> None:
         self.spec = spec
@@ -346,17 +477,46 @@ class LineReader:
         self.clock = clock
         self.not_understood = 0
         self._feeds: list[Callable[[str, float], list[Event] | None]] = [p.feed for p in parsers]
+        # Tried first on every line (PARSERS' order), so a `[PERF]` line is always its own.
+        self._perf = next((p for p in parsers if isinstance(p, TrainctlLines)), None)
 
     def feed(self, line: str, t: float | None = None) -> list[Event]:
-        if not line or line.isspace():
-            return []
+        return self.feed_lines([line], t)
+
+    def feed_lines(self, lines: list[str], t: float | None = None) -> list[Event]:
+        """The events of `lines`, which arrived together at `t` (default now), in their order; their
+        untagged `[PERF]` lines fold into one perf event, written before the first other event that
+        follows them or last. A run of lines starting with `[PERF]` is read in one go when it can be."""
         t = time.time() if t is None else t
+        perf = self._perf
+        events: list[Event] = []
+        start, count = 0, len(lines)
+        while start < count:
+            end = start + 1
+            if perf is not None and lines[start].startswith(PERF_PREFIX):
+                while end < count and lines[end].startswith(PERF_PREFIX):
+                    end += 1
+                if perf.fold_same_keys(lines[start:end]):
+                    start = end
+                    continue
+            for line in lines[start:end]:
+                self._feed_one(line, t, events)
+            start = end
+        if perf is not None:
+            events += perf.flush(t)
+        return events
+
+    def _feed_one(self, line: str, t: float, events: list[Event]) -> None:
+        if not line or line.isspace():
+            return
         for feed in self._feeds:
-            events = feed(line, t)
-            if events is not None:
-                return events
+            made = feed(line, t)
+            if made is not None:
+                if made and self._perf is not None:
+                    events += self._perf.flush(t)  # the perf lines folded so far come before this line's events
+                events += made
+                return
         self.not_understood += 1
-        return []
 
     @property
     def malformed(self) -> int:

@@ -1,14 +1,17 @@
 """Matches between two Beasty Bar players (engine.players): many games in lockstep, seats balanced.
 
 Seats. The rules (envs.beastybar.rules.deal) shuffle player A's deck, then B's, then draw who moves
-first from the game's generator; apart from that first move the rules treat A and B alike (ties are
-draws whoever holds them). So the seat that matters is the first move: `balanced_seeds(G, S)` takes
-the deal seeds from S upwards and keeps the first ceil(G/2) whose deal lets A move first and the first
-floor(G/2) whose deal lets B move first, interleaved. The first player of a match always sits as A
-(the only seat the Cython core gives its agent), so each player moves first in half the games. The
-schedule depends only on (G, S): every pairing with the same --games and --seed gets the same deals.
+first from the game's generator; the `first` option overrides that draw (the draw is still made, so a
+seed deals the same hands whoever starts). Apart from the first move the rules treat A and B alike
+(ties are draws whoever holds them). So the seat that matters is the first move, and `paired_deals(G,
+S)` plays each deal twice: seeds S, S, S+1, S+1, ..., once with A moving first and once with B (an odd
+G plays its last deal once, A first). Each player of a pairing then moves first in half the games
+(A in one more when G is odd), on the same hands both ways: a pairing's result is neither seat luck
+nor the luck of which deals fell to which starter. The first player of a match always sits as A (the
+only seat the Cython core gives its agent). The schedule depends only on (G, S): every pairing with
+the same --games and --seed gets the same games.
 
-Play. `play_match(a, b, seeds)` plays one game per seed, a as A and b as B, in lockstep: at each step
+Play. `play_match(a, b, deals)` plays one game per deal, a as A and b as B, in lockstep: at each step
 every player acts once for all the games where it is its turn, so a neural player runs one forward pass
 per step over all its games. A neural player against a scripted one the core knows runs on the
 batched Cython core (`envs.beastybar.core.CORE`), the neural one always as A (the match is played from
@@ -34,36 +37,38 @@ from envs.beastybar import rules
 from envs.beastybar.env import core_options
 from envs.rng import Rng
 
-STARTED_BY_VIEWER = 159
-"""Observation entry that is 1.0 when the viewer moved first (layout: envs.beastybar.rules)."""
 TURNS_PLAYED = 156
 """Observation entry holding the turns played so far / 24 (layout: envs.beastybar.rules)."""
 TURNS_SCALE = 2 * rules.CARDS_PER_PLAYER
 
 
-def balanced_seeds(games: int, seed: int) -> np.ndarray:
-    """uint64[games] deal seeds from `seed` upwards, alternating a deal where A moves first and one where
-    B does (A's first when `games` is odd); see the module docstring."""
+@dataclass(frozen=True)
+class Deals:
+    """The games of a pairing: `seeds` uint64[G] deal seeds and `a_first` bool[G], whether seat A moves
+    first in each (the rules' `first` option: "agent" for A, "opponent" for B)."""
+
+    seeds: np.ndarray
+    a_first: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    def first(self, k: int) -> str:
+        """Game k's `first` option."""
+        return "agent" if self.a_first[k] else "opponent"
+
+    def swapped(self) -> Deals:
+        """The same games with the seats swapped: whoever moved first still does."""
+        return Deals(self.seeds, ~self.a_first)
+
+
+def paired_deals(games: int, seed: int) -> Deals:
+    """`games` games on deal seeds `seed`, `seed`, `seed + 1`, `seed + 1`, ..., each deal once with A and
+    once with B moving first (see the module docstring)."""
     if games < 1:
         raise ValueError(f"games must be >= 1, got {games}")
-    from envs.beastybar.core import CORE
-
-    want_a, want_b = (games + 1) // 2, games // 2
-    a_first: list[int] = []
-    b_first: list[int] = []
-    start = seed
-    while len(a_first) < want_a or len(b_first) < want_b:
-        candidates = np.arange(start, start + 2 * games + 64, dtype=np.uint64)
-        core, buffers = CORE.build(len(candidates), "random", core_options("points"), auto_reset=False)
-        core.reset(candidates)  # dealing is all this needs; who moved first is in every observation
-        for candidate, a_moved_first in zip(candidates.tolist(), buffers.obs[:, STARTED_BY_VIEWER] == 1.0,
-                                            strict=True):
-            (a_first if a_moved_first else b_first).append(candidate)
-        start += len(candidates)
-    ordered = [s for pair in zip(a_first[:want_a], b_first[:want_b], strict=False) for s in pair]
-    if want_a > want_b:
-        ordered.append(a_first[want_b])
-    return np.array(ordered, dtype=np.uint64)
+    index = np.arange(games, dtype=np.uint64)
+    return Deals(np.uint64(seed) + index // np.uint64(2), index % np.uint64(2) == 0)
 
 
 @dataclass(frozen=True)
@@ -116,51 +121,69 @@ class MatchResult:
                            self.decisions[::-1], self.raw_illegal[::-1], self.stopped, self.neural[::-1])
 
 
-def play_match(a: Player, b: Player, seeds: np.ndarray, scoring: str = "points",
+def play_match(a: Player, b: Player, deals: Deals, scoring: str = "points",
                use_core: bool = True) -> MatchResult:
-    """One game per seed, `a` as A and `b` as B (see the module docstring); `use_core=False` forces the
+    """One game per deal, `a` as A and `b` as B (see the module docstring); `use_core=False` forces the
     rules reference (the tests compare both paths)."""
     if b.neural and not a.neural:
-        return play_match(b, a, seeds, scoring, use_core).turned()
+        return play_match(b, a, deals.swapped(), scoring, use_core).turned()
     a.reset_counts()
     b.reset_counts()
     if use_core and isinstance(a, NeuralPlayer) and b.core_opponent is not None:
-        outcome, margin, turns = _core_games(a, b.core_opponent, seeds, scoring)
+        outcome, margin, turns = _core_games(a, b.core_opponent, deals, scoring)
         b.decisions += int(turns.sum()) - a.decisions  # the core played b's turns: every turn not a's
         stopped = None
     else:
-        outcome, margin, turns, stopped = _reference_games(a, b, seeds, scoring)
+        outcome, margin, turns, stopped = _reference_games(a, b, deals, scoring)
     return MatchResult(a.spec, b.spec, outcome, margin, turns, (a.decisions, b.decisions),
                        (a.raw_illegal, b.raw_illegal), stopped, (a.neural, b.neural))
 
 
-def _core_games(a: NeuralPlayer, opponent: str, seeds: np.ndarray,
+def _core_games(a: NeuralPlayer, opponent: str, deals: Deals,
                 scoring: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The games on the core: one core for the games A starts and one for those B starts (the core
+    takes `first` per batch), stepped together so `a` still runs one forward per step over all."""
     from envs.beastybar.core import CORE
 
-    core, buffers = CORE.build(len(seeds), opponent, core_options(scoring), auto_reset=False)
-    core.reset(np.asarray(seeds, dtype=np.uint64))
-    while not buffers.terminated.all():
-        if buffers.terminated.any():  # every Beasty Bar game lasts 12 decisions of each player
+    groups = []
+    for first, games in (("agent", np.flatnonzero(deals.a_first)), ("opponent", np.flatnonzero(~deals.a_first))):
+        if len(games):
+            core, buffers = CORE.build(len(games), opponent, core_options(scoring, first), auto_reset=False)
+            core.reset(np.asarray(deals.seeds[games], dtype=np.uint64))
+            groups.append((games, core, buffers))
+    # Whoever starts, a Beasty Bar game gives the agent 12 decisions, so the groups end on the same step.
+    while not all(buffers.terminated.all() for _, _, buffers in groups):
+        if any(buffers.terminated.any() for _, _, buffers in groups):
             raise RuntimeError("games of one batch ended on different steps; the core cannot step ended games")
-        actions = a.choose_batch(buffers.obs, buffers.masks)
-        bad = core.step(actions)
-        if bad >= 0:
-            raise RuntimeError(f"game {bad}: masked action {actions[bad]} is illegal; legal {core.legal_actions(bad)}")
-    # BeastyBarCore's per-game arrays of the last finished game, beyond the core protocol: what end_info(i)
-    # reads, without building a dict a game (which took a quarter of a 10,000-game eval).
-    beasty: Any = core
-    winner, points = np.asarray(beasty.winner), np.asarray(beasty.points, dtype=np.int64)
-    outcome = np.select([winner == 0, winner == 1], [1, -1], 0).astype(np.int8)
-    margin = points[:, 0] - points[:, 1]
-    turns = np.rint(buffers.obs[:, TURNS_PLAYED] * TURNS_SCALE).astype(np.int64)
+        actions = a.choose_batch(np.concatenate([buffers.obs for _, _, buffers in groups]),
+                                 np.concatenate([buffers.masks for _, _, buffers in groups]))
+        offset = 0
+        for games, core, _ in groups:
+            mine = actions[offset:offset + len(games)]
+            offset += len(games)
+            bad = core.step(mine)
+            if bad >= 0:
+                raise RuntimeError(f"game {games[bad]}: masked action {mine[bad]} is illegal; legal "
+                                   f"{core.legal_actions(bad)}")
+    outcome = np.zeros(len(deals), dtype=np.int8)
+    margin = np.zeros(len(deals), dtype=np.int64)
+    turns = np.zeros(len(deals), dtype=np.int64)
+    for games, core, buffers in groups:
+        # BeastyBarCore's per-game arrays of the last finished game, beyond the core protocol: what
+        # end_info(i) reads, without building a dict a game (which took a quarter of a 10,000-game eval).
+        beasty: Any = core
+        winner, points = np.asarray(beasty.winner), np.asarray(beasty.points, dtype=np.int64)
+        outcome[games] = np.select([winner == 0, winner == 1], [1, -1], 0)
+        margin[games] = points[:, 0] - points[:, 1]
+        turns[games] = np.rint(buffers.obs[:, TURNS_PLAYED] * TURNS_SCALE)
     return outcome, margin, turns
 
 
-def _reference_games(a: Player, b: Player, seeds: np.ndarray,
+def _reference_games(a: Player, b: Player, deals: Deals,
                      scoring: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, str | None]:
+    seeds = deals.seeds
     rngs = [Rng(int(seed)) for seed in seeds]
-    states = [rules.deal(rng) for rng in rngs]
+    states = [rules.deal(rng, first=deals.first(k)) for k, rng in enumerate(rngs)]
     seats = (a, b)
     stopped = None
     while stopped is None:

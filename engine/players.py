@@ -132,19 +132,28 @@ class NeuralPlayer(Player):
     def choose_batch(self, obs: np.ndarray, masks: np.ndarray) -> np.ndarray:
         """int64[n] actions for float32[n, 160] observations and bool[n, 33] legal masks (each row has a
         legal action); counts the rows whose unmasked argmax is illegal."""
-        import torch
-
-        device = next(self.network.parameters()).device  # a live policy may be on the GPU
-        with torch.no_grad():
-            scores = self._scores(torch.as_tensor(obs, dtype=torch.float32, device=device)).cpu().numpy()
+        scores = self.action_scores(obs)
         raw = scores.argmax(axis=1)
         self.raw_illegal += int(np.count_nonzero(~masks[np.arange(len(raw)), raw]))
         self.decisions += len(raw)
         return np.asarray(np.where(masks, scores, -np.inf).argmax(axis=1), dtype=np.int64)
 
+    def action_scores(self, obs: np.ndarray) -> np.ndarray:
+        """float32[n, 33] action scores (policy logits, or Q-values) for float32[n, 160] observations."""
+        import torch
+
+        device = next(self.network.parameters()).device  # a live policy may be on the GPU
+        with torch.no_grad():
+            return self._scores(torch.as_tensor(obs, dtype=torch.float32, device=device)).cpu().numpy()
+
+    @property
+    def q_values(self) -> bool:
+        """Whether the scores are Q-values (a DQN's) rather than a policy's logits."""
+        return not hasattr(self.network, "mlp_extractor")
+
     def _scores(self, obs: torch.Tensor) -> torch.Tensor:
         network = self.network
-        if hasattr(network, "mlp_extractor"):  # an SB3 actor-critic policy: its action logits
+        if not self.q_values:  # an SB3 actor-critic policy: its action logits
             latent = network.mlp_extractor.forward_actor(network.extract_features(obs, network.pi_features_extractor))
             return network.action_net(latent)
         return network(obs)  # a Q-network: its Q-values

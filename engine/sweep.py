@@ -15,8 +15,10 @@ stop (each saves a checkpoint) and raises KeyboardInterrupt.
 Figures of a run (`run_figures`): throughput is env steps over the training time the run's own perf
 windows measured (sum of window steps / sps: start-up, model building and the final checkpoint left
 out, alike for every run), each phase the steps-weighted mean of its ms per env step, quality the
-run's last reported win rate in points (`eval/win_rate` where an evaluation wrote one, else the
-trainer's outcome window `rollout/win_rate`) and mean episode reward. This module does no printing.
+run's last reported win rate in points and where it came from: the mean win rate of the run's last
+`eval` table (`trainctl eval` after training, or `eval.every_steps` during it: games against fixed
+opponents, the figure with the least spread), else an `eval/win_rate` metric (a wrapped trainer's), else
+the trainer's outcome window `rollout/win_rate`; and the mean episode reward. This module does no printing.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import Any
 
 from engine import launcher
 from engine.errors import UsageError
+from engine.eval_scores import suite_score
 from engine.events import EventTail
 from engine.profiles import ALGO_SECTION, SCHEMA, ResolvedConfig
 from engine.runstore import ACTIVE_STATES, RunDir, atomic_write_json, list_runs
@@ -376,7 +379,8 @@ class TrialPool:
 @dataclass(frozen=True)
 class RunFigures:
     """A run's figures (module docstring): `seconds` of training over `steps` env steps, `wall` seconds
-    from launch to end, phase ms per env step, win rate in points, mean episode reward."""
+    from launch to end, phase ms per env step, win rate in points and what it is (`win_from`: "eval",
+    "eval/win_rate" or "rollout/win_rate"), mean episode reward."""
 
     state: str
     steps: int
@@ -385,6 +389,7 @@ class RunFigures:
     ms: dict[str, float]
     win: float | None
     reward: float | None
+    win_from: str | None = None
 
     @property
     def sps(self) -> float | None:
@@ -398,6 +403,7 @@ def run_figures(run: RunDir) -> RunFigures:
     steps, seconds, last = 0, 0.0, 0
     ms_sum: dict[str, float] = {}
     metrics: dict[str, float] = {}
+    eval_rows: list[Any] = []
     for event in EventTail(run.events_path).poll():
         if event["kind"] == "perf" and event.get("sps"):
             window = int(event.get("step", 0)) - last
@@ -406,12 +412,15 @@ def run_figures(run: RunDir) -> RunFigures:
                 ms_sum[phase] = ms_sum.get(phase, 0.0) + float(value) * window
         elif event["kind"] == "metric":
             metrics.update(event.get("values", {}))
+        elif event["kind"] == "eval" and event.get("rows") and all("win_rate" in r for r in event["rows"]):
+            eval_rows = list(event["rows"])
     status = run.read_status()
     start, end = status.get("launched") or status.get("created"), status.get("ended")
-    win = metrics.get("eval/win_rate", metrics.get("rollout/win_rate"))
+    win_from = "eval" if eval_rows else next((k for k in ("eval/win_rate", "rollout/win_rate") if k in metrics), None)
+    win = suite_score(eval_rows) if eval_rows else metrics.get(win_from) if win_from else None
     return RunFigures(run.effective_state(status), steps, seconds, end - start if start and end else None,
                       {p: v / steps for p, v in ms_sum.items()} if steps else {},
-                      100.0 * win if win is not None else None, metrics.get("rollout/ep_rew_mean"))
+                      100.0 * win if win is not None else None, metrics.get("rollout/ep_rew_mean"), win_from)
 
 
 # -- the comparison table -------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ table goes out as an `eval` event, and the best policy so far is kept in the run
 engine.profiles.EVAL_RUNS). It evaluates when a rollout starts (after an update, so the policy reflects
 every step counted) and once more when learning ends, with the matches of `trainctl eval`
 (engine.arena.evaluate_subject: `eval.games` games against each scripted player of `eval.suite`, on the
-same balanced deals from `eval.seed` every time, so evaluations compare like with like). The suite score
+same paired deals from `eval.seed` every time, so evaluations compare like with like). The suite score
 is the mean win rate over the suite. A score above the best so far writes `best/step_<step>.json` (the
 eval event) and then `best/step_<step>.pt` (the checkpoint), each atomically, then removes the previous
 pair: a reader that takes the newest checkpoint in best/ always finds its table beside it, and
@@ -69,7 +69,7 @@ class TrainingSuite(Protocol):
 
 
 class BeastyBarSuite:
-    """The live policy against the scripted players of `eval.suite`, on balanced deals (engine.arena);
+    """The live policy against the scripted players of `eval.suite`, on paired deals (engine.arena);
     scored by the mean win rate."""
 
     score_name = "suite score"

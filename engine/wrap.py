@@ -1,11 +1,12 @@
 """The run process of a foreign trainer: `python -m engine.wrap RUN_DIR -- CMD ARGS...`.
 
-Runs CMD (no shell) in the run's process group and reads its stdout and stderr: every line is copied
-to stdout.log and handed to the line reader run.json names (`parse`: auto, a format, or regex:…; see
-engine.line_parsers), whose perf, metric and extra events go to events.jsonl. When run.json names a
-TensorBoard folder (`tb`), a thread follows its event files and their scalars become metric events
-too. With no CMD the process only follows that folder (`trainctl watch --tb DIR`): it runs until it is
-asked to stop, or ends `finished` once no scalar has come for `TB_IDLE_S` seconds.
+Runs CMD (no shell) in the run's process group and reads its stdout and stderr: every line is copied to
+stdout.log, and the lines of each read are handed together to the line reader run.json names (`parse`:
+auto, a format, or regex:…; see engine.line_parsers), whose perf, metric and extra events go to
+events.jsonl. When run.json names a TensorBoard folder (`tb`), a thread follows its event files and
+their scalars become metric events too. With no CMD the process only follows that folder (`trainctl
+watch --tb DIR`): it runs until it is asked to stop, or ends `finished` once no scalar has come for
+`TB_IDLE_S` seconds.
 
 Reading never stalls and never fails on what the trainer prints: a line longer than `LINE_CAP_BYTES`
 is cut there (the cut is marked in stdout.log and counted as `lines_capped`), invalid UTF-8 is replaced
@@ -61,27 +62,22 @@ class LineSplitter:
         self._dropping = False
 
     def feed(self, chunk: bytes) -> list[bytes]:
-        lines = []
         # A carriage return ends a line too: a progress bar redrawn in place is a line per redraw, not
         # one endless line.
         data = (self._buffer + chunk).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        start = 0
-        while True:
-            end = data.find(b"\n", start)
-            if end < 0:
-                break
-            if self._dropping:
-                self._dropping = False
-            else:
-                lines.append(self._cut(data[start:end]))
-            start = end + 1
-        rest = data[start:]
+        lines = data.split(b"\n")  # in C: a chatty trainer's read holds hundreds of lines
+        rest = lines.pop()
+        if self._dropping and lines:  # the end of a line cut at the cap: dropped
+            self._dropping = False
+            del lines[0]
         if self._dropping:
             rest = b""
         elif len(rest) > self.cap:
-            lines.append(self._cut(rest))
+            lines.append(rest)
             self._dropping, rest = True, b""
         self._buffer = rest
+        if lines and max(map(len, lines)) > self.cap:
+            lines = [self._cut(line) for line in lines]
         return lines
 
     def _cut(self, line: bytes) -> bytes:
@@ -139,28 +135,35 @@ class OutputReader:
         with open(self.run.stdout_path, "ab") as log:
             while selector.get_map():
                 for key, _ in selector.select():
-                    splitter = self._splitters[key.fd]
                     chunk = os.read(key.fd, READ_CHUNK)
-                    lines = splitter.feed(chunk) if chunk else splitter.close()
                     if not chunk:
                         selector.unregister(key.fileobj)
-                    self._take(lines, log)
+                    self.take(key.fd, chunk, log)
         selector.close()
+
+    def take(self, fd: int, chunk: bytes, log: IO[bytes]) -> None:
+        """One read of stream `fd` (b"" at its end): its complete lines to `log` and to the reader."""
+        splitter = self._splitters[fd]
+        self._take(splitter.feed(chunk) if chunk else splitter.close(), log)
 
     def _take(self, lines: list[bytes], log: IO[bytes]) -> None:
         if not lines:
             return
-        log.write(b"".join(line + b"\n" for line in lines))
+        block = b"\n".join(lines) + b"\n"
+        log.write(block)
         log.flush()
-        now = time.time()
-        events = []
-        for raw in lines:
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                self.invalid_utf8 += 1
-                line = raw.decode("utf-8", errors="replace")
-            events += self.reader.feed(line, now)
+        try:  # the whole read at once, line by line only when some line is not UTF-8
+            texts = block[:-1].decode("utf-8").split("\n")
+        except UnicodeDecodeError:
+            texts = []
+            for raw in lines:
+                try:
+                    texts.append(raw.decode("utf-8"))
+                except UnicodeDecodeError:
+                    self.invalid_utf8 += 1
+                    texts.append(raw.decode("utf-8", errors="replace"))
+        # A read's lines are read together: its [PERF] lines make one perf event, not one each.
+        events = self.reader.feed_lines(texts, time.time())
         self.lines += len(lines)
         self.sink.write(events)
 

@@ -80,6 +80,30 @@ def test_arena_orders_a_planted_strong_and_weak_pair(bots: str) -> None:
     assert arena.verdict(candidate=1, reference=0)[0]
 
 
+RECORDER = """
+SEEN = []
+
+def first_legal(state, rng):
+    if state.turn <= 1:  # this player's first decision: who started, and the hand it was dealt
+        SEEN.append((state.first, state.current_player, sorted(state.hands[state.current_player])))
+    return state.legal_actions()[0]
+"""
+
+
+def test_arena_plays_each_deal_from_both_seats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pairing's games: each deal twice with the same hands, once with each player moving first."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "arena_test_recorder.py").write_text(RECORDER)
+    players = [parse_player(s, RUNS) for s in ("py:arena_test_recorder:first_legal", "random")]
+    arena = round_robin(players, games=10, seed=7)
+    seen = __import__("arena_test_recorder").SEEN
+    assert arena.result(0, 1).games == 10 and len(seen) == 10 and all(seat == 0 for _, seat, _ in seen)
+    # Lockstep: the games A starts ask for their first move on step one, those B starts on step two.
+    assert [first for first, _, _ in seen] == [0] * 5 + [1] * 5
+    assert [hand for *_, hand in seen[:5]] == [hand for *_, hand in seen[5:]]
+    assert len({tuple(hand) for *_, hand in seen[:5]}) == 5  # five different deals
+
+
 def fake_result(first: str, second: str, wins: int, losses: int, illegal: tuple[int, int] = (0, 0)) -> MatchResult:
     outcome = np.array([1] * wins + [-1] * losses, np.int8)
     return MatchResult(first, second, outcome, outcome.astype(np.int64), np.full(len(outcome), 24),
@@ -112,6 +136,8 @@ def test_arena_command_saves_its_tables(tmp_path: Path, capsys: pytest.CaptureFi
     assert "verdict  heuristic vs reference random:" in printed and "head to head" in printed
     saved = json.loads((out / "arena.json").read_text())
     assert saved["players"] == ["heuristic", "random"] and saved["anchor"] == "random"
+    assert saved["reference"] == "random" and saved["verdicts"][0]["player"] == "heuristic"
+    assert saved["matrix"][0][1] == saved["pairings"][0]["win_rate"]
     assert saved["pairings"][0]["games"] == 20
     assert (out / "arena.txt").read_text().startswith("arena: 2 players")
 
@@ -178,8 +204,10 @@ def test_a_stopped_pairing_is_reported_and_the_rest_played(bots: str, capsys: py
     assert "stopped  py:" in captured.out
 
 
-def test_an_arena_leaves_a_stopped_pairing_out_of_the_ratings(bots: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["arena", "heuristic", "random", f"py:{bots}:raises", "--games", "6"]) == 1
+def test_an_arena_leaves_a_stopped_pairing_out_of_the_ratings(bots: str, capsys: pytest.CaptureFixture[str],
+                                                               tmp_path: Path) -> None:
+    assert main(["arena", "heuristic", "random", f"py:{bots}:raises", "--games", "6", "--runs-dir",
+                 str(tmp_path / "runs")]) == 1
     printed = capsys.readouterr().out
     assert "stopped  random vs py:" in printed and "raised RuntimeError: my bot broke" in printed
     players = [parse_player(s, RUNS) for s in ("heuristic", "random", f"py:{bots}:raises")]

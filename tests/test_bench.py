@@ -14,7 +14,7 @@ import pytest
 
 from engine import abstats, abtest, sweep
 from engine.errors import UsageError
-from tests.test_sweep import assert_refused, planted_run
+from tests.test_sweep import append_eval, assert_refused, planted_run
 
 SIDES = (abtest.Side("balance"), abtest.Side("speed", ("dqn.updates_per_step=10",)))
 
@@ -76,6 +76,15 @@ def test_report_clear_fail(tmp_path: Path) -> None:
 def test_report_undecided(tmp_path: Path) -> None:
     _, _, data = abtest.bench_report(planted_bench(tmp_path, 1.5, -0.03, 0.25))
     assert data["verdict"] == "UNDECIDED"
+
+
+def test_report_says_which_win_rate_it_compares_and_warns_when_runs_differ(tmp_path: Path) -> None:
+    group = planted_bench(tmp_path, 1.5, 0.0, 0.01, pairs=3)
+    text, _, data = abtest.bench_report(group)
+    assert data["quality_from"] == ["rollout/win_rate"] and "quality: the trainer's outcome window" in text
+    append_eval(sweep.latest_run(tmp_path, group.trials[0]), (0.5,))  # type: ignore[arg-type]
+    text, _, data = abtest.bench_report(group)
+    assert data["quality_from"] == ["eval", "rollout/win_rate"] and "mixed: some pairs compare unlike" in text
 
 
 def test_report_with_one_pair_gives_no_verdict_yet(tmp_path: Path) -> None:

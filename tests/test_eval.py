@@ -1,4 +1,4 @@
-"""trainctl eval: players, balanced deals, lockstep matches (core and reference), counts, intervals."""
+"""trainctl eval: players, paired deals, lockstep matches (core and reference), counts, intervals."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import envs
 from engine.arena import eval_row, evaluate_subject
 from engine.errors import UsageError
 from engine.evaluate import sb3_chooser
-from engine.matches import MatchResult, balanced_seeds, play_match
+from engine.matches import MatchResult, paired_deals, play_match
 from engine.players import NeuralPlayer, parse_player, parse_subject
 from envs.beastybar import rules
 from envs.rng import Rng
@@ -64,11 +64,11 @@ def test_turned_result_swaps_sides() -> None:
 
 
 def test_scripted_match_counts_match_the_rules_played_by_hand() -> None:
-    seeds = balanced_seeds(30, 77)
-    result = play_match(parse_player("heuristic", RUNS), parse_player("random", RUNS), seeds)
-    for k, seed in enumerate(seeds.tolist()):
+    deals = paired_deals(30, 77)
+    result = play_match(parse_player("heuristic", RUNS), parse_player("random", RUNS), deals)
+    for k, seed in enumerate(deals.seeds.tolist()):
         rng = Rng(seed)
-        state = rules.deal(rng)
+        state = rules.deal(rng, first="agent" if k % 2 == 0 else "opponent")
         policies = (rules.heuristic_opponent, rules.random_opponent)
         while not state.over:
             rules.play_turn(state, policies[state.current_player](state, rng))
@@ -82,28 +82,38 @@ def test_scripted_match_counts_match_the_rules_played_by_hand() -> None:
 
 # -- seats ------------------------------------------------------------------------------------------
 @settings(max_examples=25, deadline=None)
-@given(games=st.integers(1, 41), seed=st.integers(0, 2**40))
-def test_balanced_seeds_give_each_seat_the_first_move_half_the_time(games: int, seed: int) -> None:
-    seeds = balanced_seeds(games, seed)
-    firsts = [rules.deal(Rng(s)).first for s in seeds.tolist()]
-    assert len(seeds) == len(set(seeds.tolist())) == games
-    assert firsts.count(0) == math.ceil(games / 2) and firsts.count(1) == games // 2
-    assert all(s >= seed for s in seeds.tolist())
+@given(games=st.integers(1, 41), seed=st.integers(0, 2**63 - 1))
+def test_paired_deals_play_each_deal_with_each_seat_moving_first(games: int, seed: int) -> None:
+    deals = paired_deals(games, seed)
+    seeds, a_first = deals.seeds.tolist(), deals.a_first.tolist()
+    assert len(deals) == games and a_first.count(True) == math.ceil(games / 2) and a_first.count(False) == games // 2
+    assert seeds[0] == seed and seeds[-1] == seed + (games - 1) // 2
+    for k in range(0, games - 1, 2):  # the same deal twice, A first then B first
+        assert seeds[k] == seeds[k + 1] and a_first[k] and not a_first[k + 1]
+    swapped = deals.swapped()
+    assert swapped.seeds.tolist() == seeds and swapped.a_first.tolist() == [not f for f in a_first]
+
+
+def test_a_paired_deal_gives_the_same_hands_whoever_starts() -> None:
+    deals = paired_deals(2, 41)
+    first, second = (rules.deal(Rng(int(deals.seeds[k])), first=deals.first(k)) for k in range(2))
+    assert (first.first, second.first) == (0, 1)
+    assert first.hands == second.hands and first.piles == second.piles
 
 
 def test_the_same_games_and_seed_give_the_same_deals() -> None:
-    assert balanced_seeds(10, 5).tolist() == balanced_seeds(10, 5).tolist()
-    assert balanced_seeds(10, 5).tolist() != balanced_seeds(10, 6).tolist()
+    assert paired_deals(10, 5).seeds.tolist() == paired_deals(10, 5).seeds.tolist()
+    assert paired_deals(10, 5).seeds.tolist() != paired_deals(10, 6).seeds.tolist()
     with pytest.raises(ValueError, match="games"):
-        balanced_seeds(0, 5)
+        paired_deals(0, 5)
 
 
 # -- neural players ---------------------------------------------------------------------------------
 def test_core_and_reference_paths_play_the_same_games(checkpoint: Path) -> None:
-    seeds = balanced_seeds(40, 10_000)
+    deals = paired_deals(40, 10_000)
     net = parse_player(f"ckpt:{checkpoint}", RUNS)
-    fast = play_match(net, parse_player("heuristic", RUNS), seeds)
-    slow = play_match(net, parse_player("heuristic", RUNS), seeds, use_core=False)
+    fast = play_match(net, parse_player("heuristic", RUNS), deals)
+    slow = play_match(net, parse_player("heuristic", RUNS), deals, use_core=False)
     for field in ("outcome", "margin", "turns"):
         assert getattr(fast, field).tolist() == getattr(slow, field).tolist()
     assert fast.decisions == slow.decisions == (40 * 12, 40 * 12)
@@ -112,16 +122,16 @@ def test_core_and_reference_paths_play_the_same_games(checkpoint: Path) -> None:
 
 def test_batched_neural_player_acts_as_one_game_at_a_time_in_gym_envs(checkpoint: Path) -> None:
     """Each game of a lockstep batch, replayed alone in a one-game gymnasium env: same outcome."""
-    seeds = balanced_seeds(16, 123)
+    deals = paired_deals(16, 123)
     net = parse_player(f"ckpt:{checkpoint}", RUNS)
     assert isinstance(net, NeuralPlayer)
     calls: list[int] = []
     choose = net.choose_batch
     net.choose_batch = lambda obs, masks: (calls.append(len(obs)), choose(obs, masks))[1]  # type: ignore[method-assign]
-    batched = play_match(net, parse_player("random", RUNS), seeds)
-    assert calls == [16] * 12  # one forward per step over every game
-    for k, seed in enumerate(seeds.tolist()):
-        env = envs.make("beastybar", core="reference", opponent="random", seed=seed)
+    batched = play_match(net, parse_player("random", RUNS), deals)
+    assert calls == [16] * 12  # one forward per step over every game, whoever started each
+    for k, seed in enumerate(deals.seeds.tolist()):
+        env = envs.make("beastybar", core="reference", opponent="random", seed=seed, first=deals.first(k))
         obs, _ = env.reset()
         done, reward = False, 0.0
         while not done:
@@ -131,10 +141,10 @@ def test_batched_neural_player_acts_as_one_game_at_a_time_in_gym_envs(checkpoint
 
 
 def test_neural_player_as_second_seat_is_turned_round(checkpoint: Path) -> None:
-    seeds = balanced_seeds(20, 9)
+    deals = paired_deals(20, 9)
     net, heuristic = parse_player(f"ckpt:{checkpoint}", RUNS), parse_player("heuristic", RUNS)
-    ours = play_match(net, heuristic, seeds)
-    theirs = play_match(heuristic, net, seeds)
+    ours = play_match(net, heuristic, deals)
+    theirs = play_match(heuristic, net, deals.swapped())
     assert theirs.first == "heuristic" and theirs.outcome.tolist() == (-ours.outcome).tolist()
     assert theirs.illegal_rate(1) == ours.illegal_rate(0) is not None
 
@@ -142,7 +152,7 @@ def test_neural_player_as_second_seat_is_turned_round(checkpoint: Path) -> None:
 def test_neural_vs_neural_runs_on_the_reference(checkpoint: Path, tmp_path: Path) -> None:
     other = write_ppo_checkpoint(tmp_path, step=99, seed=1)
     a, b = parse_player(f"ckpt:{checkpoint}", RUNS), parse_player(f"ckpt:{other}", RUNS)
-    result = play_match(a, b, balanced_seeds(10, 1))
+    result = play_match(a, b, paired_deals(10, 1))
     assert result.games == 10 and result.decisions == (120, 120)
     assert result.illegal_rate(0) is not None and result.illegal_rate(1) is not None
 
@@ -160,9 +170,9 @@ def test_masked_argmax_is_legal_and_counts_raw_illegal_choices(checkpoint: Path)
 
 # -- py: players ------------------------------------------------------------------------------------
 def test_py_player_plays_and_gets_a_copy_of_the_state(bots: str) -> None:
-    seeds = balanced_seeds(12, 3)
-    good = play_match(parse_player(f"py:{bots}:first_legal", RUNS), parse_player("random", RUNS), seeds)
-    vandal = play_match(parse_player(f"py:{bots}:vandal", RUNS), parse_player("random", RUNS), seeds)
+    deals = paired_deals(12, 3)
+    good = play_match(parse_player(f"py:{bots}:first_legal", RUNS), parse_player("random", RUNS), deals)
+    vandal = play_match(parse_player(f"py:{bots}:vandal", RUNS), parse_player("random", RUNS), deals)
     assert good.stopped is None and good.games == 12
     assert vandal.outcome.tolist() == good.outcome.tolist()  # the vandal's edits never reach the game
 

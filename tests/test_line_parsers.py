@@ -5,10 +5,11 @@ from __future__ import annotations
 import io
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.errors import UsageError
+from engine.events import perf_extras
 from engine.line_parsers import PARSERS, make_reader, read_summary
 
 # What seed 004's trainer prints, verbatim.
@@ -136,3 +137,67 @@ def test_any_text_is_read_without_error(line: str) -> None:
     for event in reader.feed(line, t=1.0):
         assert event["kind"] in ("perf", "metric", "extra")
     assert reader.not_understood + sum(reader.counts().values()) + reader.malformed <= 1
+
+
+def seed004_line(i: int) -> str:
+    return (f"[PERF] steps={256 + i} updates={60 + i % 5} action_ms={0.4 + i / 100:.3f} enemy_turn_ms={98 + i:.3f} "
+            f"env_step_ms=101.300 log_ms=0.050 qsize={i}")
+
+
+def test_a_burst_of_perf_lines_in_one_read_folds_into_one_event_with_the_same_totals() -> None:
+    lines = [seed004_line(i) for i in range(50)]
+    apart = make_reader("auto", t0=0.0)
+    separate = [event for i, line in enumerate(lines) for event in apart.feed(line, t=1.0 + i)]
+    together = make_reader("auto", t0=0.0)
+    (folded,) = together.feed_lines(lines, t=50.0)
+    assert len(separate) == 50 and folded["folded"] == 50
+    assert folded["step"] == separate[-1]["step"] == sum(256 + i for i in range(50))
+    assert folded["updates"] == sum(e["updates"] for e in separate)
+    assert folded["updates_total"] == separate[-1]["updates_total"] and folded["qsize"] == 49
+    for phase in ("action", "enemy_turn", "env_step", "log"):
+        assert folded["ms"][phase] == pytest.approx(sum(e["ms"][phase] for e in separate) / 50)
+    assert folded["sps"] == pytest.approx(folded["step"] / 50.0)  # no sps printed: the step's progress over time
+    assert together.counts() == apart.counts() == {"trainctl": 50} and together.malformed == 0
+    assert "folded" not in perf_extras(folded)  # not a key the trainer printed: the TUI does not list it
+
+
+def test_perf_lines_fold_only_between_other_events_and_keep_their_order() -> None:
+    lines = [seed004_line(1), seed004_line(2), SEED004_DQN, "not a format", seed004_line(3), "[METRIC] x=1",
+             seed004_line(4)]
+    events = make_reader("auto", t0=0.0).feed_lines(lines, t=1.0)
+    assert kinds(events) == ["perf", "extra", "perf", "metric", "perf"]
+    assert [e.get("folded", 1) for e in events if e["kind"] == "perf"] == [2, 1, 1]
+    assert events[1]["step"] == events[0]["step"] == 257 + 258  # the extra is at the step of the lines before it
+
+
+PERF_KEY_ORDERS = [("steps", "updates", "env_step_ms", "qsize"), ("step", "sps", "eps", "action_ms"), ("steps", "step"),
+                   ("steps", "steps"), ("updates",), ("", "steps")]
+NUMBERS = st.sampled_from(["1", "2.5", "256", "-3", "1e3", "0.7"])
+PRINTED = st.one_of(NUMBERS, NUMBERS, NUMBERS, st.sampled_from(["nan", "inf", "oops", "[3]", "=", "a=b", ""]))
+PERF_LINES = st.sampled_from(PERF_KEY_ORDERS).flatmap(lambda keys: st.builds(
+    lambda values, sep, end: "[PERF]" + sep + sep.join(f"{k}={v}" for k, v in zip(keys, values, strict=True)) + end,
+    st.lists(PRINTED, min_size=len(keys), max_size=len(keys)), st.sampled_from([" ", "  ", "\t", ""]),
+    st.sampled_from(["", " ", "\t", " x"])))
+OTHER_LINES = st.sampled_from([SEED004_DQN, "[METRIC] step=5 loss=1", "[METRIC] step=nan loss=1", "hello", "", "[PERF]",
+                               "12:00 [PERF] steps=3", "step=9 loss=2", "SPS: 5"])
+
+
+@settings(max_examples=300)
+@given(st.lists(st.one_of(PERF_LINES, PERF_LINES, OTHER_LINES), max_size=40))
+def test_lines_read_together_give_what_they_give_one_by_one(lines: list[str]) -> None:
+    """Folding, and the one-pattern reading of a run of [PERF] lines, lose and invent nothing."""
+    apart, together = make_reader("auto", t0=0.0), make_reader("auto", t0=0.0)
+    separate = [event for line in lines for event in apart.feed(line, t=1.0)]
+    joined = together.feed_lines(lines, t=1.0)
+    assert (together.counts(), together.malformed, together.not_understood, together.clock.step) == (
+        apart.counts(), apart.malformed, apart.not_understood, apart.clock.step)
+
+    def others(events: list[dict]) -> list[tuple]:
+        return [(e["kind"], e["step"], e.get("tag"), e["values"]) for e in events if e["kind"] != "perf"]
+
+    assert others(joined) == others(separate)
+    perf_apart, perf_together = [e for e in separate if e["kind"] == "perf"], [e for e in joined if e["kind"] == "perf"]
+    assert sum(e.get("folded", 1) for e in perf_together) == len(perf_apart)
+    assert [e["updates_total"] for e in perf_together if "updates_total" in e][-1:] == [
+        e["updates_total"] for e in perf_apart if "updates_total" in e][-1:]
+    assert [e["step"] for e in perf_together][-1:] == [e["step"] for e in perf_apart][-1:]

@@ -57,7 +57,7 @@ async def test_the_replay_screen_shows_whole_frames_pauses_restarts_and_goes_bac
 
 
 async def test_p_on_a_run_of_another_game_says_why_and_opens_nothing(tmp_path: Path) -> None:
-    fabricate_run(tmp_path, "20260101T010000_ppo_beastybar_balance")
+    fabricate_run(tmp_path, "20260101T010000_ppo_duel_balance", env="duel")
     app = TrainctlApp(tmp_path, clock=lambda: T0 + 86400, poll_s=0.1)
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await settle(app, pilot)
@@ -66,7 +66,8 @@ async def test_p_on_a_run_of_another_game_says_why_and_opens_nothing(tmp_path: P
         await pilot.pause()
         assert app.screen is screen
         assert [n.message for n in app._notifications] == [
-            "run 20260101T010000_ppo_beastybar_balance plays 'beastybar'; expected a soccer run"]
+            "run 20260101T010000_ppo_duel_balance plays 'duel': p plays against a Beasty Bar run or "
+            "replays a soccer run"]
 
 
 async def test_p_on_a_soccer_run_without_a_checkpoint_says_so(tmp_path: Path) -> None:

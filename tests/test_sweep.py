@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from cli import main as cli
 from engine import launcher, sweep
+from engine.arena import eval_event
 from engine.errors import UsageError
 from engine.events import metric_event, perf_event
 from engine.runstore import RunDir
@@ -178,6 +179,22 @@ def test_run_figures_from_events(tmp_path: Path) -> None:
     assert figures.seconds == pytest.approx(4096 / 2000.0)
     assert figures.win == pytest.approx(62.5) and figures.reward == pytest.approx(0.25)
     assert figures.ms == pytest.approx({"action": 0.25, "env_step": 0.25})
+
+
+def append_eval(run: RunDir, win_rates: tuple[float, ...], step: int = 4096) -> None:
+    """An `eval` event (engine.arena's) at the end of `run`: one row per opponent with its win rate."""
+    rows = [{"opponent": f"bot{i}", "games": 100, "win_rate": w} for i, w in enumerate(win_rates)]
+    with open(run.events_path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(eval_event(step, "final.pt", 100, 0, rows)) + "\n")
+
+
+def test_quality_is_the_last_eval_tables_mean_win_rate(tmp_path: Path) -> None:
+    run = planted_run(tmp_path, "t01-a1", sps=2000.0, win=0.625)
+    assert sweep.run_figures(run).win_from == "rollout/win_rate"
+    append_eval(run, (0.2, 0.4), step=2048)
+    append_eval(run, (0.5, 0.9))
+    figures = sweep.run_figures(run)
+    assert figures.win == pytest.approx(70.0) and figures.win_from == "eval"
 
 
 def test_sweep_table_marks_the_best_and_reports_errors(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ a 10 MB line and invalid UTF-8 never stall it."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,8 +18,9 @@ from hypothesis import strategies as st
 from cli import main as cli
 from cli.commands import report_text
 from engine import launcher
+from engine.line_parsers import make_reader
 from engine.runstore import RunDir, list_runs
-from engine.wrap import CUT_MARK, LineSplitter
+from engine.wrap import CUT_MARK, EventSink, LineSplitter, OutputReader
 
 PROJECT = Path(__file__).resolve().parent.parent
 SEED004_SCRIPT = r'''
@@ -275,3 +277,35 @@ def test_tb_tail_reads_new_scalars_incrementally_and_skips_our_run_folders(tmp_p
     assert tb_folder_in(["python", "train.py", "--tensorboard-log", "runs/ppo"]) == Path("runs/ppo")
     assert tb_folder_in(["python", "train.py", "--log-dir=tb"]) == Path("tb")
     assert tb_folder_in(["python", "train.py", "--lr", "3e-4"]) is None
+
+
+def read_as_the_wrapper_does(tmp_path: Path, reads: list[bytes]) -> tuple[list[dict[str, Any]], dict[str, Any], bytes]:
+    """The events, status fields and stdout.log of the wrapper's output reader (`--parse auto`) handed
+    `reads` as the successive reads of the trainer's stdout, then its end."""
+    run = RunDir.create(tmp_path, f"r{len(list(tmp_path.iterdir()))}", {"kind": "wrapped"})
+    sink = EventSink(run)
+    read_end, write_end = os.pipe()
+    os.close(write_end)
+    with open(read_end, "rb") as stream, open(run.stdout_path, "ab") as log:
+        output = OutputReader(run, sink, make_reader("auto"), [stream])
+        for chunk in [*reads, b""]:
+            output.take(stream.fileno(), chunk, log)
+    sink.close()
+    events = [json.loads(line) for line in run.events_path.read_text(encoding="utf-8").splitlines()]
+    return events, {**output.status_fields(), "step": sink.step}, run.stdout_path.read_bytes()
+
+
+PERF_BURST = b"".join(b"[PERF] steps=%d updates=4 env_step_ms=%.3f sps=%d qsize=%d\n" % (i, 0.1 * i, 100 * i, i)
+                      for i in range(1, 41)) + b"[METRIC] step=9999 loss=0.5\n" + b"[PERF] steps=7 env_step_ms=1.0\n"
+
+
+def test_a_line_split_across_two_reads_is_read_once_and_whole(tmp_path: Path) -> None:
+    whole_events, whole_status, whole_log = read_as_the_wrapper_does(tmp_path, [PERF_BURST])
+    assert whole_status["step"] == 9999 + 7 and whole_status["read"] == {"trainctl": 42}
+    assert [(e["kind"], e.get("folded")) for e in whole_events] == [("perf", 40), ("metric", None), ("perf", None)]
+    for cut in (1, 5, 50, len(PERF_BURST) // 2, len(PERF_BURST) - 30, len(PERF_BURST) - 1):
+        events, status, log = read_as_the_wrapper_does(tmp_path, [PERF_BURST[:cut], PERF_BURST[cut:]])
+        assert status == whole_status and log == whole_log == PERF_BURST
+        perf = [e for e in events if e["kind"] == "perf"]
+        assert sum(e.get("folded", 1) for e in perf) == 41 and perf[-2]["updates_total"] == 160
+        assert [e["values"] for e in events if e["kind"] == "metric"] == [{"loss": 0.5}]

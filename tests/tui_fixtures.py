@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +24,19 @@ METRICS = ("rollout/ep_rew_mean", "eval/win_rate", "train/policy_loss", "train/v
            "train/learning_rate", "train/entropy_loss", "train/grad_norm")
 
 
-def perf_at(i: int, growth: str = "env_step", base_sps: float = 5000.0) -> dict[str, Any]:
-    """The i-th perf event of a fabricated run: `growth`'s ms rises over the run, the others wobble."""
-    ms = {p: round(v * (1 + 0.02 * math.sin(i)), 4) for p, v in PHASES_MS.items()}
-    ms[growth] = round(PHASES_MS[growth] * (1 + 0.05 * i), 4)
+def perf_at(i: int, growth: str = "env_step", base_sps: float = 5000.0, ms_scale: float = 1.0) -> dict[str, Any]:
+    """The i-th perf event of a fabricated run: `growth`'s ms rises over the run, the others wobble
+    (all times `ms_scale`)."""
+    ms = {p: round(v * ms_scale * (1 + 0.02 * math.sin(i)), 4) for p, v in PHASES_MS.items()}
+    ms[growth] = round(PHASES_MS[growth] * ms_scale * (1 + 0.05 * i), 4)
     event = perf_event(4096 * (i + 1), base_sps * (1 + 0.1 * math.sin(i / 3)), 40 + i % 7, ms)
     event["t"] = T0 + 10 * i
     return event
 
 
-def metrics_at(i: int) -> dict[str, Any]:
-    values = {"rollout/ep_rew_mean": -1 + 1.5 * (1 - math.exp(-i / 8)), "eval/win_rate": min(0.95, 0.3 + 0.03 * i),
+def metrics_at(i: int, win_shift: float = 0.0) -> dict[str, Any]:
+    values = {"rollout/ep_rew_mean": -1 + 1.5 * (1 - math.exp(-i / 8)),
+              "eval/win_rate": min(0.95, 0.3 + 0.03 * i) + win_shift,
               "train/policy_loss": 0.05 * math.exp(-i / 10), "train/value_loss": 0.8 * math.exp(-i / 6),
               "train/learning_rate": 3e-4 * (1 - i / 100), "train/entropy_loss": -1.6 + 0.01 * i,
               "train/grad_norm": 0.4 + 0.1 * math.cos(i)}
@@ -45,9 +48,11 @@ def metrics_at(i: int) -> dict[str, Any]:
 def fabricate_run(runs_dir: Path, run_id: str, *, state: str = "finished", profile: str = "balance",
                   algo: str = "ppo", env: str = "beastybar", windows: int = 20, growth: str = "env_step",
                   base_sps: float = 5000.0, created: float = T0, raw_tail: str = "",
-                  exit_code: int | None = None, assignments: tuple[str, ...] = ()) -> RunDir:
+                  exit_code: int | None = None, assignments: tuple[str, ...] = (), win_shift: float = 0.0,
+                  ms_scale: float = 1.0) -> RunDir:
     """A trainer run with `windows` perf+metric events, ending in `state`; `raw_tail` is appended to
-    events.jsonl verbatim afterwards (corrupt lines, a torn last line)."""
+    events.jsonl verbatim afterwards (corrupt lines, a torn last line); `win_shift` moves its win rates,
+    `ms_scale` scales its [PERF] phases."""
     cfg = resolve(profile, algo=algo, env=env, environ={}, cli={"run.total_steps": 4096 * windows},
                   assignments=assignments)
     info = {"kind": "trainer", "command": ["trainctl", "run", "--profile", profile], "created": created,
@@ -57,8 +62,8 @@ def fabricate_run(runs_dir: Path, run_id: str, *, state: str = "finished", profi
     with EventWriter(run.events_path) as writer:
         writer.write({**status_event("running"), "t": created})
         for i in range(windows):
-            writer.write(perf_at(i, growth, base_sps))
-            writer.write(metrics_at(i))
+            writer.write(perf_at(i, growth, base_sps, ms_scale))
+            writer.write(metrics_at(i, win_shift))
         if state != "running":
             writer.write({**status_event(state, exit_code=exit_code), "t": created + 10 * windows})
     with open(run.events_path, "a", encoding="utf-8") as f:
@@ -184,3 +189,55 @@ async def wait_for_text(app: Any, pilot: Any, text: str, timeout_s: float = 10.0
         waited += 0.05
     raise AssertionError(f"{text!r} never appeared; screen:\n{screen_text(app)}")
 
+
+
+# -- sweep and bench folders, in the formats engine.sweep and engine.abtest write ------------------------
+def fabricate_bench(folder: Path, pairs: int, *, ratio: float = 1.5, win_shift: float = 0.0,
+                    until_decided: bool = False, running: bool = False, seeds: int | None = None) -> Any:
+    """A bench folder of `pairs` finished seeds (the candidate `ratio` faster, its win rate `win_shift`
+    higher, both with a small per-seed wobble), written as `trainctl bench` writes it: group.json through
+    engine.sweep.Group, each run folder named by its trial. With `running`, one more pair whose first
+    run is still running. Returns the group."""
+    from engine import abtest, sweep  # the TUI's tests of runs alone need none of it
+
+    ask = abtest.BenchAsk("dqn-per", "skirmish", 4096 * 20, abtest.Side("balance"), abtest.Side("speed"),
+                          seeds=seeds or max(pairs + running, 3), until_decided=until_decided,
+                          sets=("torch.threads=1",))
+    trials = [t for i in range(pairs + running) for t in ask.pair(i)]
+    group = sweep.Group(folder, "bench", ask.to_json(), tuple(trials))
+    folder.mkdir(parents=True, exist_ok=True)
+    group.save()
+    for index, trial in enumerate(trials):
+        if running and index == len(trials) - 1:
+            break  # the running pair's second run has not started
+        created = T0 + 600 * index
+        stamp = datetime.fromtimestamp(created, UTC).strftime("%Y%m%dT%H%M%S")
+        candidate = trial.name.endswith("candidate")
+        wobble = 1 + 0.03 * math.sin(3 * index)
+        fabricate_run(folder, f"{stamp}_{trial.name}-a1", profile=trial.job.profile, algo="dqn-per", env="skirmish",
+                      state="running" if running and index == len(trials) - 2 else "finished", created=created,
+                      base_sps=5000.0 * wobble * (ratio if candidate else 1.0),
+                      win_shift=(win_shift if candidate else 0.0) + 0.01 * math.cos(5 * index),
+                      ms_scale=(1 / ratio if candidate else 1.0) / wobble)
+    return group
+
+
+def fabricate_sweep(folder: Path, *, running: bool = False) -> Any:
+    """A sweep of a 2 x 2 grid (ppo.n_epochs x ppo.batch_size) as `trainctl sweep` writes it: trials from
+    engine.sweep.expand, group.json through engine.sweep.Group, a run folder per trial (the last one
+    still running with `running`), their speeds and win rates all different. Returns the group."""
+    from engine import sweep
+
+    ask = sweep.SweepAsk("ppo", "beastybar", 4096 * 20, grid=("ppo.n_epochs=2,4", "ppo.batch_size=512,1024"))
+    trials, _ = sweep.expand(ask)
+    group = sweep.Group(folder, "sweep", {k: list(v) if isinstance(v, tuple) else v for k, v in vars(ask).items()},
+                        tuple(trials))
+    folder.mkdir(parents=True, exist_ok=True)
+    group.save()
+    for index, trial in enumerate(trials):
+        created = T0 + 900 * index
+        stamp = datetime.fromtimestamp(created, UTC).strftime("%Y%m%dT%H%M%S")
+        fabricate_run(folder, f"{stamp}_{trial.name}-a1", assignments=trial.job.assignments, created=created,
+                      state="running" if running and index == len(trials) - 1 else "finished",
+                      base_sps=(3000.0, 5000.0, 4000.0, 6000.0)[index], win_shift=(0.0, -0.2, 0.05, -0.1)[index])
+    return group

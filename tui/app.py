@@ -25,8 +25,10 @@ from textual.worker import get_current_worker
 from engine import launcher
 from engine.errors import UsageError
 from engine.runstore import RunDir
+from engine.sweep import load_group
 from tui.messages import RunsPolled
 from tui.model import PollResult, RunsWatcher
+from tui.screens.groups import group_screen
 from tui.screens.quit import QuitScreen
 from tui.screens.runs import RunsScreen
 from tui.system import SystemProbe
@@ -48,9 +50,10 @@ class TrainctlApp(App[None]):
 
     def __init__(self, runs_dir: Path, *, focus_run: str | None = None, launch_default: bool = False,
                  clock: Callable[[], float] = time.time, poll_s: float = POLL_S,
-                 probe: SystemProbe | None = None) -> None:
+                 probe: SystemProbe | None = None, open_group: Path | None = None) -> None:
         """`clock` gives unix seconds for ages (tests fix it); `probe` samples process trees (None: a
-        real psutil/NVML probe); `launch_default` starts Beasty Bar PPO (balance) on opening."""
+        real psutil/NVML probe); `launch_default` starts Beasty Bar PPO (balance) on opening;
+        `open_group` (a sweep or bench folder) opens its screen over the runs screen."""
         super().__init__()
         self.runs_dir = runs_dir
         self.focus_run = focus_run
@@ -58,6 +61,7 @@ class TrainctlApp(App[None]):
         self.clock = clock
         self.poll_s = poll_s
         self.probe = probe
+        self.open_group = open_group
         self.watcher: RunsWatcher | None = None
         self.polls = 0
         self.launched: dict[str, subprocess.Popen[bytes]] = {}
@@ -66,6 +70,8 @@ class TrainctlApp(App[None]):
 
     def on_mount(self) -> None:
         self.push_screen(RunsScreen(focus_run=self.focus_run))
+        if self.open_group is not None:
+            self.push_screen(group_screen(self.open_group, load_group(self.open_group).kind))
         self._watch_runs()
         if self.launch_default:
             try:
@@ -160,7 +166,8 @@ class TrainctlApp(App[None]):
         self.push_screen(QuitScreen(len(active)), answer)
 
 
-def run_app(runs_dir: Path, focus_run: str | None = None, launch_default: bool = False) -> int:
-    app = TrainctlApp(runs_dir, focus_run=focus_run, launch_default=launch_default)
+def run_app(runs_dir: Path, focus_run: str | None = None, launch_default: bool = False,
+            open_group: Path | None = None) -> int:
+    app = TrainctlApp(runs_dir, focus_run=focus_run, launch_default=launch_default, open_group=open_group)
     app.run()
     return 0

@@ -19,9 +19,14 @@ from tui.model import RunSnapshot, default_metrics
 Row = tuple[str | Text, ...]
 
 
+def section_row(title: str, columns: int) -> Row:
+    """A bold row that titles the rows below it, in a table of `columns` columns after the field's."""
+    return (Text(title, style="bold underline"), *("" for _ in range(columns)))
+
+
 def section(title: str, runs: Sequence[RunSnapshot]) -> Row:
-    """A bold row that names the group of rows under it."""
-    return (Text(title, style="bold underline"), *("" for _ in runs))
+    """A section row over a column per run."""
+    return section_row(title, len(runs))
 
 
 def compare_rows(runs: Sequence[RunSnapshot]) -> list[Row]:

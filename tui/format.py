@@ -53,3 +53,13 @@ def run_label(run_id: str, algo: str, env: str, profile: str, width: int = 14) -
 
 def mebibytes(size: int) -> str:
     return f"{size / 2**20:,.0f} MiB"
+
+
+def short_name(spec: str, width: int = 28) -> str:
+    """A player spec cut to `width` characters, keeping its kind and its end (a checkpoint's file name):
+    'ckpt:runs/x/best/step_15000000.pt' -> 'ckpt:…best/step_15000000.pt'."""
+    if len(spec) <= width:
+        return spec
+    kind, sep, _ = spec.partition(":")
+    head = f"{kind}:" if sep and len(kind) < 5 else ""
+    return f"{head}…{spec[-(width - len(head) - 1):]}"

@@ -7,6 +7,7 @@ can cross from the watcher thread to the event loop and be read by any screen wi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from textual.message import Message
 
@@ -22,3 +23,11 @@ class RunsPolled(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, RunsPolled)
+
+
+@dataclass
+class FolderRead(Message):
+    """A screen's worker read its folder again (tui.screens.polled): `result` is what it read, None when
+    nothing changed. One at a time: the next read starts once this one is shown."""
+
+    result: Any

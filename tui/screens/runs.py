@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.reactive import reactive
@@ -13,10 +16,11 @@ from textual.widgets import DataTable, Footer, Header, TabbedContent
 from tui.model import PollResult, RunSnapshot, default_metrics
 from tui.screens.compare import CompareScreen
 from tui.screens.confirm import ConfirmScreen
+from tui.screens.groups import GroupsScreen
 from tui.screens.launcher import LauncherScreen
 from tui.screens.metric_picker import MetricPickerScreen
 from tui.widgets.config_view import ConfigView
-from tui.widgets.run_monitor import TABS, RunMonitor
+from tui.widgets.run_monitor import PANEL_BINDINGS, RunMonitor
 from tui.widgets.runs_table import RunsTable
 
 if TYPE_CHECKING:
@@ -31,10 +35,13 @@ class RunsScreen(Screen[None]):
         Binding("space", "mark", "Mark"),
         Binding("c", "compare", "Compare"),
         Binding("m", "metrics", "Metrics"),
+        Binding("g", "groups", "Groups"),
         Binding("a", "all_keys", "All keys"),
-        Binding("p", "replay", "Replay", show=False),
-        *(Binding(str(i + 1), f"panel('{tab}')", "Panel", show=i == 0, key_display=f"1-{len(TABS)}")
-          for i, (tab, _) in enumerate(TABS)),
+        Binding("p", "play", "Play"),
+        # Shown on the groups screen's footer (g), with the other multi-run results; no room here at 80 columns.
+        Binding("A", "arena", "Arena", show=False),
+        # The tab bar shows each panel's number key: the footer has no room to say it again at 80 columns.
+        *(replace(binding, show=False) for binding in PANEL_BINDINGS),
     ]
 
     selected: reactive[str | None] = reactive(None)
@@ -111,18 +118,46 @@ class RunsScreen(Screen[None]):
     def action_launch(self) -> None:
         self.app.push_screen(LauncherScreen())
 
-    def action_replay(self) -> None:
-        """Watch a game of the selected soccer run (tui.screens.replay)."""
+    def action_play(self) -> None:
+        """Play against the selected Beasty Bar run (tui.screens.play), or watch a game of the selected
+        soccer run (tui.screens.replay)."""
         from engine.errors import UsageError
         from tui.screens.replay import replay_screen
 
         run = self.current
         if run is None:
             return
+        if run.env == "beastybar":
+            self._load_agent(run.path)
+            return
+        if run.env != "soccer":
+            self.notify(f"run {run.run_id} plays {run.env!r}: p plays against a Beasty Bar run or replays a "
+                        "soccer run", severity="warning")
+            return
         try:
             self.app.push_screen(replay_screen(run.path))
         except UsageError as exc:
             self.notify(str(exc), severity="warning")
+
+    @work(thread=True, exclusive=True, group="play")
+    def _load_agent(self, run_path: Path) -> None:
+        """The run's checkpoint, loaded as `trainctl play` loads it (torch: off the event loop)."""
+        from engine.errors import UsageError
+        from engine.players import parse_player
+        from tui.screens.play import PlayScreen
+
+        try:
+            agent = parse_player(f"run:{run_path}", run_path.parent)
+        except UsageError as exc:
+            self.app.call_from_thread(self.notify, str(exc), severity="warning")
+            return
+        self.app.call_from_thread(self.app.push_screen, PlayScreen(agent))
+
+    def action_arena(self) -> None:
+        """The round robins `trainctl arena` saved under this runs folder (tui.screens.arena)."""
+        from tui.screens.arena import ArenaScreen
+
+        self.app.push_screen(ArenaScreen(runs_dir=self.trainctl.runs_dir))
 
     def action_mark(self) -> None:
         if self.selected is None:
@@ -140,6 +175,10 @@ class RunsScreen(Screen[None]):
             self.notify("mark two or more runs with space, then press c", severity="warning")
             return
         self.app.push_screen(CompareScreen(marked))
+
+    def action_groups(self) -> None:
+        """The sweeps and benches of this runs folder (tui.screens.groups)."""
+        self.app.push_screen(GroupsScreen(self.trainctl.runs_dir))
 
     def action_metrics(self) -> None:
         run = self.current

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static, TabbedContent, TabPane
 
@@ -23,6 +24,9 @@ from tui.widgets.throughput import ThroughputPanel
 
 TABS = (("overview", "1 Overview"), ("metrics", "2 Metrics"), ("system", "3 System"), ("log", "4 Log"),
         ("config", "5 Config"), ("eval", "6 Eval"))
+# The keys 1-6 of every screen that holds a monitor: each calls that screen's `action_panel(tab)`.
+PANEL_BINDINGS = tuple(Binding(str(i + 1), f"panel('{tab}')", "Panel", show=i == 0, key_display=f"1-{len(TABS)}")
+                       for i, (tab, _) in enumerate(TABS))
 
 
 class RunMonitor(Vertical):

@@ -1,0 +1,159 @@
+"""A sweep (`trainctl sweep`) as one group: its comparison table (the one `trainctl report` prints: trial,
+state, time, steps/s, win rate, reward, the best marked, config), sortable by any column (`o` moves the
+sort to the next column, `r` turns it round, a click on a header sorts by it), Enter opens the trial's
+run. Re-read from the folder while trials run.
+
+The config column comes last here (first after the trial in the printed table): a grid's labels are
+long, and at 80 columns the figures must stay in view while the labels run off to the right.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from rich.markup import escape
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import DataTable, Footer, Header, Static
+
+from engine.sweep import HEADER, Row, best_row, table_cells
+from tui.groups import GroupReader, GroupView
+from tui.screens.polled import PolledScreen
+from tui.screens.run import RunScreen
+
+SortValue = str | float | int | None
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of the table: its header in engine.sweep.HEADER, what it sorts by, and whether its
+    first sort puts the highest first (figures where more is better)."""
+
+    header: str
+    value: Callable[[Row, bool], SortValue]  # (row, is it the best) -> what the column sorts by
+    highest_first: bool = False
+
+
+def _figure(name: str) -> Callable[[Row, bool], SortValue]:
+    return lambda row, _best: row.figures.value(name) if row.figures else None
+
+
+COLUMNS = (
+    Column("TRIAL", lambda row, _best: row.trial.name),
+    Column("STATE", lambda row, _best: row.figures.state if row.figures else "not started"),
+    Column("TIME", lambda row, _best: row.figures.wall if row.figures else None),
+    Column("STEPS/S", _figure("sps"), highest_first=True),
+    Column("WIN %", _figure("win"), highest_first=True),
+    Column("REWARD", _figure("reward"), highest_first=True),
+    Column("BEST", lambda _row, best: int(best), highest_first=True),
+    Column("CONFIG", lambda row, _best: row.trial.label),
+)
+
+
+def sorted_rows(rows: tuple[Row, ...], best: Row | None, column: Column, descending: bool) -> list[Row]:
+    """`rows` ordered by `column` (ties keep the trials' order); rows without a value go last either way."""
+    valued = [r for r in rows if column.value(r, r is best) is not None]
+    missing = [r for r in rows if column.value(r, r is best) is None]
+    return sorted(valued, key=lambda r: column.value(r, r is best), reverse=descending) + missing  # type: ignore[arg-type,return-value]
+
+
+class SweepScreen(PolledScreen):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *PolledScreen.BINDINGS,
+        Binding("enter", "open_run", "Open run", priority=True),
+        Binding("o", "next_sort", "Sort column"),
+        Binding("r", "reverse_sort", "Reverse"),
+    ]
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__()
+        self.folder = folder
+        self.reader = GroupReader(folder)
+        self.view: GroupView | None = None
+        self.sort_column = 0
+        self.descending = False
+        self._shown: tuple[object, ...] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(f"reading {self.folder} …", id="sweep-head")
+        yield DataTable(id="sweep", zebra_stripes=True, cursor_type="row")
+        yield Footer(compact=True)
+
+    def read(self) -> GroupView | None:
+        return self.reader.read()
+
+    def show(self, view: GroupView) -> None:
+        self.view = view
+        self.sub_title = f"sweep {self.folder.name}"
+        self._draw()
+
+    def _draw(self) -> None:
+        view = self.view
+        if view is None:
+            return
+        column = COLUMNS[self.sort_column]
+        order = "highest first" if self.descending else "lowest first"
+        head = self.query_one("#sweep-head", Static)
+        if view.error:
+            head.update(f"[b]sweep {escape(self.folder.name)}[/b]\n{escape(view.error)}")
+        else:
+            ask = view.ask
+            errors = [f"{r.trial.name}: {r.error}" for r in view.rows if r.error]
+            head.update("\n".join([
+                f"[b]sweep {escape(self.folder.name)}[/b]: {escape(str(ask.get('algo')))} on "
+                f"{escape(str(ask.get('env')))}, {len(view.rows)} trials of {int(ask.get('steps') or 0):,} env steps",
+                escape(f"{view.progress()} · best by {view.best_by} · sorted by {column.header} ({order})"),
+                *(escape(line) for line in errors[:3])]))
+        table: DataTable[str] = self.query_one(DataTable)
+        best = best_row(view.rows, view.best_by)
+        cells = dict(zip((r.trial.name for r in view.rows), table_cells(view.rows, view.best_by), strict=True))
+        rows = sorted_rows(view.rows, best, column, self.descending)
+        shown = (view, self.sort_column, self.descending)
+        if self._shown is not None and self._shown[0] is view and self._shown[1:] == shown[1:]:
+            return
+        self._shown = shown
+        selected = self._selected_trial()
+        table.clear(columns=True)
+        for i, col in enumerate(COLUMNS):
+            arrow = (" ▼" if self.descending else " ▲") if i == self.sort_column else ""
+            table.add_column(col.header + arrow, key=col.header)
+        for row in rows:
+            by_header = dict(zip(HEADER, cells[row.trial.name], strict=True))
+            table.add_row(*(by_header[col.header] for col in COLUMNS), key=row.trial.name)
+        if selected is not None and selected in cells:
+            table.move_cursor(row=table.get_row_index(selected))
+        table.focus()
+
+    def _selected_trial(self) -> str | None:
+        table: DataTable[str] = self.query_one(DataTable)
+        if not table.row_count:
+            return None
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+
+    def sort_by(self, index: int, descending: bool | None = None) -> None:
+        self.sort_column = index
+        self.descending = COLUMNS[index].highest_first if descending is None else descending
+        self._draw()
+
+    def action_next_sort(self) -> None:
+        self.sort_by((self.sort_column + 1) % len(COLUMNS))
+
+    def action_reverse_sort(self) -> None:
+        self.sort_by(self.sort_column, not self.descending)
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        self.sort_by(event.column_index, not self.descending if event.column_index == self.sort_column else None)
+
+    def action_open_run(self) -> None:
+        trial = self._selected_trial()
+        row = self.view.row(trial) if self.view is not None and trial is not None else None
+        if row is None:
+            return
+        if row.run is None:
+            self.notify(f"{row.trial.name} has no run yet", severity="warning")
+            return
+        self.app.push_screen(RunScreen(row.run.path, f"{self.folder.name} · {row.trial.name} {row.trial.label}"))
