@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from cli import arena, bench, commands, play, replay, sweep
+from cli import arena, bench, commands, compare, play, replay, sweep
 from cli import data as data_cli
 from cli import eval as eval_cli
 from cli import export as export_cli
@@ -33,7 +33,8 @@ from engine.sweep import GROUP_FILE, load_group
 EXIT_USAGE = 2
 # Subcommands in a module of their own: `add_parser(sub)` adds the subparser, `run(args)` runs it.
 OWN_MODULE_COMMANDS = {"eval": eval_cli, "arena": arena, "bench": bench, "sweep": sweep, "data": data_cli,
-                       "wm-bench": wm_bench_cli, "replay": replay, "play": play, "export": export_cli}
+                       "wm-bench": wm_bench_cli, "replay": replay, "play": play, "export": export_cli,
+                       "compare": compare}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -63,6 +64,17 @@ class _DataDir(argparse.Action):
                 namespace.env = str(json.loads((folder / "dataset.json").read_text()).get("game")) or None
 
 
+class _DistKey(argparse.Action):
+    """`--nproc N`, `--nnodes M`, `--node-rank R`, `--master-addr A`, `--master-port P`: the `dist.*` setting
+    of the same name (as a `--set`), so a resume starts the same processes."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        key = str(option_string).lstrip("-").replace("-", "_")
+        value = json.dumps(values) if isinstance(values, str) else str(values)
+        namespace.assignments = [*namespace.assignments, f"dist.{key}={value}"]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="trainctl", description="A terminal control center for training game-playing AI. "
                      "Without a command: the TUI on --runs-dir (the status table when stdout is not a terminal).")
@@ -86,6 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, help="a TOML file of overrides")
     run.add_argument("--data", action=_DataDir, metavar="DIR", help="dataset folder of a supervised trainer "
                      "(worldmodel): sets data.dir, and --env to the dataset's game unless given")
+    run.add_argument("--nproc", type=int, action=_DistKey, metavar="N", help="worldmodel: train on N processes "
+                     "here through torchrun (gloo on CPU, NCCL on CUDA; at most the cores, or GPUs)")
+    run.add_argument("--nnodes", type=int, action=_DistKey, metavar="M", help="with --nproc: machines in the job")
+    run.add_argument("--node-rank", type=int, action=_DistKey, metavar="R", help="with --nnodes: this machine's "
+                     "rank (0 writes the run)")
+    run.add_argument("--master-addr", action=_DistKey, metavar="A", help="with --nnodes: address of machine 0")
+    run.add_argument("--master-port", type=int, action=_DistKey, metavar="P", help="with --nnodes: its port")
     run.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run folders go (default: runs)")
     run.add_argument("--name", help="name the run (its id becomes <time>_<name>)")
     run.add_argument("--resume", metavar="RUN", help="continue RUN from its latest checkpoint, with its own config")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import UsageError
-from engine.runstore import atomic_write_bytes
+from engine.runstore import atomic_write_bytes, atomic_write_json
 
 if TYPE_CHECKING:
     import torch
@@ -47,6 +47,23 @@ def save_checkpoint(folder: Path, step: int, state: dict[str, Any], keep: int | 
     if keep is not None:
         for old in list_checkpoints(folder)[:-keep]:
             old.unlink(missing_ok=True)
+    return path
+
+
+def keep_best(folder: Path, step: int, table: Mapping[str, Any], state: dict[str, Any]) -> Path:
+    """Make `state` the only checkpoint of a run's best/ `folder`: `step_<step>.pt`, with the `table` that
+    made it the best (an evaluation, validation metrics) beside it in `step_<step>.json`, written first so
+    that a reader that takes the newest checkpoint always finds its table; the previous pair is removed
+    once the new one is in place. Used by training's evaluations (engine.train_eval) and the world model."""
+    previous = list_checkpoints(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / checkpoint_name(step)
+    atomic_write_json(path.with_suffix(".json"), dict(table))
+    save_checkpoint(folder, step, {**state, "step": int(step)})
+    for old in previous:
+        if old != path:
+            old.unlink(missing_ok=True)
+            old.with_suffix(".json").unlink(missing_ok=True)
     return path
 
 

@@ -18,9 +18,11 @@ from typing import Any
 import torch
 
 from engine import cores
-from engine.checkpoint import save_checkpoint
+from engine.checkpoint import checkpoint_name, save_checkpoint
+from engine.distributed import Ranks
 from engine.events import (
     STATUS_PREFIX,
+    DiscardedEvents,
     EventWriter,
     format_metric_line,
     format_perf_line,
@@ -105,13 +107,18 @@ def compile_modules(modules: Iterable[torch.nn.Module], trial: Callable[[], obje
 
 
 class RunContext:
-    """The run-side reporting API. Steps are env steps; times are wall-clock."""
+    """The run-side reporting API. Steps are env steps; times are wall-clock.
 
-    def __init__(self, run: RunDir, cfg: ResolvedConfig, stop: StopRequest | None = None) -> None:
+    In a run of many processes (engine.distributed) only global rank 0 writes events, console lines and
+    checkpoints, and only each machine's first process its status; the others' calls write nothing."""
+
+    def __init__(self, run: RunDir, cfg: ResolvedConfig, stop: StopRequest | None = None,
+                 ranks: Ranks | None = None) -> None:
         self.run = run
         self.cfg = cfg
         self.stop = stop if stop is not None else StopRequest()  # StopRequest is falsy until set
-        self.events = EventWriter(run.events_path)
+        self.ranks = ranks if ranks is not None else Ranks()
+        self.events = EventWriter(run.events_path) if self.ranks.writes_run else DiscardedEvents()
         self.timer = PerfTimer(enabled=cfg["log.timing"])
         self.console = cfg["log.console"]
         self.total_steps = cfg["run.total_steps"]
@@ -120,7 +127,8 @@ class RunContext:
 
     # -- lines and events -----------------------------------------------------------------------
     def say(self, msg: str) -> None:
-        print(msg, flush=True)
+        if self.ranks.writes_run:
+            print(msg, flush=True)
 
     def log(self, level: str, msg: str, step: int | None = None) -> None:
         """A log event, echoed to stdout (warnings and errors always; info when console is on)."""
@@ -135,7 +143,8 @@ class RunContext:
 
     def set_state(self, state: str, **extra: Any) -> None:
         self.events.write(status_event(state, **extra))
-        self.run.write_status(state=state, **extra)
+        if self.ranks.records_status:
+            self.run.write_status(state=state, **extra)
 
     def perf(self, step: int, **extra: Any) -> PerfWindow:
         """Close the perf window at `step`: a perf event, a [PERF] line if console is on, a status line."""
@@ -161,7 +170,8 @@ class RunContext:
         engine.cores.CHECK_EVERY_S, follow a change of the run's share of the cores."""
         now = time.time()
         if force or now - self._last_status_write >= 1.0:
-            self.run.write_status(step=int(step))
+            if self.ranks.records_status:
+                self.run.write_status(step=int(step))
             self._last_status_write = now
             share = cores.joined()
             change = share.poll() if share is not None else None
@@ -178,6 +188,9 @@ class RunContext:
 
     # -- checkpoints ----------------------------------------------------------------------------
     def save(self, step: int, state: dict[str, Any]) -> Path:
+        """Write a checkpoint (rank 0 alone: another rank returns the path rank 0 writes)."""
+        if not self.ranks.writes_run:
+            return self.run.checkpoints / checkpoint_name(step)
         path = save_checkpoint(self.run.checkpoints, step, {**state, "step": int(step)},
                                keep=self.cfg["checkpoint.keep"])
         self.events.write(log_event("info", f"checkpoint {path.name}", step))

@@ -158,6 +158,23 @@ class EventWriter:
         self.close()
 
 
+class DiscardedEvents(EventWriter):
+    """An EventWriter that writes nothing: the events of a rank that does not write the run
+    (engine.distributed)."""
+
+    def __init__(self) -> None:  # no file: nothing is ever written
+        pass
+
+    def write(self, event: Mapping[str, Any]) -> None:
+        pass
+
+    def write_many(self, events: list[dict[str, Any]]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 @dataclass
 class LineTail:
     """Incremental reader of the complete lines appended to a growing file (events.jsonl, stdout.log).

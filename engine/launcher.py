@@ -34,7 +34,8 @@ from typing import Any, NamedTuple
 import psutil
 
 from engine.checkpoint import latest_checkpoint, load_checkpoint
-from engine.cores import launch_env
+from engine.cores import core_count, launch_env
+from engine.distributed import launch_argv
 from engine.errors import UsageError
 from engine.line_parsers import make_reader
 from engine.profiles import ResolvedConfig, resolve
@@ -104,7 +105,29 @@ def plan(job: Job) -> ResolvedConfig:
                   assignments=job.assignments)
     check_available(cfg["run.algo"])
     check_memory(cfg)
+    check_processes(cfg)
     return cfg
+
+
+def check_processes(cfg: ResolvedConfig) -> None:
+    """UsageError when `dist.nproc` asks for more processes than this machine has cores (or GPUs, for a run
+    on CUDA): torchrun would start them, and they would only crowd each other."""
+    nproc = int(cfg["dist.nproc"])
+    if nproc == 1:
+        return
+    if cfg["torch.device"] != "cpu":
+        import torch  # only for a run of many processes: is there CUDA, and how many GPUs
+
+        if torch.cuda.is_available():
+            gpus = torch.cuda.device_count()
+            if nproc > gpus:
+                raise UsageError(f"--nproc {nproc} is more than the {gpus} GPU(s) of this machine; expected at "
+                                 f"most {gpus} (one process per GPU)")
+            return
+    cores = core_count()
+    if nproc > cores:
+        raise UsageError(f"--nproc {nproc} is more than the {cores} core(s) of this machine; expected at most "
+                         f"{cores} (one process per core)")
 
 
 # -- memory ---------------------------------------------------------------------------------------------
@@ -133,6 +156,8 @@ def array_needs(cfg: ResolvedConfig) -> list[ArrayNeed]:
     """The large arrays a trainer run allocates, worked out from the game's observation and action sizes
     (no torch, nothing allocated). A lower bound of the run's memory: the networks, torch itself and a
     core's own per-game state come on top."""
+    if cfg["run.algo"] == "worldmodel":  # a supervised trainer: no games, no rollout or replay buffer
+        return [preloaded_data_need(cfg)]
     # Every game package holds a pure-Python `rules` module that names its sizes (envs/__init__.py).
     rules = importlib.import_module(f"{GAMES[cfg['run.env']]}.rules")
     obs, actions, games = int(rules.OBS_SIZE), int(rules.NUM_ACTIONS), int(cfg["env.num_envs"])
@@ -155,6 +180,19 @@ def array_needs(cfg: ResolvedConfig) -> list[ArrayNeed]:
         per_transition = 2 * obs * F32 + I64 + 4 * F32 + actions * FLAG + round(F64 * (1 + 3 / 7))
         needs.append(ArrayNeed("replay buffer", ("dqn.buffer_size",), capacity, per_transition))
     return needs
+
+
+def preloaded_data_need(cfg: ResolvedConfig) -> ArrayNeed:
+    """A world-model run's arrays: its dataset preloaded as tensors (engine.worldmodel.Tensors), per
+    transition the model's input (observation and both actions one-hot, float32), HP deltas and KO flags
+    (six float32 each), done and reward (float32) and the action (int64), counted twice: the training
+    split's shuffled copy of each epoch comes on top (sized from the dataset's dataset.json)."""
+    from engine.datasets import read_meta  # numpy: only for a world-model run
+
+    meta = read_meta(Path(cfg["data.dir"]))
+    per_transition = (int(meta["obs_size"]) + 2 * int(meta["num_actions"])) * F32 + (6 + 6 + 2) * F32 + I64
+    return ArrayNeed("preloaded transitions and the epoch's shuffled copy", ("data.dir",),
+                     2 * int(meta["transitions"]), per_transition)
 
 
 def check_memory(cfg: ResolvedConfig, available: int | None = None) -> None:
@@ -342,7 +380,7 @@ def start(run: RunDir, resume: bool = False) -> subprocess.Popen[bytes]:
     if info.get("kind") == "wrapped":
         argv = [sys.executable, "-m", "engine.wrap", str(run.path), "--", *info["wrapped"]]
     else:
-        argv = [sys.executable, "-m", "engine.worker", str(run.path), *(["--resume"] if resume else [])]
+        argv = worker_argv(run, ResolvedConfig.from_json(info["config"], str(info.get("profile"))), resume)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": _pythonpath()}
     if info.get("kind") == "trainer":  # thread pools sized to the run's share of the cores from the start
         env.update(launch_env(ResolvedConfig.from_json(info["config"], str(info.get("profile")))["torch.threads"]))
@@ -352,6 +390,16 @@ def start(run: RunDir, resume: bool = False) -> subprocess.Popen[bytes]:
     run.write_status(state="starting", **process_identity(proc.pid), pgid=proc.pid, launched=time.time(),
                      exit_code=None, ended=None, signal=None, stop_request=None)
     return proc
+
+
+def worker_argv(run: RunDir, cfg: ResolvedConfig, resume: bool) -> list[str]:
+    """The run process of a trainer run: engine.worker, or torchrun starting `dist.nproc` of them (the
+    `dist.*` keys, engine.distributed)."""
+    worker = ["engine.worker", str(run.path), *(["--resume"] if resume else [])]
+    if cfg["dist.nproc"] == 1 and cfg["dist.nnodes"] == 1:
+        return [sys.executable, "-m", *worker]
+    return launch_argv(sys.executable, worker, cfg["dist.nproc"], cfg["dist.nnodes"], cfg["dist.node_rank"],
+                       cfg["dist.master_addr"], cfg["dist.master_port"])
 
 
 def _pythonpath() -> str:
@@ -427,5 +475,6 @@ def ending(run: RunDir, status: Mapping[str, Any], state: str) -> str:
     if state == "lost":
         return f"lost: {run.lost_note(step, checkpoint)}"
     if state == "failed":
-        return f"failed at step {step} (exit code {status.get('exit_code')}); its output is in {run.stdout_path}"
+        error = f": {status['error']}" if status.get("error") else ""
+        return f"failed at step {step} (exit code {status.get('exit_code')}){error}; its output is in {run.stdout_path}"
     return f"{state} at step {step}" + (f"; checkpoint {checkpoint.name}" if checkpoint else "")

@@ -59,6 +59,14 @@ class PerfTimer:
     def count_episodes(self, n: int) -> None:
         self._window_episodes += n
 
+    def phase_ns(self) -> dict[str, int]:
+        """The nanoseconds of each phase in the current window."""
+        return dict(self._ns)
+
+    def set_phase_ns(self, spent: dict[str, int]) -> None:
+        """Replace the current window's phase times (engine.distributed: the mean over a job's ranks)."""
+        self._ns = dict(spent)
+
     def restart(self, step: int) -> None:
         """Start a fresh window at `step` (e.g. after a resume or a pause) and drop what was counted."""
         self._ns.clear()

@@ -27,7 +27,7 @@ ALGOS = ("ppo", "dqn-per", "worldmodel")
 ALGO_SECTION = {"ppo": "ppo", "dqn-per": "dqn", "worldmodel": "worldmodel"}
 # Every section only one algorithm's trainer reads, by algorithm.
 ALGO_SECTIONS: dict[str, frozenset[str]] = {"ppo": frozenset({"ppo"}), "dqn-per": frozenset({"dqn", "per"}),
-                                            "worldmodel": frozenset({"worldmodel", "data"})}
+                                            "worldmodel": frozenset({"worldmodel", "data", "dist"})}
 
 
 def read_by(key: str, algo: str) -> bool:
@@ -77,6 +77,10 @@ def _int_list(v: Any) -> bool:
 
 def _str_list(v: Any) -> bool:
     return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+def _port(v: Any) -> bool:
+    return bool(1 <= v <= 65535)
 
 
 def _above_zero_unit(v: Any) -> bool:
@@ -180,6 +184,17 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "data": {
         "dir": _k(str, "", "the dataset folder a supervised trainer reads (`trainctl data gen`; --data DIR)"),
+    },
+    # Many processes, many machines (engine.distributed): the world-model trainer through torch.distributed.run.
+    "dist": {
+        "nproc": _k(int, 1, "processes on this machine (--nproc; torchrun's --nproc-per-node; at most its cores, "
+                    "or its GPUs on CUDA)", POS),
+        "nnodes": _k(int, 1, "machines in the job (--nnodes)", POS),
+        "node_rank": _k(int, 0, "this machine's place among them, 0 for the one that writes the run (--node-rank)",
+                        NONNEG),
+        "master_addr": _k(str, "127.0.0.1", "address of machine 0 (--master-addr; read when nnodes > 1)"),
+        "master_port": _k(int, 29500, "rendezvous port on machine 0 (--master-port; read when nnodes > 1)",
+                          (_port, "in 1..65535")),
     },
     "torch": {
         "device": _k(str, "auto", "auto = cuda when present", choices=("auto", "cpu", "cuda")),
@@ -536,6 +551,7 @@ def _check_together(settings: Mapping[str, Setting]) -> None:
         raise UsageError(f"{settings['eval.suite'].source}: eval.suite names {', '.join(map(repr, unknown))}, not "
                          f"a scripted player of {game}; expected some of: {', '.join(opponents(game))}")
     _check_selfplay(settings)
+    _check_dist(settings)
     rollout = v("ppo.n_steps") * v("env.num_envs")
     if v("run.algo") == "ppo" and v("ppo.batch_size") > rollout:
         raise UsageError(f"{settings['ppo.batch_size'].source}: ppo.batch_size = {v('ppo.batch_size')} exceeds "
@@ -569,6 +585,20 @@ def _check_selfplay(settings: Mapping[str, Setting]) -> None:
     if unknown:
         raise UsageError(f"{settings['selfplay.opponents'].source}: selfplay.opponents names "
                          f"{', '.join(map(repr, unknown))}; expected some of: {', '.join(known)}")
+
+
+def _check_dist(settings: Mapping[str, Setting]) -> None:
+    """More than one process only for the trainer that runs on torchrun, and a node rank among the nodes."""
+    def v(k: str) -> Any:
+        return settings[k].value
+
+    if (v("dist.nproc") > 1 or v("dist.nnodes") > 1) and v("run.algo") != "worldmodel":
+        key = "dist.nproc" if v("dist.nproc") > 1 else "dist.nnodes"
+        raise UsageError(f"{settings[key].source}: {key} = {v(key)} but the {v('run.algo')} trainer runs in one "
+                         "process; expected 1 (only --algo worldmodel runs on many processes)")
+    if v("dist.node_rank") >= v("dist.nnodes"):
+        raise UsageError(f"{settings['dist.node_rank'].source}: dist.node_rank = {v('dist.node_rank')} is not "
+                         f"below dist.nnodes = {v('dist.nnodes')}; expected 0..{v('dist.nnodes') - 1}")
 
 
 def _check_worldmodel(settings: Mapping[str, Setting]) -> None:

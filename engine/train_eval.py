@@ -30,11 +30,10 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecNormalize
 
 from engine.arena import eval_event, eval_row, evaluate_subject
-from engine.checkpoint import checkpoint_name, latest_checkpoint, list_checkpoints, save_checkpoint
+from engine.checkpoint import checkpoint_name, keep_best, latest_checkpoint
 from engine.context import RunContext
 from engine.eval_scores import suite_margin, suite_score
 from engine.players import BEST_FOLDER, NeuralPlayer, parse_player, player_names
-from engine.runstore import atomic_write_json
 from engine.sb3_callbacks import next_multiple
 from engine.soccer_eval import evaluate_policy, policy_actor
 from engine.vec_normalize import statistics
@@ -172,21 +171,10 @@ class EvalDuringTraining(BaseCallback):
         summary = ", ".join(self.suite.summary(row) for row in rows)
         name = self.suite.score_name
         if self.best is None or score > self.best:
-            self._keep_best(step, event)
+            keep_best(self.folder, step, event, self.state())
             self.ctx.log("info", f"eval: {summary}; {name} {score:.3f}, the best so far: kept in "
                          f"{BEST_FOLDER}/{checkpoint_name(step)}", step)
             self.best = score
         else:
             self.ctx.log("info", f"eval: {summary}; {name} {score:.3f} (best {self.best:.3f})", step)
         return event
-
-    def _keep_best(self, step: int, event: dict[str, Any]) -> None:
-        previous = list_checkpoints(self.folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / checkpoint_name(step)
-        atomic_write_json(path.with_suffix(".json"), event)
-        save_checkpoint(self.folder, step, {**self.state(), "step": int(step)})
-        for old in previous:
-            if old != path:
-                old.unlink(missing_ok=True)
-                old.with_suffix(".json").unlink(missing_ok=True)

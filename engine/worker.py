@@ -13,6 +13,10 @@ recorded (`phase` start-up, then training once torch is loaded), which is what t
 that a signal will be caught. A stop asked for while
 starting is kept by the file; the trainer then stops at its first env step and still saves a
 checkpoint. A resumed run finds no old request: the launcher removes it before starting this process.
+
+Under torch.distributed.run (a run of `dist.nproc` processes, engine.distributed) every rank runs this;
+only the first process of a machine records the status, and a rank that fails leaves its message for
+rank 0, whose status then names it (`error`).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
-from engine import cores
+from engine import cores, distributed
 from engine.errors import UsageError
 from engine.events import EventWriter, log_event, status_event
 from engine.runstore import EXIT_CODES, RunDir, StopRequest, process_identity
@@ -40,15 +44,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_dir")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
     args = parser.parse_args(argv)
+    ranks = distributed.Ranks.from_env()
     run = RunDir.open(args.run_dir)
     stop.watch(run)
-    run.write_status(state="running", phase="start-up", **process_identity(os.getpid()), pgid=os.getpgid(0),
-                     started=time.time(), exit_code=None)
+    if ranks.records_status:
+        run.write_status(state="running", phase="start-up", **process_identity(os.getpid()), pgid=os.getpgid(0),
+                         started=time.time(), exit_code=None, error=None)
     share = cores.join(run.run_id, _requested_threads(run))  # this run's claim on the cores, until it ends
     state = "failed"
+    error: str | None = None
     ctx: RunContext | None = None
     try:
-        ctx = _context(run, stop)  # the heavy imports happen here
+        ctx = _context(run, stop, ranks)  # the heavy imports happen here
         ctx.set_state("running", phase="training")
         if stop:
             ctx.log("info", f"stop requested during start-up ({stop.reason}): stopping at the first step "
@@ -57,16 +64,24 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:
         traceback.print_exc()
         sys.stdout.flush()
-        _event(run, ctx, log_event("error", traceback.format_exc().strip().splitlines()[-1]))
+        error = traceback.format_exc().strip().splitlines()[-1]
+        distributed.publish_failure(ranks, error)
+        error = distributed.failure_note(ranks, error) if ranks.writes_run else error
+        if ranks.writes_run:
+            _event(run, ctx, log_event("error", error))
     finally:
         share.leave()
         code = EXIT_CODES[state]
         final: dict[str, Any] = {"exit_code": code, "ended": time.time(), "signal": stop.signal_name,
-                                 "stop_request": stop.request}
-        _event(run, ctx, status_event(state, **final))
-        run.write_status(state=state, **final)
+                                 "stop_request": stop.request, "error": error}
+        if ranks.writes_run:
+            _event(run, ctx, status_event(state, **final))
+        if ranks.records_status:
+            run.write_status(state=state, **final)
         if ctx is not None:
             ctx.close()
+        if ranks.distributed:
+            distributed.close()
     return code
 
 
@@ -80,13 +95,13 @@ def _requested_threads(run: RunDir) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
-def _context(run: RunDir, stop: StopRequest) -> RunContext:
+def _context(run: RunDir, stop: StopRequest, ranks: distributed.Ranks) -> RunContext:
     """The run's RunContext (imports torch: only after the stop handling is in place)."""
     from engine.context import RunContext
     from engine.profiles import ResolvedConfig
 
     info = run.read_config()
-    return RunContext(run, ResolvedConfig.from_json(info["config"], info.get("profile", "?")), stop)
+    return RunContext(run, ResolvedConfig.from_json(info["config"], info.get("profile", "?")), stop, ranks)
 
 
 def _train(ctx: RunContext, resume: bool) -> str:

@@ -11,9 +11,10 @@ steps/s is samples/s and the plots' x axis is samples seen; the budget is `world
 `--resume RUN --steps N`, enough epochs for N samples: `budget_epochs`), and the run's `total_steps`
 (run.json) becomes epochs x training samples once the data is loaded.
 
-Each epoch: minibatches of a permutation drawn from the seed and the epoch (so a resume continues the
-same epoch at the same minibatch), then the validation metrics, a metric event, the plateau scheduler and
-early stopping on `val_total`, the best model in best/ and a periodic checkpoint. The step size follows
+Each epoch: the training split gathered once in an order drawn from the seed and the epoch, its
+minibatches slices of that copy (so a resume continues the same epoch at the same minibatch), then the
+validation metrics, a metric event, the plateau scheduler and early stopping on `val_total`, the best
+model in best/ and a periodic checkpoint. The step size follows
 the square-root rule (`lr_for`). AMP (bf16 autocast) applies on CUDA only.
 
 Nothing here generates data or plays games.
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,8 +33,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine import datasets
-from engine.checkpoint import NETWORK_KEYS, check_checkpoint, checkpoint_name, list_checkpoints, save_checkpoint
+from engine import datasets, distributed
+from engine.checkpoint import NETWORK_KEYS, check_checkpoint, checkpoint_name, keep_best
 from engine.context import RunContext, setup_torch, versions
 from engine.errors import UsageError
 from engine.perf import PerfTimer
@@ -133,7 +134,13 @@ class WorldModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         h = self.trunk(x)
-        return self.hp(h), self.ko(h), self.done(h).squeeze(-1), self.reward(h).squeeze(-1)
+        # The four heads as one product (their weights stacked): one matrix product forward and two backward
+        # instead of four and eight, the same figures (the heads stay four modules, as checkpoints hold them).
+        heads = (self.hp, self.ko, self.done, self.reward)
+        weight, bias = torch.cat([head.weight for head in heads]), torch.cat([head.bias for head in heads])
+        out = nn.functional.linear(h, weight, bias)
+        hp, ko, done, reward = out.split([HP_SLOTS, HP_SLOTS, 1, 1], dim=1)
+        return hp, ko, done.squeeze(-1), reward.squeeze(-1)
 
 
 @dataclass
@@ -279,38 +286,35 @@ def loss_sum(outputs: Sequence[torch.Tensor], batch: Tensors, weights: LossWeigh
     return per_row.sum()
 
 
+VAL_SUMS = ("rows", "loss", "pass_err", "pass_n", "attack_err", "attack_n", "ko_true", "ko_missed", "done_hit",
+            "done_loss", "reward_err")
+
+
 class ValTotals:
     """Sums over validation batches, for `metrics()`: HP errors in HP points on pass and attack turns, KO
-    misses, done hits and loss, reward error, the weighted loss."""
+    misses, done hits and loss, reward error, the weighted loss. Kept as one float64 tensor (`VAL_SUMS`),
+    read once at the end: no per-batch synchronisation, and a distributed job sums it in one all_reduce."""
 
-    def __init__(self) -> None:
-        self.sums: dict[str, float] = dict.fromkeys(
-            ("rows", "loss", "pass_err", "pass_n", "attack_err", "attack_n", "ko_true", "ko_missed", "done_hit",
-             "done_loss", "reward_err"), 0.0)
+    def __init__(self, device: torch.device | None = None) -> None:
+        self.sums = torch.zeros(len(VAL_SUMS), dtype=torch.float64, device=device)
 
     def add(self, outputs: Sequence[torch.Tensor], batch: Tensors, weights: LossWeights) -> None:
         hp, ko, done, reward = (o.float() for o in outputs)
         err = ((hp - batch.hp).abs() * HP_SCALE).mean(dim=1)
-        passed, attacked = batch.action == rules.PASS, batch.action < rules.PASS
+        passed, attacked = (batch.action == rules.PASS).float(), (batch.action < rules.PASS).float()
         true_ko = batch.ko > 0.5
-        s = self.sums
-        s["rows"] += len(batch)
-        s["loss"] += float(loss_sum(outputs, batch, weights))
-        s["pass_err"] += float(err[passed].sum())
-        s["pass_n"] += float(passed.sum())
-        s["attack_err"] += float(err[attacked].sum())
-        s["attack_n"] += float(attacked.sum())
-        s["ko_true"] += float(true_ko.sum())
-        s["ko_missed"] += float((true_ko & (ko < 0)).sum())
-        s["done_hit"] += float(((done > 0) == (batch.done > 0.5)).sum())
-        s["done_loss"] += float(nn.functional.binary_cross_entropy_with_logits(done, batch.done, reduction="sum"))
-        s["reward_err"] += float((reward - batch.reward).abs().sum())
+        parts = [torch.tensor(float(len(batch)), device=err.device), loss_sum(outputs, batch, weights),
+                 (err * passed).sum(), passed.sum(), (err * attacked).sum(), attacked.sum(), true_ko.sum(),
+                 (true_ko & (ko < 0)).sum(), ((done > 0) == (batch.done > 0.5)).sum(),
+                 nn.functional.binary_cross_entropy_with_logits(done, batch.done, reduction="sum"),
+                 (reward - batch.reward).abs().sum()]
+        self.sums += torch.stack([part.double() for part in parts])
 
     def metrics(self) -> dict[str, float]:
         """`val/pass_hp_mae`, `val/attack_hp_mae` (HP points per creature slot), `val/ko_miss_rate` (true KOs
         predicted not KO / true KOs; 0 with none), `val/done_acc`, `val/done_loss`, `val/reward_mae`,
         `val_total` (the training loss's mean over the split)."""
-        s = self.sums
+        s = dict(zip(VAL_SUMS, self.sums.tolist(), strict=True))
         rows = max(s["rows"], 1.0)
         return {"val/pass_hp_mae": s["pass_err"] / max(s["pass_n"], 1.0),
                 "val/attack_hp_mae": s["attack_err"] / max(s["attack_n"], 1.0),
@@ -321,16 +325,21 @@ class ValTotals:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, val: Tensors, weights: LossWeights, batch_size: int,
-             autocast: str | None = None) -> dict[str, float]:
-    """The validation metrics (`ValTotals.metrics`) of `model` over the whole split `val`."""
+             autocast: str | None = None, ranks: distributed.Ranks | None = None) -> dict[str, float]:
+    """The validation metrics (`ValTotals.metrics`) of `model` over the whole split `val`; in a distributed
+    job (`ranks`) each rank reads its contiguous share and the sums are added over the ranks."""
     was_training = model.training
     model.eval()
-    totals = ValTotals()
-    for start in range(0, len(val), batch_size):
-        batch = val.rows(slice(start, start + batch_size))
+    ranks = ranks if ranks is not None else distributed.Ranks()
+    first, end = len(val) * ranks.rank // ranks.world, len(val) * (ranks.rank + 1) // ranks.world
+    totals = ValTotals(val.x.device)
+    for start in range(first, end, batch_size):
+        batch = val.rows(slice(start, min(start + batch_size, end)))
         with bf16_autocast(autocast):
             outputs = model(batch.x)
         totals.add(outputs, batch, weights)
+    if ranks.distributed:
+        distributed.all_sum(totals.sums)
     model.train(was_training)
     return totals.metrics()
 
@@ -340,27 +349,49 @@ def epoch_order(seed: int, epoch: int, rows: int) -> torch.Tensor:
     return torch.randperm(rows, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
 
 
-def minibatches(order: torch.Tensor, batch_size: int, first: int) -> Iterator[tuple[int, torch.Tensor]]:
-    """(minibatch number, row indices) of `order` from minibatch `first` on; the last one may be short."""
-    for number in range(first, math.ceil(len(order) / batch_size)):
-        yield number, order[number * batch_size: (number + 1) * batch_size]
+def make_optimizer(model: nn.Module, lr: float) -> torch.optim.Adam:
+    """Adam, fused (one kernel for all the parameters' updates instead of a few per parameter: the per-step
+    cost that a small batch pays most often)."""
+    return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
 
 
-def gradient_step(model: nn.Module, optimizer: torch.optim.Optimizer, data: Tensors, index: torch.Tensor,
-                  weights: LossWeights, timer: PerfTimer, autocast: str | None = None) -> float:
-    """One gradient step on rows `index` of `data`, timed as the `data`, `forward`, `backward` and
-    `optimizer` phases; the loss summed over the rows (the step follows its mean)."""
+def shuffled(data: Tensors, seed: int, epoch: int) -> Tensors:
+    """The training split in `epoch`'s order (`epoch_order`), gathered once: each minibatch is then a
+    slice of it (a view), not a gather of its own; the copy lives for the epoch."""
+    return data.rows(epoch_order(seed, epoch, len(data)).to(data.x.device))
+
+
+def minibatches(rows: int, batch_size: int, first: int) -> Iterator[tuple[int, slice]]:
+    """(minibatch number, its rows) of an epoch of `rows` rows (in `shuffled` order) from minibatch `first`
+    on; the last one may be short."""
+    for number in range(first, math.ceil(rows / batch_size)):
+        yield number, slice(number * batch_size, min((number + 1) * batch_size, rows))
+
+
+def gradient_step(model: nn.Module, optimizer: torch.optim.Optimizer, data: Tensors, index: torch.Tensor | slice,
+                  weights: LossWeights, timer: PerfTimer, autocast: str | None = None, step_rows: int | None = None,
+                  sync: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """One gradient step on rows `index` of `data`, timed as the `data`, `forward`, `backward`, `sync` and
+    `optimizer` phases; returns the loss summed over the rows (a tensor: reading it would wait for the step).
+    The step follows the loss's mean over `step_rows` (default: the rows of `index`). In a distributed job
+    a rank holds only its share of the step's rows, and `sync(loss)`, between the backward pass and the
+    optimizer, sums the gradients over the ranks and returns the loss summed over them."""
     with timer.phase("data"):
         batch = data.rows(index)
+        rows = len(batch)
     with timer.phase("forward"), bf16_autocast(autocast):
         outputs = model(batch.x)
     with timer.phase("backward"):
         loss = loss_sum(outputs, batch, weights)
         optimizer.zero_grad(set_to_none=True)
-        (loss / len(batch)).backward()
+        (loss / (step_rows or rows)).backward()
+        loss = loss.detach()
+    if sync is not None:
+        with timer.phase("sync"):
+            loss = sync(loss)
     with timer.phase("optimizer"):
         optimizer.step()
-    return float(loss.detach())
+    return loss
 
 
 # -- checkpoints ------------------------------------------------------------------------------------------
@@ -381,52 +412,46 @@ def model_from_checkpoint(state: Mapping[str, Any]) -> WorldModel:
     return model.eval()
 
 
-class BestKeeper:
-    """The run's best/ folder: the checkpoint with the lowest val_total so far, `step_<step>.pt`, with its
-    validation metrics beside it in `step_<step>.json` (written first, so a reader that takes the newest
-    checkpoint always finds its table); the previous pair is removed once the new one is in place."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-
-    def keep(self, step: int, epoch: int, metrics: Mapping[str, float], state: dict[str, Any]) -> Path:
-        previous = list_checkpoints(self.folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / checkpoint_name(step)
-        atomic_write_json(path.with_suffix(".json"), {"step": int(step), "epoch": epoch, "metrics": dict(metrics)})
-        save_checkpoint(self.folder, step, {**state, "step": int(step)})
-        for old in previous:
-            if old != path:
-                old.unlink(missing_ok=True)
-                old.with_suffix(".json").unlink(missing_ok=True)
-        return path
-
-
 # -- the run ------------------------------------------------------------------------------------------------
+PHASES = ("data", "forward", "backward", "sync", "optimizer", "eval")  # this trainer's [PERF] phases
+
+
 class Trainer:
     """One world-model run: model, optimizer, scheduler, early stopping and the position in the epochs.
-    `fit()` trains until the epochs are done, early stopping or a stop request."""
+    `fit()` trains until the epochs are done, early stopping or a stop request.
+
+    In a distributed job (ctx.ranks, engine.distributed) every rank holds the same model and the whole
+    preloaded data, trains on its share of each global minibatch of `worldmodel.batch_size` rows, and sums
+    the step over the ranks; every rank therefore applies the same step, reads the same validation figures
+    and takes the same decisions (scheduler, early stopping, stop requests); rank 0 alone writes them."""
 
     def __init__(self, ctx: RunContext, train_data: Tensors, val_data: Tensors, device: torch.device,
                  autocast: str | None, data_sha256: str) -> None:
         cfg = ctx.cfg
         w = cfg.section("worldmodel")
         self.ctx, self.w, self.device, self.autocast = ctx, w, device, autocast
+        self.ranks = ctx.ranks
         self.train_data, self.val_data = train_data.to(device), val_data.to(device)
         self.weights = LossWeights.from_config(cfg)
         self.data_sha256 = data_sha256
         torch.manual_seed(cfg["run.seed"])
         self.model = WorldModel(rules.OBS_SIZE, rules.NUM_ACTIONS, w["hidden"]).to(device)
         self.lr, self.lr_text = lr_for(cfg)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.lr)
+        self.optimizer = make_optimizer(self.model, self.lr)
         self.scheduler = plateau_scheduler(self.optimizer, float(w["plateau_factor"]), int(w["plateau_patience"]))
         self.early = EarlyStopping(int(w["early_stop_patience"]))
-        self.best = BestKeeper(ctx.run.path / BEST_FOLDER)
+        self.best_folder = ctx.run.path / BEST_FOLDER
         self.epochs = budget_epochs(cfg, len(train_data))
         self.epoch = 0  # epochs completed
         self.batch_in_epoch = 0  # minibatches of the current epoch done
-        self.samples = 0  # training samples seen: the run's step
+        self.samples = 0  # training samples seen (by all ranks): the run's step
         self._last_perf = 0.0  # perf_counter() of the last perf event
+        # What the ranks agreed on in the last step's all_reduce (a distributed job): its rows, whether any
+        # rank was asked to stop, whether rank 0's perf window is due.
+        self._step_rows = 0
+        self._epoch_data = train_data  # the training split in the current epoch's order (`shuffled`)
+        self._stop_agreed = False
+        self._perf_agreed = False
 
     @property
     def total_steps(self) -> int:
@@ -461,37 +486,70 @@ class Trainer:
         batch_size = int(self.w["batch_size"])
         while self.epoch < self.epochs and not self.early.stop:
             started, first_sample = time.perf_counter(), self.samples
-            loss_total, loss_rows = 0.0, 0
-            order = epoch_order(ctx.cfg["run.seed"], self.epoch, len(self.train_data))
-            for number, index in minibatches(order, batch_size, self.batch_in_epoch):
-                if ctx.stop:
+            loss_total, loss_rows = torch.zeros((), dtype=torch.float64, device=self.device), 0
+            with timer.phase("data"):
+                self._epoch_data = shuffled(self.train_data, ctx.cfg["run.seed"], self.epoch)
+            for number, rows in minibatches(len(self.train_data), batch_size, self.batch_in_epoch):
+                if self._stop_requested():
                     ctx.save(self.samples, self.state())
+                    ctx.progress(self.samples, force=True)  # status.json's step: the checkpoint's
                     return "stopped"
-                loss_total += self._step(index.to(self.device))
-                loss_rows += len(index)
-                self.batch_in_epoch, self.samples = number + 1, self.samples + len(index)
-                if timer.enabled and time.perf_counter() - self._last_perf >= ctx.cfg["log.every_seconds"]:
+                self._step_rows = rows.stop - rows.start
+                loss_total += self._step(rows)
+                loss_rows += rows.stop - rows.start
+                self.batch_in_epoch, self.samples = number + 1, self.samples + self._step_rows
+                if timer.enabled and self._perf_due():
                     self._perf()
-            self._end_epoch(time.perf_counter() - started, self.samples - first_sample, loss_total / max(loss_rows, 1))
+            self._end_epoch(time.perf_counter() - started, self.samples - first_sample,
+                            float(loss_total) / max(loss_rows, 1))
         if self.early.stop:
             ctx.log("info", f"early stopping after epoch {self.epoch}: no better val_total for "
                     f"{self.early.bad_epochs} epochs (best {self.early.best:.6g})", self.samples)
         ctx.save(self.samples, self.state())
+        ctx.progress(self.samples, force=True)
         return "finished"
 
+    def _stop_requested(self) -> bool:
+        """A process alone reads its stop request; a distributed job what the last step agreed on."""
+        return self._stop_agreed if self.ranks.distributed else bool(self.ctx.stop)
+
+    def _perf_due_here(self) -> bool:
+        return time.perf_counter() - self._last_perf >= self.ctx.cfg["log.every_seconds"]
+
+    def _perf_due(self) -> bool:
+        """Rank 0's clock decides, so that every rank closes its perf window at the same step."""
+        return self._perf_agreed if self.ranks.distributed else self._perf_due_here()
+
     def _perf(self) -> None:
+        distributed.sum_phases(self.ctx.timer, PHASES, self.ranks)
         self.ctx.perf(self.samples, epoch=self.epoch)
         self._last_perf = time.perf_counter()
 
-    def _step(self, index: torch.Tensor) -> float:
-        """One gradient step on the training rows `index`; the loss summed over them."""
-        return gradient_step(self.model, self.optimizer, self.train_data, index, self.weights, self.ctx.timer,
-                             self.autocast)
+    def _step(self, rows: slice) -> torch.Tensor:
+        """One gradient step on the rows `rows` of the epoch's shuffled split (a distributed job: on this
+        rank's share of them); the loss summed over them."""
+        if not self.ranks.distributed:
+            return gradient_step(self.model, self.optimizer, self._epoch_data, rows, self.weights, self.ctx.timer,
+                                 self.autocast)
+        mine = distributed.shard(rows, self.ranks)
+        return gradient_step(self.model, self.optimizer, self._epoch_data, mine, self.weights, self.ctx.timer,
+                             self.autocast, step_rows=rows.stop - rows.start,
+                             sync=lambda loss: self._sum_step(loss, mine.stop - mine.start))
+
+    def _sum_step(self, loss: torch.Tensor, rows: int) -> torch.Tensor:
+        """Sum the gradients over the ranks, and with them the loss, the rows, the stop requests and rank 0's
+        perf clock (one all_reduce); returns the summed loss."""
+        perf_due = self.ranks.writes_run and self.ctx.timer.enabled and self._perf_due_here()
+        extras = torch.tensor([float(loss), rows, float(bool(self.ctx.stop)), float(perf_due)], dtype=torch.float32)
+        summed = distributed.sum_gradients(list(self.model.parameters()), extras).tolist()
+        self._step_rows, self._stop_agreed, self._perf_agreed = int(summed[1]), summed[2] > 0, summed[3] > 0
+        return torch.tensor(summed[0], dtype=torch.float64)
 
     def _end_epoch(self, seconds: float, samples: int, train_loss: float) -> None:
         ctx = self.ctx
         with ctx.timer.phase("eval"):
-            metrics = evaluate(self.model, self.val_data, self.weights, int(self.w["eval_batch_size"]), self.autocast)
+            metrics = evaluate(self.model, self.val_data, self.weights, int(self.w["eval_batch_size"]),
+                               self.autocast, self.ranks)
         self.epoch += 1
         self.batch_in_epoch = 0
         val_total = metrics["val_total"]
@@ -502,9 +560,12 @@ class Trainer:
                                    "train/lr": self.optimizer.param_groups[0]["lr"], **metrics})
         self._perf()
         if better:
-            path = self.best.keep(self.samples, self.epoch, metrics, self.state())
+            name = checkpoint_name(self.samples)
+            if self.ranks.writes_run:
+                keep_best(self.best_folder, self.samples, {"step": self.samples, "epoch": self.epoch,
+                                                           "metrics": metrics}, self.state())
             ctx.log("info", f"epoch {self.epoch}: val_total {val_total:.6g}, the best so far: kept in "
-                    f"{BEST_FOLDER}/{path.name}", self.samples)
+                    f"{BEST_FOLDER}/{name}", self.samples)
         else:
             ctx.log("info", f"epoch {self.epoch}: val_total {val_total:.6g} (best {self.early.best:.6g}, "
                     f"{self.early.bad_epochs} epochs without better)", self.samples)
@@ -515,13 +576,15 @@ class Trainer:
 def record_data(ctx: RunContext, dataset: datasets.Dataset, total_steps: int) -> None:
     """Write what the run read into run.json: the data folder, its sha256, the splits' sizes, the cache
     state (`cache train=hit val=hit`), and the run's total of steps (epochs x training samples)."""
+    ctx.total_steps = total_steps
+    if not ctx.ranks.writes_run:
+        return
     info = ctx.run.read_config()
     info["data"] = {"dir": str(dataset.path), "source_sha256": dataset.source_sha256,
                     "train": len(dataset.train), "val": len(dataset.val), "cache": dataset.cache_line()}
     info["total_steps"] = total_steps
     info["config"]["run.total_steps"] = {"value": total_steps, "source": RECORDED_TOTAL}
     atomic_write_json(ctx.run.config_path, info)
-    ctx.total_steps = total_steps
 
 
 def train(ctx: RunContext, resume: dict[str, Any] | None) -> str:
@@ -529,6 +592,9 @@ def train(ctx: RunContext, resume: dict[str, Any] | None) -> str:
     cfg = ctx.cfg
     w = cfg.section("worldmodel")
     torch_setup = setup_torch(cfg)
+    device = distributed.device_for(ctx.ranks, torch_setup.device)
+    if ctx.ranks.distributed:  # first: a rank that fails from here on can tell rank 0 why
+        distributed.init(ctx.ranks, torch_setup.device)
     loaded = time.perf_counter()
     try:
         dataset = datasets.load(Path(cfg["data.dir"]), cfg["run.env"])
@@ -540,7 +606,7 @@ def train(ctx: RunContext, resume: dict[str, Any] | None) -> str:
         raise RuntimeError(f"{dataset.path}: a split is empty (train {len(train_data)}, val {len(val_data)}); "
                            "a world model needs at least two games")
     autocast = "cuda" if torch_setup.amp else None
-    trainer = Trainer(ctx, train_data, val_data, torch_setup.device, autocast, dataset.source_sha256)
+    trainer = Trainer(ctx, train_data, val_data, device, autocast, dataset.source_sha256)
     record_data(ctx, dataset, trainer.total_steps)
     if resume is not None:
         trainer.restore(resume)
@@ -555,6 +621,9 @@ def train(ctx: RunContext, resume: dict[str, Any] | None) -> str:
                   + (" (--steps on resume)" if cfg.source("run.total_steps").startswith(RESUME_TOTAL) else "")
                   + (f"; resuming at epoch {trainer.epoch} minibatch {trainer.batch_in_epoch}" if resume else ""),
         "batch": f"{w['batch_size']}, lr {trainer.lr_text}",
+        **({"processes": f"{ctx.ranks.world} ranks through torchrun ({'nccl' if device.type == 'cuda' else 'gloo'}), "
+                         f"each about {int(w['batch_size']) // ctx.ranks.world} rows of every minibatch; rank 0 "
+                         "writes the run"} if ctx.ranks.distributed else {}),
         "schedule": f"plateau on val_total (factor {w['plateau_factor']:g}, patience {w['plateau_patience']}), "
                     f"early stop patience {w['early_stop_patience'] or 'off'}",
         "loss": f"HP x pass {w['w_pass']:g} / attack {w['w_attack_hp']:g} / switch {w['w_switch_hp']:g}, "

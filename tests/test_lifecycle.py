@@ -468,3 +468,18 @@ async def test_the_tui_shows_a_lost_run_and_how_to_resume_it(tmp_path: Path) -> 
         shown = await wait_for_text(app, pilot, f"trainctl run --resume {run.path}")
         assert "· lost · step 8,192" in shown and "newest checkpoint step_000000004096.pt" in shown
         assert "  lost  " in shown  # the runs list
+
+
+def test_a_world_models_memory_is_its_preloaded_data_twice_not_games_or_a_replay_buffer(tmp_path: Path) -> None:
+    from engine import datasets
+    from engine.worldmodel import Tensors
+
+    folder = tmp_path / "data"
+    datasets.generate(folder, ("greedy", "random"), 200, seed=5, num_games=4)
+    cfg = resolve("balance", algo="worldmodel", env="duel", environ={},
+                  assignments=[f"data.dir={json.dumps(str(folder))}"])
+    (need,) = launcher.array_needs(cfg)
+    loaded = datasets.load(folder)
+    preloaded = sum(t.nbytes for split in (loaded.train, loaded.val)
+                    for t in vars(Tensors.from_columns(split.columns)).values())
+    assert need.keys == ("data.dir",) and need.total == 2 * preloaded

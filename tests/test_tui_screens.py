@@ -206,7 +206,7 @@ async def test_config_of_a_ppo_run_hides_other_algos_keys_until_toggled(tmp_path
         assert sections_listed(shown) >= {"run", "ppo"} and not sections_listed(shown) & {"dqn", "per"}
         assert "a All keys" in shown  # offered from the runs list, on the config panel only
         await pilot.press("a")
-        shown = await wait_for_text(app, pilot, "a ppo run does not read data.*, dqn.*, per.*, worldmodel.*")
+        shown = await wait_for_text(app, pilot, "a ppo run does not read data.*, dist.*, dqn.*, per.*,")
         while not isinstance(app.focused, DataTable) or app.focused.id != "config-table":
             await pilot.press("tab")
         await pilot.press("ctrl+end")
@@ -215,7 +215,7 @@ async def test_config_of_a_ppo_run_hides_other_algos_keys_until_toggled(tmp_path
         await pilot.press("a")
         shown = await wait_for_text(app, pilot, "dqn.*, per.*, worldmodel.* hidden")
         await pilot.press("ctrl+end")
-        assert not sections_listed(screen_text(app)) & {"dqn", "per", "worldmodel", "data"}
+        assert not sections_listed(screen_text(app)) & {"dqn", "per", "worldmodel", "data", "dist"}
         await pilot.press("1")
         assert "a All keys" not in await wait_for_text(app, pilot, "steps/s")
 

@@ -105,6 +105,22 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+# The metrics plotted (and compared) until the user chooses: for each group (reward, win rate, loss, a world
+# model's val_total, LR, entropy, gradient norm) the first key matching its patterns, tried in order.
+DEFAULT_GROUPS = (("ep_rew_mean", "reward", "rew"), ("win_rate", "win"),
+                  ("train/loss", "policy_loss", "value_loss", "loss"), ("val_total",),
+                  ("learning_rate", "/lr", "lr"), ("entropy",), ("grad_norm",))
+
+
+def default_metrics(keys: Sequence[str]) -> list[str]:
+    chosen: list[str] = []
+    for patterns in DEFAULT_GROUPS:
+        match = next((k for p in patterns for k in keys if p in k.lower() and k not in chosen), None)
+        if match is not None:
+            chosen.append(match)
+    return chosen
+
+
 @dataclass(frozen=True)
 class RunSnapshot:
     """One run as the screens show it. Series are (step, value) tuples; `perf_*_ms` map phase -> ms
@@ -140,6 +156,8 @@ class RunSnapshot:
     evals: tuple[Mapping[str, Any], ...] = ()
     """The run's `eval` events (docs/events.md), oldest first, the last EVAL_HISTORY of them."""
     perf_extras: tuple[tuple[str, str], ...] = ()  # (name, value as printed): keys beside the phases
+    wm_bench: Mapping[str, Any] | None = None
+    """The run's latest `wm_bench` event (`trainctl wm-bench` of one of its checkpoints), if any."""
 
     @property
     def active(self) -> bool:
@@ -206,6 +224,7 @@ class RunTracker:
         self.metrics: dict[str, Series] = {}
         self.recent_logs: list[str] = []
         self.evals: list[dict[str, Any]] = []
+        self.wm_bench: dict[str, Any] | None = None
         self._pending_polls = 0
         self._alive: bool | None = None
         self._snapshot: RunSnapshot | None = None
@@ -320,6 +339,8 @@ class RunTracker:
             self.recent_logs = [*self.recent_logs[-4:], f"{event.get('level')}: {event.get('msg')}"]
         elif kind == "eval" and isinstance(event.get("rows"), list):
             self.evals = [*self.evals[-(EVAL_HISTORY - 1):], event]
+        elif kind == "wm_bench" and isinstance(event.get("metrics"), dict):
+            self.wm_bench = event
 
     def _keep_extras(self, event: dict[str, Any]) -> None:
         for key, value in perf_extras(event).items():
@@ -367,6 +388,7 @@ class RunTracker:
             gone=self.gone,
             evals=tuple(self.evals),
             perf_extras=tuple(self.perf_extras.items()),
+            wm_bench=self.wm_bench,
         )
         return self._snapshot
 

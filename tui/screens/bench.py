@@ -23,9 +23,9 @@ from textual.widgets import DataTable, Footer, Header, Static
 from engine import abstats
 from engine.abtest import BenchAsk, paired
 from engine.sweep import Row as TrialRow
+from tui.comparison import Row, section_row
 from tui.format import number
 from tui.groups import GroupReader, GroupView
-from tui.screens.compare import Row, section_row
 from tui.screens.polled import PolledScreen
 from tui.screens.run import RunScreen
 

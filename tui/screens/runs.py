@@ -13,14 +13,13 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, TabbedContent
 
-from tui.model import PollResult, RunSnapshot
+from tui.model import PollResult, RunSnapshot, default_metrics
 from tui.screens.compare import CompareScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.groups import GroupsScreen
 from tui.screens.launcher import LauncherScreen
 from tui.screens.metric_picker import MetricPickerScreen
 from tui.widgets.config_view import ConfigView
-from tui.widgets.metric_plots import default_metrics
 from tui.widgets.run_monitor import PANEL_BINDINGS, RunMonitor
 from tui.widgets.runs_table import RunsTable
 

@@ -10,27 +10,11 @@ from textual.containers import VerticalScroll
 from textual.events import Resize
 from textual.widgets import Static
 
-from tui.model import RunSnapshot
+from tui.model import RunSnapshot, default_metrics
 from tui.widgets.step_plot import StepPlot
 
 COLUMNS = 2  # plots side by side (as the stylesheet's grid-size says)
 MIN_PLOT_ROWS = 7  # a plot's title, its box around 3 rows of points, and its x tick labels
-
-# Shown until the user chooses: for each group (reward, win rate, loss, LR, entropy, gradient norm) the
-# first key matching its patterns, tried in order.
-DEFAULT_GROUPS = (("ep_rew_mean", "reward", "rew"), ("win_rate", "win"),
-                  ("train/loss", "policy_loss", "value_loss", "loss"), ("learning_rate", "/lr", "lr"),
-                  ("entropy",), ("grad_norm",))
-
-
-def default_metrics(keys: Sequence[str]) -> list[str]:
-    chosen: list[str] = []
-    for patterns in DEFAULT_GROUPS:
-        match = next((k for p in patterns for k in keys if p in k.lower() and k not in chosen), None)
-        if match is not None:
-            chosen.append(match)
-    return chosen
-
 
 class MetricPlots(VerticalScroll):
     """`show(snapshot, chosen)`: plots for `chosen` keys (None: the defaults among the run's keys).
