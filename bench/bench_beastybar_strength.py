@@ -44,7 +44,7 @@ def training_line(path: Path) -> str:
         return f"training: {path} records none (a run's own checkpoint: see its run folder)"
     return (f"training: {trained['command']} | run {trained['run']}: {trained['run_steps']:,} env steps in "
             f"{trained['wall_seconds'] / 60:.1f} min wall, this checkpoint its {trained['best']} (step "
-            f"{state['step']:,}) | load {trained['load']} | {trained['date']}")
+            f"{state['step']:,}) | {trained['load']} | {trained['date']}")
 
 
 def mean_win_rate(rows: list[dict]) -> float:
