@@ -4,7 +4,8 @@ A player spec is one of:
 - a scripted player of the rules reference: any name in `envs.beastybar.rules.OPPONENTS` (`random`,
   `heuristic`, and whatever the rules module adds), played by `rules.OPPONENT_POLICIES[name]`;
 - `ckpt:PATH`: a trainctl checkpoint of a Beasty Bar run (loaded with weights_only=True and checked by
-  its trainer's `check_resume`), played by its network's deterministic masked argmax;
+  its trainer's `check_resume`), played by its network's deterministic masked argmax; a bare `PATH`
+  ending in `.pt` is the same;
 - `run:RUN`: a run's checkpoint: the newest in its `best/` folder when that has one, else its newest
   in `checkpoints/`;
 - `py:MODULE:FUNC`: a Python function with the scripted players' signature, `(rules.GameState, Rng) ->
@@ -182,6 +183,8 @@ def parse_player(spec: str, runs_dir: Path) -> Player:
     if not sep:
         if spec in rules.OPPONENT_POLICIES:
             return ScriptedPlayer(spec, policy=rules.OPPONENT_POLICIES[spec])
+        if spec.endswith(".pt"):  # a plain checkpoint path, as `trainctl arena assets/beastybar_agent.pt ...`
+            return load_neural(spec, Path(spec))
         raise UsageError(f"unknown player {spec!r}; expected {_expected()}")
     if not rest:
         raise UsageError(f"player {spec!r} names nothing after {kind}:; expected {_expected()}")

@@ -297,6 +297,7 @@ class PoolStore:
         save_checkpoint(self.folder, step, {"step": int(step), "policy": policy.state_dict()})
 
     def save(self, pool: OpponentPool) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)  # a pool without "past" has saved no snapshot yet
         kept = {snapshot_step(name) for name in pool.snapshots}
         for path in list_checkpoints(self.folder):
             if int(path.stem.removeprefix("step_")) not in kept:

@@ -230,6 +230,17 @@ def test_pool_file_round_trip_and_a_foreign_file_is_refused(tmp_path: Path) -> N
         store.load(restored, lambda: tiny_policy(0))
 
 
+def test_a_pool_of_scripted_players_only_saves_its_win_rates(tmp_path: Path) -> None:
+    # Without "past" no snapshot is ever written, so the pool file is the first thing in the folder.
+    pool = selfplay.OpponentPool(["heuristic", "outcome"], 2, selfplay.AdaptiveWeights(0.05))
+    pool.weights.observe({"outcome": 0.3})
+    store = selfplay.PoolStore(tmp_path / "selfplay")
+    store.save(pool)
+    restored = selfplay.OpponentPool(["heuristic", "outcome"], 2, selfplay.AdaptiveWeights(0.05))
+    assert store.load(restored, lambda: tiny_policy(0))
+    assert restored.snapshots == [] and restored.weights.win_rates == {"outcome": 0.3}
+
+
 @pytest.mark.parametrize(("assignment", "message"), [
     ("selfplay.weight_floor=0", r"selfplay.weight_floor = 0 is out of range; expected in \(0, 1\]"),
     ("selfplay.weight_floor=1.5", r"expected in \(0, 1\]"),
