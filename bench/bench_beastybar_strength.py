@@ -5,8 +5,8 @@ training that made it.
     python bench/bench_beastybar_strength.py [CKPT] [--games N]
 
 CKPT defaults to the shipped agent, assets/beastybar_agent.pt (read from this repository, not from the
-installed package). Every pairing plays the same N balanced deals (engine.matches.balanced_seeds: each
-side moves first in half), as `trainctl eval` does. The training line comes from the checkpoint's
+installed package). Every pairing plays the same N games on paired deals (engine.matches.paired_deals: each
+deal twice, once with each side moving first), as `trainctl eval` does. The training line comes from the checkpoint's
 `trained` record (the run, command, wall time, env steps and machine load, written when the asset was
 made: assets/README.md); a run's own checkpoint has none and says so.
 

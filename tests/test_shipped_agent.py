@@ -10,7 +10,7 @@ import torch
 
 from engine.checkpoint import load_checkpoint
 from engine.errors import UsageError
-from engine.matches import balanced_seeds, play_match
+from engine.matches import paired_deals, play_match
 from engine.players import NeuralPlayer, parse_player, parse_subject
 
 ASSET = Path(__file__).resolve().parents[1] / "assets" / "beastybar_agent.pt"
@@ -30,7 +30,7 @@ def test_asset_plays_legal_games_and_beats_random() -> None:
     agent = parse_subject(str(ASSET), RUNS)  # as `trainctl eval assets/beastybar_agent.pt` names it
     assert isinstance(agent, NeuralPlayer)
     # On the rules reference every move goes through rules.play_turn, which refuses an illegal one.
-    result = play_match(agent, parse_player("random", RUNS), balanced_seeds(20, 0), use_core=False)
+    result = play_match(agent, parse_player("random", RUNS), paired_deals(20, 0), use_core=False)
     assert result.stopped is None and result.games == 20
     assert result.turns.tolist() == [24] * 20
     assert result.outcomes.wins >= 17
