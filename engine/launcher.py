@@ -184,13 +184,16 @@ def array_needs(cfg: ResolvedConfig) -> list[ArrayNeed]:
 
 def preloaded_data_need(cfg: ResolvedConfig) -> ArrayNeed:
     """A world-model run's arrays: its dataset preloaded as tensors (engine.worldmodel.Tensors), per
-    transition the model's input (observation and both actions one-hot, float32), HP deltas and KO flags
-    (six float32 each), done and reward (float32) and the action (int64), counted twice: the training
-    split's shuffled copy of each epoch comes on top (sized from the dataset's dataset.json)."""
-    from engine.datasets import read_meta  # numpy: only for a world-model run
+    transition the model's input (observation, both actions one-hot, the draws' and the matchup's features,
+    float32), HP deltas and KO flags (six float32 each), done and reward (float32) and the action (int64),
+    counted twice: the training split's shuffled copy of each epoch comes on top (sized from the
+    dataset's dataset.json)."""
+    from engine.datasets import read_meta  # numpy and torch: only for a world-model run, whose worker
+    from engine.worldmodel import DRAW_FEATURES, MATCHUP_FEATURES  # loads them anyway
 
     meta = read_meta(Path(cfg["data.dir"]))
-    per_transition = (int(meta["obs_size"]) + 2 * int(meta["num_actions"])) * F32 + (6 + 6 + 2) * F32 + I64
+    width = int(meta["obs_size"]) + 2 * int(meta["num_actions"]) + DRAW_FEATURES + MATCHUP_FEATURES
+    per_transition = width * F32 + (6 + 6 + 2) * F32 + I64
     return ArrayNeed("preloaded transitions and the epoch's shuffled copy", ("data.dir",),
                      2 * int(meta["transitions"]), per_transition)
 

@@ -16,7 +16,7 @@ from tui_fixtures import fabricate_run
 
 from cli.commands import report_text
 from cli.main import main
-from engine import soccer_eval, train_eval
+from engine import checkpoint, soccer_eval
 from engine.checkpoint import checkpoint_name, latest_checkpoint, list_checkpoints, load_checkpoint
 from engine.context import RunContext
 from engine.errors import UsageError
@@ -117,7 +117,7 @@ def test_best_keeps_only_improvements_of_the_mean_goal_difference(tmp_path: Path
         assert best_score(best, suite_margin) == callback.best == 0.5
         # The table goes first: when the checkpoint's write fails, the previous pair is still whole.
         monkeypatch.setattr(callback.suite, "play", lambda: rows(2.0, 2.0))
-        monkeypatch.setattr(train_eval, "save_checkpoint", lambda *_a, **_k: (_ for _ in ()).throw(OSError("full")))
+        monkeypatch.setattr(checkpoint, "save_checkpoint", lambda *_a, **_k: (_ for _ in ()).throw(OSError("full")))
         with pytest.raises(OSError):
             callback.evaluate(1280)
         assert latest_checkpoint(best) == best / "step_000000000768.pt"
