@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tui_fixtures import T0, fabricate_run, settle, wait_for_text
+from tui_fixtures import T0, fabricate_run, panel_snapshot, settle, wait_for_text
 
 from engine.evaluate import wilson_interval
 from tui.app import TrainctlApp
@@ -90,11 +90,4 @@ def test_eval_panel_snapshot(snap_compare: Any, tmp_path: Path, monkeypatch: pyt
                              size: tuple[int, int]) -> None:
     monkeypatch.chdir(tmp_path)
     with_evals(Path("runs"))
-    app = TrainctlApp(Path("runs"), clock=lambda: T0 + 86400, poll_s=0.1)
-
-    async def run_before(pilot: Any) -> None:
-        await settle(pilot.app, pilot)
-        await pilot.press("6")
-        await wait_for_text(pilot.app, pilot, "eval at step 24,576")
-
-    assert snap_compare(app, terminal_size=size, run_before=run_before)
+    assert panel_snapshot(snap_compare, Path("runs"), size, "6", "eval at step 24,576")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tui_fixtures import T0, fabricate_run, screen_text, settle, wait_for_text, wait_until
+from tui_fixtures import T0, fabricate_run, panel_snapshot, screen_text, settle, wait_for_text, wait_until
 
 from engine.events import metric_event
 from tui.app import TrainctlApp
@@ -105,11 +105,4 @@ def test_reward_panel_snapshot(snap_compare: Any, tmp_path: Path, monkeypatch: p
                                size: tuple[int, int]) -> None:
     monkeypatch.chdir(tmp_path)
     with_parts(Path("runs"))
-    app = TrainctlApp(Path("runs"), clock=lambda: T0 + 86400, poll_s=0.1)
-
-    async def run_before(pilot: Any) -> None:
-        await settle(pilot.app, pilot)
-        await pilot.press("7")
-        await wait_for_text(pilot.app, pilot, "reward parts at step 49,152")
-
-    assert snap_compare(app, terminal_size=size, run_before=run_before)
+    assert panel_snapshot(snap_compare, Path("runs"), size, "7", "reward parts at step 49,152")

@@ -250,3 +250,18 @@ async def notified(app: Any, pilot: Any, timeout_s: float = 10.0) -> list[str]:
         await pilot.pause(0.05)
         waited += 0.05
     return [n.message for n in app._notifications]
+
+
+def panel_snapshot(snap_compare: Any, runs_dir: Path, size: tuple[int, int], key: str, text: str) -> bool:
+    """Compare the app on `runs_dir` (relative: the test chdirs, so that paths on screen are stable) after
+    pressing the panel `key` and seeing `text` with its snapshot at `size`."""
+    from tui.app import TrainctlApp
+
+    app = TrainctlApp(runs_dir, clock=lambda: T0 + 86400, poll_s=0.1)
+
+    async def run_before(pilot: Any) -> None:
+        await settle(pilot.app, pilot)
+        await pilot.press(key)
+        await wait_for_text(pilot.app, pilot, text)
+
+    return bool(snap_compare(app, terminal_size=size, run_before=run_before))
