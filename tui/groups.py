@@ -24,6 +24,7 @@ from engine import abtest
 from engine.errors import UsageError
 from engine.runstore import ACTIVE_STATES, list_runs
 from engine.sweep import GROUP_FILE, Row, group_rows, latest_run, load_group
+from tui.model import file_stamp
 
 ACTIVE_REREAD_S = 5.0
 DEFAULT_BEST_BY = "win"  # `trainctl sweep --best-by`'s default; the saved report says which was asked
@@ -85,14 +86,6 @@ def read_group(path: Path) -> GroupView:
     return GroupView(path, group.kind, group.ask, tuple(rows), best_by=best_by)
 
 
-def _stamp(path: Path) -> tuple[int, int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st.st_mtime_ns, st.st_size
-
-
 class GroupReader:
     """Reads one group folder again only when something in it changed (module docstring)."""
 
@@ -104,8 +97,8 @@ class GroupReader:
 
     def _folder_stamps(self) -> tuple[Any, ...]:
         runs = list_runs(self.path)
-        return (_stamp(self.path / GROUP_FILE), _stamp(self.path / "report.json"),
-                *((r.run_id, _stamp(r.status_path), _stamp(r.events_path)) for r in runs))
+        return (file_stamp(self.path / GROUP_FILE), file_stamp(self.path / "report.json"),
+                *((r.run_id, file_stamp(r.status_path), file_stamp(r.events_path)) for r in runs))
 
     def read(self) -> GroupView | None:
         """The group as it is now, or None when nothing changed since the last read."""

@@ -192,7 +192,8 @@ class _Files:
     status_error: str | None = None
 
 
-def _stamp(path: Path) -> tuple[int, int] | None:
+def file_stamp(path: Path) -> tuple[int, int] | None:
+    """(mtime in ns, size in bytes) of `path`, None when it does not exist: a cheap "did it change"."""
     try:
         st = path.stat()
     except FileNotFoundError:
@@ -254,7 +255,7 @@ class RunTracker:
         files = self.files
         for name in ("info", "status"):
             path = self.run.config_path if name == "info" else self.run.status_path
-            stamp = _stamp(path)
+            stamp = file_stamp(path)
             if stamp == getattr(files, f"{name}_stamp") and stamp is not None:
                 continue
             setattr(files, f"{name}_stamp", stamp)
@@ -280,7 +281,7 @@ class RunTracker:
 
     def _open_history(self) -> None:
         path = self.run.events_path
-        stamp = _stamp(path)
+        stamp = file_stamp(path)
         size = stamp[1] if stamp else 0
         if size <= FULL_READ_BYTES:
             self.tail = EventTail(path)
@@ -507,7 +508,7 @@ class RunsWatcher:
         tracker = self.trackers.get(run_id) if run_id else None
         if tracker is None:
             return ()
-        stamp = (tracker.run.run_id, _stamp(tracker.run.stdout_path))
+        stamp = (tracker.run.run_id, file_stamp(tracker.run.stdout_path))
         if stamp != self._log_stamp:
             self._log_stamp, self._log_tail = stamp, tracker.log_tail()
         return self._log_tail
