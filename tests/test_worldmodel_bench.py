@@ -65,9 +65,17 @@ def oracle(games: Sequence[Sequence[Turn]], first_turn_hp_error: float = 0.0, ko
 
 def test_the_true_next_state_scores_zero_error_and_go(games: list[list[Turn]]) -> None:
     metrics = replay(games, oracle(games))
-    assert metrics == {"hp_mae": 0.0, "pass_hp_mae": 0.0, "ko_miss_rate": 0.0, "done_f1": 1.0, "reward_mae": 0.0,
-                       "drift_per_game": 0.0}
+    passes = sum(turn.action == rules.PASS for game in games for turn in game)
+    assert metrics == {"hp_mae": 0.0, "pass_hp_mae": 0.0, "pass_turns": passes, "ko_miss_rate": 0.0, "done_f1": 1.0,
+                       "reward_mae": 0.0, "drift_per_game": 0.0}
     assert failing_gates(metrics) == [] and report(metrics, len(games), 0)[-1] == "GO"
+
+
+def test_games_without_a_pass_turn_print_no_pass_figure(games: list[list[Turn]]) -> None:
+    no_pass = [[turn for turn in game if turn.action != rules.PASS] for game in games]
+    metrics = replay(no_pass, oracle(no_pass))
+    assert metrics["pass_turns"] == 0
+    assert "no pass turns in these games" in "\n".join(report(metrics, len(no_pass), 0))
 
 
 def test_a_model_that_never_predicts_ko_fails_the_ko_gate(games: list[list[Turn]]) -> None:
