@@ -357,11 +357,13 @@ def _check(dotted: str, value: Any, source: str) -> Any:
 @dataclass(frozen=True)
 class Layer:
     """One file's values: `values` apply to every run, `by_algo[name]` only to runs of that algo
-    (written `[algo.NAME.section]`, e.g. `[algo.dqn-per.env]`), on top of `values`."""
+    (written `[algo.NAME.section]`, e.g. `[algo.dqn-per.env]`), on top of `values`, and `by_game[name]`
+    only to runs of that game (`[game.NAME.section]`, e.g. `[game.soccer.ppo]`), on top of both."""
 
     source: str
     values: dict[str, Any]
     by_algo: dict[str, dict[str, Any]]
+    by_game: dict[str, dict[str, Any]]
 
 
 def _flatten(table: Mapping[str, Any], source: str) -> dict[str, Any]:
@@ -378,15 +380,22 @@ def _flatten(table: Mapping[str, Any], source: str) -> dict[str, Any]:
 
 def _layer(table: Mapping[str, Any], source: str, label: str) -> Layer:
     """A Layer from a parsed TOML file (`extends` is the caller's business)."""
-    body = {k: v for k, v in table.items() if k not in ("extends", "algo")}
-    by_algo_table = table.get("algo", {})
-    if not isinstance(by_algo_table, dict) or any(a not in ALGOS for a in by_algo_table):
-        raise UsageError(f"{source}: [algo.NAME.section] tables need NAME in: {', '.join(ALGOS)}")
-    by_algo = {a: _flatten(t, source) for a, t in by_algo_table.items()}
-    for algo, values in by_algo.items():
+    body = {k: v for k, v in table.items() if k not in ("extends", "algo", "game")}
+    return Layer(label, _flatten(body, source), _scoped(table, "algo", ALGOS, source),
+                 _scoped(table, "game", tuple(GAMES), source))
+
+
+def _scoped(table: Mapping[str, Any], scope: str, names: tuple[str, ...], source: str) -> dict[str, dict[str, Any]]:
+    """The `[SCOPE.NAME.section]` tables of a profile file, flat by NAME; they cannot choose the algo or
+    game that selects them."""
+    scoped = table.get(scope, {})
+    if not isinstance(scoped, dict) or any(n not in names for n in scoped):
+        raise UsageError(f"{source}: [{scope}.NAME.section] tables need NAME in: {', '.join(names)}")
+    flat = {n: _flatten(t, source) for n, t in scoped.items()}
+    for name, values in flat.items():
         if {"run.algo", "run.env"} & values.keys():
-            raise UsageError(f"{source}: [algo.{algo}.run] cannot set run.algo or run.env")
-    return Layer(label, _flatten(body, source), by_algo)
+            raise UsageError(f"{source}: [{scope}.{name}.run] cannot set run.algo or run.env")
+    return flat
 
 
 def _load_toml(path: Path) -> dict[str, Any]:
@@ -511,6 +520,7 @@ def resolve(
     for layer in (*profile_layers, *([config_layer] if config_layer else [])):
         apply(layer.values, layer.source)
         apply(layer.by_algo.get(algo_name, {}), f"{layer.source} [algo.{algo_name}]")
+        apply(layer.by_game.get(env_name, {}), f"{layer.source} [game.{env_name}]")
     environ = os.environ if environ is None else environ
     for name, target in ENV_OVERRIDES.items():
         if name in environ:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import UsageError
-from engine.profiles import SCHEMA, ResolvedConfig, list_profiles, parse_assignment, resolve
+from engine.profiles import HYPERPARAMS, SCHEMA, ResolvedConfig, list_profiles, parse_assignment, resolve
 
 
 def test_shipped_profiles_resolve_and_cover_seed_004_knobs() -> None:
@@ -149,6 +149,31 @@ def test_algo_tables_apply_only_to_their_algo(tmp_path: Path) -> None:
     (tmp_path / "bad.toml").write_text("[algo.ppo.run]\nalgo = 'dqn-per'\n")
     with pytest.raises(UsageError, match=r"cannot set run\.algo"):
         resolve("bad", profiles_dir=tmp_path, environ={})
+
+
+def test_game_tables_apply_only_to_their_game_over_the_algo_tables(tmp_path: Path) -> None:
+    (tmp_path / "p.toml").write_text("[ppo]\nn_epochs = 4\n[algo.ppo.ppo]\nn_epochs = 5\n"
+                                     "[game.soccer.ppo]\nn_epochs = 6\n")
+    assert resolve("p", algo="ppo", env="beastybar", profiles_dir=tmp_path, environ={})["ppo.n_epochs"] == 5
+    soccer = resolve("p", algo="ppo", env="soccer", profiles_dir=tmp_path, environ={})
+    assert soccer["ppo.n_epochs"] == 6 and soccer.source("ppo.n_epochs").endswith("[game.soccer]")
+    assert resolve("p", algo="ppo", env="soccer", profiles_dir=tmp_path, environ={},
+                   assignments=["ppo.n_epochs=7"])["ppo.n_epochs"] == 7  # later layers still win
+    (tmp_path / "bad.toml").write_text("[game.chess.ppo]\nn_epochs = 8\n")
+    with pytest.raises(UsageError, match=r"\[game\.NAME\.section\] tables need NAME in: .*soccer"):
+        resolve("bad", profiles_dir=tmp_path, environ={})
+    (tmp_path / "bad.toml").write_text("[game.soccer.run]\nenv = 'beastybar'\n")
+    with pytest.raises(UsageError, match=r"\[game\.soccer\.run\] cannot set run\.algo or run\.env"):
+        resolve("bad", profiles_dir=tmp_path, environ={})
+
+
+def test_speed_profile_keeps_the_soccer_entropy_schedule() -> None:
+    # The speed profile's entropy 0.01 -> 0.001 widened soccer's Gaussian instead of sharpening it
+    # (docs/games/soccer.md, *Learning*): on soccer it uses the game's own schedule.
+    soccer = resolve("speed", algo="ppo", env="soccer", environ={})
+    game = HYPERPARAMS[("ppo", "soccer")]
+    assert (soccer["ppo.ent_coef"], soccer["ppo.ent_coef_end"]) == (game["ppo.ent_coef"], game["ppo.ent_coef_end"])
+    assert resolve("speed", algo="ppo", env="beastybar", environ={})["ppo.ent_coef_end"] == 0.001
 
 
 def test_env_subproc_is_gone_and_use_subproc_envs_is_not_read(tmp_path: Path) -> None:
