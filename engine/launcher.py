@@ -50,6 +50,7 @@ from engine.runstore import (
 )
 from engine.tb_tail import check_tb_folder, tb_folder_in
 from engine.trainers import check_available, trainer_module
+from engine.wm_inputs import input_width
 from envs import GAMES
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -188,12 +189,10 @@ def preloaded_data_need(cfg: ResolvedConfig) -> ArrayNeed:
     float32), HP deltas and KO flags (six float32 each), done and reward (float32) and the action (int64),
     counted twice: the training split's shuffled copy of each epoch comes on top (sized from the
     dataset's dataset.json)."""
-    from engine.datasets import read_meta  # numpy and torch: only for a world-model run, whose worker
-    from engine.worldmodel import DRAW_FEATURES, MATCHUP_FEATURES  # loads them anyway
+    from engine.datasets import read_meta  # numpy: only for a world-model run
 
     meta = read_meta(Path(cfg["data.dir"]))
-    width = int(meta["obs_size"]) + 2 * int(meta["num_actions"]) + DRAW_FEATURES + MATCHUP_FEATURES
-    per_transition = width * F32 + (6 + 6 + 2) * F32 + I64
+    per_transition = input_width(int(meta["obs_size"]), int(meta["num_actions"])) * F32 + (6 + 6 + 2) * F32 + I64
     return ArrayNeed("preloaded transitions and the epoch's shuffled copy", ("data.dir",),
                      2 * int(meta["transitions"]), per_transition)
 

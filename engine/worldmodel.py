@@ -42,12 +42,12 @@ from engine.players import BEST_FOLDER
 from engine.profiles import ResolvedConfig
 from engine.runstore import atomic_write_json
 from engine.sb3_hooks import bf16_autocast
+from engine.wm_inputs import ATTACKS, SPECIES, input_width
 from envs.duel import rules
 
 STATE_FORMAT = "trainctl.worldmodel/2"  # 2: the model reads the turn's random draws (`draw_features`)
 HP_SLOTS = datasets.HP_COLUMNS
 HP_SCALE = float(rules.PARAMS.hp_scale)  # HP deltas are learnt in the observation's units (HP / 100)
-DRAW_FEATURES = 8  # draw_features' width
 _ACCURACY, _ROLL, _FIRST = rules.DRAWS.index("accuracy_0"), rules.DRAWS.index("roll_0"), rules.DRAWS.index("first")
 STATE_KEYS: Mapping[str, type | tuple[type, ...]] = {
     **NETWORK_KEYS, "model": dict, "optimizer": dict, "scheduler": dict, "epoch": int, "batch_in_epoch": int,
@@ -122,7 +122,7 @@ class WorldModel(nn.Module):
     def __init__(self, obs_size: int, num_actions: int, hidden: Sequence[int]) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        width = self.input_width = obs_size + 2 * num_actions + DRAW_FEATURES + MATCHUP_FEATURES
+        width = self.input_width = input_width(obs_size, num_actions)
         for size in hidden:
             layers += [nn.Linear(width, size), nn.ReLU()]
             width = size
@@ -189,9 +189,6 @@ def features(obs: torch.Tensor, action: torch.Tensor, opp_action: torch.Tensor, 
                       draw_features(draws), matchup_features(obs, action, opp_action, draws)], dim=1)
 
 
-_SPECIES = rules.NUM_SPECIES
-_ATTACKS = _SPECIES * rules.MOVES_PER_CREATURE * _SPECIES  # (attacker species, move slot, defender species)
-MATCHUP_FEATURES = 2 * (2 * _ATTACKS + _SPECIES + rules.TEAM_SIZE + 1)
 
 
 def matchup_features(obs: torch.Tensor, action: torch.Tensor, opp_action: torch.Tensor,
@@ -221,11 +218,11 @@ def matchup_features(obs: torch.Tensor, action: torch.Tensor, opp_action: torch.
         roll = draws[:, _ROLL + side]
         hit = ((roll != rules.NO_DRAW) & (act < rules.PASS)).float().unsqueeze(1)
         move_slot = act.clamp(max=rules.MOVES_PER_CREATURE - 1)
-        attack = (fighter_species[side] * rules.MOVES_PER_CREATURE + move_slot) * _SPECIES + fighter_species[1 - side]
-        attack_hit = one_hot(attack, _ATTACKS).float() * hit
+        attack = (fighter_species[side] * rules.MOVES_PER_CREATURE + move_slot) * SPECIES + fighter_species[1 - side]
+        attack_hit = one_hot(attack, ATTACKS).float() * hit
         roll_scaled = ((roll - rules.PARAMS.roll_min).float() / (rules.PARAMS.roll_range - 1)).unsqueeze(1)
         passed = (act == rules.PASS).float().unsqueeze(1)
-        columns += [attack_hit, attack_hit * roll_scaled, one_hot(fighter_species[side], _SPECIES).float() * passed,
+        columns += [attack_hit, attack_hit * roll_scaled, one_hot(fighter_species[side], SPECIES).float() * passed,
                     one_hot(fighter_slot[side], rules.TEAM_SIZE).float(), fighter_hp[side]]
     return torch.cat(columns, dim=1)
 

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from cli.main import main
-from engine import dqn, ppo, vec_normalize, worldmodel
+from engine import dqn, ppo, vec_normalize, wm_inputs, worldmodel
 from engine.checkpoint import save_checkpoint
 from engine.onnx_export import PARITY_TOLERANCE, Parity, check_parity, exportable, to_onnx
 from envs.duel import rules
@@ -134,7 +134,7 @@ def test_the_command_writes_a_checked_model_with_a_dynamic_batch(tmp_path: Path,
     assert meta["trainctl.format"] == worldmodel.STATE_FORMAT and meta["trainctl.step"] == "321"
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     for batch in (1, 7):
-        width = rules.OBS_SIZE + 2 * rules.NUM_ACTIONS + worldmodel.DRAW_FEATURES + worldmodel.MATCHUP_FEATURES
+        width = wm_inputs.input_width(rules.OBS_SIZE, rules.NUM_ACTIONS)
         outputs = session.run(None, {"features": np.zeros((batch, width), np.float32)})
         assert [o.shape for o in outputs] == [(batch, 6), (batch, 6), (batch,), (batch,)]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "wm.onnx"]  # no temp file left

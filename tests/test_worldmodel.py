@@ -19,10 +19,9 @@ from cli.main import main
 from engine import datasets
 from engine.errors import UsageError
 from engine.profiles import ResolvedConfig, Setting, resolve
+from engine.wm_inputs import DRAW_FEATURES, MATCHUP_FEATURES
 from engine.worldmodel import (
-    DRAW_FEATURES,
     HP_SCALE,
-    MATCHUP_FEATURES,
     RECORDED_TOTAL,
     EarlyStopping,
     LossWeights,
