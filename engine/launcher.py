@@ -50,7 +50,6 @@ from engine.runstore import (
 )
 from engine.tb_tail import check_tb_folder, tb_folder_in
 from engine.trainers import check_available, trainer_module
-from engine.wm_inputs import input_width
 from envs import GAMES
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -190,6 +189,7 @@ def preloaded_data_need(cfg: ResolvedConfig) -> ArrayNeed:
     counted twice: the training split's shuffled copy of each epoch comes on top (sized from the
     dataset's dataset.json)."""
     from engine.datasets import read_meta  # numpy: only for a world-model run
+    from engine.wm_inputs import input_width  # numpy (the duel rules): likewise
 
     meta = read_meta(Path(cfg["data.dir"]))
     per_transition = input_width(int(meta["obs_size"]), int(meta["num_actions"])) * F32 + (6 + 6 + 2) * F32 + I64

@@ -1,6 +1,7 @@
 """The width of the world model's input vector (engine.worldmodel.features), without torch: the launcher
 sizes a world-model run's preloaded tensors before any process imports torch (the TUI launches runs
-too). Must not import torch or numpy."""
+too). Must not import torch; it imports numpy (through the duel rules), so callers that must stay light
+import it where they use it."""
 
 from __future__ import annotations
 

@@ -193,9 +193,12 @@ def test_watch_a_broken_group_is_one_line(tmp_path: Path, capsys: pytest.Capture
 
 
 # -- snapshots ------------------------------------------------------------------------------------------
-def _settled(text: str) -> Any:
+def _settled(*texts: str) -> Any:
+    """Wait for each of `texts`: the banner, then cells of the table (its column widths are laid out after
+    its rows are added, so a banner alone can be drawn above a table not yet sized)."""
     async def run_before(pilot: Any) -> None:
-        await wait_for_text(pilot.app, pilot, text)
+        for text in texts:
+            await wait_for_text(pilot.app, pilot, text)
 
     return run_before
 
@@ -206,7 +209,7 @@ def test_bench_snapshot(snap_compare: Any, tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.chdir(tmp_path)
     fabricate_bench(Path("bench"), 4, until_decided=True, running=True, seeds=20)
     app = make_app(Path("bench"), open_group=Path("bench"))
-    assert snap_compare(app, terminal_size=size, run_before=_settled("VERDICT: PASS"))
+    assert snap_compare(app, terminal_size=size, run_before=_settled("VERDICT: PASS", "steps/s", "seed 0"))
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -215,4 +218,4 @@ def test_sweep_snapshot(snap_compare: Any, tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.chdir(tmp_path)
     fabricate_sweep(Path("sweep"), running=True)
     app = make_app(Path("sweep"), open_group=Path("sweep"))
-    assert snap_compare(app, terminal_size=size, run_before=_settled("sorted by TRIAL"))
+    assert snap_compare(app, terminal_size=size, run_before=_settled("sorted by TRIAL", "t04      running"))

@@ -24,7 +24,7 @@ from textual.worker import get_current_worker
 
 from engine import launcher
 from engine.errors import UsageError
-from engine.runstore import RunDir
+from engine.runstore import ACTIVE_STATES, RunDir
 from engine.sweep import load_group
 from tui.messages import RunsPolled
 from tui.model import PollResult, RunsWatcher
@@ -36,6 +36,7 @@ from tui.system import SystemProbe
 POLL_S = 0.5  # seconds between reads of the runs folder
 CANCEL_CHECK_S = 0.05  # how often the sleeping watcher checks whether the app is closing
 SELECT_POLL_DELAY_S = 0.05  # after a new run is selected, its log and processes are read this much later
+STOP_FOLLOW_S = 120.0  # after `still stopping`, how long the TUI keeps following a stop to say how it ended
 
 
 class TrainctlApp(App[None]):
@@ -138,6 +139,11 @@ class TrainctlApp(App[None]):
         if wait and not kill:
             worker = get_current_worker()
             outcome = launcher.wait_stopped(run, cancelled=lambda: worker.is_cancelled)
+            if outcome.state in ACTIVE_STATES and not worker.is_cancelled:
+                # A busy machine or a long last update: say so now, and say how it ended when it has.
+                self.notify(outcome.line)
+                outcome = launcher.wait_stopped(run, timeout_s=STOP_FOLLOW_S, poll_s=0.5,
+                                                cancelled=lambda: worker.is_cancelled)
             if not worker.is_cancelled:
                 ended_badly = outcome.state in ("failed", "lost")
                 self.notify(outcome.line, severity="warning" if ended_badly else "information", timeout=10)

@@ -28,6 +28,7 @@ from tui.format import number
 from tui.groups import GroupReader, GroupView
 from tui.screens.polled import PolledScreen
 from tui.screens.run import RunScreen
+from tui.widgets.table_fill import refill
 
 SIDES = ("baseline", "candidate")
 COLUMNS = (("field", ""), ("baseline", "baseline"), ("candidate", "candidate"), ("change", "vs baseline"),
@@ -188,18 +189,15 @@ class BenchScreen(PolledScreen):
         verdict.update(text)
         verdict.set_classes(css)
         table: DataTable[str | Text] = self.query_one(DataTable)
-        if not table.columns:
-            for key, label in COLUMNS:
-                table.add_column(label, key=key)
-            table.focus()
         rows = bench_rows(view) if not view.error else []
-        if rows == self._rows:
+        if rows == self._rows and table.columns:
             return
         self._rows = rows
         cursor = table.cursor_coordinate
-        table.clear()
-        for row_key, cells in rows:
-            table.add_row(*cells, key=row_key)
+        first = not table.columns
+        refill(table, COLUMNS, rows)
+        if first:
+            table.focus()
         if rows:
             table.move_cursor(row=min(cursor.row, len(rows) - 1), column=cursor.column)
 

@@ -16,6 +16,7 @@ from textual.widgets import DataTable, Footer, Header
 from tui.comparison import Row, compare_rows
 from tui.format import run_label
 from tui.model import PollResult
+from tui.widgets.table_fill import refill
 
 
 class CompareScreen(Screen[None]):
@@ -41,17 +42,13 @@ class CompareScreen(Screen[None]):
         by_id = {r.run_id: r for r in poll.runs}
         runs = [by_id[r] for r in self.run_ids if r in by_id]
         table: DataTable[str | Text] = self.query_one(DataTable)
-        if not table.columns:
-            table.add_column("", key="field")
-            for r in runs:
-                table.add_column(run_label(r.run_id, r.algo, r.env, r.profile), key=r.run_id)
         rows = compare_rows(runs)
         if rows == self._rows:
             return
         self._rows = rows
         cursor = table.cursor_row
-        table.clear()
-        table.add_rows(rows)
+        columns = [("field", ""), *((r.run_id, run_label(r.run_id, r.algo, r.env, r.profile)) for r in runs)]
+        refill(table, columns, [(None, row) for row in rows])
         table.move_cursor(row=min(cursor, len(rows) - 1))
 
     def action_back(self) -> None:

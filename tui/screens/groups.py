@@ -19,6 +19,7 @@ from tui.groups import GroupSummary, list_groups
 from tui.screens.bench import VERDICT_STYLE, BenchScreen
 from tui.screens.polled import PolledScreen
 from tui.screens.sweep import SweepScreen
+from tui.widgets.table_fill import refill
 
 COLUMNS = (("folder", "folder"), ("kind", "kind"), ("what", "algo/env"), ("runs", "finished"),
            ("active", "running"), ("outcome", "outcome"))
@@ -56,16 +57,15 @@ class GroupsScreen(PolledScreen):
             f"sweeps and benches in {escape(str(self.runs_dir))}" if groups else
             f"no sweep or bench in {escape(str(self.runs_dir))} yet: `trainctl sweep` and `trainctl bench` make them")
         table: DataTable[str | Text] = self.query_one(DataTable)
-        if not table.columns:
-            for key, label in COLUMNS:
-                table.add_column(label, key=key)
-            table.focus()
         cursor = table.cursor_row
-        table.clear()
-        for g in groups:
-            outcome = Text(g.outcome, style=VERDICT_STYLE.get(g.outcome, ""))
-            table.add_row(g.path.name, g.kind, g.what, f"{g.finished}/{g.trials}", str(g.active) if g.active else "",
-                          outcome, key=str(g.path))
+        first = not table.columns
+        rows = [(str(g.path), (escape(g.path.name), g.kind, escape(g.what), f"{g.finished}/{g.trials}",
+                               str(g.active) if g.active else "",
+                               Text(g.outcome, style=VERDICT_STYLE.get(g.outcome, ""))))
+                for g in groups]
+        refill(table, COLUMNS, rows)
+        if first:
+            table.focus()
         if groups:
             table.move_cursor(row=min(cursor, len(groups) - 1))
 

@@ -23,6 +23,7 @@ from engine.sweep import HEADER, Row, best_row, table_cells
 from tui.groups import GroupReader, GroupView
 from tui.screens.polled import PolledScreen
 from tui.screens.run import RunScreen
+from tui.widgets.table_fill import refill
 
 SortValue = str | float | int | None
 
@@ -117,13 +118,13 @@ class SweepScreen(PolledScreen):
             return
         self._shown = shown
         selected = self._selected_trial()
-        table.clear(columns=True)
-        for i, col in enumerate(COLUMNS):
-            arrow = (" ▼" if self.descending else " ▲") if i == self.sort_column else ""
-            table.add_column(col.header + arrow, key=col.header)
+        arrows = {self.sort_column: " ▼" if self.descending else " ▲"}
+        columns = [(col.header, col.header + arrows.get(i, "")) for i, col in enumerate(COLUMNS)]
+        shown_rows = []
         for row in rows:
             by_header = dict(zip(HEADER, cells[row.trial.name], strict=True))
-            table.add_row(*(by_header[col.header] for col in COLUMNS), key=row.trial.name)
+            shown_rows.append((row.trial.name, [by_header[col.header] for col in COLUMNS]))
+        refill(table, columns, shown_rows)
         if selected is not None and selected in cells:
             table.move_cursor(row=table.get_row_index(selected))
         table.focus()

@@ -16,6 +16,9 @@ from textual.widgets import DataTable, Static
 
 from engine.profiles import ALGO_SECTIONS, read_by
 from tui.model import RunSnapshot
+from tui.widgets.table_fill import refill
+
+COLUMNS = (("key", "key"), ("value", "value"), ("source", "source"))
 
 
 def listing_order(key: str, algo: str) -> int:
@@ -44,26 +47,21 @@ class ConfigView(Vertical):
         yield self._hint
         yield self._table
 
-    def on_mount(self) -> None:
-        self._table.add_columns("key", "value", "source")
-
     def show(self, s: RunSnapshot) -> None:
         self._last = s
         shown = (s.run_id, s.algo, s.config, s.command, self.show_all)
         if shown == self._shown:
             return
         self._shown = shown
-        table = self._table
-        table.clear()
         if not s.config:
-            table.add_row(Text("command"), Text(" ".join(s.command) or "?"), Text(s.kind))
+            refill(self._table, COLUMNS, [(None, (Text("command"), Text(" ".join(s.command) or "?"), Text(s.kind)))])
             self._hint.update(f"{escape(s.kind)} run: no configuration of ours, only its command")
             return
         keys = sorted((k for k in s.config if self.show_all or read_by(k, s.algo)),
                       key=lambda k: listing_order(k, s.algo))
-        for key in keys:
-            value, source = s.config[key]
-            table.add_row(Text(key), Text(str(value)), Text(source))  # Text: a str cell would be read as markup
+        # Text cells: a str cell would be read as markup
+        refill(self._table, COLUMNS, [(None, (Text(key), Text(str(s.config[key][0])), Text(s.config[key][1])))
+                                      for key in keys])
         # run.json's text goes into markup: escaped
         algo = escape(s.algo)
         unread = escape(", ".join(sorted({k.partition(".")[0] + ".*" for k in s.config if not read_by(k, s.algo)})))
