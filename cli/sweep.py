@@ -60,7 +60,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--parallel", type=int, default=1, help="runs at once (local backend; Ray: trials at once)")
     p.add_argument("--backend", choices=("local", "ray"), default="local")
     p.add_argument("--address", help="the Ray cluster's address (host:port) with --backend ray")
-    p.add_argument("--best-by", choices=sweep.FIGURE_KEYS, default="win", help="which figure marks the best trial")
+    p.add_argument("--best-by", choices=sweep.FIGURE_KEYS, help="which figure marks the best trial (default: win; "
+                   "val, the lowest validation loss, for worldmodel)")
     p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where the sweep folder goes")
     p.add_argument("--dir", type=Path, help="the sweep folder (default: <runs-dir>/sweep-<algo>-<env>-<hash of "
                    "the trials>, so the same command resumes it)")
@@ -90,8 +91,8 @@ def run(args: argparse.Namespace) -> int:
     group.save()
     where = f"on the Ray cluster at {args.address}" if args.backend == "ray" else \
         f"here, {args.parallel} at a time, each run a fair share of {core_count()} cores"
-    print(f"sweep {folder}: {len(trials)} trials of {args.algo} on {args.env}, {args.steps:,} env steps each, {where}",
-          flush=True)
+    print(f"sweep {folder}: {len(trials)} trials of {args.algo} on {args.env}, {args.steps:,} "
+          f"{sweep.step_unit(args.algo)} each, {where}", flush=True)
     for line in notes:
         print(f"batch ladder: {line}", flush=True)
     for trial in trials:

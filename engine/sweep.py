@@ -42,7 +42,19 @@ from engine.profiles import ALGO_SECTION, SCHEMA, ResolvedConfig
 from engine.runstore import ACTIVE_STATES, RunDir, atomic_write_json, list_runs
 
 GROUP_FILE = "group.json"
-FIGURE_KEYS = ("sps", "win", "reward")  # what `best` may be chosen by
+FIGURE_KEYS = ("sps", "win", "reward", "val")  # what `best` may be chosen by
+LOWEST_BEST = frozenset({"val"})  # figures where less is better: a world model's validation loss
+WORLD_MODEL = "worldmodel"  # a supervised trainer: samples, a validation loss and wm-bench, no games
+
+
+def default_best_by(algo: str) -> str:
+    """What marks the best trial unless `--best-by` says: the win rate, a world model's validation loss."""
+    return "val" if algo == WORLD_MODEL else "win"
+
+
+def step_unit(algo: str) -> str:
+    """What a run's steps count: env steps, or a world model's training samples."""
+    return "samples" if algo == WORLD_MODEL else "env steps"
 
 
 # -- trials ---------------------------------------------------------------------------------------------
@@ -390,13 +402,15 @@ class RunFigures:
     win: float | None
     reward: float | None
     win_from: str | None = None
+    val: float | None = None
+    wm_verdict: str | None = None
 
     @property
     def sps(self) -> float | None:
         return self.steps / self.seconds if self.seconds > 0 else None
 
     def value(self, key: str) -> float | None:
-        return {"sps": self.sps, "win": self.win, "reward": self.reward}[key]
+        return {"sps": self.sps, "win": self.win, "reward": self.reward, "val": self.val}[key]
 
 
 def run_figures(run: RunDir) -> RunFigures:
@@ -404,6 +418,8 @@ def run_figures(run: RunDir) -> RunFigures:
     ms_sum: dict[str, float] = {}
     metrics: dict[str, float] = {}
     eval_rows: list[Any] = []
+    val: float | None = None
+    wm_verdict: str | None = None
     for event in EventTail(run.events_path).poll():
         if event["kind"] == "perf" and event.get("sps"):
             window = int(event.get("step", 0)) - last
@@ -412,6 +428,10 @@ def run_figures(run: RunDir) -> RunFigures:
                 ms_sum[phase] = ms_sum.get(phase, 0.0) + float(value) * window
         elif event["kind"] == "metric":
             metrics.update(event.get("values", {}))
+            if "val_total" in event.get("values", {}):
+                val = min(float(event["values"]["val_total"]), val if val is not None else math.inf)
+        elif event["kind"] == "wm_bench":
+            wm_verdict = str(event.get("verdict"))
         elif event["kind"] == "eval" and event.get("rows") and all("win_rate" in r for r in event["rows"]):
             eval_rows = list(event["rows"])
     status = run.read_status()
@@ -420,7 +440,8 @@ def run_figures(run: RunDir) -> RunFigures:
     win = suite_score(eval_rows) if eval_rows else metrics.get(win_from) if win_from else None
     return RunFigures(run.effective_state(status), steps, seconds, end - start if start and end else None,
                       {p: v / steps for p, v in ms_sum.items()} if steps else {},
-                      100.0 * win if win is not None else None, metrics.get("rollout/ep_rew_mean"), win_from)
+                      100.0 * win if win is not None else None, metrics.get("rollout/ep_rew_mean"), win_from,
+                      val, wm_verdict)
 
 
 # -- the comparison table -------------------------------------------------------------------------------
@@ -447,25 +468,37 @@ def group_rows(group: Group) -> list[Row]:
 
 
 def best_row(rows: Sequence[Row], by: str) -> Row | None:
-    """The finished row with the highest `by` figure (ties: the faster)."""
+    """The finished row with the best `by` figure, the highest or for LOWEST_BEST the lowest (ties: the
+    faster)."""
     scored = [r for r in rows if r.figures is not None and r.figures.state == "finished"
               and r.figures.value(by) is not None]
     if not scored:
         return None
-    return max(scored, key=lambda r: (r.figures.value(by), r.figures.sps or 0.0))  # type: ignore[union-attr]
+    sign = -1.0 if by in LOWEST_BEST else 1.0
+    return max(scored, key=lambda r: (sign * r.figures.value(by), r.figures.sps or 0.0))  # type: ignore[union-attr,operator]
 
 
 HEADER = ("TRIAL", "CONFIG", "STATE", "TIME", "STEPS/S", "WIN %", "REWARD", "BEST")
+# A world model's: samples/s, its lowest validation loss (val_total) and the latest wm-bench verdict.
+WORLD_MODEL_HEADER = ("TRIAL", "CONFIG", "STATE", "TIME", "SAMPLES/S", "VAL LOSS", "WM-BENCH", "BEST")
 
 
-def table_cells(rows: Sequence[Row], by: str) -> list[tuple[str, ...]]:
+def table_header(algo: str) -> tuple[str, ...]:
+    return WORLD_MODEL_HEADER if algo == WORLD_MODEL else HEADER
+
+
+def table_cells(rows: Sequence[Row], by: str, algo: str) -> list[tuple[str, ...]]:
+    """Each row's cells under `table_header(algo)`."""
     best = best_row(rows, by)
     cells: list[tuple[str, ...]] = []
     for row in rows:
         f = row.figures
+        if algo == WORLD_MODEL:
+            quality = (cell(f.val if f else None, ".4f"), (f.wm_verdict if f else None) or "-")
+        else:
+            quality = (cell(f.win if f else None, ".1f"), cell(f.reward if f else None, ".3f"))
         cells.append((row.trial.name, row.trial.label, f.state if f else "not started",
-                      cell(f.wall if f else None, ".0f", "s"), cell(f.sps if f else None, ",.0f"),
-                      cell(f.win if f else None, ".1f"), cell(f.reward if f else None, ".3f"),
+                      cell(f.wall if f else None, ".0f", "s"), cell(f.sps if f else None, ",.0f"), *quality,
                       f"* best {by}" if row is best else ""))
     return cells
 
@@ -487,15 +520,19 @@ def markdown_table(header: Sequence[str], cells: Sequence[Sequence[str]]) -> str
     return "\n".join([*lines, *("| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in cells)])
 
 
-def sweep_report(group: Group, by: str = "win") -> tuple[str, str, dict[str, Any]]:
-    """(text, markdown, JSON) of a sweep's comparison table, read from its folder; best by `by`."""
+def sweep_report(group: Group, by: str | None = None) -> tuple[str, str, dict[str, Any]]:
+    """(text, markdown, JSON) of a sweep's comparison table, read from its folder; best by `by` (default:
+    `default_best_by` of its trainer)."""
     rows = group_rows(group)
-    cells = table_cells(rows, by)
-    head = f"sweep {group.path.name}: {group.ask.get('algo')} on {group.ask.get('env')}, {len(rows)} trials, " \
-           f"{group.ask.get('steps'):,} env steps each; best by {by}"
+    algo = str(group.ask.get("algo"))
+    by = by or default_best_by(algo)
+    cells = table_cells(rows, by, algo)
+    head = f"sweep {group.path.name}: {algo} on {group.ask.get('env')}, {len(rows)} trials, " \
+           f"{group.ask.get('steps'):,} {step_unit(algo)} each; best by {by}"
     errors = [f"{r.trial.name}: {r.error}" for r in rows if r.error]
-    text = "\n".join([head, text_table(HEADER, cells), *errors])
-    markdown = "\n\n".join([f"# {head}", markdown_table(HEADER, cells), *(f"- {e}" for e in errors)]) + "\n"
+    header = table_header(algo)
+    text = "\n".join([head, text_table(header, cells), *errors])
+    markdown = "\n\n".join([f"# {head}", markdown_table(header, cells), *(f"- {e}" for e in errors)]) + "\n"
     data = {"kind": "sweep", "folder": str(group.path), "ask": group.ask, "best_by": by,
             "rows": [{"trial": r.trial.name, "label": r.trial.label, "run": r.run.run_id if r.run else None,
                       "figures": asdict(r.figures) if r.figures else None, "sps": r.figures.sps if r.figures else None,

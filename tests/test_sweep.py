@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from tui_fixtures import fabricate_world_model_sweep
 
 from cli import main as cli
 from engine import launcher, sweep
@@ -214,6 +215,20 @@ def test_sweep_table_marks_the_best_and_reports_errors(tmp_path: Path) -> None:
     assert [r["best"] for r in data["rows"]] == [False, True, False]
     assert "| t02 | ppo.n_epochs=2 | finished |" in markdown
     assert sweep.sweep_report(group, "sps")[0].splitlines()[2].endswith("* best sps")
+
+
+def test_a_world_model_sweep_shows_samples_its_lowest_validation_loss_and_wm_bench(tmp_path: Path) -> None:
+    group = fabricate_world_model_sweep(tmp_path)
+    assert sweep.run_figures(sweep.latest_run(tmp_path, group.trials[0])).val == pytest.approx(0.5)  # type: ignore[arg-type]
+    text, _, data = sweep.sweep_report(group)  # best by the trainer's default: the lowest validation loss
+    lines = text.splitlines()
+    assert lines[0].endswith("4,096 samples each; best by val")
+    assert lines[1].split() == ["TRIAL", "CONFIG", "STATE", "TIME", "SAMPLES/S", "VAL", "LOSS", "WM-BENCH", "BEST"]
+    assert lines[2].split()[3:7] == ["42s", "9,000", "0.5000", "NO-GO"]
+    assert lines[3].split()[4:] == ["12,000", "0.4500", "GO", "*", "best", "val"]
+    assert lines[4].split()[4:] == ["15,000", "0.6000", "-"]
+    assert [r["best"] for r in data["rows"]] == [False, True, False]
+    assert sweep.sweep_report(group, "sps")[0].splitlines()[4].endswith("* best sps")
 
 
 def test_parallel_must_be_positive(tmp_path: Path) -> None:

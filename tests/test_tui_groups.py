@@ -13,7 +13,16 @@ from typing import Any
 
 import pytest
 from textual.widgets import DataTable
-from tui_fixtures import T0, fabricate_bench, fabricate_run, fabricate_sweep, screen_text, wait_for_text, wait_until
+from tui_fixtures import (
+    T0,
+    fabricate_bench,
+    fabricate_run,
+    fabricate_sweep,
+    fabricate_world_model_sweep,
+    screen_text,
+    wait_for_text,
+    wait_until,
+)
 
 from cli import main as cli
 from engine.sweep import latest_run
@@ -154,6 +163,19 @@ async def test_sweep_sorts_by_any_column_and_opens_a_trial(tmp_path: Path) -> No
         await pilot.press("escape", "escape")
         await wait_until(app, pilot, lambda _: "t04-a1" in screen_text(app) and "g Groups" in screen_text(app),
                          "the runs screen on the sweep's folder")
+
+
+async def test_a_world_model_sweep_shows_samples_validation_loss_and_wm_bench(tmp_path: Path) -> None:
+    fabricate_world_model_sweep(tmp_path)
+    app = make_app(tmp_path, open_group=tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for_text(app, pilot, "3 trials of 4,096 samples")
+        shown = await wait_for_text(app, pilot, "best by val · sorted by TRIAL (lowest first)")
+        assert "SAMPLES/S" in shown and "VAL LOSS" in shown and "WM-BENCH" in shown and "STEPS/S" not in shown
+        assert table_rows(app)[1][3:7] == ["12,000", "0.4500", "GO", "* best val"]
+        await pilot.press("o", "o", "o", "o")
+        await wait_for_text(app, pilot, "sorted by VAL LOSS (lowest first)")
+        assert [r[0] for r in table_rows(app)] == ["t02", "t01", "t03"]
 
 
 async def test_the_groups_list_says_when_there_are_none(tmp_path: Path) -> None:

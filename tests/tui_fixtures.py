@@ -242,6 +242,33 @@ def fabricate_sweep(folder: Path, *, running: bool = False) -> Any:
                       base_sps=(3000.0, 5000.0, 4000.0, 6000.0)[index], win_shift=(0.0, -0.2, 0.05, -0.1)[index])
     return group
 
+def fabricate_world_model_sweep(folder: Path) -> Any:
+    """A sweep of three world-model trials (worldmodel.batch_size 1024, 2048, 4096), all finished: 9,000,
+    12,000 and 15,000 samples/s; validation losses (0.9, 0.5, 0.7), (0.8, 0.45) and (0.6,) epoch by epoch;
+    wm-bench NO-GO, GO and none. Returns the group."""
+    from engine import launcher, sweep
+
+    trials = tuple(sweep.Trial(f"t0{i}", f"worldmodel.batch_size={batch}",
+                               launcher.Job("worldmodel", "duel", steps=4096))
+                   for i, batch in ((1, 1024), (2, 2048), (3, 4096)))
+    group = sweep.Group(folder, "sweep", {"algo": "worldmodel", "env": "duel", "steps": 4096}, trials)
+    folder.mkdir(parents=True, exist_ok=True)
+    group.save()
+    val_totals_by_trial = ((0.9, 0.5, 0.7), (0.8, 0.45), (0.6,))
+    for trial, sps, val_totals, verdict in zip(trials, (9000.0, 12000.0, 15000.0), val_totals_by_trial,
+                                               ("NO-GO", "GO", None), strict=True):
+        run = RunDir.create(folder, f"20260101T000000_{trial.name}-a1",
+                            {"kind": "trainer", "algo": "worldmodel", "env": "duel", "profile": "balance",
+                             "total_steps": 4096})
+        events = [perf_event(4096, sps, 1.0, {"train_fwd": 0.1}),
+                  *(metric_event(4096 * (i + 1), {"val_total": v}) for i, v in enumerate(val_totals))]
+        if verdict is not None:
+            events.append({"t": 0.0, "step": 4096, "kind": "wm_bench", "verdict": verdict, "failed": []})
+        run.events_path.write_text("".join(json.dumps(e) + "\n" for e in events))
+        run.write_status(state="finished", step=4096, launched=1000.0, ended=1042.0)
+    return group
+
+
 async def notified(app: Any, pilot: Any, timeout_s: float = 10.0) -> list[str]:
     """Wait until the app has posted a notification (a key's handler may run a frame or two after
     `press` returns, later still on a loaded machine); returns every notification's message."""

@@ -23,11 +23,11 @@ from typing import Any
 from engine import abtest
 from engine.errors import UsageError
 from engine.runstore import ACTIVE_STATES, list_runs
-from engine.sweep import GROUP_FILE, Row, group_rows, latest_run, load_group
+from engine.sweep import GROUP_FILE, Row, default_best_by, group_rows, latest_run, load_group
 from tui.model import file_stamp
 
 ACTIVE_REREAD_S = 5.0
-DEFAULT_BEST_BY = "win"  # `trainctl sweep --best-by`'s default; the saved report says which was asked
+DEFAULT_BEST_BY = "win"  # a view's until its folder is read; the saved report says which was asked
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def read_group(path: Path) -> GroupView:
         except (UsageError, KeyError, TypeError, ValueError) as exc:  # an ask of another version of trainctl
             return GroupView(path, group.kind, group.ask, tuple(rows), error=f"cannot judge this bench: {exc}")
         return GroupView(path, group.kind, group.ask, tuple(rows), report)
-    best_by = str(_saved_report(path).get("best_by", DEFAULT_BEST_BY))
+    best_by = str(_saved_report(path).get("best_by") or default_best_by(str(group.ask.get("algo"))))
     return GroupView(path, group.kind, group.ask, tuple(rows), best_by=best_by)
 
 

@@ -1,5 +1,6 @@
 """A sweep (`trainctl sweep`) as one group: its comparison table (the one `trainctl report` prints: trial,
-state, time, steps/s, win rate, reward, the best marked, config), sortable by any column (`o` moves the
+state, time, steps/s, win rate, reward, the best marked, config; for a world model samples/s, its lowest
+validation loss and wm-bench verdict in place of steps/s, win rate and reward), sortable by any column (`o` moves the
 sort to the next column, `r` turns it round, a click on a header sorts by it), Enter opens the trial's
 run. Re-read from the folder while trials run.
 
@@ -19,7 +20,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Header, Static
 
-from engine.sweep import HEADER, Row, best_row, table_cells
+from engine.sweep import WORLD_MODEL, Row, best_row, step_unit, table_cells, table_header
 from tui.groups import GroupReader, GroupView
 from tui.screens.polled import PolledScreen
 from tui.screens.run import RunScreen
@@ -30,7 +31,7 @@ SortValue = str | float | int | None
 
 @dataclass(frozen=True)
 class Column:
-    """A column of the table: its header in engine.sweep.HEADER, what it sorts by, and whether its
+    """A column of the table: its header in engine.sweep's table_header, what it sorts by, and whether its
     first sort puts the highest first (figures where more is better)."""
 
     header: str
@@ -42,15 +43,28 @@ def _figure(name: str) -> Callable[[Row, bool], SortValue]:
     return lambda row, _best: row.figures.value(name) if row.figures else None
 
 
-COLUMNS = (
+_LEAD = (
     Column("TRIAL", lambda row, _best: row.trial.name),
     Column("STATE", lambda row, _best: row.figures.state if row.figures else "not started"),
     Column("TIME", lambda row, _best: row.figures.wall if row.figures else None),
+)
+_TAIL = (
+    Column("BEST", lambda _row, best: int(best), highest_first=True),
+    Column("CONFIG", lambda row, _best: row.trial.label),
+)
+COLUMNS = (
+    *_LEAD,
     Column("STEPS/S", _figure("sps"), highest_first=True),
     Column("WIN %", _figure("win"), highest_first=True),
     Column("REWARD", _figure("reward"), highest_first=True),
-    Column("BEST", lambda _row, best: int(best), highest_first=True),
-    Column("CONFIG", lambda row, _best: row.trial.label),
+    *_TAIL,
+)
+WORLD_MODEL_COLUMNS = (  # engine.sweep.WORLD_MODEL_HEADER: a lower validation loss is better
+    *_LEAD,
+    Column("SAMPLES/S", _figure("sps"), highest_first=True),
+    Column("VAL LOSS", _figure("val")),
+    Column("WM-BENCH", lambda row, _best: row.figures.wm_verdict if row.figures else None),
+    *_TAIL,
 )
 
 
@@ -96,7 +110,9 @@ class SweepScreen(PolledScreen):
         view = self.view
         if view is None:
             return
-        column = COLUMNS[self.sort_column]
+        algo = str(view.ask.get("algo"))
+        columns_shown = self.columns
+        column = columns_shown[self.sort_column]
         order = "highest first" if self.descending else "lowest first"
         head = self.query_one("#sweep-head", Static)
         if view.error:
@@ -106,12 +122,14 @@ class SweepScreen(PolledScreen):
             errors = [f"{r.trial.name}: {r.error}" for r in view.rows if r.error]
             head.update("\n".join([
                 f"[b]sweep {escape(self.folder.name)}[/b]: {escape(str(ask.get('algo')))} on "
-                f"{escape(str(ask.get('env')))}, {len(view.rows)} trials of {int(ask.get('steps') or 0):,} env steps",
+                f"{escape(str(ask.get('env')))}, {len(view.rows)} trials of {int(ask.get('steps') or 0):,} "
+                f"{step_unit(algo)}",
                 escape(f"{view.progress()} · best by {view.best_by} · sorted by {column.header} ({order})"),
                 *(escape(line) for line in errors[:3])]))
         table: DataTable[str] = self.query_one(DataTable)
         best = best_row(view.rows, view.best_by)
-        cells = dict(zip((r.trial.name for r in view.rows), table_cells(view.rows, view.best_by), strict=True))
+        cells = dict(zip((r.trial.name for r in view.rows), table_cells(view.rows, view.best_by, algo),
+                         strict=True))
         rows = sorted_rows(view.rows, best, column, self.descending)
         shown = (view, self.sort_column, self.descending)
         if self._shown is not None and self._shown[0] is view and self._shown[1:] == shown[1:]:
@@ -119,15 +137,22 @@ class SweepScreen(PolledScreen):
         self._shown = shown
         selected = self._selected_trial()
         arrows = {self.sort_column: " ▼" if self.descending else " ▲"}
-        columns = [(col.header, col.header + arrows.get(i, "")) for i, col in enumerate(COLUMNS)]
+        columns = [(col.header, col.header + arrows.get(i, "")) for i, col in enumerate(columns_shown)]
+        header = table_header(algo)
         shown_rows = []
         for row in rows:
-            by_header = dict(zip(HEADER, cells[row.trial.name], strict=True))
-            shown_rows.append((row.trial.name, [by_header[col.header] for col in COLUMNS]))
+            by_header = dict(zip(header, cells[row.trial.name], strict=True))
+            shown_rows.append((row.trial.name, [by_header[col.header] for col in columns_shown]))
         refill(table, columns, shown_rows)
         if selected is not None and selected in cells:
             table.move_cursor(row=table.get_row_index(selected))
         table.focus()
+
+    @property
+    def columns(self) -> tuple[Column, ...]:
+        """The table's columns for the sweep's trainer (a world model's figures differ)."""
+        algo = self.view.ask.get("algo") if self.view is not None else None
+        return WORLD_MODEL_COLUMNS if algo == WORLD_MODEL else COLUMNS
 
     def _selected_trial(self) -> str | None:
         table: DataTable[str] = self.query_one(DataTable)
@@ -137,11 +162,11 @@ class SweepScreen(PolledScreen):
 
     def sort_by(self, index: int, descending: bool | None = None) -> None:
         self.sort_column = index
-        self.descending = COLUMNS[index].highest_first if descending is None else descending
+        self.descending = self.columns[index].highest_first if descending is None else descending
         self._draw()
 
     def action_next_sort(self) -> None:
-        self.sort_by((self.sort_column + 1) % len(COLUMNS))
+        self.sort_by((self.sort_column + 1) % len(self.columns))
 
     def action_reverse_sort(self) -> None:
         self.sort_by(self.sort_column, not self.descending)
