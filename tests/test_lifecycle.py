@@ -459,6 +459,31 @@ async def test_the_tui_stop_key_says_how_the_stop_ended(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+async def test_the_tui_follows_a_slow_stop_until_it_has_ended(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A trainer whose last update outlasts the TUI's first wait: it says "still stopping", then how it ended.
+    loop = ("import signal, sys, time\n"
+            "def last_update(*_):\n    time.sleep(3)\n    sys.exit(130)\n"
+            "signal.signal(signal.SIGINT, last_update)\n"
+            "for i in range(1, 100000):\n    print(f'[PERF] step={i} sps=10', flush=True)\n    time.sleep(0.05)\n")
+    monkeypatch.setattr(launcher, "STOP_WAIT_S", 0.5)
+    run = launcher.create_wrapped_run([sys.executable, "-c", loop], tmp_path, ["test"], "slowstop", "balance")
+    proc = launcher.start(run)
+    try:
+        app = TrainctlApp(tmp_path, poll_s=0.1)
+        async with app.run_test(size=(100, 30), notifications=True) as pilot:
+            await wait_for_text(app, pilot, "· running ·")
+            await pilot.press("s")
+            await wait_for_text(app, pilot, "Stop 20")
+            await pilot.press("y")
+            await wait_for_text(app, pilot, "still stopping")
+            await wait_for_text(app, pilot, "stopped at step", timeout_s=30)
+        assert proc.wait(timeout=10) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+@pytest.mark.slow
 async def test_the_tui_shows_a_lost_run_and_how_to_resume_it(tmp_path: Path) -> None:
     pid, start = _dead_pid()
     run = _run(tmp_path, state="running", pid=pid, pid_start=start)

@@ -138,7 +138,7 @@ class TrainctlApp(App[None]):
         self.wake()
         if wait and not kill:
             worker = get_current_worker()
-            outcome = launcher.wait_stopped(run, cancelled=lambda: worker.is_cancelled)
+            outcome = launcher.wait_stopped(run, timeout_s=launcher.STOP_WAIT_S, cancelled=lambda: worker.is_cancelled)
             if outcome.state in ACTIVE_STATES and not worker.is_cancelled:
                 # A busy machine or a long last update: say so now, and say how it ended when it has.
                 self.notify(outcome.line)
