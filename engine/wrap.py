@@ -43,8 +43,15 @@ from engine.tb_tail import TbTail
 
 LINE_CAP_BYTES = 64 * 1024  # longer lines are cut: no parser needs more, and memory stays bounded
 CUT_MARK = b" [...line cut by trainctl]"
-READ_CHUNK = 64 * 1024
+READ_CHUNK = 256 * 1024
 PIPE_BYTES = 1024 * 1024  # the child's pipes: room for a second of a chatty trainer while we write
+# After a read that found the pipes holding little, the reader waits this long before the next one, so
+# that a chatty trainer's lines are read in a few large reads a second, not one per write: each wake-up
+# and read costs about as much CPU as reading a hundred lines. A read of more than PIPE_FILL_TO_WAIT of
+# the pipe's room is followed by the next at once: a pipe fills during a wait (and the trainer blocks on
+# its prints until the wait ends) only if its output suddenly grows that many times over.
+GATHER_S = 0.05
+PIPE_FILL_TO_WAIT = 1 / 8
 STATUS_EVERY_S = 1.0  # status.json is replaced whole (fsync): not once per line of a chatty trainer
 TB_POLL_S = 1.0
 TB_IDLE_S = 600.0
@@ -125,20 +132,24 @@ class OutputReader:
         self._splitters = {stream.fileno(): LineSplitter() for stream in streams}
 
     def pump(self) -> None:
-        """Read every stream until each is at its end."""
+        """Read every stream until each is at its end, waiting `GATHER_S` after a read that found
+        little in the pipes."""
         selector = selectors.DefaultSelector()
         for stream in self.streams:
             os.set_blocking(stream.fileno(), False)
-            with contextlib.suppress(OSError, AttributeError):  # Linux only; a smaller pipe still works
-                fcntl.fcntl(stream.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
             selector.register(stream, selectors.EVENT_READ)
+        room = min((_widen_pipe(stream.fileno()) for stream in self.streams), default=PIPE_BYTES)
         with open(self.run.stdout_path, "ab") as log:
             while selector.get_map():
+                most = 0
                 for key, _ in selector.select():
                     chunk = os.read(key.fd, READ_CHUNK)
                     if not chunk:
                         selector.unregister(key.fileobj)
                     self.take(key.fd, chunk, log)
+                    most = max(most, len(chunk))
+                if 0 < most <= room * PIPE_FILL_TO_WAIT:
+                    time.sleep(GATHER_S)
         selector.close()
 
     def take(self, fd: int, chunk: bytes, log: IO[bytes]) -> None:
@@ -181,6 +192,16 @@ class OutputReader:
         its fsync never holds up the reading (a full pipe would stall the trainer)."""
         while not ended.wait(STATUS_EVERY_S):
             self.write_status()
+
+
+def _widen_pipe(fd: int) -> int:
+    """Give pipe `fd` `PIPE_BYTES` of room where the system allows it (Linux); the room it has."""
+    with contextlib.suppress(OSError, AttributeError):  # Linux only; a smaller pipe still works
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    try:
+        return int(fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ))
+    except (OSError, AttributeError):
+        return 64 * 1024  # Linux's default; other systems give a pipe no more
 
 
 class TbFollower(threading.Thread):
