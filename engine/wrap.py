@@ -43,13 +43,13 @@ from engine.tb_tail import TbTail
 
 LINE_CAP_BYTES = 64 * 1024  # longer lines are cut: no parser needs more, and memory stays bounded
 CUT_MARK = b" [...line cut by trainctl]"
-READ_CHUNK = 256 * 1024
+READ_CHUNK = 64 * 1024  # larger reads cost more than two: glibc maps a fresh 128 KiB buffer each time
 PIPE_BYTES = 1024 * 1024  # the child's pipes: room for a second of a chatty trainer while we write
-# After a read that found the pipes holding little, the reader waits this long before the next one, so
-# that a chatty trainer's lines are read in a few large reads a second, not one per write: each wake-up
-# and read costs about as much CPU as reading a hundred lines. A read of more than PIPE_FILL_TO_WAIT of
-# the pipe's room is followed by the next at once: a pipe fills during a wait (and the trainer blocks on
-# its prints until the wait ends) only if its output suddenly grows that many times over.
+# After reads that emptied the pipes (each got less than READ_CHUNK) and found them holding little (under
+# PIPE_FILL_TO_WAIT of their room), the reader waits this long before the next one, so that a chatty
+# trainer's lines are read in a few large reads a second, not one per write: each wake-up and read costs
+# about as much CPU as reading a hundred lines. A pipe fills during a wait (and the trainer blocks on its
+# prints until the wait ends) only if its output suddenly grows many times over.
 GATHER_S = 0.05
 PIPE_FILL_TO_WAIT = 1 / 8
 STATUS_EVERY_S = 1.0  # status.json is replaced whole (fsync): not once per line of a chatty trainer
@@ -148,7 +148,7 @@ class OutputReader:
                         selector.unregister(key.fileobj)
                     self.take(key.fd, chunk, log)
                     most = max(most, len(chunk))
-                if 0 < most <= room * PIPE_FILL_TO_WAIT:
+                if 0 < most < min(READ_CHUNK, room * PIPE_FILL_TO_WAIT):
                     time.sleep(GATHER_S)
         selector.close()
 
