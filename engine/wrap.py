@@ -1,12 +1,13 @@
 """The run process of a foreign trainer: `python -m engine.wrap RUN_DIR -- CMD ARGS...`.
 
-Runs CMD (no shell) in the run's process group and reads its stdout and stderr: every line is copied to
-stdout.log, and the lines of each read are handed together to the line reader run.json names (`parse`:
-auto, a format, or regex:…; see engine.line_parsers), whose perf, metric and extra events go to
-events.jsonl. When run.json names a TensorBoard folder (`tb`), a thread follows its event files and
-their scalars become metric events too. With no CMD the process only follows that folder (`trainctl
-watch --tb DIR`): it runs until it is asked to stop, or ends `finished` once no scalar has come for
-`TB_IDLE_S` seconds.
+Runs CMD (no shell) in the run's process group and reads its stdout and stderr (after a read that found
+the pipes holding little, `GATHER_S` later: a chatty trainer is read in a few large reads a second): every
+line is copied to stdout.log, and the lines of each read are handed together to the line reader run.json
+names (`parse`: auto, a format, or regex:…; see engine.line_parsers), whose perf, metric and extra
+events go to events.jsonl. When run.json names a TensorBoard folder (`tb`), a thread follows its event
+files and their scalars become metric events too. With no CMD the process only follows that folder
+(`trainctl watch --tb DIR`): it runs until it is asked to stop, or ends `finished` once no scalar has
+come for `TB_IDLE_S` seconds.
 
 Reading never stalls and never fails on what the trainer prints: a line longer than `LINE_CAP_BYTES`
 is cut there (the cut is marked in stdout.log and counted as `lines_capped`), invalid UTF-8 is replaced
@@ -71,7 +72,9 @@ class LineSplitter:
     def feed(self, chunk: bytes) -> list[bytes]:
         # A carriage return ends a line too: a progress bar redrawn in place is a line per redraw, not
         # one endless line.
-        data = (self._buffer + chunk).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        data = self._buffer + chunk
+        if b"\r" in data:  # a search in C; the two copies only when there is one
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         lines = data.split(b"\n")  # in C: a chatty trainer's read holds hundreds of lines
         rest = lines.pop()
         if self._dropping and lines:  # the end of a line cut at the cap: dropped
