@@ -31,6 +31,7 @@ import math
 import re
 import time
 from collections.abc import Callable
+from itertools import repeat
 from typing import Any, ClassVar
 
 from engine.errors import UsageError
@@ -154,6 +155,17 @@ def _perf_template(keys: tuple[str, ...]) -> re.Pattern[str] | None:
     return re.compile(rf"^{re.escape(PERF_PREFIX)}[ \t]*{body}[ \t]*$", re.MULTILINE)
 
 
+def _plain_count_sum(column: tuple[str, ...]) -> int | None:
+    """The sum of window counts all printed as plain digits (`steps=256`), when it is below 2**53: each
+    count and every partial sum is then exact in a float, so it is what reading them one by one gives
+    (`int(float(text))` each, their floats summed), for one int() a line instead of a float() and an
+    int(). None for any other column."""
+    if not "".join(column).isdecimal():
+        return None
+    total = sum(map(int, column))
+    return total if total < 2**53 else None
+
+
 class TrainctlLines(LineParser):
     """`[PERF]`/`[METRIC]` lines (docs/events.md), window counts, and `[TAG][PERF]` lines.
 
@@ -272,7 +284,9 @@ class TrainctlLines(LineParser):
                 if key.endswith("_ms"):
                     ms[key[:-3]] = sum(map(float, column))
                 elif key == "steps":
-                    added = sum(map(int, map(float, column)))
+                    added = _plain_count_sum(column)
+                    if added is None:
+                        added = sum(map(int, map(float, column)))
                 elif key == "step":
                     seen = max(map(int, map(float, column)))
                 elif key == "sps":
@@ -280,8 +294,12 @@ class TrainctlLines(LineParser):
                 elif key == "eps":
                     eps = sum(map(float, column))
                 elif key == "updates":
-                    numbers = list(map(float, column))
-                    updates, counted = sum(numbers), sum(map(int, numbers))
+                    counted = _plain_count_sum(column)
+                    if counted is None:
+                        numbers = list(map(float, column))
+                        updates, counted = sum(numbers), sum(map(int, numbers))
+                    else:
+                        updates = float(counted)
                     rest[key] = updates
                 else:
                     number = _number(column[-1])
@@ -490,15 +508,14 @@ class LineReader:
         t = time.time() if t is None else t
         perf = self._perf
         events: list[Event] = []
+        # Runs of lines that start with [PERF] and runs of lines that do not, found in C.
+        starts = list(map(str.startswith, lines, repeat(PERF_PREFIX))) if perf is not None else [False] * len(lines)
         start, count = 0, len(lines)
         while start < count:
-            end = start + 1
-            if perf is not None and lines[start].startswith(PERF_PREFIX):
-                while end < count and lines[end].startswith(PERF_PREFIX):
-                    end += 1
-                if perf.fold_same_keys(lines[start:end]):
-                    start = end
-                    continue
+            end = _next_index(starts, not starts[start], start, count)
+            if perf is not None and starts[start] and perf.fold_same_keys(lines[start:end]):
+                start = end
+                continue
             for line in lines[start:end]:
                 self._feed_one(line, t, events)
             start = end
@@ -529,6 +546,14 @@ class LineReader:
     def summary(self) -> str:
         """`read as sb3 tables (412 blocks), 3 lines not understood`."""
         return read_summary(self.counts(), self.not_understood)
+
+
+def _next_index(items: list[bool], value: bool, start: int, end: int) -> int:
+    """The index of the first `value` in `items[start:end]`, else `end`."""
+    try:
+        return items.index(value, start, end)
+    except ValueError:
+        return end
 
 
 def read_summary(counts: dict[str, int], not_understood: int) -> str:

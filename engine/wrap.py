@@ -1,12 +1,13 @@
 """The run process of a foreign trainer: `python -m engine.wrap RUN_DIR -- CMD ARGS...`.
 
-Runs CMD (no shell) in the run's process group and reads its stdout and stderr: every line is copied to
-stdout.log, and the lines of each read are handed together to the line reader run.json names (`parse`:
-auto, a format, or regex:…; see engine.line_parsers), whose perf, metric and extra events go to
-events.jsonl. When run.json names a TensorBoard folder (`tb`), a thread follows its event files and
-their scalars become metric events too. With no CMD the process only follows that folder (`trainctl
-watch --tb DIR`): it runs until it is asked to stop, or ends `finished` once no scalar has come for
-`TB_IDLE_S` seconds.
+Runs CMD (no shell) in the run's process group and reads its stdout and stderr (after a read that found
+the pipes holding little, `GATHER_S` later: a chatty trainer is read in a few large reads a second): every
+line is copied to stdout.log, and the lines of each read are handed together to the line reader run.json
+names (`parse`: auto, a format, or regex:…; see engine.line_parsers), whose perf, metric and extra
+events go to events.jsonl. When run.json names a TensorBoard folder (`tb`), a thread follows its event
+files and their scalars become metric events too. With no CMD the process only follows that folder
+(`trainctl watch --tb DIR`): it runs until it is asked to stop, or ends `finished` once no scalar has
+come for `TB_IDLE_S` seconds.
 
 Reading never stalls and never fails on what the trainer prints: a line longer than `LINE_CAP_BYTES`
 is cut there (the cut is marked in stdout.log and counted as `lines_capped`), invalid UTF-8 is replaced
@@ -43,8 +44,15 @@ from engine.tb_tail import TbTail
 
 LINE_CAP_BYTES = 64 * 1024  # longer lines are cut: no parser needs more, and memory stays bounded
 CUT_MARK = b" [...line cut by trainctl]"
-READ_CHUNK = 64 * 1024
+READ_CHUNK = 64 * 1024  # larger reads cost more than two: glibc maps a fresh 128 KiB buffer each time
 PIPE_BYTES = 1024 * 1024  # the child's pipes: room for a second of a chatty trainer while we write
+# After reads that emptied the pipes (each got less than READ_CHUNK) and found them holding little (under
+# PIPE_FILL_TO_WAIT of their room), the reader waits this long before the next one, so that a chatty
+# trainer's lines are read in a few large reads a second, not one per write: each wake-up and read costs
+# about as much CPU as reading a hundred lines. A pipe fills during a wait (and the trainer blocks on its
+# prints until the wait ends) only if its output suddenly grows many times over.
+GATHER_S = 0.05
+PIPE_FILL_TO_WAIT = 1 / 8
 STATUS_EVERY_S = 1.0  # status.json is replaced whole (fsync): not once per line of a chatty trainer
 TB_POLL_S = 1.0
 TB_IDLE_S = 600.0
@@ -64,7 +72,9 @@ class LineSplitter:
     def feed(self, chunk: bytes) -> list[bytes]:
         # A carriage return ends a line too: a progress bar redrawn in place is a line per redraw, not
         # one endless line.
-        data = (self._buffer + chunk).replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        data = self._buffer + chunk
+        if b"\r" in data:  # a search in C; the two copies only when there is one
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         lines = data.split(b"\n")  # in C: a chatty trainer's read holds hundreds of lines
         rest = lines.pop()
         if self._dropping and lines:  # the end of a line cut at the cap: dropped
@@ -125,20 +135,24 @@ class OutputReader:
         self._splitters = {stream.fileno(): LineSplitter() for stream in streams}
 
     def pump(self) -> None:
-        """Read every stream until each is at its end."""
+        """Read every stream until each is at its end, waiting `GATHER_S` after a read that found
+        little in the pipes."""
         selector = selectors.DefaultSelector()
         for stream in self.streams:
             os.set_blocking(stream.fileno(), False)
-            with contextlib.suppress(OSError, AttributeError):  # Linux only; a smaller pipe still works
-                fcntl.fcntl(stream.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
             selector.register(stream, selectors.EVENT_READ)
+        room = min((_widen_pipe(stream.fileno()) for stream in self.streams), default=PIPE_BYTES)
         with open(self.run.stdout_path, "ab") as log:
             while selector.get_map():
+                most = 0
                 for key, _ in selector.select():
                     chunk = os.read(key.fd, READ_CHUNK)
                     if not chunk:
                         selector.unregister(key.fileobj)
                     self.take(key.fd, chunk, log)
+                    most = max(most, len(chunk))
+                if 0 < most < min(READ_CHUNK, room * PIPE_FILL_TO_WAIT):
+                    time.sleep(GATHER_S)
         selector.close()
 
     def take(self, fd: int, chunk: bytes, log: IO[bytes]) -> None:
@@ -181,6 +195,16 @@ class OutputReader:
         its fsync never holds up the reading (a full pipe would stall the trainer)."""
         while not ended.wait(STATUS_EVERY_S):
             self.write_status()
+
+
+def _widen_pipe(fd: int) -> int:
+    """Give pipe `fd` `PIPE_BYTES` of room where the system allows it (Linux); the room it has."""
+    with contextlib.suppress(OSError, AttributeError):  # Linux only; a smaller pipe still works
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    try:
+        return int(fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ))
+    except (OSError, AttributeError):
+        return 64 * 1024  # Linux's default; other systems give a pipe no more
 
 
 class TbFollower(threading.Thread):

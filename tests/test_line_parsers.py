@@ -172,7 +172,9 @@ def test_perf_lines_fold_only_between_other_events_and_keep_their_order() -> Non
 
 PERF_KEY_ORDERS = [("steps", "updates", "env_step_ms", "qsize"), ("step", "sps", "eps", "action_ms"), ("steps", "step"),
                    ("steps", "steps"), ("updates",), ("", "steps")]
-NUMBERS = st.sampled_from(["1", "2.5", "256", "-3", "1e3", "0.7"])
+# Counts read in one go as plain digits (an exact sum below 2**53) and read as floats (a sign, a point, an
+# exponent, a sum past 2**53 where int(float(text)) is not the printed integer) must agree.
+NUMBERS = st.sampled_from(["1", "2.5", "256", "-3", "1e3", "0.7", "99999999999999999999", "4503599627370497", "1_000"])
 PRINTED = st.one_of(NUMBERS, NUMBERS, NUMBERS, st.sampled_from(["nan", "inf", "oops", "[3]", "=", "a=b", ""]))
 PERF_LINES = st.sampled_from(PERF_KEY_ORDERS).flatmap(lambda keys: st.builds(
     lambda values, sep, end: "[PERF]" + sep + sep.join(f"{k}={v}" for k, v in zip(keys, values, strict=True)) + end,

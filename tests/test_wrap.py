@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from cli.commands import report_text
 from engine import launcher
 from engine.line_parsers import make_reader
 from engine.runstore import RunDir, list_runs
-from engine.wrap import CUT_MARK, EventSink, LineSplitter, OutputReader
+from engine.wrap import CUT_MARK, READ_CHUNK, EventSink, LineSplitter, OutputReader
 
 PROJECT = Path(__file__).resolve().parent.parent
 SEED004_SCRIPT = r'''
@@ -309,3 +310,30 @@ def test_a_line_split_across_two_reads_is_read_once_and_whole(tmp_path: Path) ->
         perf = [e for e in events if e["kind"] == "perf"]
         assert sum(e.get("folded", 1) for e in perf) == 41 and perf[-2]["updates_total"] == 160
         assert [e["values"] for e in events if e["kind"] == "metric"] == [{"loss": 0.5}]
+
+
+def test_the_pump_reads_every_line_of_reads_it_gathers_and_of_ones_that_fill_its_chunk(tmp_path: Path) -> None:
+    """Small writes (read after a wait, several at once) then a burst of many read chunks: all read, in order."""
+    run = RunDir.create(tmp_path, "pump", {"kind": "wrapped"})
+    sink = EventSink(run)
+    small = [b"[PERF] steps=1 env_step_ms=0.5\n" * 3 for _ in range(20)]
+    burst = b"".join(b"[PERF] steps=2 env_step_ms=%.3f\n" % (i / 1000) for i in range(4 * READ_CHUNK // 30))
+    read_end, write_end = os.pipe()
+
+    def trainer() -> None:
+        with open(write_end, "wb", buffering=0) as out:
+            for chunk in small:
+                out.write(chunk)
+            out.write(burst)
+
+    writer = threading.Thread(target=trainer)
+    with open(read_end, "rb") as stream:
+        output = OutputReader(run, sink, make_reader("auto"), [stream])
+        writer.start()
+        output.pump()
+    writer.join()
+    sink.close()
+    lines = 3 * len(small) + burst.count(b"\n")
+    assert run.stdout_path.read_bytes() == b"".join(small) + burst
+    assert output.lines == lines and output.reader.counts() == {"trainctl": lines}
+    assert sink.step == 60 + 2 * (lines - 60)
