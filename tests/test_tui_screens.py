@@ -3,6 +3,7 @@ tests: run with pytest-asyncio in auto mode), and the plot's tick and range rule
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import statistics
@@ -31,8 +32,10 @@ from tui_fixtures import (
 
 from engine.launcher import create_wrapped_run
 from engine.profiles import ALGO_SECTION, ALGO_SECTIONS, read_by
+from tui import app as tui_app
 from tui.app import TrainctlApp
 from tui.widgets import step_plot
+from tui.widgets.run_monitor import RunMonitor
 from tui.widgets.step_plot import MIN_HALF_SPAN, StepAxes, StepPlot, nice_ticks, tick_label, y_range
 
 SPEED_RUN = "20260101T010000_ppo_beastybar_speed"
@@ -168,6 +171,54 @@ async def test_another_run_is_drawn_at_once(tmp_path: Path, monkeypatch: pytest.
         shown = await wait_for_text(app, pilot, "balance · finished")
         shown = await wait_for_text(app, pilot, "20k ")
         assert plot_lines(shown, "steps/s", slice(0, 40))[-1].split()[-1] == "20k"
+
+
+async def test_another_run_is_shown_with_gc_held_and_resumed_after_the_frame(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run switch holds garbage collection off while the monitor shows the run, and the frame after
+    turns it back on (the fallback timer is pushed out of reach, so only the frame can)."""
+    monkeypatch.setattr(tui_app, "GC_HOLD_MAX_S", 1e9)
+    held: list[bool] = []  # whether collection was off, each time the monitor was given the balance run
+    original = RunMonitor.show
+
+    def recording(self: RunMonitor, s: Any, *args: Any, **kwargs: Any) -> None:
+        if s is not None and s.run_id.endswith("balance"):
+            held.append(not gc.isenabled())
+        original(self, s, *args, **kwargs)
+
+    monkeypatch.setattr(RunMonitor, "show", recording)
+    fabricate_run(tmp_path, "20260101T000000_ppo_beastybar_balance", windows=5)
+    fabricate_run(tmp_path, "20260101T010000_ppo_beastybar_speed", profile="speed", created=T0 + 3600)
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for_text(app, pilot, "speed · finished")
+        await pilot.press("up")
+        await wait_for_text(app, pilot, "balance · finished")
+        await settle(app, pilot)
+        assert held and held[0], "the monitor showed the new run with garbage collection on"
+        assert gc.isenabled()
+
+
+async def test_another_sources_points_blank_the_plot_until_the_next_frame() -> None:
+    """The frame that shows another run's points has a blank plot, never the old run's line under the
+    new title; the next frame draws the new line."""
+    class OnePlot(App[None]):
+        def compose(self) -> ComposeResult:
+            yield StepPlot("loss", classes="metric-plot")
+
+    def has_line(shown: str) -> bool:
+        return any("\u2800" < char <= "\u28ff" for char in shown)  # braille dots
+
+    app = OnePlot()
+    async with app.run_test(size=(60, 12)) as pilot:
+        plot = app.query_one(StepPlot)
+        plot.show([(0.0, 1.0), (4096.0, 0.5), (8192.0, 0.75)], source="a")
+        await wait_until(app, pilot, lambda shown: has_line(shown) and app.query_one(StepAxes).up_to_date,
+                         "run a's line")
+        plot.show([(0.0, 2.0), (40960.0, 3.0), (81920.0, 2.5)], source="b")
+        shown = screen_text(app)  # the frame composed now, before the next one
+        assert "loss 2.5" in shown and not has_line(shown) and not app.query_one(StepAxes).up_to_date
+        await wait_until(app, pilot, lambda shown: has_line(shown) and "3.00" in shown, "run b's line")
 
 
 async def test_a_metric_name_is_shown_as_written() -> None:

@@ -9,6 +9,7 @@ or losing the terminal never stops them; the app reads their folders like any ot
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import threading
 import time
@@ -19,6 +20,7 @@ from typing import ClassVar
 from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.message_pump import MessagePump
 from textual.reactive import var
 from textual.worker import get_current_worker
 
@@ -36,6 +38,7 @@ from tui.system import SystemProbe
 POLL_S = 0.5  # seconds between reads of the runs folder
 CANCEL_CHECK_S = 0.05  # how often the sleeping watcher checks whether the app is closing
 SELECT_POLL_DELAY_S = 0.05  # after a new run is selected, its log and processes are read this much later
+GC_HOLD_MAX_S = 1.0  # the longest a key's frame holds garbage collection off (`hold_gc_for_frame`)
 STOP_FOLLOW_S = 120.0  # after `still stopping`, how long the TUI keeps following a stop to say how it ended
 
 
@@ -105,6 +108,21 @@ class TrainctlApp(App[None]):
         if self.watcher is not None and self.watcher.selected != run_id:
             self.watcher.selected = run_id
             self.set_timer(SELECT_POLL_DELAY_S, self.wake)
+
+    def hold_gc_for_frame(self, screen: MessagePump) -> None:
+        """No garbage collection until `screen` has drawn its next frame (at most `GC_HOLD_MAX_S`): a full
+        collection walks the whole heap (80-180 ms of CPU on a loaded machine), and when one fell between
+        a key and the frame answering it, that key was among the slowest. It runs after the frame instead."""
+        if not gc.isenabled():
+            return
+        gc.disable()
+        fallback = self.set_timer(GC_HOLD_MAX_S, gc.enable)
+
+        def resume() -> None:
+            fallback.stop()
+            gc.enable()
+
+        screen.call_after_refresh(resume)
 
     def on_runs_polled(self, message: RunsPolled) -> None:
         self.polls += 1

@@ -97,6 +97,7 @@ class RunsScreen(Screen[None]):
             self.selected = event.row_key.value
 
     def watch_selected(self, run_id: str | None) -> None:
+        self.trainctl.hold_gc_for_frame(self)
         self.trainctl.select(run_id)
         self._show_monitor()
 

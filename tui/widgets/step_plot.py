@@ -9,6 +9,8 @@ Drawing is kept off the poll's path: `show()` compares the points it is given wi
 does nothing when they are equal; otherwise it updates the title at once and hands the plot at most two
 points per cell column (the history's bucket means, `tui.model.resample`), which it draws on its next
 frame, or, for more points of the same run, `REDRAW_EVERY_S` after its last drawing if that is later.
+Another run's points (a key selected another run) blank the plot on the key's frame and are drawn on the
+frame after it, so that the new run's title and numbers are not held up by the drawing.
 
 The y range is chosen so that noise does not look like cliffs: a throughput (`zero_based`) is drawn from
 zero, so a dip reads as the share of the rate it is; any other quantity spans at least ±`MIN_HALF_SPAN`
@@ -173,6 +175,7 @@ class StepAxes(PlotWidget, can_focus=False):
         self._drawn_at = -REDRAW_EVERY_S  # time.monotonic() of the last drawing
         self._pending: Timer | None = None  # the drawing put off until REDRAW_EVERY_S after the last
         self._on_screen = False  # whether the last drawing asked for is on the canvases
+        self._deferred = False  # whether a drawing waits for the frame that blanked the plot (`draw`)
         self.set_x_formatter(CompactFormatter())
         self.set_y_formatter(CompactFormatter())
 
@@ -181,17 +184,38 @@ class StepAxes(PlotWidget, can_focus=False):
         self.margin_bottom = MARGIN_BOTTOM
 
     def draw(self, points: Sequence[tuple[float, float]], median: float, at_once: bool) -> None:
-        """Draw `points` (not empty) on the next frame if `at_once` or `REDRAW_EVERY_S` has passed since the
-        last drawing, else then (only the newest points given are drawn); before the plot has a size, once
-        it has one."""
+        """Draw `points` (not empty): if `at_once` (another run's points), blank the plot now and draw them
+        on the frame after this one; else on the next frame if `REDRAW_EVERY_S` has passed since the last
+        drawing, or then (only the newest points given are drawn). Before the plot has a size, once it has
+        one."""
         self._points, self._median = points, median
+        if at_once:
+            if self._pending is not None:
+                self._pending.stop()
+                self._pending = None
+            # The frame that answers a key shows the new run's title and numbers without waiting for its
+            # plots (drawing one takes longer than the rest of that frame), and never the old run's line
+            # under the new run's title: the plot is blank on that frame and drawn on the next.
+            for canvas in self.query(Canvas):
+                canvas.reset()
+            self._on_screen = False
+            if not self._deferred:
+                self._deferred = True
+                self.call_after_refresh(self._draw_deferred)
+            return
+        if self._deferred:
+            return  # the deferred drawing takes the newest points
         wait = self._drawn_at + REDRAW_EVERY_S - time.monotonic()
-        if at_once or wait <= 0:
+        if wait <= 0:
             if self._pending is not None:
                 self._pending.stop()
             self._replot()
         elif self._pending is None:
             self._pending = self.set_timer(wait, self._replot)
+
+    def _draw_deferred(self) -> None:
+        self._deferred = False
+        self._replot()
 
     def on_resize(self, _event: Resize) -> None:
         self._replot()
