@@ -187,12 +187,15 @@ def preloaded_data_need(cfg: ResolvedConfig) -> ArrayNeed:
     transition the model's input (observation, both actions one-hot, the draws' and the matchup's features,
     float32), HP deltas and KO flags (six float32 each), done and reward (float32) and the action (int64),
     counted twice: the training split's shuffled copy of each epoch comes on top (sized from the
-    dataset's dataset.json)."""
+    dataset's dataset.json). With `worldmodel.hp_noise` > 0 each also keeps what its HP features are rebuilt
+    from (the observation, float32, and the opponent's action, int64; counted for both splits)."""
     from engine.datasets import read_meta  # numpy: only for a world-model run
     from engine.wm_inputs import input_width  # numpy (the duel rules): likewise
 
     meta = read_meta(Path(cfg["data.dir"]))
     per_transition = input_width(int(meta["obs_size"]), int(meta["num_actions"])) * F32 + (6 + 6 + 2) * F32 + I64
+    if cfg["worldmodel.hp_noise"] > 0:
+        per_transition += int(meta["obs_size"]) * F32 + I64
     return ArrayNeed("preloaded transitions and the epoch's shuffled copy", ("data.dir",),
                      2 * int(meta["transitions"]), per_transition)
 

@@ -177,6 +177,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "w_ko": _k(NUMBER, 1.0, "weight of the KO flags' loss", NONNEG),
         "w_done": _k(NUMBER, 1.0, "weight of the done flag's loss", NONNEG),
         "w_reward": _k(NUMBER, 1.0, "weight of the reward's loss", NONNEG),
+        "hp_noise": _k(int, 0, "training only: raise each living creature's HP input by 0..this HP, drawn each epoch "
+                       "(the rollout's drift; 0 = clean inputs)", NONNEG),
         "hidden": _k(list, [256, 256], "hidden layer sizes of the MLP", (_int_list, "a list of positive integers")),
         "eval_batch_size": _k(int, 8192, "validation samples per forward pass", POS),
         "checkpoint_every_epochs": _k(int, 1, "epochs between periodic checkpoints (checkpoint.keep of them kept)",

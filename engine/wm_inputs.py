@@ -10,7 +10,10 @@ from envs.duel import rules
 DRAW_FEATURES = 8  # engine.worldmodel.draw_features' width
 SPECIES = rules.NUM_SPECIES
 ATTACKS = SPECIES * rules.MOVES_PER_CREATURE * SPECIES  # (attacker species, move slot, defender species)
-MATCHUP_FEATURES = 2 * (2 * ATTACKS + SPECIES + rules.TEAM_SIZE + 1)  # engine.worldmodel.matchup_features'
+# engine.worldmodel.matchup_features': a side's block (its attack one-hot and the same times the roll, its
+# species when it passed, its fighter's team slot, its fighter's HP last), side 0's then side 1's
+MATCHUP_SIDE = 2 * ATTACKS + SPECIES + rules.TEAM_SIZE + 1
+MATCHUP_FEATURES = 2 * MATCHUP_SIDE
 
 
 def input_width(obs_size: int, num_actions: int) -> int:

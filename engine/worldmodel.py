@@ -42,7 +42,7 @@ from engine.players import BEST_FOLDER
 from engine.profiles import ResolvedConfig
 from engine.runstore import atomic_write_json
 from engine.sb3_hooks import bf16_autocast
-from engine.wm_inputs import ATTACKS, SPECIES, input_width
+from engine.wm_inputs import ATTACKS, DRAW_FEATURES, MATCHUP_SIDE, SPECIES, input_width
 from envs.duel import rules
 
 STATE_FORMAT = "trainctl.worldmodel/2"  # 2: the model reads the turn's random draws (`draw_features`)
@@ -146,7 +146,10 @@ class WorldModel(nn.Module):
 @dataclass
 class Tensors:
     """One split preloaded: inputs float32[N, features' width], HP deltas float32[N, 6] (HP / 100), KO
-    float32[N, 6], done float32[N], reward float32[N], the agent's action int64[N]."""
+    float32[N, 6], done float32[N], reward float32[N], the agent's action int64[N]. When the features are
+    rebuilt while training (`worldmodel.hp_noise` > 0, `with_hp_noise`) what its HP columns are rebuilt from
+    is kept too: observations float32[N, OBS_SIZE] and the opponent's action int64[N]; otherwise they are
+    None and cost nothing."""
 
     x: torch.Tensor
     hp: torch.Tensor
@@ -154,31 +157,42 @@ class Tensors:
     done: torch.Tensor
     reward: torch.Tensor
     action: torch.Tensor
+    obs: torch.Tensor | None = None
+    opp_action: torch.Tensor | None = None
 
     @classmethod
-    def from_columns(cls, columns: Mapping[str, np.ndarray]) -> Tensors:
-        """From a split's columns (engine.datasets; read-only memory maps are copied into memory once)."""
+    def from_columns(cls, columns: Mapping[str, np.ndarray], keep_inputs: bool = False) -> Tensors:
+        """From a split's columns (engine.datasets; read-only memory maps are copied into memory once);
+        `keep_inputs` keeps the observations and the opponent's actions (for `with_hp_noise`)."""
         def column(name: str, dtype: type) -> torch.Tensor:
             return torch.from_numpy(np.array(columns[name], dtype=dtype))
 
-        action = column("action", np.int64)
-        return cls(x=features(column("obs", np.float32), action, column("opp_action", np.int64),
-                              column("draws", np.int64)),
+        action, obs = column("action", np.int64), column("obs", np.float32)
+        opp_action = column("opp_action", np.int64)
+        return cls(x=features(obs, action, opp_action, column("draws", np.int64)),
                    hp=column("hp_delta", np.float32) / HP_SCALE, ko=column("ko", np.float32),
-                   done=column("done", np.float32), reward=column("reward", np.float32), action=action)
+                   done=column("done", np.float32), reward=column("reward", np.float32), action=action,
+                   **({"obs": obs, "opp_action": opp_action} if keep_inputs else {}))
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
+    def _map(self, apply: Callable[[torch.Tensor], torch.Tensor]) -> Tensors:
+        """`apply` to every column (the kept inputs too, when there are)."""
+        def kept(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else apply(t)
+
+        return Tensors(apply(self.x), apply(self.hp), apply(self.ko), apply(self.done), apply(self.reward),
+                       apply(self.action), kept(self.obs), kept(self.opp_action))
+
     def rows(self, index: torch.Tensor | slice) -> Tensors:
         """The rows `index` (a slice is a view; an index tensor a gather, index_select being the fastest)."""
-        tensors = (self.x, self.hp, self.ko, self.done, self.reward, self.action)
         if isinstance(index, slice):
-            return Tensors(*(t[index] for t in tensors))
-        return Tensors(*(t.index_select(0, index) for t in tensors))
+            return self._map(lambda t: t[index])
+        return self._map(lambda t: t.index_select(0, index))
 
     def to(self, device: torch.device) -> Tensors:
-        return Tensors(*(t.to(device) for t in (self.x, self.hp, self.ko, self.done, self.reward, self.action)))
+        return self._map(lambda t: t.to(device))
 
 
 def features(obs: torch.Tensor, action: torch.Tensor, opp_action: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
@@ -203,16 +217,8 @@ def matchup_features(obs: torch.Tensor, action: torch.Tensor, opp_action: torch.
     - its fighter's team slot one-hot (where the foe's damage lands) and its HP / 100 (what the foe's
       damage is capped at: a KO is damage reaching it).
     Everything comes from the inputs; no rules table (power, stats, effects) is read."""
-    slots = obs[:, : HP_SLOTS * rules.SLOT_SIZE].reshape(-1, HP_SLOTS, rules.SLOT_SIZE)
     one_hot = nn.functional.one_hot
-    fighter_species, fighter_slot, fighter_hp = [], [], []
-    for side, act in enumerate((action, opp_action)):
-        team = slots[:, side * rules.TEAM_SIZE: (side + 1) * rules.TEAM_SIZE]
-        slot = torch.where(act >= rules.SWITCH, act - rules.SWITCH, team[:, :, 2].argmax(dim=1))
-        fighter = team[torch.arange(len(obs)), slot]
-        fighter_slot.append(slot)
-        fighter_species.append(fighter[:, 3:].argmax(dim=1))
-        fighter_hp.append(fighter[:, :1])
+    fighter_slot, fighter_species, fighter_hp = zip(*fighters(obs, action, opp_action), strict=True)
     columns = []
     for side, act in enumerate((action, opp_action)):
         roll = draws[:, _ROLL + side]
@@ -225,6 +231,27 @@ def matchup_features(obs: torch.Tensor, action: torch.Tensor, opp_action: torch.
         columns += [attack_hit, attack_hit * roll_scaled, one_hot(fighter_species[side], SPECIES).float() * passed,
                     one_hot(fighter_slot[side], rules.TEAM_SIZE).float(), fighter_hp[side]]
     return torch.cat(columns, dim=1)
+
+
+def fighters(obs: torch.Tensor, action: torch.Tensor, opp_action: torch.Tensor
+             ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """For side 0 then side 1, its fighter (the creature in play once switches are made: a switch's target,
+    else the active one): its team slot int64[B], species int64[B] and HP / 100 float32[B, 1]."""
+    slots = obs[:, : HP_SLOTS * rules.SLOT_SIZE].reshape(-1, HP_SLOTS, rules.SLOT_SIZE)
+    out = []
+    for side, act in enumerate((action, opp_action)):
+        team = slots[:, side * rules.TEAM_SIZE: (side + 1) * rules.TEAM_SIZE]
+        slot = torch.where(act >= rules.SWITCH, act - rules.SWITCH, team[:, :, 2].argmax(dim=1))
+        fighter = team[torch.arange(len(obs)), slot]
+        out.append((slot, fighter[:, 3:].argmax(dim=1), fighter[:, :1]))
+    return out
+
+
+# The input columns that read a creature's HP: the observation's six, then the matchup's fighter HP of each side
+# (the last column of its block).
+OBS_HP_COLUMNS = [slot * rules.SLOT_SIZE for slot in range(HP_SLOTS)]
+_MATCHUP_START = rules.OBS_SIZE + 2 * rules.NUM_ACTIONS + DRAW_FEATURES
+FIGHTER_HP_COLUMNS = [_MATCHUP_START + (side + 1) * MATCHUP_SIDE - 1 for side in (0, 1)]
 
 
 def draw_features(draws: torch.Tensor) -> torch.Tensor:
@@ -243,6 +270,34 @@ def draw_features(draws: torch.Tensor) -> torch.Tensor:
     first = draws[:, _FIRST]
     columns += [(first == 0).float(), (first == 1).float()]
     return torch.stack(columns, dim=1)
+
+
+SPECIES_MAX_HP = torch.tensor([species.hp for species in rules.SPECIES], dtype=torch.float32)
+
+
+def with_hp_noise(epoch_data: Tensors, hp_noise: int, generator: torch.Generator) -> Tensors:
+    """`epoch_data` (an epoch's own copy, `shuffled`: changed in place) with each living creature's HP
+    input raised by an integer drawn uniformly from [0, hp_noise] (`generator`), clipped to its species'
+    maximum, and the features that read it rebuilt (`OBS_HP_COLUMNS` and `FIGHTER_HP_COLUMNS`: the other
+    columns do not read HP, so the result is `features` of the noised observations). The targets stay the
+    real game's: the HP deltas the turn dealt, its KOs, done and reward (docs/worldmodel.md, "Training on
+    drifted HP").
+    Fainted creatures (0 HP) are left at 0: the rollout never revives one. Needs the kept inputs
+    (`Tensors.from_columns(..., keep_inputs=True)`)."""
+    if epoch_data.obs is None or epoch_data.opp_action is None:
+        raise ValueError("with_hp_noise needs the observations and the opponent's actions kept")
+    slots = epoch_data.obs[:, : HP_SLOTS * rules.SLOT_SIZE].view(-1, HP_SLOTS, rules.SLOT_SIZE)
+    hp = torch.round(slots[:, :, 0].double() * HP_SCALE)
+    raise_by = torch.randint(0, hp_noise + 1, hp.shape, generator=generator).to(hp.device)
+    max_hp = SPECIES_MAX_HP.to(hp.device)[slots[:, :, 3:].argmax(dim=2)].double()
+    noised = torch.where(hp > 0, torch.minimum(hp + raise_by, max_hp), hp)
+    # Only the changed HP are rewritten, as the observation holds them (hp / 100 in float64, then float32).
+    slots[:, :, 0] = torch.where(noised != hp, (noised / HP_SCALE).float(), slots[:, :, 0])
+    epoch_data.x[:, OBS_HP_COLUMNS] = epoch_data.obs[:, OBS_HP_COLUMNS]
+    for column, (_, _, hp_of_fighter) in zip(FIGHTER_HP_COLUMNS, fighters(epoch_data.obs, epoch_data.action,
+                                                                             epoch_data.opp_action), strict=True):
+        epoch_data.x[:, column] = hp_of_fighter[:, 0]
+    return epoch_data
 
 
 @dataclass(frozen=True)
@@ -341,9 +396,15 @@ def evaluate(model: nn.Module, val: Tensors, weights: LossWeights, batch_size: i
     return totals.metrics()
 
 
-def epoch_order(seed: int, epoch: int, rows: int) -> torch.Tensor:
-    """The training rows' order in `epoch`: the same for the same seed and epoch (a resume relies on it)."""
-    return torch.randperm(rows, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The generator of `epoch`'s order and then its HP noise: the same for the same seed and epoch (a resume
+    relies on it, and so do the ranks of a distributed job, which each draw the same)."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+def epoch_order(seed: int, epoch: int, rows: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The training rows' order in `epoch` (drawn from `generator`, by default `epoch_generator`'s)."""
+    return torch.randperm(rows, generator=generator or epoch_generator(seed, epoch))
 
 
 def make_optimizer(model: nn.Module, lr: float) -> torch.optim.Adam:
@@ -352,10 +413,14 @@ def make_optimizer(model: nn.Module, lr: float) -> torch.optim.Adam:
     return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
 
 
-def shuffled(data: Tensors, seed: int, epoch: int) -> Tensors:
+def shuffled(data: Tensors, seed: int, epoch: int, hp_noise: int = 0) -> Tensors:
     """The training split in `epoch`'s order (`epoch_order`), gathered once: each minibatch is then a
-    slice of it (a view), not a gather of its own; the copy lives for the epoch."""
-    return data.rows(epoch_order(seed, epoch, len(data)).to(data.x.device))
+    slice of it (a view), not a gather of its own; the copy lives for the epoch. With `hp_noise` > 0 the
+    copy's HP inputs are noised and its features rebuilt (`with_hp_noise`), so every epoch, and so every
+    minibatch, reads fresh noise; with 0 nothing is rebuilt."""
+    generator = epoch_generator(seed, epoch)
+    epoch_data = data.rows(epoch_order(seed, epoch, len(data), generator).to(data.x.device))
+    return with_hp_noise(epoch_data, hp_noise, generator) if hp_noise > 0 else epoch_data
 
 
 def minibatches(rows: int, batch_size: int, first: int) -> Iterator[tuple[int, slice]]:
@@ -430,6 +495,7 @@ class Trainer:
         self.ranks = ctx.ranks
         self.train_data, self.val_data = train_data.to(device), val_data.to(device)
         self.weights = LossWeights.from_config(cfg)
+        self.hp_noise = int(w["hp_noise"])  # needs train_data's kept inputs when > 0 (`with_hp_noise`)
         self.data_sha256 = data_sha256
         torch.manual_seed(cfg["run.seed"])
         self.model = WorldModel(rules.OBS_SIZE, rules.NUM_ACTIONS, w["hidden"]).to(device)
@@ -485,7 +551,7 @@ class Trainer:
             started, first_sample = time.perf_counter(), self.samples
             loss_total, loss_rows = torch.zeros((), dtype=torch.float64, device=self.device), 0
             with timer.phase("data"):
-                self._epoch_data = shuffled(self.train_data, ctx.cfg["run.seed"], self.epoch)
+                self._epoch_data = shuffled(self.train_data, ctx.cfg["run.seed"], self.epoch, self.hp_noise)
             for number, rows in minibatches(len(self.train_data), batch_size, self.batch_in_epoch):
                 if self._stop_requested():
                     ctx.save(self.samples, self.state())
@@ -597,7 +663,9 @@ def train(ctx: RunContext, resume: dict[str, Any] | None) -> str:
         dataset = datasets.load(Path(cfg["data.dir"]), cfg["run.env"])
     except UsageError as exc:
         raise RuntimeError(str(exc)) from None  # the launcher checked the folder; it changed since
-    train_data, val_data = Tensors.from_columns(dataset.train.columns), Tensors.from_columns(dataset.val.columns)
+    # Validation reads clean inputs: only the training split keeps what rebuilding its features needs.
+    train_data = Tensors.from_columns(dataset.train.columns, keep_inputs=int(w["hp_noise"]) > 0)
+    val_data = Tensors.from_columns(dataset.val.columns)
     load_s = time.perf_counter() - loaded
     if not len(train_data) or not len(val_data):
         raise RuntimeError(f"{dataset.path}: a split is empty (train {len(train_data)}, val {len(val_data)}); "
@@ -624,7 +692,9 @@ def train(ctx: RunContext, resume: dict[str, Any] | None) -> str:
         "schedule": f"plateau on val_total (factor {w['plateau_factor']:g}, patience {w['plateau_patience']}), "
                     f"early stop patience {w['early_stop_patience'] or 'off'}",
         "loss": f"HP x pass {w['w_pass']:g} / attack {w['w_attack_hp']:g} / switch {w['w_switch_hp']:g}, "
-                f"KO x {w['w_ko']:g}, done x {w['w_done']:g}, reward x {w['w_reward']:g}",
+                f"KO x {w['w_ko']:g}, done x {w['w_done']:g}, reward x {w['w_reward']:g}"
+                + (f"; training HP inputs raised by 0-{w['hp_noise']} HP (worldmodel.hp_noise, fresh each epoch; "
+                   "validation clean)" if w["hp_noise"] else ""),
         "seed": cfg["run.seed"],
     })
     ctx.log("info", f"data: {dataset.cache_line()}")

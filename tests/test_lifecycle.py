@@ -495,16 +495,20 @@ async def test_the_tui_shows_a_lost_run_and_how_to_resume_it(tmp_path: Path) -> 
         assert "  lost  " in shown  # the runs list
 
 
-def test_a_world_models_memory_is_its_preloaded_data_twice_not_games_or_a_replay_buffer(tmp_path: Path) -> None:
+@pytest.mark.parametrize("hp_noise", [0, 2])
+def test_a_world_models_memory_is_its_preloaded_data_twice_not_games_or_a_replay_buffer(tmp_path: Path,
+                                                                                        hp_noise: int) -> None:
+    """With worldmodel.hp_noise the inputs its HP features are rebuilt from are counted too."""
     from engine import datasets
     from engine.worldmodel import Tensors
 
     folder = tmp_path / "data"
     datasets.generate(folder, ("greedy", "random"), 200, seed=5, num_games=4)
     cfg = resolve("balance", algo="worldmodel", env="duel", environ={},
-                  assignments=[f"data.dir={json.dumps(str(folder))}"])
+                  assignments=[f"data.dir={json.dumps(str(folder))}", f"worldmodel.hp_noise={hp_noise}"])
     (need,) = launcher.array_needs(cfg)
     loaded = datasets.load(folder)
     preloaded = sum(t.nbytes for split in (loaded.train, loaded.val)
-                    for t in vars(Tensors.from_columns(split.columns)).values())
+                    for t in vars(Tensors.from_columns(split.columns, keep_inputs=hp_noise > 0)).values()
+                    if t is not None)
     assert need.keys == ("data.dir",) and need.total == 2 * preloaded

@@ -21,7 +21,9 @@ from engine.errors import UsageError
 from engine.profiles import ResolvedConfig, Setting, resolve
 from engine.wm_inputs import DRAW_FEATURES, MATCHUP_FEATURES
 from engine.worldmodel import (
+    FIGHTER_HP_COLUMNS,
     HP_SCALE,
+    OBS_HP_COLUMNS,
     RECORDED_TOTAL,
     EarlyStopping,
     LossWeights,
@@ -32,10 +34,13 @@ from engine.worldmodel import (
     check_resume,
     draw_features,
     epoch_order,
+    features,
+    loss_sum,
     lr_for,
     matchup_features,
     minibatches,
     plateau_scheduler,
+    shuffled,
     sqrt_rule,
 )
 from envs.duel import rules
@@ -223,6 +228,47 @@ def test_epoch_order_is_fixed_by_seed_and_epoch_and_minibatches_cover_it() -> No
     assert [n for n, _ in minibatches(10, 4, 2)] == [2]
 
 
+# -- training on drifted HP (worldmodel.hp_noise) -----------------------------------------------------------
+def test_hp_noise_zero_is_the_clean_epoch_and_keeps_no_inputs(data_dir: Path) -> None:
+    columns = datasets.load(data_dir).train.columns
+    train = Tensors.from_columns(columns)
+    assert train.obs is None and train.opp_action is None  # the fast path holds no more than before
+    clean = train.rows(epoch_order(4, 2, len(train)))  # what an epoch was before hp_noise existed
+    epoch = shuffled(train, 4, 2, hp_noise=0)
+    assert torch.equal(epoch.x, clean.x) and torch.equal(epoch.hp, clean.hp) and torch.equal(epoch.ko, clean.ko)
+    kept = shuffled(Tensors.from_columns(columns, keep_inputs=True), 4, 2, hp_noise=0)
+    assert torch.equal(kept.x, clean.x)
+    model = WorldModel(rules.OBS_SIZE, rules.NUM_ACTIONS, [8])
+    assert torch.equal(loss_sum(model(epoch.x), epoch, weights()), loss_sum(model(clean.x), clean, weights()))
+
+
+def test_hp_noise_raises_only_the_hp_inputs_within_bounds(data_dir: Path) -> None:
+    columns = datasets.load(data_dir).train.columns
+    train = Tensors.from_columns(columns, keep_inputs=True)
+    clean, noised = shuffled(train, 4, 2), shuffled(train, 4, 2, hp_noise=3)
+    changed = (clean.x != noised.x).any(dim=0).nonzero().flatten().tolist()
+    assert changed and set(changed) <= {*OBS_HP_COLUMNS, *FIGHTER_HP_COLUMNS}
+    assert set(FIGHTER_HP_COLUMNS) & set(changed)  # the matchup's HP are rebuilt too, not only the observation's
+    # The HP-reading columns are what `features` makes of the noised observations.
+    order = epoch_order(4, 2, len(train))
+    draws = torch.from_numpy(np.array(columns["draws"], dtype=np.int64)).index_select(0, order)
+    assert noised.obs is not None and noised.opp_action is not None
+    assert torch.equal(noised.x, features(noised.obs, noised.action, noised.opp_action, draws))
+    hp_before, hp_after = (t.x[:, OBS_HP_COLUMNS].double() * HP_SCALE for t in (clean, noised))
+    raised = hp_after - hp_before
+    assert torch.allclose(raised, raised.round(), atol=1e-4) and raised.min() > -1e-4 and raised.max() < 3 + 1e-4
+    assert raised.max() > 2.5  # the whole range is drawn
+    assert torch.equal(hp_after[hp_before == 0], hp_before[hp_before == 0])  # a fainted creature stays at 0
+    species = clean.x[:, : 6 * rules.SLOT_SIZE].reshape(-1, 6, rules.SLOT_SIZE)[:, :, 3:].argmax(dim=2)
+    max_hp = torch.tensor([s.hp for s in rules.SPECIES], dtype=torch.float64)[species]
+    assert (hp_after <= max_hp + 1e-4).all()
+    for name in ("hp", "ko", "done", "reward", "action"):  # the targets stay the real game's
+        assert torch.equal(getattr(noised, name), getattr(clean, name))
+    assert torch.equal(shuffled(train, 4, 2, hp_noise=3).x, noised.x)  # fixed by seed and epoch: a resume
+    assert not torch.equal(shuffled(train, 4, 3, hp_noise=3).x[:, OBS_HP_COLUMNS] - shuffled(train, 4, 3).x[
+        :, OBS_HP_COLUMNS], noised.x[:, OBS_HP_COLUMNS] - clean.x[:, OBS_HP_COLUMNS])  # and fresh each epoch
+
+
 def test_check_resume_refuses_another_trainers_checkpoint() -> None:
     with pytest.raises(UsageError, match=r"not a trainctl\.worldmodel/2 checkpoint"):
         check_resume({"step": 1, "format": "trainctl.ppo/1"})
@@ -248,6 +294,9 @@ def test_check_resume_refuses_a_model_from_before_the_draws() -> None:
     (["--data", "{data}", "--env", "beastybar"], "holds a dataset of 'duel'"),
     (["--data", "{data}", "--set", "worldmodel.w_pass=-1"], "w_pass = -1 is out of range"),
     (["--data", "{data}", "--set", "worldmodel.plateau_factor=1"], "plateau_factor = 1 is out of range"),
+    (["--data", "{data}", "--set", "worldmodel.hp_noise=-2"], "hp_noise = -2 is out of range; expected >= 0"),
+    (["--data", "{data}", "--set", "worldmodel.hp_noise=lots"], "hp_noise = 'lots' has the wrong type"),
+    (["--data", "{data}", "--set", "worldmodel.hp_noise=1.5"], "hp_noise = 1.5 has the wrong type"),
     (["--data", "{data}", "--set", "worldmodel.hidden=[0]"], "hidden"),
 ])
 def test_bad_input_is_one_line_and_starts_nothing(args: list[str], message: str, data_dir: Path, tmp_path: Path,
