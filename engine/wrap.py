@@ -51,7 +51,7 @@ PIPE_BYTES = 1024 * 1024  # the child's pipes: room for a second of a chatty tra
 # trainer's lines are read in a few large reads a second, not one per write: each wake-up and read costs
 # about as much CPU as reading a hundred lines. A pipe fills during a wait (and the trainer blocks on its
 # prints until the wait ends) only if its output suddenly grows many times over.
-GATHER_S = 0.05
+GATHER_S = 0.1
 PIPE_FILL_TO_WAIT = 1 / 8
 STATUS_EVERY_S = 1.0  # status.json is replaced whole (fsync): not once per line of a chatty trainer
 TB_POLL_S = 1.0
