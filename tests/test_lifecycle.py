@@ -436,11 +436,23 @@ def test_a_run_whose_process_dies_shows_lost_at_the_next_poll(tmp_path: Path) ->
     assert snapshot.state == "lost" and any(n.startswith("lost: process gone") for n in snapshot.notes)
 
 
+PRINT_PERF_LINES = ("for i in range(1, 100000):\n    print(f'[PERF] step={i} sps=10', flush=True)\n"
+                    "    time.sleep(0.05)\n")
+# A trainer whose last update (after SIGINT) takes 3 s: longer than the TUI's first wait in the test below.
+SLOW_LAST_UPDATE = ("import signal, sys, time\ndef last_update(*_):\n    time.sleep(3)\n    sys.exit(130)\n"
+                    "signal.signal(signal.SIGINT, last_update)\n")
+
+
 @pytest.mark.slow
-async def test_the_tui_stop_key_says_how_the_stop_ended(tmp_path: Path) -> None:
-    loop = "import time\nfor i in range(1, 100000):\n    print(f'[PERF] step={i} sps=10', flush=True)\n" \
-           "    time.sleep(0.05)\n"
-    run = launcher.create_wrapped_run([sys.executable, "-c", loop], tmp_path, ["test"], "loop", "balance")
+@pytest.mark.parametrize(("trainer", "first_wait_s", "said"), [
+    ("import time\n", launcher.STOP_WAIT_S, ["stopped at step"]),
+    (SLOW_LAST_UPDATE, 0.5, ["still stopping", "stopped at step"]),  # it follows the stop until it has ended
+], ids=["quick", "slow"])
+async def test_the_tui_stop_key_says_how_the_stop_ended(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trainer: str,
+                                                        first_wait_s: float, said: list[str]) -> None:
+    monkeypatch.setattr(launcher, "STOP_WAIT_S", first_wait_s)
+    run = launcher.create_wrapped_run([sys.executable, "-c", trainer + PRINT_PERF_LINES], tmp_path, ["test"], "loop",
+                                      "balance")
     proc = launcher.start(run)
     try:
         app = TrainctlApp(tmp_path, poll_s=0.1)
@@ -449,35 +461,11 @@ async def test_the_tui_stop_key_says_how_the_stop_ended(tmp_path: Path) -> None:
             await pilot.press("s")
             await wait_for_text(app, pilot, "Stop 20")
             await pilot.press("y")
-            await wait_for_text(app, pilot, "stopped at step", timeout_s=30)
+            for text in said:
+                await wait_for_text(app, pilot, text, timeout_s=30)
         assert proc.wait(timeout=10) == 130
         request = run.read_stop_request()
         assert request is not None and request["by"] == "trainctl TUI"
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-
-
-@pytest.mark.slow
-async def test_the_tui_follows_a_slow_stop_until_it_has_ended(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # A trainer whose last update outlasts the TUI's first wait: it says "still stopping", then how it ended.
-    loop = ("import signal, sys, time\n"
-            "def last_update(*_):\n    time.sleep(3)\n    sys.exit(130)\n"
-            "signal.signal(signal.SIGINT, last_update)\n"
-            "for i in range(1, 100000):\n    print(f'[PERF] step={i} sps=10', flush=True)\n    time.sleep(0.05)\n")
-    monkeypatch.setattr(launcher, "STOP_WAIT_S", 0.5)
-    run = launcher.create_wrapped_run([sys.executable, "-c", loop], tmp_path, ["test"], "slowstop", "balance")
-    proc = launcher.start(run)
-    try:
-        app = TrainctlApp(tmp_path, poll_s=0.1)
-        async with app.run_test(size=(100, 30), notifications=True) as pilot:
-            await wait_for_text(app, pilot, "· running ·")
-            await pilot.press("s")
-            await wait_for_text(app, pilot, "Stop 20")
-            await pilot.press("y")
-            await wait_for_text(app, pilot, "still stopping")
-            await wait_for_text(app, pilot, "stopped at step", timeout_s=30)
-        assert proc.wait(timeout=10) == 130
     finally:
         if proc.poll() is None:
             proc.kill()
