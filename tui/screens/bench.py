@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from rich.markup import escape
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Header, Static
 
 from engine import abstats
@@ -25,8 +24,8 @@ from engine.abtest import BenchAsk, paired
 from engine.sweep import Row as TrialRow
 from tui.comparison import Row, section_row
 from tui.format import number
-from tui.groups import GroupReader, GroupView
-from tui.screens.polled import PolledScreen
+from tui.groups import GroupView
+from tui.screens.group import GroupScreen
 from tui.screens.run import RunScreen
 from tui.widgets.table_fill import refill
 
@@ -161,15 +160,9 @@ def _pair_change(base: TrialRow | None, cand: TrialRow | None) -> str:
     return f"x{c.sps / b.sps:.2f}{quality}"
 
 
-class BenchScreen(PolledScreen):
-    BINDINGS: ClassVar[list[BindingType]] = [*PolledScreen.BINDINGS,
-                                             Binding("enter", "open_run", "Open run", priority=True)]
-
+class BenchScreen(GroupScreen):
     def __init__(self, folder: Path) -> None:
-        super().__init__()
-        self.folder = folder
-        self.reader = GroupReader(folder)
-        self.view: GroupView | None = None
+        super().__init__(folder)
         self._rows: list[tuple[str | None, Row]] = []
 
     def compose(self) -> ComposeResult:
@@ -177,9 +170,6 @@ class BenchScreen(PolledScreen):
         yield Static(f"reading {self.folder} …", id="verdict", classes="none")
         yield DataTable(id="bench", zebra_stripes=True, cursor_type="cell")
         yield Footer(compact=True)
-
-    def read(self) -> GroupView | None:
-        return self.reader.read()
 
     def show(self, view: GroupView) -> None:
         self.view = view

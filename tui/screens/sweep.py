@@ -21,8 +21,8 @@ from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Header, Static
 
 from engine.sweep import WORLD_MODEL, Row, best_row, step_unit, table_cells, table_header
-from tui.groups import GroupReader, GroupView
-from tui.screens.polled import PolledScreen
+from tui.groups import GroupView
+from tui.screens.group import GroupScreen
 from tui.screens.run import RunScreen
 from tui.widgets.table_fill import refill
 
@@ -75,19 +75,15 @@ def sorted_rows(rows: tuple[Row, ...], best: Row | None, column: Column, descend
     return sorted(valued, key=lambda r: column.value(r, r is best), reverse=descending) + missing  # type: ignore[arg-type,return-value]
 
 
-class SweepScreen(PolledScreen):
+class SweepScreen(GroupScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
-        *PolledScreen.BINDINGS,
-        Binding("enter", "open_run", "Open run", priority=True),
+        *GroupScreen.BINDINGS,
         Binding("o", "next_sort", "Sort column"),
         Binding("r", "reverse_sort", "Reverse"),
     ]
 
     def __init__(self, folder: Path) -> None:
-        super().__init__()
-        self.folder = folder
-        self.reader = GroupReader(folder)
-        self.view: GroupView | None = None
+        super().__init__(folder)
         self.sort_column = 0
         self.descending = False
         self._shown: tuple[object, ...] | None = None
@@ -97,9 +93,6 @@ class SweepScreen(PolledScreen):
         yield Static(f"reading {self.folder} …", id="sweep-head")
         yield DataTable(id="sweep", zebra_stripes=True, cursor_type="row")
         yield Footer(compact=True)
-
-    def read(self) -> GroupView | None:
-        return self.reader.read()
 
     def show(self, view: GroupView) -> None:
         self.view = view
