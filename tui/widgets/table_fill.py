@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import DataTable
 
@@ -21,7 +22,7 @@ Cell = str | Text
 def cell_width(cell: Cell) -> int:
     """Terminal columns `cell` takes on one line: a str cell is markup, as DataTable reads it."""
     text = Text.from_markup(cell) if isinstance(cell, str) else cell
-    return max((Text(line).cell_len for line in text.plain.splitlines()), default=0)
+    return max(map(cell_len, text.plain.splitlines()), default=0)
 
 
 def refill(table: DataTable[Any], columns: Sequence[tuple[str, Cell]],
