@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tui_fixtures import T0, screen_text, settle, standard_runs, wait_for_text, wait_until
+from tui_fixtures import SNAPSHOT_SIZES, T0, screen_text, settle, standard_runs, wait_for_text, wait_until
 
 from cli.main import main
 from engine.arena_file import ARENAS_FOLDER, read_arena, saved_arenas
@@ -132,7 +132,7 @@ def test_show_without_a_terminal_prints_the_saved_tables(arenas: Path, capsys: p
     assert capsys.readouterr().out == (folder / "arena.txt").read_text()
 
 
-@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+@pytest.mark.parametrize("size", SNAPSHOT_SIZES)
 def test_arena_screen_snapshot(snap_compare: Any, arenas: Path, monkeypatch: pytest.MonkeyPatch,
                                size: tuple[int, int]) -> None:
     monkeypatch.chdir(arenas.parent)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tui_fixtures import T0, fabricate_run, panel_snapshot, settle, wait_for_text
+from tui_fixtures import SNAPSHOT_SIZES, T0, fabricate_run, panel_snapshot, settle, wait_for_text
 
 from engine.evaluate import wilson_interval
 from tui.app import TrainctlApp
@@ -85,7 +85,7 @@ async def test_a_run_without_evaluations_says_how_to_get_them(tmp_path: Path) ->
         await wait_for_text(app, pilot, "no evaluations yet")
 
 
-@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+@pytest.mark.parametrize("size", SNAPSHOT_SIZES)
 def test_eval_panel_snapshot(snap_compare: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                              size: tuple[int, int]) -> None:
     monkeypatch.chdir(tmp_path)

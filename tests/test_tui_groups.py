@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from textual.widgets import DataTable
 from tui_fixtures import (
+    SNAPSHOT_SIZES,
     T0,
     fabricate_bench,
     fabricate_run,
@@ -33,7 +34,6 @@ from tui.screens.run import RunScreen
 from tui.screens.sweep import SweepScreen
 
 CLOCK = lambda: T0 + 86400  # noqa: E731 - a fixed "now" one day after the fabricated runs
-SIZES = [(80, 24), (120, 40)]
 
 
 def make_app(runs_dir: Path, **kwargs: Any) -> TrainctlApp:
@@ -225,7 +225,7 @@ def _settled(*texts: str) -> Any:
     return run_before
 
 
-@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("size", SNAPSHOT_SIZES)
 def test_bench_snapshot(snap_compare: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                         size: tuple[int, int]) -> None:
     monkeypatch.chdir(tmp_path)
@@ -234,7 +234,7 @@ def test_bench_snapshot(snap_compare: Any, tmp_path: Path, monkeypatch: pytest.M
     assert snap_compare(app, terminal_size=size, run_before=_settled("VERDICT: PASS", "steps/s", "seed 0"))
 
 
-@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("size", SNAPSHOT_SIZES)
 def test_sweep_snapshot(snap_compare: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                         size: tuple[int, int]) -> None:
     monkeypatch.chdir(tmp_path)

@@ -10,7 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tui_fixtures import T0, fabricate_run, panel_snapshot, screen_text, settle, wait_for_text, wait_until
+from tui_fixtures import (
+    SNAPSHOT_SIZES,
+    T0,
+    fabricate_run,
+    panel_snapshot,
+    screen_text,
+    settle,
+    wait_for_text,
+    wait_until,
+)
 
 from engine.events import metric_event
 from tui.app import TrainctlApp
@@ -100,7 +109,7 @@ async def test_the_tab_is_offered_only_for_runs_with_parts(tmp_path: Path) -> No
         assert "reward parts at step" not in shown
 
 
-@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+@pytest.mark.parametrize("size", SNAPSHOT_SIZES)
 def test_reward_panel_snapshot(snap_compare: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                size: tuple[int, int]) -> None:
     monkeypatch.chdir(tmp_path)

@@ -11,11 +11,9 @@ from typing import Any
 
 import pytest
 from textual.widgets import Input
-from tui_fixtures import T0, settle, standard_runs
+from tui_fixtures import SNAPSHOT_SIZES, T0, settle, standard_runs
 
 from tui.app import TrainctlApp
-
-SIZES = [(80, 24), (120, 40)]
 
 
 @pytest.fixture
@@ -35,22 +33,22 @@ def _after(*keys: str) -> Any:
     return run_before
 
 
-@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("size", SNAPSHOT_SIZES)
 def test_runs_and_monitor(snap_compare: Any, app: TrainctlApp, size: tuple[int, int]) -> None:
     assert snap_compare(app, terminal_size=size, run_before=_after())
 
 
-@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("size", SNAPSHOT_SIZES)
 def test_metrics_panel(snap_compare: Any, app: TrainctlApp, size: tuple[int, int]) -> None:
     assert snap_compare(app, terminal_size=size, run_before=_after("up", "2"))
 
 
-@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("size", SNAPSHOT_SIZES)
 def test_compare(snap_compare: Any, app: TrainctlApp, size: tuple[int, int]) -> None:
     assert snap_compare(app, terminal_size=size, run_before=_after("up", "space", "up", "space", "c"))
 
 
-@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("size", SNAPSHOT_SIZES)
 def test_launcher_with_an_invalid_override(snap_compare: Any, app: TrainctlApp, size: tuple[int, int]) -> None:
     async def run_before(pilot: Any) -> None:
         await _after("n")(pilot)

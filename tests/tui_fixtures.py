@@ -12,12 +12,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from engine.events import EventWriter, metric_event, perf_event, status_event
 from engine.profiles import resolve
 from engine.runstore import RunDir, atomic_write_json
 from tui.widgets.step_plot import StepAxes
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z: every fabricated time counts from here
+
+# The sizes every screen snapshot is taken at. 120x40 draws the same screen larger, so it is `heavy`: `make
+# test` compares both, `make test-fast` the 80x24 one (the size a screen must fit). Ids stay size0/size1,
+# which name the stored snapshots.
+SNAPSHOT_SIZES = [(80, 24), pytest.param((120, 40), marks=pytest.mark.heavy)]
 PHASES_MS = {"action": 0.12, "enemy_turn": 0.05, "env_step": 0.30, "replay_sample": 0.0,
              "train_fwd": 0.40, "train_bwd": 0.55, "log": 0.01}
 METRICS = ("rollout/ep_rew_mean", "eval/win_rate", "train/policy_loss", "train/value_loss",
