@@ -49,6 +49,7 @@ class RunsScreen(Screen[None]):
     def __init__(self, focus_run: str | None = None) -> None:
         super().__init__()
         self.focus_run = focus_run
+        self._config_open = False
 
     @property
     def trainctl(self) -> TrainctlApp:
@@ -101,8 +102,13 @@ class RunsScreen(Screen[None]):
         self.trainctl.select(run_id)
         self._show_monitor()
 
-    def on_tabbed_content_tab_activated(self, _event: TabbedContent.TabActivated) -> None:
-        self.refresh_bindings()  # `a` is offered on the config panel only
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        # `a` is offered on the config panel only. A refresh of the bindings rebuilds the footer (a layout
+        # pass of the whole screen, about a tenth of a panel switch's CPU): only when `a` comes or goes.
+        config_open = event.pane.id == "config"
+        if config_open != self._config_open:
+            self._config_open = config_open
+            self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "all_keys":
