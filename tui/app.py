@@ -10,6 +10,7 @@ or losing the terminal never stops them; the app reads their folders like any ot
 from __future__ import annotations
 
 import gc
+import os
 import subprocess
 import threading
 import time
@@ -71,6 +72,10 @@ class TrainctlApp(App[None]):
         self.launched: dict[str, subprocess.Popen[bytes]] = {}
         self._wake = threading.Event()
         self.sub_title = str(runs_dir)
+        # No animations unless asked for (TEXTUAL_ANIMATIONS=full): over SSH every frame of a tab's
+        # sliding underline is bytes on the wire and CPU taken from the trainers (~18 frames a switch).
+        if "TEXTUAL_ANIMATIONS" not in os.environ:
+            self.animation_level = "none"
 
     def on_mount(self) -> None:
         self.push_screen(RunsScreen(focus_run=self.focus_run))
