@@ -34,6 +34,7 @@ from tui.model import PollResult, RunsWatcher
 from tui.screens.groups import group_screen
 from tui.screens.quit import QuitScreen
 from tui.screens.runs import RunsScreen
+from tui.style_cache import release_dropped_widgets
 from tui.system import SystemProbe
 
 POLL_S = 0.5  # seconds between reads of the runs folder
@@ -133,6 +134,7 @@ class TrainctlApp(App[None]):
         self.polls += 1
         for proc in self.launched.values():
             proc.poll()  # reap launched runs that ended, so they are no zombies of ours
+        release_dropped_widgets()
         self.runs_poll = message.result
 
     # -- launching and stopping -------------------------------------------------------------------
