@@ -52,7 +52,7 @@ OURS_PROFILE = "speed"
 # 0.001 -> 0): SB3's 10 epochs over each rollout, on minibatches of 1024 instead of 64, with the step
 # size raised to match (1e-3 -> 3e-4), and 64 games of 128 steps a rollout instead of 256 of 32, so in
 # 131,072 steps every game plays 2,048 steps (3.4 whole games) rather than 512 (never one whole game).
-# Chosen on probe runs of training seeds 100-101 and games seeded 5,000,000 (docs/games/soccer.md), not
+# Chosen on probe runs of training seeds 100-102 and games seeded 5,000,000 (docs/games/soccer.md), not
 # on the seeds and games measured here. 1,280 gradient steps in 131,072 env steps, SB3's defaults 20,480.
 OURS_SETTINGS = ("env.num_envs=64", "ppo.n_steps=128", "ppo.batch_size=1024", "ppo.n_epochs=10",
                  "ppo.learning_rate=1e-3", "ppo.learning_rate_end=3e-4")
