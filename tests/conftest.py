@@ -13,6 +13,7 @@ The failure is `pytest.fail`, which `except Exception` in the code under test do
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -51,3 +52,11 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
     styles_cache = sys.modules.get("textual._styles_cache")
     if styles_cache is not None:
         styles_cache.StylesCache.get_inner_outer.cache_clear()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Leave what collection built (every test module and what it imports: torch, SB3, Textual, ~1M
+    objects) out of garbage collection: it lives as long as the process, and each full collection of a
+    test walked all of it, which showed as slow allocations anywhere (a Pilot session's key presses most)."""
+    gc.collect()
+    gc.freeze()
