@@ -133,6 +133,8 @@ class WorldModel(nn.Module):
         self.ko = nn.Linear(widths[-1], HP_SLOTS)
         self.done = nn.Linear(widths[-1], 1)
         self.reward = nn.Linear(widths[-1], 1)
+        # Logits a HP that a fighter's predicted HP after the turn below half a HP adds to its KO logit (`forward`).
+        self.ko_per_hp = nn.Parameter(torch.ones(()))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         h = self.trunk(x)
@@ -144,7 +146,17 @@ class WorldModel(nn.Module):
         hp, ko, done, reward = out.split([HP_SLOTS, HP_SLOTS, 1, 1], dim=1)
         # Only the two creatures in play can lose or gain HP in a turn (an attack lands on the foe's fighter, a
         # pass heals one's own): the other four deltas are 0 by construction, not approximately.
-        return hp * x[:, FIGHTER_SLOT_COLUMNS], ko, done.squeeze(-1), reward.squeeze(-1)
+        in_play = x[:, FIGHTER_SLOT_COLUMNS]
+        hp = hp * in_play
+        # A fighter's KO logit also reads the HP head's prediction: the HP read plus the predicted delta (in HP)
+        # below half a HP is evidence of a KO. The HP head learns the damage to the HP, and a KO is that damage
+        # reaching the HP read; the KO head alone learnt the comparison less sharply (docs/worldmodel.md, "Less
+        # drift"). Read detached: the KO loss does not train the HP head (only the HP loss does).
+        # To the whole HP, as the game's HP are (and as wm-bench's rollout rounds them): unrounded, the KO logit
+        # would move ko_per_hp logits per HP of the HP head's float32 rounding, ~2e-5, beyond the ONNX parity.
+        hp_after = torch.round((x[:, OBS_HP_COLUMNS] + hp.detach()) * HP_SCALE)
+        ko = ko + in_play * self.ko_per_hp * (0.5 - hp_after)
+        return hp, ko, done.squeeze(-1), reward.squeeze(-1)
 
 
 @dataclass

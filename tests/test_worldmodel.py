@@ -253,6 +253,28 @@ def test_only_the_creatures_in_play_get_hp_deltas(data_dir: Path) -> None:
     assert hp[in_play == 0].count_nonzero() == 0 and hp[in_play == 1].count_nonzero() == 2 * len(batch)
 
 
+def test_a_fighters_ko_logit_reads_the_hp_head_without_training_it(data_dir: Path) -> None:
+    """A fighter's KO logit is the KO head's plus ko_per_hp logits a HP of predicted HP after the turn (to the
+    whole HP) below half a HP; the others' is the KO head's alone. The KO loss does not reach the HP head."""
+    batch = batch_of(data_dir)
+    torch.manual_seed(0)
+    model = WorldModel(rules.OBS_SIZE, rules.NUM_ACTIONS, [8])
+    with torch.no_grad():
+        model.ko_per_hp.fill_(0.0)
+        hp, head_only, _, _ = model(batch.x)
+        model.ko_per_hp.fill_(2.0)
+        _, ko, _, _ = model(batch.x)
+    in_play = batch.x[:, FIGHTER_SLOT_COLUMNS]
+    hp_after = torch.round((batch.x[:, OBS_HP_COLUMNS] + hp) * HP_SCALE)
+    assert hp_after.min() < 1 and hp_after.max() > 1  # both sides of the KO line
+    assert torch.allclose(ko, head_only + in_play * 2.0 * (0.5 - hp_after), atol=1e-4)
+    assert torch.equal(ko[in_play == 0], head_only[in_play == 0])
+    model(batch.x)[1].sum().backward()
+    hp_grad = model.hp.weight.grad  # the heads run as one product: the HP rows get a gradient of zeros
+    assert hp_grad is None or hp_grad.count_nonzero() == 0
+    assert model.ko_per_hp.grad is not None and model.ko.weight.grad is not None and model.ko.weight.grad.any()
+
+
 def test_epoch_order_is_fixed_by_seed_and_epoch_and_minibatches_cover_it() -> None:
     assert torch.equal(epoch_order(1, 2, 50), epoch_order(1, 2, 50))
     assert not torch.equal(epoch_order(1, 2, 50), epoch_order(1, 3, 50))
