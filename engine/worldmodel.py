@@ -135,6 +135,8 @@ class WorldModel(nn.Module):
         self.reward = nn.Linear(widths[-1], 1)
         # Logits a HP that a fighter's predicted HP after the turn below half a HP adds to its KO logit (`forward`).
         self.ko_per_hp = nn.Parameter(torch.ones(()))
+        # Logits a creature that the fewest-left side keeps below half a creature adds to the done logit (`forward`).
+        self.done_per_creature = nn.Parameter(torch.ones(()))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         h = self.trunk(x)
@@ -156,7 +158,12 @@ class WorldModel(nn.Module):
         # would move ko_per_hp logits per HP of the HP head's float32 rounding, ~2e-5, beyond the ONNX parity.
         hp_after = torch.round((x[:, OBS_HP_COLUMNS] + hp.detach()) * HP_SCALE)
         ko = ko + in_play * self.ko_per_hp * (0.5 - hp_after)
-        return hp, ko, done.squeeze(-1), reward.squeeze(-1)
+        # The done logit reads the KO logits (detached) the same way: the game ends when a side has no creature
+        # left after the turn's KOs, so the fewer the creatures the side with fewest keeps, the likelier the end.
+        alive = x[:, OBS_ALIVE_COLUMNS]
+        kept = (alive * torch.sigmoid(-ko.detach())).view(-1, 2, rules.TEAM_SIZE).sum(dim=2)
+        done = done.squeeze(-1) + self.done_per_creature * (0.5 - kept.min(dim=1).values)
+        return hp, ko, done, reward.squeeze(-1)
 
 
 @dataclass
@@ -266,6 +273,7 @@ def fighters(obs: torch.Tensor, action: torch.Tensor, opp_action: torch.Tensor
 # The input columns that read a creature's HP: the observation's six, then the matchup's fighter HP of each side
 # (the last column of its block).
 OBS_HP_COLUMNS = [slot * rules.SLOT_SIZE for slot in range(HP_SLOTS)]
+OBS_ALIVE_COLUMNS = [slot * rules.SLOT_SIZE + 1 for slot in range(HP_SLOTS)]  # each creature's alive flag
 _MATCHUP_START = rules.OBS_SIZE + 2 * rules.NUM_ACTIONS + DRAW_FEATURES
 FIGHTER_HP_COLUMNS = [_MATCHUP_START + (side + 1) * MATCHUP_SIDE - 1 for side in (0, 1)]
 # Each side's fighter's team slot one-hot (before its HP in its matchup block), side 0's then side 1's: in the HP

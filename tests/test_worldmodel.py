@@ -24,6 +24,7 @@ from engine.worldmodel import (
     FIGHTER_HP_COLUMNS,
     FIGHTER_SLOT_COLUMNS,
     HP_SCALE,
+    OBS_ALIVE_COLUMNS,
     OBS_HP_COLUMNS,
     RECORDED_TOTAL,
     EarlyStopping,
@@ -273,6 +274,26 @@ def test_a_fighters_ko_logit_reads_the_hp_head_without_training_it(data_dir: Pat
     hp_grad = model.hp.weight.grad  # the heads run as one product: the HP rows get a gradient of zeros
     assert hp_grad is None or hp_grad.count_nonzero() == 0
     assert model.ko_per_hp.grad is not None and model.ko.weight.grad is not None and model.ko.weight.grad.any()
+
+
+def test_the_done_logit_reads_the_ko_logits_without_training_them(data_dir: Path) -> None:
+    """The done logit is the done head's plus done_per_creature logits a creature that the side keeping
+    fewest keeps below half a creature (its living creatures, each kept with the probability its KO logit
+    gives); the done loss does not reach the KO logits."""
+    batch = batch_of(data_dir)
+    torch.manual_seed(0)
+    model = WorldModel(rules.OBS_SIZE, rules.NUM_ACTIONS, [8])
+    with torch.no_grad():
+        model.done_per_creature.fill_(0.0)
+        _, ko, head_only, _ = model(batch.x)
+        model.done_per_creature.fill_(3.0)
+        done = model(batch.x)[2]
+    kept = (batch.x[:, OBS_ALIVE_COLUMNS] * torch.sigmoid(-ko)).view(-1, 2, rules.TEAM_SIZE).sum(dim=2)
+    assert torch.allclose(done, head_only + 3.0 * (0.5 - kept.min(dim=1).values), atol=1e-5)
+    model(batch.x)[2].sum().backward()
+    for grad in (model.ko.weight.grad, model.ko_per_hp.grad):  # the heads run as one product: zeros there
+        assert grad is None or grad.count_nonzero() == 0
+    assert model.done_per_creature.grad is not None and model.done.weight.grad is not None
 
 
 def test_epoch_order_is_fixed_by_seed_and_epoch_and_minibatches_cover_it() -> None:
