@@ -2,7 +2,7 @@
 
 What each checkpoint format exports (`exportable`):
 
-- a world model (`trainctl.worldmodel/2`): input `features` float32[B, F] (engine.worldmodel.features'
+- a world model (`trainctl.worldmodel/3`): input `features` float32[B, F] (engine.worldmodel.features'
   layout, F recorded in the metadata), outputs `hp_delta` [B, 6] (HP / 100), `ko_logits` [B, 6],
   `done_logit` [B], `reward` [B];
 - a PPO policy of a game with discrete actions (`trainctl.ppo/1`, beastybar, duel, skirmish): input `obs`

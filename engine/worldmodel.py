@@ -26,6 +26,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,9 @@ from engine.sb3_hooks import bf16_autocast
 from engine.wm_inputs import ATTACKS, DRAW_FEATURES, MATCHUP_SIDE, SPECIES, input_width
 from envs.duel import rules
 
-STATE_FORMAT = "trainctl.worldmodel/2"  # 2: the model reads the turn's random draws (`draw_features`)
+# 2: the model reads the turn's random draws (`draw_features`); 3: its HP deltas are 0 outside the creatures in
+# play (`WorldModel.forward`), so a /2 model's weights would compute another function
+STATE_FORMAT = "trainctl.worldmodel/3"
 HP_SLOTS = datasets.HP_COLUMNS
 HP_SCALE = float(rules.PARAMS.hp_scale)  # HP deltas are learnt in the observation's units (HP / 100)
 _ACCURACY, _ROLL, _FIRST = rules.DRAWS.index("accuracy_0"), rules.DRAWS.index("roll_0"), rules.DRAWS.index("first")
@@ -117,20 +120,23 @@ def plateau_scheduler(optimizer: torch.optim.Optimizer, factor: float, patience:
 # -- the model and its data ---------------------------------------------------------------------------------
 class WorldModel(nn.Module):
     """An MLP over `features` (float32[B, input_width]: the observation, both actions one-hot, the turn's
-    draws) with four heads: HP deltas [B, 6] (in HP / 100), KO logits [B, 6], done logit [B], reward [B]."""
+    draws, the matchup crosses) with four heads: HP deltas [B, 6] (in HP / 100), KO logits [B, 6], done
+    logit [B], reward [B]. The HP deltas are those of the two creatures in play (the fighters); the other
+    four are 0 by construction."""
 
     def __init__(self, obs_size: int, num_actions: int, hidden: Sequence[int]) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        width = self.input_width = input_width(obs_size, num_actions)
-        for size in hidden:
-            layers += [nn.Linear(width, size), nn.ReLU()]
-            width = size
-        self.trunk = nn.Sequential(*layers)
-        self.hp = nn.Linear(width, HP_SLOTS)
-        self.ko = nn.Linear(width, HP_SLOTS)
-        self.done = nn.Linear(width, 1)
-        self.reward = nn.Linear(width, 1)
+        self.input_width = input_width(obs_size, num_actions)
+        widths = [self.input_width, *hidden]
+        self.trunk = nn.Sequential(*(part for a, b in pairwise(widths) for part in (nn.Linear(a, b), nn.ReLU())))
+        self.hp = nn.Linear(widths[-1], HP_SLOTS)
+        self.ko = nn.Linear(widths[-1], HP_SLOTS)
+        self.done = nn.Linear(widths[-1], 1)
+        self.reward = nn.Linear(widths[-1], 1)
+        # Logits a HP that a fighter's predicted HP after the turn below half a HP adds to its KO logit (`forward`).
+        self.ko_per_hp = nn.Parameter(torch.ones(()))
+        # Logits a creature that the fewest-left side keeps below half a creature adds to the done logit (`forward`).
+        self.done_per_creature = nn.Parameter(torch.ones(()))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         h = self.trunk(x)
@@ -140,7 +146,24 @@ class WorldModel(nn.Module):
         weight, bias = torch.cat([head.weight for head in heads]), torch.cat([head.bias for head in heads])
         out = nn.functional.linear(h, weight, bias)
         hp, ko, done, reward = out.split([HP_SLOTS, HP_SLOTS, 1, 1], dim=1)
-        return hp, ko, done.squeeze(-1), reward.squeeze(-1)
+        # Only the two creatures in play can lose or gain HP in a turn (an attack lands on the foe's fighter, a
+        # pass heals one's own): the other four deltas are 0 by construction, not approximately.
+        in_play = x[:, FIGHTER_SLOT_COLUMNS]
+        hp = hp * in_play
+        # A fighter's KO logit also reads the HP head's prediction: the HP read plus the predicted delta (in HP)
+        # below half a HP is evidence of a KO. The HP head learns the damage to the HP, and a KO is that damage
+        # reaching the HP read; the KO head alone learnt the comparison less sharply (docs/worldmodel.md, "Less
+        # drift"). Read detached: the KO loss does not train the HP head (only the HP loss does).
+        # To the whole HP, as the game's HP are (and as wm-bench's rollout rounds them): unrounded, the KO logit
+        # would move ko_per_hp logits per HP of the HP head's float32 rounding, ~2e-5, beyond the ONNX parity.
+        hp_after = torch.round((x[:, OBS_HP_COLUMNS] + hp.detach()) * HP_SCALE)
+        ko = ko + in_play * self.ko_per_hp * (0.5 - hp_after)
+        # The done logit reads the KO logits (detached) the same way: the game ends when a side has no creature
+        # left after the turn's KOs, so the fewer the creatures the side with fewest keeps, the likelier the end.
+        alive = x[:, OBS_ALIVE_COLUMNS]
+        kept = (alive * torch.sigmoid(-ko.detach())).view(-1, 2, rules.TEAM_SIZE).sum(dim=2)
+        done = done.squeeze(-1) + self.done_per_creature * (0.5 - kept.min(dim=1).values)
+        return hp, ko, done, reward.squeeze(-1)
 
 
 @dataclass
@@ -250,8 +273,13 @@ def fighters(obs: torch.Tensor, action: torch.Tensor, opp_action: torch.Tensor
 # The input columns that read a creature's HP: the observation's six, then the matchup's fighter HP of each side
 # (the last column of its block).
 OBS_HP_COLUMNS = [slot * rules.SLOT_SIZE for slot in range(HP_SLOTS)]
+OBS_ALIVE_COLUMNS = [slot * rules.SLOT_SIZE + 1 for slot in range(HP_SLOTS)]  # each creature's alive flag
 _MATCHUP_START = rules.OBS_SIZE + 2 * rules.NUM_ACTIONS + DRAW_FEATURES
 FIGHTER_HP_COLUMNS = [_MATCHUP_START + (side + 1) * MATCHUP_SIDE - 1 for side in (0, 1)]
+# Each side's fighter's team slot one-hot (before its HP in its matchup block), side 0's then side 1's: in the HP
+# slots' order (my slots, then theirs), 1 where a slot's creature is in play this turn.
+FIGHTER_SLOT_COLUMNS = [_MATCHUP_START + (side + 1) * MATCHUP_SIDE - 1 - rules.TEAM_SIZE + slot
+                        for side in (0, 1) for slot in range(rules.TEAM_SIZE)]
 
 
 def draw_features(draws: torch.Tensor) -> torch.Tensor:
@@ -327,11 +355,16 @@ class LossWeights:
 
 def loss_sum(outputs: Sequence[torch.Tensor], batch: Tensors, weights: LossWeights) -> torch.Tensor:
     """The weighted loss summed over the batch's rows (divide by the rows for the mean): squared HP-delta
-    error (mean over the six slots, weighted by the turn's action), binary cross-entropy of KO (mean over
-    slots) and done, squared reward error."""
+    error (mean over the six slots, 0 on a slot knocked out that turn, weighted by the turn's action), binary
+    cross-entropy of KO (mean over slots) and done, squared reward error.
+
+    A knocked-out creature's HP delta is left out because nothing reads it: its next HP is 0, which the KO
+    flag says (wm-bench sets a creature it predicts KO to 0 HP). Its target, minus the HP the creature had,
+    is a clip the HP head would otherwise have to learn, and with `worldmodel.hp_noise` it cannot be known
+    from the (raised) HP the model reads: noise in the loss that costs the other slots' precision."""
     hp, ko, done, reward = (o.float() for o in outputs)
     bce = nn.functional.binary_cross_entropy_with_logits
-    per_row = (weights.hp_row_weights(batch.action) * ((hp - batch.hp) ** 2).mean(dim=1)
+    per_row = (weights.hp_row_weights(batch.action) * ((hp - batch.hp) ** 2 * (1.0 - batch.ko)).mean(dim=1)
                + weights.ko * bce(ko, batch.ko, reduction="none").mean(dim=1)
                + weights.done * bce(done, batch.done, reduction="none")
                + weights.reward * (reward - batch.reward) ** 2)
@@ -352,7 +385,8 @@ class ValTotals:
 
     def add(self, outputs: Sequence[torch.Tensor], batch: Tensors, weights: LossWeights) -> None:
         hp, ko, done, reward = (o.float() for o in outputs)
-        err = ((hp - batch.hp).abs() * HP_SCALE).mean(dim=1)
+        survived = 1.0 - batch.ko  # the HP error over the slots not knocked out (`loss_sum`: the others' is not read)
+        err = ((hp - batch.hp).abs() * HP_SCALE * survived).sum(dim=1) / survived.sum(dim=1).clamp(min=1.0)
         passed, attacked = (batch.action == rules.PASS).float(), (batch.action < rules.PASS).float()
         true_ko = batch.ko > 0.5
         parts = [torch.tensor(float(len(batch)), device=err.device), loss_sum(outputs, batch, weights),

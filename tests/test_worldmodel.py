@@ -22,7 +22,9 @@ from engine.profiles import ResolvedConfig, Setting, resolve
 from engine.wm_inputs import DRAW_FEATURES, MATCHUP_FEATURES
 from engine.worldmodel import (
     FIGHTER_HP_COLUMNS,
+    FIGHTER_SLOT_COLUMNS,
     HP_SCALE,
+    OBS_ALIVE_COLUMNS,
     OBS_HP_COLUMNS,
     RECORDED_TOTAL,
     EarlyStopping,
@@ -170,6 +172,26 @@ def test_metrics_against_hand_computed_errors(data_dir: Path) -> None:
     assert m["val/done_loss"] == pytest.approx(20.0, rel=1e-3)
 
 
+def test_a_knocked_out_creatures_hp_delta_is_not_in_the_loss_nor_the_mae(data_dir: Path) -> None:
+    """Nothing reads it (the KO flag says the next HP is 0): 5 HP off on every KO slot changes neither the
+    loss nor val/attack_hp_mae; 5 HP off on the slots that survived does."""
+    batch = batch_of(data_dir)
+    knocked_out = batch.ko > 0.5
+    assert knocked_out.any() and (~knocked_out).any()
+    hp, ko, done, reward = perfect(batch)
+
+    def measured(off: torch.Tensor) -> tuple[float, float]:
+        totals = ValTotals()
+        outputs = (hp + 5.0 / HP_SCALE * off.float(), ko, done, reward)
+        totals.add(outputs, batch, weights())
+        return float(loss_sum(outputs, batch, weights())), totals.metrics()["val/attack_hp_mae"]
+
+    clean_loss, _ = measured(torch.zeros_like(knocked_out))
+    assert measured(knocked_out) == (pytest.approx(clean_loss, abs=1e-6), 0.0)
+    survived_loss, survived_mae = measured(~knocked_out)
+    assert survived_loss > clean_loss + 1.0 and survived_mae == pytest.approx(5.0, rel=1e-4)
+
+
 def test_split_preloaded_as_tensors(data_dir: Path) -> None:
     dataset = datasets.load(data_dir)
     train = Tensors.from_columns(dataset.train.columns)
@@ -218,6 +240,60 @@ def test_matchup_features_by_hand() -> None:
     assert got[side: side + 2 * attacks].count_nonzero() == 0  # side 1 did not attack
     assert got[2 * side - 4: 2 * side - 1].tolist() == [0.0, 0.0, 1.0]  # side 1 switched to slot 2
     assert got[2 * side - 1].item() == pytest.approx(game.sides[1].team[2].hp / 100)
+
+
+def test_only_the_creatures_in_play_get_hp_deltas(data_dir: Path) -> None:
+    """The data's HP deltas are 0 outside the two fighters (the model's deltas there are 0 by construction),
+    and a model with random weights predicts 0 exactly there and nonzero deltas for the fighters."""
+    batch = batch_of(data_dir)
+    in_play = batch.x[:, FIGHTER_SLOT_COLUMNS]
+    assert in_play.sum(dim=1).tolist() == [2.0] * len(batch)  # one creature a side
+    assert batch.hp[in_play == 0].count_nonzero() == 0 and batch.hp[in_play == 1].count_nonzero() > 0
+    torch.manual_seed(0)
+    hp = WorldModel(rules.OBS_SIZE, rules.NUM_ACTIONS, [8])(batch.x)[0]
+    assert hp[in_play == 0].count_nonzero() == 0 and hp[in_play == 1].count_nonzero() == 2 * len(batch)
+
+
+def test_a_fighters_ko_logit_reads_the_hp_head_without_training_it(data_dir: Path) -> None:
+    """A fighter's KO logit is the KO head's plus ko_per_hp logits a HP of predicted HP after the turn (to the
+    whole HP) below half a HP; the others' is the KO head's alone. The KO loss does not reach the HP head."""
+    batch = batch_of(data_dir)
+    torch.manual_seed(0)
+    model = WorldModel(rules.OBS_SIZE, rules.NUM_ACTIONS, [8])
+    with torch.no_grad():
+        model.ko_per_hp.fill_(0.0)
+        hp, head_only, _, _ = model(batch.x)
+        model.ko_per_hp.fill_(2.0)
+        _, ko, _, _ = model(batch.x)
+    in_play = batch.x[:, FIGHTER_SLOT_COLUMNS]
+    hp_after = torch.round((batch.x[:, OBS_HP_COLUMNS] + hp) * HP_SCALE)
+    assert hp_after.min() < 1 and hp_after.max() > 1  # both sides of the KO line
+    assert torch.allclose(ko, head_only + in_play * 2.0 * (0.5 - hp_after), atol=1e-4)
+    assert torch.equal(ko[in_play == 0], head_only[in_play == 0])
+    model(batch.x)[1].sum().backward()
+    hp_grad = model.hp.weight.grad  # the heads run as one product: the HP rows get a gradient of zeros
+    assert hp_grad is None or hp_grad.count_nonzero() == 0
+    assert model.ko_per_hp.grad is not None and model.ko.weight.grad is not None and model.ko.weight.grad.any()
+
+
+def test_the_done_logit_reads_the_ko_logits_without_training_them(data_dir: Path) -> None:
+    """The done logit is the done head's plus done_per_creature logits a creature that the side keeping
+    fewest keeps below half a creature (its living creatures, each kept with the probability its KO logit
+    gives); the done loss does not reach the KO logits."""
+    batch = batch_of(data_dir)
+    torch.manual_seed(0)
+    model = WorldModel(rules.OBS_SIZE, rules.NUM_ACTIONS, [8])
+    with torch.no_grad():
+        model.done_per_creature.fill_(0.0)
+        _, ko, head_only, _ = model(batch.x)
+        model.done_per_creature.fill_(3.0)
+        done = model(batch.x)[2]
+    kept = (batch.x[:, OBS_ALIVE_COLUMNS] * torch.sigmoid(-ko)).view(-1, 2, rules.TEAM_SIZE).sum(dim=2)
+    assert torch.allclose(done, head_only + 3.0 * (0.5 - kept.min(dim=1).values), atol=1e-5)
+    model(batch.x)[2].sum().backward()
+    for grad in (model.ko.weight.grad, model.ko_per_hp.grad):  # the heads run as one product: zeros there
+        assert grad is None or grad.count_nonzero() == 0
+    assert model.done_per_creature.grad is not None and model.done.weight.grad is not None
 
 
 def test_epoch_order_is_fixed_by_seed_and_epoch_and_minibatches_cover_it() -> None:
@@ -270,18 +346,20 @@ def test_hp_noise_raises_only_the_hp_inputs_within_bounds(data_dir: Path) -> Non
 
 
 def test_check_resume_refuses_another_trainers_checkpoint() -> None:
-    with pytest.raises(UsageError, match=r"not a trainctl\.worldmodel/2 checkpoint"):
+    with pytest.raises(UsageError, match=r"not a trainctl\.worldmodel/3 checkpoint"):
         check_resume({"step": 1, "format": "trainctl.ppo/1"})
 
 
-def test_check_resume_refuses_a_model_from_before_the_draws() -> None:
-    """A version-1 checkpoint's model read no draws (its first layer is narrower): its format says so."""
+@pytest.mark.parametrize("older", ["trainctl.worldmodel/1", "trainctl.worldmodel/2"])
+def test_check_resume_refuses_a_model_of_an_older_format(older: str) -> None:
+    """A /1 checkpoint's model read no draws; a /2 one's predicted HP deltas for the creatures not in play (the
+    same weights compute another function now): their format says so."""
     model = WorldModel(rules.OBS_SIZE, rules.NUM_ACTIONS, [8])
-    state = {"format": "trainctl.worldmodel/1", "env": "duel", "net_arch": [8], "obs_size": rules.OBS_SIZE,
+    state = {"format": older, "env": "duel", "net_arch": [8], "obs_size": rules.OBS_SIZE,
              "num_actions": rules.NUM_ACTIONS, "model": model.state_dict(), "optimizer": {}, "scheduler": {},
              "epoch": 0, "batch_in_epoch": 0, "samples": 0, "best_val_total": 1.0, "bad_epochs": 0,
              "data_sha256": "", "rng_torch": torch.get_rng_state()}
-    with pytest.raises(UsageError, match=r"format 'trainctl\.worldmodel/1' is not 'trainctl\.worldmodel/2'"):
+    with pytest.raises(UsageError, match=rf"format '{re.escape(older)}' is not 'trainctl\.worldmodel/3'"):
         check_resume(state)
 
 
