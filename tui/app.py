@@ -79,11 +79,6 @@ class TrainctlApp(App[None]):
             self.animation_level = "none"
 
     def on_mount(self) -> None:
-        if gc.get_freeze_count() == 0:
-            # What the start-up imported and built (Textual, its stylesheet, our modules) lives as long as the
-            # app: out of the collector's reach, a full collection walks only what came after (the slow keys).
-            gc.collect()
-            gc.freeze()
         self.push_screen(RunsScreen(focus_run=self.focus_run))
         if self.open_group is not None:
             self.push_screen(group_screen(self.open_group, load_group(self.open_group).kind))
