@@ -57,7 +57,7 @@ def run_command(args: argparse.Namespace, wrapped: list[str]) -> int:
         log.skip_to_end()
         proc = launcher.start_resume(plan)
         total = f"; total {plan.total_steps} env steps" if plan.total_steps is not None else ""
-        first = f"run {run.run_id} resumed at step {plan.step} from {plan.checkpoint.name}{total} (pid {proc.pid})"
+        first = f"run {run.run_id} resumed at step {plan.step} from {plan.source}{total} (pid {proc.pid})"
     elif wrapped:
         run, proc = launcher.launch_wrapped(wrapped, args.runs_dir, command, args.name, args.profile, args.parse,
                                             args.tb, args.seed)

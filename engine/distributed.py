@@ -11,6 +11,8 @@ needs it before its heavy imports). What each rank does:
 - every rank trains on its share of each global minibatch (`shard`), and one all_reduce per step (`sum_gradients`)
   sums the gradients, the loss, the rows seen and the stop request, so every rank applies the same step and
   stops at the same minibatch; validation sums and [PERF] phase times are summed the same way;
+- a resume restores every rank from rank 0's checkpoint (`state_of_rank_0`, one broadcast): a machine
+  after the first has none in its own run folder;
 - a rank that fails publishes its message in the job's rendezvous store (`publish_failure`) before it
   exits; rank 0, whose next collective then fails, names it in the run's status (`failure_note`).
 
@@ -20,11 +22,12 @@ torch is imported inside the functions: this module is read by the worker before
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
@@ -144,6 +147,33 @@ def sum_phases(timer: PerfTimer, phases: Sequence[str], ranks: Ranks) -> None:
     spent = timer.phase_ns()
     summed = all_sum(torch.tensor([float(spent.get(p, 0)) for p in phases], dtype=torch.float64))
     timer.set_phase_ns({p: int(ns / ranks.world) for p, ns in zip(phases, summed.tolist(), strict=True) if ns})
+
+
+def state_of_rank_0(state: Mapping[str, Any], ranks: Ranks, device: torch.device) -> dict[str, Any]:
+    """Rank 0's resume state on every rank (one broadcast of its checkpoint's bytes, loaded with
+    weights_only=True like a file): the ranks of another machine have no checkpoint of their own (only
+    machine 0's run folder has them), and every rank must restore the same one. Rank 0 raises when it has
+    none; `state` elsewhere may be {}."""
+    import torch
+    import torch.distributed as dist
+
+    if ranks.writes_run and not state:
+        raise RuntimeError("rank 0 has no checkpoint to resume from")
+    payload = b""
+    if ranks.writes_run:
+        buffer = io.BytesIO()
+        torch.save(dict(state), buffer)
+        payload = buffer.getvalue()
+    size = torch.tensor([len(payload)], dtype=torch.int64, device=device)
+    dist.broadcast(size, src=0)
+    data = (torch.frombuffer(bytearray(payload), dtype=torch.uint8).to(device) if ranks.writes_run
+            else torch.empty(int(size.item()), dtype=torch.uint8, device=device))
+    dist.broadcast(data, src=0)
+    if ranks.writes_run:
+        return dict(state)
+    loaded: dict[str, Any] = torch.load(io.BytesIO(data.cpu().numpy().tobytes()), map_location="cpu",
+                                        weights_only=True)
+    return loaded
 
 
 def publish_failure(ranks: Ranks, message: str) -> None:

@@ -268,13 +268,18 @@ def check_command(program: str) -> None:
 
 @dataclass(frozen=True)
 class Resume:
-    """A checked resume: the run, its newest checkpoint and that checkpoint's env step, and the new
-    total of env steps (None: the run's own)."""
+    """A checked resume: the run, its newest checkpoint (None on a machine after the first of a job of
+    several machines: its ranks take machine 0's) and the env step it resumes at, and the new total of env
+    steps (None: the run's own)."""
 
     run: RunDir
-    checkpoint: Path
+    checkpoint: Path | None
     step: int
     total_steps: int | None = None
+
+    @property
+    def source(self) -> str:
+        return self.checkpoint.name if self.checkpoint is not None else "machine 0's checkpoint"
 
 
 def prepare_resume(ref: str, runs_dir: Path, total_steps: int | None = None) -> Resume:
@@ -289,12 +294,16 @@ def prepare_resume(ref: str, runs_dir: Path, total_steps: int | None = None) -> 
     if state in ACTIVE_STATES:
         raise UsageError(f"run {run.run_id} is still {state}; stop it before resuming")
     found = latest_checkpoint(run.checkpoints)
+    config = ResolvedConfig.from_json(info["config"], str(info.get("profile")))
+    if found is None and config["dist.node_rank"] > 0:
+        # Machine 0 alone writes checkpoints; the worker's ranks here take its state when the job starts.
+        return Resume(run, None, int(run.read_status().get("step") or 0), total_steps)
     if found is None:
         raise UsageError(f"run {run.run_id} has no checkpoint in {run.checkpoints} to resume from")
     checkpoint = load_checkpoint(found)
     check = getattr(trainer_module(str(info.get("algo"))), "check_resume", None)
     if check is not None:
-        check(checkpoint, ResolvedConfig.from_json(info["config"], str(info.get("profile"))))
+        check(checkpoint, config)
     step = int(checkpoint["step"])
     if total_steps is not None and total_steps <= step:
         raise UsageError(f"--steps {total_steps} is not above step {step} of {found.name}; expected a new total "
@@ -321,7 +330,7 @@ def set_total_steps(plan: Resume) -> None:
     info["total_steps"] = plan.total_steps
     info["extensions"] = [*info.get("extensions", []), {"t": time.time(), "from_total": old,
                                                         "to_total": plan.total_steps, "at_step": plan.step,
-                                                        "checkpoint": plan.checkpoint.name}]
+                                                        "checkpoint": plan.source}]
     atomic_write_json(plan.run.config_path, info)
 
 

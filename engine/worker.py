@@ -112,10 +112,13 @@ def _train(ctx: RunContext, resume: bool) -> str:
     checkpoint = None
     if resume:
         found = latest_checkpoint(ctx.run.checkpoints)
-        if found is None:
+        if found is None and not ctx.ranks.distributed:
             raise RuntimeError(f"no checkpoint in {ctx.run.checkpoints} to resume from")
-        checkpoint = load_checkpoint(found)
-        ctx.log("info", f"resuming from {found.name} at step {checkpoint['step']}")
+        # A distributed trainer resumes every rank from rank 0's checkpoint (engine.distributed.state_of_rank_0):
+        # a machine after the first of the job has none of its own, and passes {} for it.
+        checkpoint = load_checkpoint(found) if found is not None else {}
+        if found is not None:
+            ctx.log("info", f"resuming from {found.name} at step {checkpoint['step']}")
     state = str(trainer_module(ctx.cfg["run.algo"]).train(ctx, checkpoint))
     if state == "stopped":
         ctx.log("info", f"stopped: asked by {ctx.stop.reason}")

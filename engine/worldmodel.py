@@ -542,6 +542,10 @@ class Trainer:
         self.epoch = 0  # epochs completed
         self.batch_in_epoch = 0  # minibatches of the current epoch done
         self.samples = 0  # training samples seen (by all ranks): the run's step
+        # The current epoch's summed training loss and its rows so far (kept by a checkpoint taken mid-epoch,
+        # so a resumed epoch's train/loss still averages all of its minibatches).
+        self.epoch_loss = torch.zeros((), dtype=torch.float64, device=device)
+        self.epoch_loss_rows = 0
         self._last_perf = 0.0  # perf_counter() of the last perf event
         # What the ranks agreed on in the last step's all_reduce (a distributed job): its rows, whether any
         # rank was asked to stop, whether rank 0's perf window is due.
@@ -560,7 +564,8 @@ class Trainer:
                 "obs_size": rules.OBS_SIZE, "num_actions": rules.NUM_ACTIONS,
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-                "samples": self.samples, "best_val_total": float(self.early.best), "bad_epochs": self.early.bad_epochs,
+                "samples": self.samples, "epoch_loss": float(self.epoch_loss), "epoch_loss_rows": self.epoch_loss_rows,
+                "best_val_total": float(self.early.best), "bad_epochs": self.early.bad_epochs,
                 "data_sha256": self.data_sha256, "rng_torch": torch.get_rng_state()}
 
     def restore(self, state: Mapping[str, Any]) -> None:
@@ -572,6 +577,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.epoch, self.batch_in_epoch, self.samples = state["epoch"], state["batch_in_epoch"], state["samples"]
+        self.epoch_loss.fill_(float(state.get("epoch_loss", 0.0)))  # absent before the key: the epoch's rest
+        self.epoch_loss_rows = int(state.get("epoch_loss_rows", 0))
         self.early.best, self.early.bad_epochs = state["best_val_total"], state["bad_epochs"]
         torch.set_rng_state(state["rng_torch"])
 
@@ -583,7 +590,6 @@ class Trainer:
         batch_size = int(self.w["batch_size"])
         while self.epoch < self.epochs and not self.early.stop:
             started, first_sample = time.perf_counter(), self.samples
-            loss_total, loss_rows = torch.zeros((), dtype=torch.float64, device=self.device), 0
             with timer.phase("data"):
                 self._epoch_data = shuffled(self.train_data, ctx.cfg["run.seed"], self.epoch, self.hp_noise)
             for number, rows in minibatches(len(self.train_data), batch_size, self.batch_in_epoch):
@@ -592,13 +598,15 @@ class Trainer:
                     ctx.progress(self.samples, force=True)  # status.json's step: the checkpoint's
                     return "stopped"
                 self._step_rows = rows.stop - rows.start
-                loss_total += self._step(rows)
-                loss_rows += rows.stop - rows.start
+                self.epoch_loss += self._step(rows)
+                self.epoch_loss_rows += rows.stop - rows.start
                 self.batch_in_epoch, self.samples = number + 1, self.samples + self._step_rows
                 if timer.enabled and self._perf_due():
                     self._perf()
             self._end_epoch(time.perf_counter() - started, self.samples - first_sample,
-                            float(loss_total) / max(loss_rows, 1))
+                            float(self.epoch_loss) / max(self.epoch_loss_rows, 1))
+            self.epoch_loss.zero_()
+            self.epoch_loss_rows = 0
         if self.early.stop:
             ctx.log("info", f"early stopping after epoch {self.epoch}: no better val_total for "
                     f"{self.early.bad_epochs} epochs (best {self.early.best:.6g})", self.samples)
@@ -708,7 +716,8 @@ def train(ctx: RunContext, resume: dict[str, Any] | None) -> str:
     trainer = Trainer(ctx, train_data, val_data, device, autocast, dataset.source_sha256)
     record_data(ctx, dataset, trainer.total_steps)
     if resume is not None:
-        trainer.restore(resume)
+        trainer.restore(distributed.state_of_rank_0(resume, ctx.ranks, device) if ctx.ranks.distributed
+                        else resume)
     ctx.banner({
         "algo": f"worldmodel (MLP {list(w['hidden'])}, heads: HP deltas, KO, done, reward) on {cfg['run.env']}",
         "versions": " ".join(f"{k}={v}" for k, v in versions().items()),

@@ -6,6 +6,7 @@ fails fails the run with its message in the run's status; --nproc beyond the cor
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -82,29 +83,82 @@ def test_bad_process_counts_are_one_line_and_exit_2_with_nothing_written(
     assert not runs.exists() or not any(runs.iterdir())
 
 
+def train_curve(runs: Path, data_dir: Path, *flags: str) -> tuple[RunDir, subprocess.CompletedProcess[str]]:
+    """One `trainctl run` of the tiny world model with `flags`; its run (checked finished) and output."""
+    done = trainctl(*run_args(runs, data_dir, *flags))
+    assert done.returncode == 0, done.stdout + done.stderr
+    (run,) = list_runs(runs)
+    assert run.read_status()["state"] == "finished"
+    return run, done
+
+
+def run_args(runs: Path, data_dir: Path, *flags: str) -> list[str]:
+    return ["run", "--algo", "worldmodel", "--data", str(data_dir), *flags, "--runs-dir", str(runs),
+            *(x for a in TINY for x in ("--set", a))]
+
+
+def curve(run: RunDir) -> list[float]:
+    metrics = metric_events(run)
+    assert [e["step"] for e in metrics] == [728, 1456, 2184]  # samples seen by all the ranks together
+    return [e["values"][k] for e in metrics for k in CURVE]
+
+
+@pytest.fixture(scope="module")
+def one_process_curve(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[float]:
+    run, _ = train_curve(tmp_path_factory.mktemp("one_process"), data_dir, "--nproc", "1")
+    return curve(run)
+
+
 @pytest.mark.slow
 def test_the_same_global_batch_on_one_and_two_processes_gives_the_same_loss_curve(
-        data_dir: Path, tmp_path: Path) -> None:
-    curves = {}
-    for nproc in (1, 2):
-        runs = tmp_path / f"runs{nproc}"
-        sets = [x for a in TINY for x in ("--set", a)]
-        done = trainctl("run", "--algo", "worldmodel", "--data", str(data_dir), "--nproc", str(nproc),
-                        "--runs-dir", str(runs), *sets)
-        assert done.returncode == 0, done.stdout + done.stderr
-        (run,) = list_runs(runs)
-        assert run.read_status()["state"] == "finished"
-        metrics = metric_events(run)
-        curves[nproc] = [e["values"][k] for e in metrics for k in CURVE]
-        assert [e["step"] for e in metrics] == [728, 1456, 2184]  # samples seen by all the ranks together
-        if nproc == 2:
-            assert "2 ranks through torchrun (gloo)" in done.stdout
-            assert done.stdout.count("[METRIC]") == 3  # rank 0 alone writes the console lines
-            perf = [json.loads(line) for line in run.events_path.read_text().splitlines() if '"perf"' in line]
-            assert perf and all("sync" in e["ms"] for e in perf)
-            assert [p.name for p in list_checkpoints(run.checkpoints)][-1] == "step_000000002184.pt"
-            assert len(list_checkpoints(run.path / "best")) == 1
-    assert curves[1] == pytest.approx(curves[2], rel=1e-4, abs=1e-6)
+        data_dir: Path, tmp_path: Path, one_process_curve: list[float]) -> None:
+    run, done = train_curve(tmp_path / "runs", data_dir, "--nproc", "2")
+    assert "2 ranks through torchrun (gloo)" in done.stdout
+    assert done.stdout.count("[METRIC]") == 3  # rank 0 alone writes the console lines
+    perf = [json.loads(line) for line in run.events_path.read_text().splitlines() if '"perf"' in line]
+    assert perf and all("sync" in e["ms"] for e in perf)
+    assert [p.name for p in list_checkpoints(run.checkpoints)][-1] == "step_000000002184.pt"
+    assert len(list_checkpoints(run.path / "best")) == 1
+    assert curve(run) == pytest.approx(one_process_curve, rel=1e-4, abs=1e-6)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_two_machines_on_one_host_stop_together_and_resume_from_machine_0s_checkpoint(
+        data_dir: Path, tmp_path: Path, one_process_curve: list[float]) -> None:
+    """`--nnodes 2`: each "machine" is its own run folder and worker here, with its node rank and the static
+    rendezvous at 127.0.0.1 (what two pods run, but for the address). A stop asked of machine 0 stops both;
+    machine 1 then resumes without a checkpoint of its own, and the job ends on the one-process curve."""
+    port = free_port()
+    runs = []
+    for node in (0, 1):
+        cfg = resolve("balance", algo="worldmodel", env="duel", environ={},
+                      assignments=[f"data.dir={json.dumps(str(data_dir))}", *TINY, "dist.nnodes=2",
+                                   f"dist.node_rank={node}", 'dist.master_addr="127.0.0.1"',
+                                   f"dist.master_port={port}"])
+        runs.append(create_trainer_run(cfg, tmp_path / f"machine{node}", ["test"]))
+    runs[0].request_stop("the test")  # machine 0 only: the step's all_reduce carries it to machine 1
+    for proc in [start(run) for run in runs]:
+        proc.wait(timeout=600)  # torchrun's own code: 1 for a worker's 130, so the statuses say how it ended
+    assert [(r.read_status()["state"], r.read_status()["step"]) for r in runs] == [("stopped", 64)] * 2
+    assert [len(list_checkpoints(r.checkpoints)) for r in runs] == [1, 0]  # machine 0 alone writes the run
+
+    machines = [subprocess.Popen([sys.executable, "-m", "cli.main", "run", "--resume", run.run_id, "--runs-dir",
+                                  str(run.path.parent)], cwd=PROJECT, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True) for run in runs]
+    outputs = [machine.communicate(timeout=600)[0] for machine in machines]
+    assert [m.returncode for m in machines] == [0, 0], "\n".join(outputs)
+    assert "resumed at step 64 from step_000000000064.pt" in outputs[0]
+    assert "resumed at step 64 from machine 0's checkpoint" in outputs[1]
+    assert "2 ranks through torchrun (gloo)" in outputs[0] and "[METRIC]" not in outputs[1]
+    assert [r.read_status()["state"] for r in runs] == ["finished"] * 2
+    assert curve(runs[0]) == pytest.approx(one_process_curve, rel=1e-4, abs=1e-6)
+    assert not list_checkpoints(runs[1].checkpoints) and not list_checkpoints(runs[1].path / "best")
 
 
 @pytest.mark.slow
