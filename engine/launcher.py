@@ -284,8 +284,9 @@ class Resume:
 
 def prepare_resume(ref: str, runs_dir: Path, total_steps: int | None = None) -> Resume:
     """The resume of the run `ref` names, after checking that it is a trainer run that is not running,
-    whose newest checkpoint loads and fits its config, and that `total_steps` (if given) is above that
-    checkpoint's step. Writes nothing."""
+    whose newest checkpoint loads and fits its config (a machine after the first of a job of several needs
+    none: its ranks take machine 0's), and that `total_steps` (if given) is above that checkpoint's step.
+    Writes nothing."""
     run = resolve_run(ref, runs_dir)
     info = run.read_config()
     if info.get("kind") != "trainer":
@@ -295,20 +296,22 @@ def prepare_resume(ref: str, runs_dir: Path, total_steps: int | None = None) -> 
         raise UsageError(f"run {run.run_id} is still {state}; stop it before resuming")
     found = latest_checkpoint(run.checkpoints)
     config = ResolvedConfig.from_json(info["config"], str(info.get("profile")))
-    if found is None and config["dist.node_rank"] > 0:
+    if found is not None:
+        checkpoint = load_checkpoint(found)
+        check = getattr(trainer_module(str(info.get("algo"))), "check_resume", None)
+        if check is not None:
+            check(checkpoint, config)
+        step = int(checkpoint["step"])
+    elif config["dist.node_rank"] > 0:
         # Machine 0 alone writes checkpoints; the worker's ranks here take its state when the job starts.
-        return Resume(run, None, int(run.read_status().get("step") or 0), total_steps)
-    if found is None:
+        step = int(run.read_status().get("step") or 0)
+    else:
         raise UsageError(f"run {run.run_id} has no checkpoint in {run.checkpoints} to resume from")
-    checkpoint = load_checkpoint(found)
-    check = getattr(trainer_module(str(info.get("algo"))), "check_resume", None)
-    if check is not None:
-        check(checkpoint, config)
-    step = int(checkpoint["step"])
+    plan = Resume(run, found, step, total_steps)
     if total_steps is not None and total_steps <= step:
-        raise UsageError(f"--steps {total_steps} is not above step {step} of {found.name}; expected a new total "
+        raise UsageError(f"--steps {total_steps} is not above step {step} of {plan.source}; expected a new total "
                          f"of env steps larger than {step}")
-    return Resume(run, found, step, total_steps)
+    return plan
 
 
 def start_resume(plan: Resume) -> subprocess.Popen[bytes]:

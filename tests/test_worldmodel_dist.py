@@ -17,7 +17,8 @@ import pytest
 from engine import datasets, distributed
 from engine.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 from engine.cores import core_count
-from engine.launcher import create_trainer_run, start, worker_argv
+from engine.errors import UsageError
+from engine.launcher import create_trainer_run, prepare_resume, start, worker_argv
 from engine.profiles import resolve
 from engine.runstore import RunDir, list_runs
 
@@ -107,6 +108,25 @@ def curve(run: RunDir) -> list[float]:
 def one_process_curve(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> list[float]:
     run, _ = train_curve(tmp_path_factory.mktemp("one_process"), data_dir, "--nproc", "1")
     return curve(run)
+
+
+def test_a_machine_after_the_first_resumes_without_a_checkpoint_and_machine_0_needs_one(
+        data_dir: Path, tmp_path: Path) -> None:
+    for node in (0, 1):
+        cfg = resolve("balance", algo="worldmodel", env="duel", environ={},
+                      assignments=[f"data.dir={json.dumps(str(data_dir))}", *TINY, "dist.nnodes=2",
+                                   f"dist.node_rank={node}"])
+        info = {"kind": "trainer", "algo": "worldmodel", "env": "duel", "profile": "balance", "config": cfg.to_json()}
+        run = RunDir.create(tmp_path / f"machine{node}", "wm", info)
+        run.write_status(state="stopped", step=64, exit_code=130)
+        if node == 0:
+            with pytest.raises(UsageError, match=r"has no checkpoint in .* to resume from"):
+                prepare_resume(run.run_id, tmp_path / "machine0")
+            continue
+        plan = prepare_resume(run.run_id, tmp_path / "machine1")
+        assert (plan.checkpoint, plan.step, plan.source) == (None, 64, "machine 0's checkpoint")
+        with pytest.raises(UsageError, match="--steps 64 is not above step 64 of machine 0's checkpoint"):
+            prepare_resume(run.run_id, tmp_path / "machine1", total_steps=64)
 
 
 @pytest.mark.slow
