@@ -1,5 +1,7 @@
-"""`trainctl wm-bench CKPT --games N --seed S [--players P,Q]`: a world-model checkpoint replayed beside real
-Duel games, its gates and GO or NO-GO (engine.wm_bench, docs/worldmodel.md).
+"""`trainctl wm-bench CKPT --games N --seed S [--players P,Q] [--baseline CKPT|RUN]`: a world-model checkpoint
+replayed beside real Duel games, its gates and GO or NO-GO (engine.wm_bench, docs/worldmodel.md). With a
+baseline, the baseline model replays the same games and HP divergence on pass turns becomes a gate (a
+significant decrease against it).
 
 The checkpoint is loaded and checked before a game is played, so a missing or foreign file is one line
 with exit code 2. `--backend onnx` exports the model in memory as `trainctl export` does (engine.onnx_export),
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cli.eval import check_match_arguments
+from cli.export import checkpoint_of
 from engine.errors import UsageError
 from engine.runstore import RunDir
 
@@ -36,12 +39,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "checked) and run that in onnxruntime (default: %(default)s)")
     parser.add_argument("--players", default="sensible,random", metavar="P,Q",
                         help="scripted players of side 0 and side 1 (default: %(default)s)")
+    parser.add_argument("--baseline", metavar="CKPT|RUN", help="a world model to beat on pass turns (a checkpoint, "
+                        "or a run: its best/): the gate 'HP divergence on pass' needs a significant decrease "
+                        "against it, on games whose side 0 passes (e.g. --players random,sensible)")
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where --baseline RUN is looked up")
 
 
 def run(args: argparse.Namespace) -> int:
     from engine.checkpoint import load_checkpoint
     from engine.events import EventWriter
-    from engine.wm_bench import ModelPredictor, bench_event, failing_gates, play_games, replay, report
+    from engine.wm_bench import ModelPredictor, bench_event, compare_pass, failing_gates, play_games, replay, report
     from engine.worldmodel import check_resume
     from envs.duel import rules
 
@@ -52,20 +59,37 @@ def run(args: argparse.Namespace) -> int:
                          "comma (side 0's, then side 1's)")
     state = load_checkpoint(args.checkpoint)
     check_resume(state)
+    baseline_path = checkpoint_of(args.baseline, args.runs_dir) if args.baseline else None
+    baseline = load_checkpoint(baseline_path) if baseline_path is not None else None
+    if baseline is not None:
+        try:
+            check_resume(baseline)
+        except UsageError as exc:
+            raise UsageError(f"--baseline {baseline_path}: {exc}") from None
     print(f"wm-bench {args.checkpoint} (step {state['step']:,}), players {args.players}, seed {args.seed}, "
-          f"backend {args.backend}")
+          f"backend {args.backend}" + (f", baseline {baseline_path}" if baseline_path else ""))
     network = _network(state, args.backend)
     games = play_games(args.games, args.seed, (players[0], players[1]))
-    metrics = replay(games, ModelPredictor(network))
-    for line in report(metrics, len(games), sum(len(g) for g in games)):
+    pass_by_game: list[float] = []
+    metrics = replay(games, ModelPredictor(network), pass_by_game)
+    pass_gate = None
+    if baseline is not None:
+        theirs: list[float] = []
+        replay(games, ModelPredictor(_network(baseline, args.backend)), theirs)
+        try:
+            pass_gate = compare_pass(pass_by_game, theirs, str(baseline_path))
+        except ValueError as exc:
+            raise UsageError(f"--baseline needs games where side 0 passes: {exc} (side 0 is {players[0]!r}); "
+                             "expected --players with a side 0 that passes, such as random,sensible") from None
+    for line in report(metrics, len(games), sum(len(g) for g in games), pass_gate):
         print(line)
     run = _run_of(args.checkpoint)
     if run is not None:
         with EventWriter(run.events_path) as writer:
             writer.write(bench_event(int(state["step"]), args.checkpoint.name, args.games, args.seed, args.players,
-                                     args.backend, metrics))
+                                     args.backend, metrics, pass_gate))
         print(f"saved as a wm_bench event in {run.events_path}")
-    return 0 if not failing_gates(metrics) else 1
+    return 0 if not failing_gates(metrics, pass_gate) else 1
 
 
 def _network(state: dict[str, Any], backend: str) -> Network:

@@ -12,7 +12,10 @@ since the replayed actions decide them. Then the gates (docs/worldmodel.md):
 - cumulative HP drift per game < 5.0: the six creatures' |predicted HP - real HP| summed at each game's
   last turn, averaged over games.
 
-HP divergence on pass turns alone is printed without a gate (it is judged against a baseline run).
+HP divergence on pass turns alone (the turns side 0 passed) is judged against a baseline model, seed 000's
+"a significant decrease vs baseline": with `--baseline`, both models replay the same games and the gate
+passes when the 95 % interval of the per-game difference (candidate - baseline, games with a pass turn)
+lies below 0 (`compare_pass`). Without a baseline it is printed without a gate.
 A `Predictor` is anything that maps (observation, both actions, the turn's random draws) to a
 `Prediction`: the replay knows each turn's draws (accuracy and damage roll a side, the speed tie;
 envs.duel.rules.DRAWS) since it plays the same games, and hands them to the model as the dataset did; `ModelPredictor`
@@ -158,10 +161,14 @@ class Tally:
                 "drift_per_game": float(np.mean(self.drift)) if self.drift else 0.0}
 
 
-def replay(games: Sequence[Sequence[Turn]], predict: Predictor) -> dict[str, float]:
-    """Replay each game's actions through `predict` autoregressively; the metrics of the module docstring."""
+def replay(games: Sequence[Sequence[Turn]], predict: Predictor,
+           pass_by_game: list[float] | None = None) -> dict[str, float]:
+    """Replay each game's actions through `predict` autoregressively; the metrics of the module docstring.
+    `pass_by_game`, when given, gets each game's mean HP divergence on its pass turns (NaN for a game
+    without one), what `compare_pass` pairs."""
     tally = Tally()
     for turns in games:
+        passes_before = len(tally.pass_err)
         hp, alive = hp_and_alive(turns[0].obs)
         hp = hp.astype(np.float64)
         for turn in turns:
@@ -183,7 +190,55 @@ def replay(games: Sequence[Sequence[Turn]], predict: Predictor) -> dict[str, flo
             tally.done_fn += int(turn.done and not guess.done)
             tally.reward_err.append(abs(guess.reward - turn.reward))
         tally.drift.append(float(error.sum()))
+        if pass_by_game is not None:
+            own = tally.pass_err[passes_before:]
+            pass_by_game.append(float(np.mean(own)) if own else float("nan"))
     return tally.metrics()
+
+
+@dataclass(frozen=True)
+class PassComparison:
+    """HP divergence on pass turns, candidate against baseline on the same games: each model's mean over
+    the games with a pass turn, and the mean per-game difference (candidate - baseline) with its 95 %
+    interval (Student's t over those games)."""
+
+    baseline: str
+    candidate_mae: float
+    baseline_mae: float
+    difference: float
+    low: float
+    high: float
+    games: int
+
+    @property
+    def decreased(self) -> bool:
+        """Seed 000's gate: a significant decrease, the whole interval below 0."""
+        return self.high < 0
+
+    def line(self) -> str:
+        return (f"{self.candidate_mae:.4f} vs baseline {self.baseline_mae:.4f}: {self.difference:+.4f} "
+                f"[{self.low:+.4f}, {self.high:+.4f}] over {self.games} games with a pass")
+
+    def as_json(self) -> dict[str, Any]:
+        return {"checkpoint": self.baseline, "candidate_pass_hp_mae": self.candidate_mae,
+                "baseline_pass_hp_mae": self.baseline_mae, "difference": self.difference, "low": self.low,
+                "high": self.high, "games": self.games, "decreased": self.decreased}
+
+
+def compare_pass(candidate: Sequence[float], baseline: Sequence[float], baseline_name: str) -> PassComparison:
+    """Pair two `pass_by_game` lists of the same games. ValueError when fewer than two games had a pass
+    turn (no interval)."""
+    from scipy import stats
+
+    ours, theirs = np.asarray(candidate, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
+    both = ~np.isnan(ours) & ~np.isnan(theirs)
+    if int(both.sum()) < 2:
+        raise ValueError(f"{int(both.sum())} game(s) with a pass turn: at least 2 are needed for an interval")
+    diff = ours[both] - theirs[both]
+    half = float(stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff)))
+    mean = float(diff.mean())
+    return PassComparison(baseline_name, float(ours[both].mean()), float(theirs[both].mean()), mean, mean - half,
+                          mean + half, int(both.sum()))
 
 
 # Gate name -> (metric, comparison, threshold).
@@ -196,36 +251,45 @@ GATES: dict[str, tuple[str, str, float]] = {
 }
 
 
-def failing_gates(metrics: dict[str, float]) -> list[str]:
-    """The names of the gates `metrics` does not pass (GO when empty)."""
+PASS_GATE = "HP divergence on pass"
+
+
+def failing_gates(metrics: dict[str, float], pass_gate: PassComparison | None = None) -> list[str]:
+    """The names of the gates `metrics` (and, with a baseline, `pass_gate`) do not pass (GO when empty)."""
     failed = []
     for name, (key, op, threshold) in GATES.items():
         value = metrics[key]
         if not (value < threshold if op == "<" else value > threshold):
             failed.append(name)
+    if pass_gate is not None and not pass_gate.decreased:
+        failed.append(PASS_GATE)
     return failed
 
 
 def bench_event(step: int, checkpoint: str, games: int, seed: int, players: str, backend: str,
-                metrics: dict[str, float]) -> dict[str, Any]:
+                metrics: dict[str, float], pass_gate: PassComparison | None = None) -> dict[str, Any]:
     """The `wm_bench` event appended to a run's events.jsonl (docs/events.md); `step` is the checkpoint's."""
-    failed = failing_gates(metrics)
+    failed = failing_gates(metrics, pass_gate)
     return {"t": time.time(), "step": int(step), "kind": "wm_bench", "checkpoint": checkpoint, "games": games,
             "seed": seed, "players": players, "backend": backend, "metrics": dict(metrics), "failed": failed,
-            "verdict": "NO-GO" if failed else "GO"}
+            "verdict": "NO-GO" if failed else "GO",
+            **({"baseline": pass_gate.as_json()} if pass_gate is not None else {})}
 
 
-def report(metrics: dict[str, float], games: int, turns: int) -> list[str]:
-    """The lines wm-bench prints: one a gate, HP divergence on pass, then GO or NO-GO with the failures."""
+def report(metrics: dict[str, float], games: int, turns: int, pass_gate: PassComparison | None = None) -> list[str]:
+    """The lines wm-bench prints: one a gate, HP divergence on pass (a gate against a baseline), then GO or
+    NO-GO with the failures."""
     lines = [f"{games} games, {turns} turns replayed autoregressively"]
     for name, (key, op, threshold) in GATES.items():
         ok = name not in failing_gates(metrics)
         lines.append(f"  {name:<30} {metrics[key]:>9.4f}  {op} {threshold:g}  {'pass' if ok else 'FAIL'}")
-    name = "HP divergence on pass"
-    if metrics.get("pass_turns", 1.0) > 0:  # wm_bench events written before the count: pass turns or 0.0
-        lines.append(f"  {name:<30} {metrics['pass_hp_mae']:>9.4f}  (no gate: compare with a baseline)")
+    if pass_gate is not None:
+        verdict = "pass" if pass_gate.decreased else "FAIL (not a significant decrease)"
+        lines.append(f"  {PASS_GATE:<30} {pass_gate.line()}  {verdict}")
+    elif metrics.get("pass_turns", 1.0) > 0:  # wm_bench events written before the count: pass turns or 0.0
+        lines.append(f"  {PASS_GATE:<30} {metrics['pass_hp_mae']:>9.4f}  (no gate: name a baseline)")
     else:
-        lines.append(f"  {name:<30} {'-':>9}  (no pass turns in these games: no figure)")
-    failed = failing_gates(metrics)
+        lines.append(f"  {PASS_GATE:<30} {'-':>9}  (no pass turns in these games: no figure)")
+    failed = failing_gates(metrics, pass_gate)
     lines.append("GO" if not failed else f"NO-GO: {', '.join(failed)}")
     return lines

@@ -1,6 +1,7 @@
 """wm-bench (engine/wm_bench.py, cli/wm_bench.py) against hand-made predictors: one that knows the real
 next state scores no error and GO; one that never predicts KO fails the KO gate alone; fixed errors give
-the figures worked out by hand; the command refuses a checkpoint that is not a world model's."""
+the figures worked out by hand; against a baseline, HP divergence on pass turns is a gate that a planted
+better model passes and a worse one fails; the command refuses a checkpoint that is not a world model's."""
 
 from __future__ import annotations
 
@@ -18,10 +19,13 @@ from engine.datasets import hp_and_alive
 from engine.onnx_export import exportable, to_onnx
 from engine.runstore import RunDir
 from engine.wm_bench import (
+    PASS_GATE,
     ModelPredictor,
     Prediction,
     Predictor,
     Turn,
+    bench_event,
+    compare_pass,
     failing_gates,
     onnx_network,
     play_games,
@@ -39,13 +43,14 @@ def games() -> list[list[Turn]]:
 
 
 def oracle(games: Sequence[Sequence[Turn]], first_turn_hp_error: float = 0.0, ko: bool = True,
-           reward_error: float = 0.0, done: bool = True) -> Predictor:
+           reward_error: float = 0.0, done: bool = True, pass_hp_error: float = 0.0) -> Predictor:
     """A predictor that reads each real turn in order and says what it did, with the errors asked for:
-    `first_turn_hp_error` HP points added to my slot 0's delta on each game's first turn, KO never
-    predicted (ko False), the reward off by `reward_error`, done never predicted (done False). Without
-    errors it also checks that it is shown the real observation (the rollout rebuilt it exactly)."""
+    `first_turn_hp_error` HP points added to my slot 0's delta on each game's first turn (`pass_hp_error`
+    on each turn side 0 passed), KO never predicted (ko False), the reward off by `reward_error`, done
+    never predicted (done False). Without errors it also checks that it is shown the real observation (the
+    rollout rebuilt it exactly)."""
     turns: Iterator[tuple[int, Turn]] = ((i, t) for game in games for i, t in enumerate(game))
-    exact = first_turn_hp_error == 0.0 and ko
+    exact = first_turn_hp_error == 0.0 and ko and pass_hp_error == 0.0
 
     def predict(obs: np.ndarray, action: int, opp_action: int, draws: np.ndarray) -> Prediction:
         number, turn = next(turns)
@@ -57,6 +62,8 @@ def oracle(games: Sequence[Sequence[Turn]], first_turn_hp_error: float = 0.0, ko
         delta = (next_hp - hp).astype(np.float64)
         if number == 0:
             delta[0] += first_turn_hp_error
+        if turn.action == rules.PASS:
+            delta[0] += pass_hp_error
         knocked = alive & ~next_alive if ko else np.zeros(6, dtype=bool)
         return Prediction(delta, knocked, turn.done and done, turn.reward + reward_error)
 
@@ -105,6 +112,35 @@ def test_an_hp_error_carries_over_until_the_creature_is_ko(games: list[list[Turn
     assert metrics["ko_miss_rate"] == 0.0 and metrics["done_f1"] == 1.0
 
 
+def test_the_pass_interval_is_students_t_over_the_games_with_a_pass_turn() -> None:
+    gate = compare_pass([0.5, float("nan"), 1.0, 0.2], [1.5, float("nan"), 2.0, 1.4], "base.pt")
+    half = 4.302653 * np.std([-1.0, -1.0, -1.2], ddof=1) / np.sqrt(3)  # t(0.975, 2 degrees of freedom)
+    assert (gate.games, gate.candidate_mae, gate.baseline_mae) == (3, pytest.approx(1.7 / 3), pytest.approx(4.9 / 3))
+    assert (gate.difference, gate.low, gate.high) == (pytest.approx(-3.2 / 3), pytest.approx(-3.2 / 3 - half),
+                                                      pytest.approx(-3.2 / 3 + half))
+    assert gate.decreased and gate.as_json()["checkpoint"] == "base.pt"
+    assert not compare_pass([1.0, 0.0, 2.0], [0.9, 0.1, 2.0], "b").decreased  # a mixed difference: not significant
+    with pytest.raises(ValueError, match="1 game"):
+        compare_pass([1.0, float("nan")], [2.0, 3.0], "b")
+
+
+def test_against_a_baseline_pass_divergence_is_a_gate_a_better_model_passes_and_a_worse_fails() -> None:
+    games = play_games(12, seed=7, players=("random", "greedy"))  # side 0 random: it passes
+    exact, off = [], []
+    replay(games, oracle(games), exact)
+    worse = replay(games, oracle(games, pass_hp_error=2.0), off)
+    gate = compare_pass(exact, off, "worse.pt")
+    assert gate.games >= 2 and gate.candidate_mae == 0.0 and gate.high < 0
+    assert failing_gates(replay(games, oracle(games)), gate) == []
+    reverse = compare_pass(off, exact, "better.pt")
+    assert not reverse.decreased and failing_gates(worse, reverse)[-1] == PASS_GATE
+    lines = report(worse, len(games), 0, reverse)
+    assert "vs baseline 0.0000" in lines[-2] and "FAIL (not a significant decrease)" in lines[-2]
+    assert lines[-1].endswith(PASS_GATE)
+    event = bench_event(1, "best.pt", 12, 7, "random,greedy", "torch", worse, reverse)
+    assert event["verdict"] == "NO-GO" and event["baseline"]["decreased"] is False
+
+
 def worldmodel_state(hidden: Sequence[int] = (16,), seed: int = 0) -> dict[str, object]:
     torch.manual_seed(seed)
     model = WorldModel(rules.OBS_SIZE, rules.NUM_ACTIONS, list(hidden))
@@ -133,6 +169,24 @@ def test_the_command_refuses_a_checkpoint_that_is_not_a_world_model(tmp_path: Pa
     assert main(["wm-bench", str(path)]) == 2
     assert f"not a {STATE_FORMAT} checkpoint" in capsys.readouterr().err
     assert main(["wm-bench", str(path), "--players", "sensible"]) == 2
+
+
+def test_a_baseline_needs_games_where_side_0_passes_and_a_world_model(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    ours = save_checkpoint(tmp_path / "ours", 1, {**worldmodel_state(), "step": 1})
+    theirs = save_checkpoint(tmp_path / "theirs", 1, {**worldmodel_state(seed=1), "step": 1})
+    assert main(["wm-bench", str(ours), "--games", "3", "--baseline", str(theirs)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "side 0 is 'sensible'" in err and "random,sensible" in err
+    not_a_model = save_checkpoint(tmp_path / "ppo", 1, {"step": 1, "format": "trainctl.ppo/1"})
+    assert main(["wm-bench", str(ours), "--baseline", str(not_a_model)]) == 2
+    assert f"--baseline {not_a_model}" in capsys.readouterr().err
+    run = RunDir.create(tmp_path / "runs", "20260101T000000_worldmodel_duel_balance", {"kind": "trainer"})
+    save_checkpoint(run.path / "best", 1, {**worldmodel_state(), "step": 1})
+    assert main(["wm-bench", str(ours), "--games", "4", "--seed", "3", "--players", "random,sensible",
+                 "--baseline", run.run_id, "--runs-dir", str(tmp_path / "runs")]) == 1
+    out = capsys.readouterr().out
+    assert f"baseline {run.path / 'best'}" in out and "games with a pass" in out
 
 
 def test_torch_and_onnx_backends_give_the_same_metrics_and_verdict(games: list[list[Turn]]) -> None:
