@@ -21,6 +21,7 @@ row by row on the table. Prints the ratio LAST.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import torch
@@ -56,6 +57,7 @@ def main() -> None:
     parser.add_argument("checkpoint", nargs="?", type=Path, default=SHIPPED)
     parser.add_argument("--games", type=int, default=400, help="games a pairing (default 400)")
     args = parser.parse_args()
+    sys.path.insert(0, str(REPO))  # the unseen bots are `py:bench.…` players: importable from the repo root
     torch.set_num_threads(1)
     runs = REPO / "runs"
     trained = training_line(args.checkpoint)
