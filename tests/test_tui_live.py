@@ -104,7 +104,8 @@ async def test_launch_a_real_ppo_run_watch_it_and_stop_it(tmp_path: Path) -> Non
             await wait_for_text(app, pilot, "New run")
             (run_id,) = app.launched
             await wait_for_text(app, pilot, "[PERF] ms/step", timeout_s=60)
-            shown = await wait_for_text(app, pilot, "train_bwd")
+            # The first [PERF] line can come before the first update; the train phases come with the next
+            shown = await wait_for_text(app, pilot, "train_bwd", timeout_s=60)
             assert run_id in shown and "steps/s" in shown and "env_step" in shown
             await pilot.press("q")  # it asks about the run it launched; stay
             await wait_for_text(app, pilot, "Leave running")
