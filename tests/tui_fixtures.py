@@ -13,19 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import textual._wait
 
 from engine.events import EventWriter, metric_event, perf_event, status_event
 from engine.profiles import resolve
 from engine.runstore import RunDir, atomic_write_json
 from tui.widgets.step_plot import StepAxes
-
-# Pilot's press() waits until the app looks idle, sampling its CPU over sleeps of 20 ms: ~40 ms a key, ~11 s
-# over the fast suite's Pilot tests. Every test then waits for what it asserts on (wait_for_text and the
-# rest below), so the idle wait only needs to let the key's own frame finish: 5 ms samples, with the same
-# idle test (under 5 % CPU over the sample).
-textual._wait.SLEEP_GRANULARITY = 0.005
-textual._wait.SLEEP_IDLE = textual._wait.SLEEP_GRANULARITY / 20
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z: every fabricated time counts from here
 
