@@ -66,15 +66,18 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Leave what collection built (every test module and what it imports: torch, SB3, Textual, ~1M
     objects) out of garbage collection: it lives as long as the process, and each full collection of a
-    test walked all of it, which showed as slow allocations anywhere (a Pilot session's key presses most).
+    test walked all of it, which showed as slow allocations anywhere (a Pilot session's key presses most)."""
+    gc.collect()
+    gc.freeze()
+    _sample_pilot_idleness_finer()
 
-    And if the Pilot tests were collected: Pilot's press() waits until the app looks idle, sampling its CPU
+
+def _sample_pilot_idleness_finer() -> None:
+    """If the Pilot tests were collected: Pilot's press() waits until the app looks idle, sampling its CPU
     over sleeps of 20 ms (~40 ms a key, ~11 s over the fast suite's Pilot tests). Every test then waits for
     what it asserts on (tests/tui_fixtures.py), so the idle wait only needs to let the key's own frame
     finish: 5 ms samples with the same idle rule (under 5 % CPU over a sample). Set here, not where the
     fixtures are imported, so that bench/bench_tui.py keeps Textual's own waits."""
-    gc.collect()
-    gc.freeze()
     idle: Any = sys.modules.get("textual._wait")
     if idle is not None:
         idle.SLEEP_GRANULARITY = 0.005
