@@ -252,13 +252,18 @@ def masked_argmax(scores: np.ndarray, masks: np.ndarray) -> np.ndarray:
     return np.where(masks, scores, -np.inf).argmax(axis=1)
 
 
+def parity_inputs(target: Exportable, rng: np.random.Generator, count: int) -> np.ndarray:
+    """float32[count, width]: the network's own inputs if it names them (`Exportable.inputs`), else N(0, 4)."""
+    x = target.inputs(rng, count) if target.inputs else 2.0 * rng.standard_normal((count, target.width))
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
 def check_parity(target: Exportable, model_bytes: bytes, count: int = PARITY_INPUTS, seed: int = 0) -> Parity:
     """Run the ONNX model in onnxruntime and the torch reference on `count` seeded random inputs."""
     import onnxruntime
 
     rng = np.random.default_rng(seed)
-    x = (target.inputs(rng, count) if target.inputs else 2.0 * rng.standard_normal((count, target.width)))
-    x = np.ascontiguousarray(x, dtype=np.float32)
+    x = parity_inputs(target, rng, count)
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1  # a small MLP on a shared machine: a second thread only waits for a core
     session = onnxruntime.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
