@@ -153,13 +153,15 @@ def process_alive(pid: Any, start: Any = None) -> bool:
 
 
 class StopRequest:
-    """Whether the run process should stop: set by SIGINT/SIGTERM (after `install()`) or by the run's
-    stop.request file (after `watch(run)`). Trainers test it (`if ctx.stop`) at every env step, then
-    finish the current update, save a checkpoint and return.
+    """Whether the run process should stop: set by SIGINT/SIGTERM (after `install()`), by the run's
+    stop.request file (after `watch(run)`) or by a time budget running out (after `limit(seconds)`).
+    Trainers test it (`if ctx.stop`) at every env step, then finish the current update, save a
+    checkpoint and return.
 
     A test costs a clock read; at most every `CHECK_EVERY_S` seconds it also stats stop.request (a
-    missing file is the common case: one failed stat). `signal_name` says which signal set it,
-    `request` holds the file's contents when the file did."""
+    missing file is the common case: one failed stat) and compares the clock with the budget's end.
+    `signal_name` says which signal set it, `request` holds the file's contents when the file did,
+    `budget_s` the budget when that ran out."""
 
     CHECK_EVERY_S = 0.25
 
@@ -171,6 +173,9 @@ class StopRequest:
         self._run: RunDir | None = None
         self._clock = clock
         self._next_check = 0.0
+        self._deadline: float | None = None
+        self._budget_s = 0.0
+        self.budget_s: float | None = None
 
     def install(self) -> None:
         signal.signal(signal.SIGINT, self._handle)
@@ -182,6 +187,11 @@ class StopRequest:
         self._next_check = 0.0
         self.__bool__()
 
+    def limit(self, seconds: float) -> None:
+        """Also stop once `seconds` of `clock` time have passed from now (a run's `run.max_minutes`)."""
+        self._budget_s = seconds
+        self._deadline = self._clock() + seconds
+
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         self.signal_name = signal.Signals(signum).name
         self._event.set()
@@ -192,13 +202,17 @@ class StopRequest:
     def __bool__(self) -> bool:
         if self._event.is_set():
             return True
-        if self._run is None:
+        if self._run is None and self._deadline is None:
             return False
         now = self._clock()
         if now < self._next_check:
             return False
         self._next_check = now + self.CHECK_EVERY_S
-        request = self._run.read_stop_request()
+        if self._deadline is not None and now >= self._deadline:
+            self.budget_s = self._budget_s
+            self._event.set()
+            return True
+        request = self._run.read_stop_request() if self._run is not None else None
         if request is None:
             return False
         self.request = request
@@ -212,6 +226,8 @@ class StopRequest:
             return self.signal_name
         if self.request is not None:
             return f"stop.request from {self.request.get('by', '?')}"
+        if self.budget_s is not None:
+            return f"the time budget (run.max_minutes = {self.budget_s / 60:g})"
         return "nothing"
 
 

@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     ctx: RunContext | None = None
     try:
         ctx = _context(run, stop, ranks)  # the heavy imports happen here
+        if ctx.cfg["run.max_minutes"]:
+            stop.limit(60.0 * ctx.cfg["run.max_minutes"])
         ctx.set_state("running", phase="training")
         if stop:
             ctx.log("info", f"stop requested during start-up ({stop.reason}): stopping at the first step "

@@ -127,6 +127,32 @@ def test_a_stop_request_is_read_at_once_then_at_most_every_check_interval(tmp_pa
     assert early and len(reads) == 3
 
 
+def test_a_time_budget_stops_once_its_seconds_have_passed_and_says_so(tmp_path: Path) -> None:
+    now = [100.0]
+    stop = StopRequest(clock=lambda: now[0])
+    stop.watch(_run(tmp_path, state="running"))
+    stop.limit(90.0)
+    now[0] += 89.0
+    assert not stop and stop.budget_s is None
+    now[0] += 1.0
+    assert stop and stop.budget_s == 90.0 and stop.reason == "the time budget (run.max_minutes = 1.5)"
+    assert stop.request is None and stop.signal_name is None
+
+
+@pytest.mark.slow
+def test_a_run_with_a_time_budget_stops_with_a_checkpoint_when_it_runs_out(tmp_path: Path) -> None:
+    done = trainctl("run", "--algo", "ppo", "--env", "beastybar", "--runs-dir", str(tmp_path), *FAST, *LONG,
+                    "--set", "run.max_minutes=0.02")
+    (run,) = list_runs(tmp_path)
+    status = run.read_status()
+    assert status["state"] == "stopped" and done.returncode == 130, done.stdout + done.stderr
+    assert 0 < status["step"] < 1e8 and status["stop_request"] is None and status["signal"] is None
+    checkpoint = latest_checkpoint(run.checkpoints)
+    assert checkpoint is not None and checkpoint.name == f"step_{status['step']:012d}.pt"
+    logs = [e["msg"] for e in read_events(run) if e["kind"] == "log"]
+    assert "stopped: asked by the time budget (run.max_minutes = 0.02)" in logs
+
+
 def test_a_stop_request_written_by_hand_still_stops(tmp_path: Path) -> None:
     run = _run(tmp_path, state="running")
     run.stop_request_path.write_text("please stop\n", encoding="utf-8")
