@@ -7,8 +7,8 @@ training that made it.
 CKPT defaults to the shipped agent, assets/beastybar_agent.pt (read from this repository, not from the
 installed package). Every pairing plays the same N games on paired deals (engine.matches.paired_deals: each
 deal twice, once with each side moving first), as `trainctl eval` does. The training line comes from the checkpoint's
-`trained` record (the run, command, wall time, env steps and machine load, written when the asset was
-made: assets/README.md); a run's own checkpoint has none and says so.
+`trained` record (the run, command, wall time, env steps and a note on the machine's load, written by
+`trainctl export RUN --player OUT`: engine/player_asset.py); a run's own checkpoint has none and says so.
 
 The figure is relative, measured in the same run: the checkpoint's mean win rate over the field (the
 eight scripted players and the two unseen ones) over the mean win rate of `outcome`, the strongest
@@ -43,9 +43,11 @@ def training_line(path: Path) -> str:
     trained = state.get("trained")
     if not isinstance(trained, dict):
         return f"training: {path} records none (a run's own checkpoint: see its run folder)"
+    if "run" not in trained:
+        return f"training: {path} was exported from {trained['checkpoint']}, outside a run folder | {trained['note']}"
     return (f"training: {trained['command']} | run {trained['run']}: {trained['run_steps']:,} env steps in "
-            f"{trained['wall_seconds'] / 60:.1f} min wall, this checkpoint its {trained['best']} (step "
-            f"{state['step']:,}) | {trained['load']} | {trained['date']}")
+            f"{trained['wall_seconds'] / 60:.1f} min wall, this checkpoint its {trained['checkpoint']} (step "
+            f"{state['step']:,}) | {trained['note']} | {trained['date']}")
 
 
 def mean_win_rate(rows: list[dict]) -> float:

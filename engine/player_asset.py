@@ -19,6 +19,7 @@ choice between two near-equal scores, so not all). Figures in `HalfParity.line()
 from __future__ import annotations
 
 import datetime
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,9 +46,9 @@ def half_weights(weights: Mapping[str, Any]) -> dict[str, Any]:
 
 def trained_record(checkpoint: Path, note: str) -> dict[str, Any]:
     """Where `checkpoint` came from: its run (the folder above its `best/` or `checkpoints/`), the run's
-    command, env steps, wall seconds (status `started` -> `ended`, or the last update of a run still
-    going), creation date (UTC) and the checkpoint's path within it; only `checkpoint` and `note` when the file
-    lies outside a run folder."""
+    command (quoted for a shell), env steps, wall seconds (status `started` -> `ended`, or the last update
+    of a run still going; a resumed run's last process only), creation date (UTC) and the checkpoint's
+    path within it; only `checkpoint` and `note` when the file lies outside a run folder."""
     record: dict[str, Any] = {"checkpoint": checkpoint.name, "note": note}
     folder = checkpoint.absolute().parent.parent
     if not (folder / "run.json").is_file():
@@ -57,7 +58,7 @@ def trained_record(checkpoint: Path, note: str) -> dict[str, Any]:
     started, ended = status.get("started"), status.get("ended") or status.get("updated")
     created = info.get("created")
     record.update({
-        "run": run.run_id, "command": " ".join(str(part) for part in info.get("command", [])),
+        "run": run.run_id, "command": shlex.join(str(part) for part in info.get("command", [])),
         "run_steps": int(status.get("step", 0)),
         "wall_seconds": float(ended - started) if started and ended else None,
         "date": datetime.datetime.fromtimestamp(created, datetime.UTC).date().isoformat() if created else None,

@@ -187,10 +187,11 @@ class StopRequest:
         self._next_check = 0.0
         self.__bool__()
 
-    def limit(self, seconds: float) -> None:
-        """Also stop once `seconds` of `clock` time have passed from now (a run's `run.max_minutes`)."""
+    def limit(self, seconds: float, since: float | None = None) -> None:
+        """Also stop once `seconds` of `clock` time have passed since `since` (a `clock` reading; default
+        now): a run's `run.max_minutes`, counted from its process's start."""
         self._budget_s = seconds
-        self._deadline = self._clock() + seconds
+        self._deadline = (self._clock() if since is None else since) + seconds
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         self.signal_name = signal.Signals(signum).name

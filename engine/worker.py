@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 
 def main(argv: list[str] | None = None) -> int:
+    begun = time.monotonic()  # run.max_minutes counts the whole process, start-up included
     stop = StopRequest()
     stop.install()
     parser = argparse.ArgumentParser(prog="python -m engine.worker")
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ctx = _context(run, stop, ranks)  # the heavy imports happen here
         if ctx.cfg["run.max_minutes"]:
-            stop.limit(60.0 * ctx.cfg["run.max_minutes"])
+            stop.limit(60.0 * ctx.cfg["run.max_minutes"], since=begun)
         ctx.set_state("running", phase="training")
         if stop:
             ctx.log("info", f"stop requested during start-up ({stop.reason}): stopping at the first step "

@@ -137,6 +137,11 @@ def test_a_time_budget_stops_once_its_seconds_have_passed_and_says_so(tmp_path: 
     now[0] += 1.0
     assert stop and stop.budget_s == 90.0 and stop.reason == "the time budget (run.max_minutes = 1.5)"
     assert stop.request is None and stop.signal_name is None
+    counted_from_the_start = StopRequest(clock=lambda: now[0])
+    counted_from_the_start.limit(90.0, since=now[0] - 89.9)  # the start-up's seconds count too
+    assert not counted_from_the_start
+    now[0] += StopRequest.CHECK_EVERY_S  # the clock is compared at most that often
+    assert counted_from_the_start
 
 
 @pytest.mark.slow
