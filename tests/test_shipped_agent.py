@@ -1,5 +1,5 @@
-"""The Beasty Bar agent shipped in assets/ (assets/README.md): a small checkpoint that loads without
-unpickling, plays only legal moves and beats the random player in most games."""
+"""The Beasty Bar agent shipped in assets/ (assets/README.md): a small player file that loads without
+unpickling, records its training, plays only legal moves and beats the random player in most games."""
 
 from __future__ import annotations
 
@@ -17,13 +17,16 @@ ASSET = Path(__file__).resolve().parents[1] / "assets" / "beastybar_agent.pt"
 RUNS = Path("runs")
 
 
-def test_asset_is_a_small_ppo_checkpoint_loaded_with_weights_only() -> None:
+def test_asset_is_a_small_player_file_loaded_with_weights_only() -> None:
     state = torch.load(ASSET, map_location="cpu", weights_only=True)
     assert state["format"] == "trainctl.ppo/1" and state["env"] == "beastybar"
     assert state["optimizer"] == {}  # only what playing needs: no Adam moments
+    assert {t.dtype for t in state["policy"].values()} == {torch.float16}  # `trainctl export --player`
     assert ASSET.stat().st_size < 500_000
     trained = load_checkpoint(ASSET)["trained"]
-    assert state["step"] <= trained["run_steps"] and trained["wall_seconds"] <= 3600
+    assert trained["command"].startswith("trainctl run --algo ppo --env beastybar --profile strength")
+    assert trained["checkpoint"].startswith("best/") and trained["date"] and trained["note"]
+    assert state["step"] <= trained["run_steps"] and trained["wall_seconds"] <= 3600  # issue 10's budget
 
 
 def test_asset_plays_legal_games_and_beats_random() -> None:
