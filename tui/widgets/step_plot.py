@@ -178,10 +178,13 @@ class StepAxes(PlotWidget, can_focus=False):
         self._deferred = False  # whether a drawing waits for the frame that blanked the plot (`draw`)
         self.set_x_formatter(CompactFormatter())
         self.set_y_formatter(CompactFormatter())
-
-    def on_mount(self) -> None:
-        self.margin_top = 0
-        self.margin_bottom = MARGIN_BOTTOM
+        # Set before mounting, so the plot's grid is laid out once with them: no title rows above the box
+        # (StepPlot's title line is above), the x tick labels below, and on the left the width most plots
+        # keep ("steps" or a y label of up to five characters, and two cells): a y label that is wider
+        # costs a second layout pass.
+        self.set_reactive(StepAxes.margin_top, 0)
+        self.set_reactive(StepAxes.margin_bottom, MARGIN_BOTTOM)
+        self.set_reactive(StepAxes.margin_left, len(X_LABEL) + 2)
 
     def draw(self, points: Sequence[tuple[float, float]], median: float, at_once: bool) -> None:
         """Draw `points` (not empty): if `at_once` (another run's points), blank the plot now and draw them
