@@ -110,9 +110,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "env": _k(str, "beastybar", "game (envs.GAMES)", choices=tuple(GAMES)),
         "total_steps": _k(int, 200_000, "env steps to train for", POS),
         "seed": _k(int, 0, "seed of the games, the policy and the samplers", NONNEG),
-        "max_minutes": _k(NUMBER, 0, "minutes of the run process (start-up included) after which it stops as "
-                          "if asked (finishing its update, with a checkpoint; resumable); counted afresh by a "
-                          "resume; 0 = no limit",
+        "max_minutes": _k(NUMBER, 0, "minutes of the run process (start-up included) within which it stops as "
+                          "if asked (with a checkpoint; resumable), early by its longest update or evaluation "
+                          "so far so as to end in time; counted afresh by a resume; 0 = no limit",
                           NONNEG),
     },
     "env": {

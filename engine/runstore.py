@@ -159,9 +159,11 @@ class StopRequest:
     checkpoint and return.
 
     A test costs a clock read; at most every `CHECK_EVERY_S` seconds it also stats stop.request (a
-    missing file is the common case: one failed stat) and compares the clock with the budget's end.
-    `signal_name` says which signal set it, `request` holds the file's contents when the file did,
-    `budget_s` the budget when that ran out."""
+    missing file is the common case: one failed stat) and compares the clock with the budget's end. A
+    budget is ended early enough for the run to finish within it: once the time left is less than the
+    longest pause between two tests seen so far (an update, an evaluation) plus `CHECK_EVERY_S`, since the
+    trainer sees the stop only at its next test. `signal_name` says which signal set it, `request` holds
+    the file's contents when the file did, `budget_s` the budget when that ran out."""
 
     CHECK_EVERY_S = 0.25
 
@@ -176,6 +178,8 @@ class StopRequest:
         self._deadline: float | None = None
         self._budget_s = 0.0
         self.budget_s: float | None = None
+        self._last_test: float | None = None  # clock of the previous test, while a budget is set
+        self._longest_pause = 0.0  # seconds between two tests at most, while a budget is set
 
     def install(self) -> None:
         signal.signal(signal.SIGINT, self._handle)
@@ -206,10 +210,14 @@ class StopRequest:
         if self._run is None and self._deadline is None:
             return False
         now = self._clock()
+        if self._deadline is not None:
+            if self._last_test is not None:
+                self._longest_pause = max(self._longest_pause, now - self._last_test)
+            self._last_test = now
         if now < self._next_check:
             return False
         self._next_check = now + self.CHECK_EVERY_S
-        if self._deadline is not None and now >= self._deadline:
+        if self._deadline is not None and now + self._longest_pause + self.CHECK_EVERY_S >= self._deadline:
             self.budget_s = self._budget_s
             self._event.set()
             return True

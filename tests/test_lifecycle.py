@@ -127,21 +127,27 @@ def test_a_stop_request_is_read_at_once_then_at_most_every_check_interval(tmp_pa
     assert early and len(reads) == 3
 
 
-def test_a_time_budget_stops_once_its_seconds_have_passed_and_says_so(tmp_path: Path) -> None:
+def test_a_time_budget_ends_early_by_the_longest_pause_so_the_run_finishes_within_it(tmp_path: Path) -> None:
     now = [100.0]
     stop = StopRequest(clock=lambda: now[0])
     stop.watch(_run(tmp_path, state="running"))
-    stop.limit(90.0)
-    now[0] += 89.0
+    stop.limit(90.0)  # ends at 190
+    for _ in range(40):  # env steps, tested every 0.5 s
+        now[0] += 0.5
+        assert not stop
+    now[0] += 20.0  # an update of 20 s between two env steps, now at 140
     assert not stop and stop.budget_s is None
-    now[0] += 1.0
+    while now[0] < 169.5:  # 20.5 s left at 169.5: more than the 20 s pause and the 0.25 s between checks
+        now[0] += 0.5
+        assert not stop
+    now[0] += 0.5  # 20 s left: a pause like the longest would end past 190
     assert stop and stop.budget_s == 90.0 and stop.reason == "the time budget (run.max_minutes = 1.5)"
     assert stop.request is None and stop.signal_name is None
     counted_from_the_start = StopRequest(clock=lambda: now[0])
-    counted_from_the_start.limit(90.0, since=now[0] - 89.9)  # the start-up's seconds count too
+    counted_from_the_start.limit(90.0, since=now[0] - 89.0)  # the start-up's seconds count too
     assert not counted_from_the_start
-    now[0] += StopRequest.CHECK_EVERY_S  # the clock is compared at most that often
-    assert counted_from_the_start
+    now[0] += 0.8
+    assert counted_from_the_start  # 0.2 s left: less than the 0.8 s pause and the check interval
 
 
 @pytest.mark.slow
