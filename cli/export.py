@@ -112,15 +112,13 @@ def export_player(path: Path, state: dict[str, Any], args: argparse.Namespace) -
 
     import torch
 
-    from engine.onnx_export import exportable
     from engine.player_asset import check_half, player_state, trained_record
 
     try:
-        exportable(state)  # the trainer's own checks: a complete, undamaged checkpoint
         player = player_state(state, trained_record(path, args.note))
+        parity = check_half(state, player)  # runs the trainer's checks of the checkpoint first
     except UsageError as exc:
         raise UsageError(f"{path}: {exc}") from None
-    parity = check_half(state, player)
     print(f"player {path} (step {state['step']:,}, {state.get('env')}, {state['format']}): float16 weights, "
           "no optimizer")
     for key, value in player["trained"].items():

@@ -13,7 +13,8 @@ reduced to what playing it needs, small enough to ship in a repository (assets/b
 Before anything is written, the float16 network is checked against the checkpoint's own on the seeded
 inputs of ONNX export's parity check (engine.onnx_export): under the same random legal masks its masked
 argmax must pick the same action in at least `AGREEMENT` of the rows (a float16 rounding can flip the
-choice between two near-equal scores, so not all). Figures in `HalfParity.line()`.
+choice between two near-equal scores, so not all); a continuous action may move by `ACTION_TOLERANCE` at
+most. Figures in `HalfParity.line()`.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from engine.onnx_export import PARITY_INPUTS, exportable, masked_argmax, parity_
 from engine.runstore import RunDir
 
 AGREEMENT = 0.99
+ACTION_TOLERANCE = 0.01  # a continuous action's largest change, of its [-1, 1] range
 # Playable checkpoint format -> its keys holding network weights (state dicts), stored as float16.
 WEIGHTS: Mapping[str, tuple[str, ...]] = {ppo.STATE_FORMAT: ("policy",), dqn.STATE_FORMAT: ("q_net", "q_net_target")}
 
@@ -78,9 +80,9 @@ def player_state(state: Mapping[str, Any], trained: Mapping[str, Any]) -> dict[s
 
 @dataclass(frozen=True)
 class HalfParity:
-    """The float16 network against the original on `inputs` seeded rows: the largest |score difference|,
+    """The float16 network against the original on `inputs` seeded rows: the largest |output difference|,
     and the rows whose masked argmax agrees (None for a network with continuous actions, judged by its
-    largest difference alone)."""
+    largest difference instead: at most `ACTION_TOLERANCE`)."""
 
     inputs: int
     max_abs_diff: float
@@ -88,18 +90,21 @@ class HalfParity:
 
     @property
     def passed(self) -> bool:
-        return self.argmax_agree is None or self.argmax_agree >= AGREEMENT * self.inputs
+        if self.argmax_agree is None:
+            return self.max_abs_diff <= ACTION_TOLERANCE
+        return self.argmax_agree >= AGREEMENT * self.inputs
 
     def line(self) -> str:
-        agree = "" if self.argmax_agree is None else \
-            f", masked argmax the same in {self.argmax_agree:,}/{self.inputs:,} rows (>= {100 * AGREEMENT:g} %)"
+        judged = (f" (<= {ACTION_TOLERANCE:g})" if self.argmax_agree is None else
+                  f", masked argmax the same in {self.argmax_agree:,}/{self.inputs:,} rows (>= {100 * AGREEMENT:g} %)")
         return (f"float16 weights vs the checkpoint's on {self.inputs:,} inputs: max abs diff "
-                f"{self.max_abs_diff:.3g}{agree}: {'passed' if self.passed else 'FAILED'}")
+                f"{self.max_abs_diff:.3g}{judged}: {'passed' if self.passed else 'FAILED'}")
 
 
 def check_half(original: Mapping[str, Any], halved: Mapping[str, Any], count: int = PARITY_INPUTS,
                seed: int = 0) -> HalfParity:
-    """Compare the networks of two checkpoints of one format on ONNX export's seeded inputs and masks."""
+    """Compare the networks of two checkpoints of one format on ONNX export's seeded inputs and masks;
+    UsageError (one line, from the trainer's checks) when either is incomplete or damaged."""
     full, half = exportable(original), exportable(halved)
     rng = np.random.default_rng(seed)
     x = parity_inputs(full, rng, count)

@@ -13,10 +13,11 @@ import pytest
 import torch
 
 from cli.main import main
+from engine import vec_normalize
 from engine.checkpoint import load_checkpoint, save_checkpoint
 from engine.matches import paired_deals, play_match
 from engine.onnx_export import exportable
-from engine.player_asset import HalfParity
+from engine.player_asset import ACTION_TOLERANCE, HalfParity, check_half
 from engine.players import parse_player
 from tests.test_export import dqn_state, ppo_state, worldmodel_state
 
@@ -73,6 +74,17 @@ def test_the_player_file_of_a_beastybar_policy_plays_its_games(tmp_path: Path) -
     # On the rules reference every move goes through rules.play_turn, which refuses an illegal one.
     result = play_match(agent, parse_player("random", tmp_path), paired_deals(4, 0), use_core=False)
     assert result.stopped is None and result.games == 4
+
+
+def test_a_soccer_policy_keeps_its_normalisation_and_moves_its_actions_by_little(tmp_path: Path) -> None:
+    state = ppo_state("soccer", stats=True)
+    out = tmp_path / "car.pt"
+    assert main(["export", str(save_checkpoint(tmp_path, 321, state)), "--player", str(out)]) == 0
+    player = load_checkpoint(out)
+    assert player[vec_normalize.STATE_KEY].keys() == state[vec_normalize.STATE_KEY].keys()
+    parity = check_half(state, player)
+    assert parity.argmax_agree is None and parity.max_abs_diff <= ACTION_TOLERANCE and parity.passed
+    assert not HalfParity(1000, 2 * ACTION_TOLERANCE, None).passed
 
 
 def test_outside_a_run_folder_the_record_says_only_the_file_and_note(tmp_path: Path) -> None:
