@@ -163,7 +163,7 @@ class StopRequest:
     budget is ended early enough for the run to finish within it: once the time left is less than the
     longest pause between two tests seen so far (an update, an evaluation) plus `CHECK_EVERY_S`, since the
     trainer sees the stop only at its next test. `signal_name` says which signal set it, `request` holds
-    the file's contents when the file did, `budget_s` the budget when that ran out."""
+    the file's contents when the file did, `out_of_time` whether the budget (`budget_s`) did."""
 
     CHECK_EVERY_S = 0.25
 
@@ -176,8 +176,8 @@ class StopRequest:
         self._clock = clock
         self._next_check = 0.0
         self._deadline: float | None = None
-        self._budget_s = 0.0
         self.budget_s: float | None = None
+        self.out_of_time = False
         self._last_test: float | None = None  # clock of the previous test, while a budget is set
         self._longest_pause = 0.0  # seconds between two tests at most, while a budget is set
 
@@ -194,7 +194,7 @@ class StopRequest:
     def limit(self, seconds: float, since: float | None = None) -> None:
         """Also stop once `seconds` of `clock` time have passed since `since` (a `clock` reading; default
         now): a run's `run.max_minutes`, counted from its process's start."""
-        self._budget_s = seconds
+        self.budget_s = seconds
         self._deadline = (self._clock() if since is None else since) + seconds
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
@@ -218,7 +218,7 @@ class StopRequest:
             return False
         self._next_check = now + self.CHECK_EVERY_S
         if self._deadline is not None and now + self._longest_pause + self.CHECK_EVERY_S >= self._deadline:
-            self.budget_s = self._budget_s
+            self.out_of_time = True
             self._event.set()
             return True
         request = self._run.read_stop_request() if self._run is not None else None
@@ -235,7 +235,7 @@ class StopRequest:
             return self.signal_name
         if self.request is not None:
             return f"stop.request from {self.request.get('by', '?')}"
-        if self.budget_s is not None:
+        if self.out_of_time and self.budget_s is not None:
             return f"the time budget (run.max_minutes = {self.budget_s / 60:g})"
         return "nothing"
 
