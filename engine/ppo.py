@@ -7,7 +7,9 @@ config: `ppo.*` (hyperparameters, with linear schedules `learning_rate -> learni
 options, `normalize`: engine.vec_normalize), `torch.*`
 (device, AMP, compile, threads via engine.context.setup_torch), `log.*`, `checkpoint.*`, `run.*`.
 
-SB3 runs unmodified; we attach from the outside (engine.sb3_hooks): a VecEnv wrapper (env_step timing,
+SB3 runs unmodified but for one swap: on a continuous game on the CPU the update (`train()`) is
+engine.numpy_ppo's, SB3's arithmetic in numpy (several times faster on small minibatches; checked
+against SB3's own). We attach from the outside (engine.sb3_hooks): a VecEnv wrapper (env_step timing,
 episode counts, win/draw/loss of the last 1000 games), wrappers on the policy instance (action,
 train_fwd timing; bf16 autocast on CUDA), optimizer hooks (train_bwd timing, gradient norms before
 and after clipping), a `KVWriter` capturing SB3's logger values, and the run's callbacks
@@ -53,6 +55,7 @@ from engine import selfplay, vec_normalize
 from engine.checkpoint import NETWORK_KEYS, check_checkpoint, check_fits, network_description
 from engine.context import RunContext, compile_modules, versions
 from engine.errors import UsageError
+from engine.numpy_ppo import NumpyUpdatePPO
 from engine.perf import PerfTimer
 from engine.profiles import ResolvedConfig
 from engine.reward_parts import RewardParts, reports_parts
@@ -130,10 +133,10 @@ class CoreOutcomes(InstrumentedVecEnv):
 
 
 def make_model(cfg: ResolvedConfig, env: VecEnv, device: torch.device) -> MaskablePPO | PPO:
-    """MaskablePPO with the run's `ppo.*` settings (separate pi/vf MLPs of `ppo.net_arch`); PPO when the
-    game's actions are a Box."""
+    """MaskablePPO with the run's `ppo.*` settings (separate pi/vf MLPs of `ppo.net_arch`); when the
+    game's actions are a Box, SB3's PPO with engine.numpy_ppo's update (itself SB3's on CUDA)."""
     p = cfg.section("ppo")
-    algorithm = PPO if isinstance(env.action_space, spaces.Box) else MaskablePPO
+    algorithm = NumpyUpdatePPO if isinstance(env.action_space, spaces.Box) else MaskablePPO
     return algorithm(
         "MlpPolicy", env,
         learning_rate=_linear(p["learning_rate"], p["learning_rate_end"]),
@@ -270,6 +273,11 @@ def train(ctx: RunContext, resume: dict[str, Any] | None) -> str:
     model.set_logger(Logger(folder=None, output_formats=[capture]))
     PolicyPhases(model.policy, model.policy.optimizer, ctx.timer, "cuda" if torch_setup.amp else None)
     grad_norms = GradNormMonitor(model.policy.parameters(), model.policy.optimizer)
+    if isinstance(model, NumpyUpdatePPO):
+        model.timer, model.grad_norms = ctx.timer, grad_norms.add
+        ctx.log("info", "update: SB3's torch train(), since " + model.torch_update_reason if model.torch_update_reason
+                else "update: SB3's PPO update in numpy on the CPU (engine.numpy_ppo): the same arithmetic, "
+                     "without torch's per-operator cost on small minibatches")
 
     parts = RewardParts(game_env.game_env) if cfg["log.reward_debug"] and reports_parts(game_env.game_env) else None
 

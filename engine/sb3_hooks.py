@@ -158,6 +158,12 @@ class GradNormMonitor:
         self._post_steps += 1
         self._grads_ready = 0
 
+    def add(self, pre_clip: float, post_clip: float) -> None:
+        """One optimizer step's norms, from an update that runs outside torch (engine.numpy_ppo)."""
+        self._pre_sum, self._post_sum = self._pre_sum + pre_clip, self._post_sum + post_clip
+        self._pre_steps += 1
+        self._post_steps += 1
+
     def take(self) -> dict[str, float]:
         """{"train/grad_norm_pre_clip", "train/grad_norm_post_clip"}: means since the last take (or {})."""
         values = {}
