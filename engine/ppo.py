@@ -7,9 +7,9 @@ config: `ppo.*` (hyperparameters, with linear schedules `learning_rate -> learni
 options, `normalize`: engine.vec_normalize), `torch.*`
 (device, AMP, compile, threads via engine.context.setup_torch), `log.*`, `checkpoint.*`, `run.*`.
 
-SB3 runs unmodified but for one swap: on a continuous game on the CPU the update (`train()`) is
-engine.numpy_ppo's, SB3's arithmetic in numpy (several times faster on small minibatches; checked
-against SB3's own). We attach from the outside (engine.sb3_hooks): a VecEnv wrapper (env_step timing,
+SB3 runs unmodified but for one swap: on a continuous game on the CPU the update (`train()`) and the
+rollout's policy forward are engine.numpy_ppo's, SB3's arithmetic in numpy (several times faster on
+small minibatches; checked against SB3's own). We attach from the outside (engine.sb3_hooks): a VecEnv wrapper (env_step timing,
 episode counts, win/draw/loss of the last 1000 games), wrappers on the policy instance (action,
 train_fwd timing; bf16 autocast on CUDA), optimizer hooks (train_bwd timing, gradient norms before
 and after clipping), a `KVWriter` capturing SB3's logger values, and the run's callbacks
