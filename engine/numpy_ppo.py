@@ -1,11 +1,11 @@
-"""SB3's PPO for a Box action space whose `train()` runs in numpy on the CPU: the same update, the same
-numbers, without torch's per-operation cost on tiny minibatches.
+"""SB3's PPO for a Box action space whose update (`train()`) and rollout policy forward run in numpy on the
+CPU: the same arithmetic, without torch's per-operator cost on tiny minibatches.
 
-Why: on small MLPs and minibatches of 64 (SB3's default update, which learns soccer best per env step,
-docs/games/soccer.md), a torch gradient step on this CPU costs ~1.4-2.2 ms however lean the loop (some
-70 small operators plus autograd's bookkeeping, each a few microseconds); the arithmetic itself is a few
-tens of microseconds. Here the forward pass, the hand-derived backward pass, gradient clipping and Adam are
-a few dozen numpy calls on one flat float32 parameter vector.
+Why: on small MLPs and minibatches of 64 (SB3's default update, the regime the soccer probes point at,
+docs/games/soccer.md), a torch gradient step on this CPU costs ~1.4 ms however lean the loop and 2-4 ms
+in SB3's (some 70 small operators plus autograd's bookkeeping, each a few microseconds); the arithmetic
+itself is a few tens of microseconds. Here the forward pass, the hand-derived backward pass, gradient
+clipping and Adam are a few dozen numpy calls on one flat float32 parameter vector.
 
 The update is SB3's `PPO.train()` step for step (tests/test_numpy_ppo.py checks the weights, the optimizer
 state and the logged values against it): per epoch one `np.random.permutation` of the rollout (the same
@@ -14,7 +14,9 @@ that order (the last one shorter), per-minibatch advantage normalisation, the cl
 value loss (no value clipping), the Gaussian's entropy, the approximate KL with `target_kl`'s early stop,
 `clip_grad_norm_` over every parameter and torch's Adam (the optimizer's own lr, betas and eps). The
 weights and Adam's moments are copied out of the torch policy and optimizer before the update and back
-after it, so checkpoints, evaluation and resume see an ordinary SB3 model.
+after it, so checkpoints, evaluation and resume see an ordinary SB3 model. `NumpyActing` is the
+policy's `forward` during rollouts (SB3's costs 0.3-0.6 ms a vec step here): the same means, values and
+log-probabilities, the Gaussian noise drawn from torch's generator.
 
 What it covers: SB3's `MlpPolicy` for a Box action (a state-independent log std), separate policy and
 value MLPs with tanh activations, no gSDE, no value clipping. `supports()` says whether a model qualifies;
@@ -33,6 +35,7 @@ import numpy as np
 import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.torch_layers import FlattenExtractor
 from stable_baselines3.common.utils import explained_variance
 
 from engine.perf import PerfTimer
@@ -52,7 +55,7 @@ def supports(model: PPO) -> str | None:
         return "the value function is clipped"
     if not hasattr(policy, "log_std") or policy.log_std.dim() != 1:
         return "the policy is not a diagonal Gaussian with a state-independent std"
-    if type(policy.features_extractor).__name__ != "FlattenExtractor":
+    if not isinstance(policy.features_extractor, FlattenExtractor):
         return "the policy has a features extractor"
     extractor = policy.mlp_extractor
     for net in (extractor.policy_net, extractor.value_net):
