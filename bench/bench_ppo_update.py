@@ -1,20 +1,23 @@
 """PPO's update alone on soccer: engine.numpy_ppo's numpy `train()` vs SB3's own `train()` on the same
-rollouts, same machine, same run.
+rollouts from the same weights, same machine, same run.
 
-Both models start from the same weights and collect the same rollout of `--games` x `--steps` soccer steps
-(VecNormalize on, the same seed), then each runs its update: `--epochs` passes in minibatches of
-`--batch` (SB3's defaults: 10 x 64). The updates alternate (SB3, numpy, SB3, ...) for `--repeats`
-rounds on fresh rollouts, one torch thread, and each side's time is its median update. Also printed: the
-largest weight difference after the first round (float32 rounding), and the ratio LAST.
+Each round SB3's model collects a rollout of `--games` x `--steps` soccer steps (VecNormalize on), then
+the numpy model is given the same weights, Adam state, rollout and minibatch order, and each side runs
+its update: `--epochs` passes in minibatches of `--batch` (SB3's defaults: 10 x 64), alternating which
+goes first, one torch thread. Each side's time is its median update over `--repeats` rounds. Printed
+besides: the largest weight difference between the two updated models in any round (float32 rounding),
+and the ratio LAST.
 
-    .venv/bin/python bench/bench_ppo_update.py [--games 64] [--steps 256] [--batch 64] [--epochs 10]
+    .venv/bin/python bench/bench_ppo_update.py [--games 16] [--steps 1024] [--batch 64] [--epochs 10]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,23 +44,26 @@ def build(cls: type[PPO], args: argparse.Namespace) -> PPO:
     return model
 
 
-def timed_update(model: PPO, round_seed: int) -> float:
-    """Collect one rollout (sampling seeded `round_seed`), then time `train()` alone (seconds)."""
-    callback = _Continue()
-    callback.init_callback(model)
-    torch.manual_seed(round_seed)
-    assert model.env is not None
-    model.collect_rollouts(model.env, callback, model.rollout_buffer, model.n_steps)
-    np.random.seed(round_seed)
+def timed(model: PPO, rng_state: dict[str, Any]) -> float:
+    """`model.train()` from the numpy random state `rng_state` (its minibatch order), in seconds."""
+    np.random.set_state(rng_state)
     start = time.perf_counter()
     model.train()
     return time.perf_counter() - start
 
 
+def same_inputs(sb3: PPO, ours: PPO) -> None:
+    """Give `ours` SB3's weights, Adam state (a copy: loading aliases the tensors), rollout and progress."""
+    ours.policy.load_state_dict(sb3.policy.state_dict())
+    ours.policy.optimizer.load_state_dict(copy.deepcopy(sb3.policy.optimizer.state_dict()))
+    ours.rollout_buffer = copy.deepcopy(sb3.rollout_buffer)
+    ours._current_progress_remaining = sb3._current_progress_remaining
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--games", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=256, help="steps per game a rollout")
+    parser.add_argument("--games", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=1024, help="steps per game a rollout")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=5)
@@ -70,15 +76,24 @@ def main() -> None:
     steps = args.epochs * -(-rows // args.batch)
     print(f"PPO update on soccer: {rows:,} rows, {args.epochs} epochs of minibatches of {args.batch} "
           f"({steps:,} gradient steps), {args.repeats} rounds, one torch thread", flush=True)
-    sb3_times, our_times = [], []
+    sb3_times, our_times, gaps = [], [], []
+    callback = _Continue()
+    callback.init_callback(sb3)
     for repeat in range(args.repeats):
-        sb3_times.append(timed_update(sb3, repeat))
-        our_times.append(timed_update(ours, repeat))
-        if repeat == 0:
-            pairs = zip(ours.policy.parameters(), sb3.policy.parameters(), strict=True)
-            gap = max(float((a - b).detach().abs().max()) for a, b in pairs)
-            print(f"largest weight difference after one update: {gap:.2e}")
+        assert sb3.env is not None
+        sb3.collect_rollouts(sb3.env, callback, sb3.rollout_buffer, sb3.n_steps)
+        same_inputs(sb3, ours)
+        order = np.random.get_state()
+        if repeat % 2:
+            our_times.append(timed(ours, order))
+            sb3_times.append(timed(sb3, order))
+        else:
+            sb3_times.append(timed(sb3, order))
+            our_times.append(timed(ours, order))
+        pairs = zip(ours.policy.parameters(), sb3.policy.parameters(), strict=True)
+        gaps.append(max(float((a - b).detach().abs().max()) for a, b in pairs))
         print(f"round {repeat}: SB3 train() {sb3_times[-1]:.2f} s, numpy {our_times[-1]:.2f} s", flush=True)
+    print(f"largest weight difference after an update: {max(gaps):.2e}")
     sb3_s, our_s = statistics.median(sb3_times), statistics.median(our_times)
     print(f"median update: SB3 {sb3_s:.2f} s ({sb3_s / steps * 1e3:.2f} ms a gradient step), "
           f"numpy {our_s:.2f} s ({our_s / steps * 1e3:.2f} ms)")

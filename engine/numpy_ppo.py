@@ -349,6 +349,7 @@ class _Adam:
         self.lr, (self.beta1, self.beta2), self.eps = float(group["lr"]), group["betas"], float(group["eps"])
         self.exp_avg = np.zeros_like(flat.values)
         self.exp_avg_sq = np.zeros_like(flat.values)
+        self._scratch = (np.empty_like(flat.values), np.empty_like(flat.values))
         self.steps = 0
         if all(p in optimizer.state for p in flat.tensors):
             state = [optimizer.state[p] for p in flat.tensors]
@@ -357,16 +358,24 @@ class _Adam:
             self.steps = int(state[0]["step"])
 
     def step(self, params: np.ndarray, grads: np.ndarray) -> None:
+        # In place through two scratch vectors: a dozen passes over ~10k floats, no allocations.
         self.steps += 1
-        self.exp_avg += np.float32(1 - self.beta1) * (grads - self.exp_avg)
+        a, b = self._scratch
+        np.subtract(grads, self.exp_avg, out=a)
+        np.multiply(a, np.float32(1 - self.beta1), out=a)
+        self.exp_avg += a
+        np.multiply(grads, grads, out=a)
+        np.multiply(a, np.float32(1 - self.beta2), out=a)
         self.exp_avg_sq *= np.float32(self.beta2)
-        self.exp_avg_sq += np.float32(1 - self.beta2) * grads * grads
+        self.exp_avg_sq += a
         bias1 = 1 - self.beta1 ** self.steps
         bias2_sqrt = math.sqrt(1 - self.beta2 ** self.steps)
-        denom = np.sqrt(self.exp_avg_sq)
-        denom /= np.float32(bias2_sqrt)
-        denom += np.float32(self.eps)
-        params -= np.float32(self.lr / bias1) * self.exp_avg / denom
+        np.sqrt(self.exp_avg_sq, out=b)
+        np.divide(b, np.float32(bias2_sqrt), out=b)
+        np.add(b, np.float32(self.eps), out=b)
+        np.divide(self.exp_avg, b, out=a)
+        np.multiply(a, np.float32(self.lr / bias1), out=a)  # torch's addcdiv_: (m / denom) x step size
+        params -= a
 
     def store(self) -> None:
         """Write the moments and step count back into the torch optimizer's state (creating it if empty)."""
