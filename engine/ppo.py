@@ -9,10 +9,10 @@ options, `normalize`: engine.vec_normalize), `torch.*`
 
 SB3 runs unmodified but for one swap: on a continuous game on the CPU the update (`train()`) and the
 rollout's policy forward are engine.numpy_ppo's, SB3's arithmetic in numpy (several times faster on
-small minibatches; checked against SB3's own). We attach from the outside (engine.sb3_hooks): a VecEnv wrapper (env_step timing,
-episode counts, win/draw/loss of the last 1000 games), wrappers on the policy instance (action,
-train_fwd timing; bf16 autocast on CUDA), optimizer hooks (train_bwd timing, gradient norms before
-and after clipping), a `KVWriter` capturing SB3's logger values, and the run's callbacks
+small minibatches; checked against SB3's own). We attach from the outside (engine.sb3_hooks): a VecEnv
+wrapper (env_step timing, episode counts, win/draw/loss of the last 1000 games), wrappers on the policy
+instance (action, train_fwd timing; bf16 autocast on CUDA), optimizer hooks (train_bwd timing, gradient
+norms before and after clipping; the numpy update reports the same itself), a `KVWriter` capturing SB3's logger values, and the run's callbacks
 (engine.sb3_callbacks: stop requests, perf/metric emission every `log.every_steps` env steps or
 `log.every_seconds`, checkpoints every `checkpoint.every_steps` taken between rollouts) plus
 `EntropySchedule` below, which sets the entropy coefficient before each update, and with
