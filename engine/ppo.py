@@ -8,18 +8,18 @@ options, `normalize`: engine.vec_normalize), `torch.*`
 (device, AMP, compile, threads via engine.context.setup_torch), `log.*`, `checkpoint.*`, `run.*`.
 
 SB3 runs unmodified but for one swap: on a continuous game on the CPU the update (`train()`) and the
-rollout's policy forward are engine.numpy_ppo's, SB3's arithmetic in numpy (several times faster on
-small minibatches; checked against SB3's own). We attach from the outside (engine.sb3_hooks): a VecEnv
-wrapper (env_step timing, episode counts, win/draw/loss of the last 1000 games), wrappers on the policy
-instance (action, train_fwd timing; bf16 autocast on CUDA), optimizer hooks (train_bwd timing, gradient
-norms before and after clipping; the numpy update reports the same itself), a `KVWriter` capturing SB3's logger values, and the run's callbacks
-(engine.sb3_callbacks: stop requests, perf/metric emission every `log.every_steps` env steps or
-`log.every_seconds`, checkpoints every `checkpoint.every_steps` taken between rollouts) plus
-`EntropySchedule` below, which sets the entropy coefficient before each update, and with
-`eval.every_steps` engine.train_eval's evaluation against the suite (best policy kept in best/);
-`log.reward_debug` engine.reward_parts (each reward part every window, for games that report them).
-With `selfplay.enabled` (Beasty Bar), the games face engine.selfplay's opponent pool instead of
-`env.opponent`: its snapshot callback, its metrics in each window, the entropy bonus shaped by
+rollout's policy forward are engine.numpy_ppo's, SB3's arithmetic in numpy (several times faster on small
+minibatches; checked against SB3's own). We attach from the outside (engine.sb3_hooks): a VecEnv wrapper
+(env_step timing, episode counts, win/draw/loss of the last 1000 games), wrappers on the policy instance
+(action, train_fwd timing; bf16 autocast on CUDA), optimizer hooks (train_bwd timing, gradient norms
+before and after clipping; the numpy update reports the same itself), a `KVWriter` capturing SB3's logger
+values, and the run's callbacks (engine.sb3_callbacks: stop requests, perf/metric emission every
+`log.every_steps` env steps or `log.every_seconds`, checkpoints every `checkpoint.every_steps` taken
+between rollouts) plus `EntropySchedule` below, which sets the entropy coefficient before each update, and
+with `eval.every_steps` engine.train_eval's evaluation against the suite (best policy kept in best/);
+`log.reward_debug` engine.reward_parts (each reward part every window, for games that report them). With
+`selfplay.enabled` (Beasty Bar), the games face engine.selfplay's opponent pool instead of `env.opponent`:
+its snapshot callback, its metrics in each window, the entropy bonus shaped by
 `selfplay.entropy_schedule`, and each evaluation's table fed to the pool's weights (docs/selfplay.md).
 
 [PERF] phases are those of every trainer (engine.sb3_hooks says what each spans and where PPO's
