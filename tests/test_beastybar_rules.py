@@ -218,9 +218,7 @@ def _check_mask_is_legality(state: GameState) -> None:
                 rules.play_turn(trial, action)
 
 
-@settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**64 - 1), picks=st.lists(st.integers(0, 14), min_size=24, max_size=24))
-def test_random_games_keep_the_invariants(seed: int, picks: list[int]) -> None:
+def random_game_keeps_the_invariants(seed: int, picks: list[int]) -> None:
     state = rules.deal(Rng(seed))
     played = Counter[int]()
     while not state.over:
@@ -234,6 +232,13 @@ def test_random_games_keep_the_invariants(seed: int, picks: list[int]) -> None:
     assert played == {0: 12, 1: 12}
     assert state.hands == [set(), set()] and state.piles == [[], []]
     assert rules.legal_mask(state.queue, state.hands[0]) == [False] * 33
+
+
+any_game = given(seed=st.integers(0, 2**64 - 1), picks=st.lists(st.integers(0, 14), min_size=24, max_size=24))
+test_random_games_keep_the_invariants = settings(max_examples=10, deadline=None)(
+    any_game(random_game_keeps_the_invariants))
+test_random_games_keep_the_invariants_at_length = pytest.mark.heavy(settings(max_examples=40, deadline=None)(
+    any_game(random_game_keeps_the_invariants)))
 
 
 queues = st.lists(st.tuples(st.integers(0, 1), st.integers(0, 11)), max_size=4, unique=True)

@@ -184,9 +184,7 @@ OTHER_LINES = st.sampled_from([SEED004_DQN, "[METRIC] step=5 loss=1", "[METRIC] 
                                "12:00 [PERF] steps=3", "step=9 loss=2", "SPS: 5"])
 
 
-@settings(max_examples=300)
-@given(st.lists(st.one_of(PERF_LINES, PERF_LINES, OTHER_LINES), max_size=40))
-def test_lines_read_together_give_what_they_give_one_by_one(lines: list[str]) -> None:
+def lines_read_together_give_what_they_give_one_by_one(lines: list[str]) -> None:
     """Folding, and the one-pattern reading of a run of [PERF] lines, lose and invent nothing."""
     apart, together = make_reader("auto", t0=0.0), make_reader("auto", t0=0.0)
     separate = [event for line in lines for event in apart.feed(line, t=1.0)]
@@ -203,3 +201,10 @@ def test_lines_read_together_give_what_they_give_one_by_one(lines: list[str]) ->
     assert [e["updates_total"] for e in perf_together if "updates_total" in e][-1:] == [
         e["updates_total"] for e in perf_apart if "updates_total" in e][-1:]
     assert [e["step"] for e in perf_together][-1:] == [e["step"] for e in perf_apart][-1:]
+
+
+any_lines = given(st.lists(st.one_of(PERF_LINES, PERF_LINES, OTHER_LINES), max_size=40))
+test_lines_read_together_give_what_they_give_one_by_one = settings(max_examples=75)(
+    any_lines(lines_read_together_give_what_they_give_one_by_one))
+test_lines_read_together_give_what_they_give_one_by_one_at_length = pytest.mark.heavy(settings(max_examples=300)(
+    any_lines(lines_read_together_give_what_they_give_one_by_one)))
