@@ -38,7 +38,7 @@ def _model(cls: type[PPO], **settings: Any) -> PPO:
 def _collect_and_train(model: PPO) -> None:
     callback = _Continue()
     callback.init_callback(model)
-    torch.manual_seed(99)  # the actions sampled: both models' rollouts are the same
+    torch.manual_seed(99)  # the noise: SB3 and NumpyActing draw the same normals, so both rollouts match
     assert model.env is not None
     model.collect_rollouts(model.env, callback, model.rollout_buffer, model.n_steps)
     model._update_current_progress_remaining(model.num_timesteps, 10_000)
@@ -48,7 +48,7 @@ def _collect_and_train(model: PPO) -> None:
 
 def _assert_same_models(ours: PPO, sb3: PPO) -> None:
     for (name, mine), theirs in zip(ours.policy.named_parameters(), sb3.policy.parameters(), strict=True):
-        torch.testing.assert_close(mine, theirs, rtol=2e-4, atol=2e-5, msg=f"parameter {name}")
+        torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-6, msg=f"parameter {name}")  # a step moves ~3e-4
     for mine, theirs in zip(ours.policy.parameters(), sb3.policy.parameters(), strict=True):
         a, b = ours.policy.optimizer.state[mine], sb3.policy.optimizer.state[theirs]
         assert float(a["step"]) == float(b["step"])
