@@ -124,11 +124,11 @@ class FlatParameters:
         for i, t in enumerate(tensors):
             into[self.offsets[i]:self.offsets[i + 1]] = t.detach().reshape(-1).numpy()
 
-    def scatter(self, source: np.ndarray, tensors: Sequence[torch.Tensor]) -> None:
-        """Copy the flat vector `source` back into `tensors`, in place."""
+    def write_back(self) -> None:
+        """Copy the flat weights back into the policy's tensors, in place."""
         with torch.no_grad():
-            for i, t in enumerate(tensors):
-                t.copy_(torch.from_numpy(source[self.offsets[i]:self.offsets[i + 1]]).view_as(t))
+            for i, t in enumerate(self.tensors):
+                t.copy_(torch.from_numpy(self.values[self.offsets[i]:self.offsets[i + 1]]).view_as(t))
 
 
 def _forward(net: _Net, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -257,7 +257,7 @@ class NumpyUpdatePPO(PPO):
             self._n_updates += 1
             if stop:
                 break
-        flat.scatter(flat.values, flat.tensors)
+        flat.write_back()
         adam.store()
 
         buffer = self.rollout_buffer

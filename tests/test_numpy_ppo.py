@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 from stable_baselines3 import PPO
-from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
 
 import envs
@@ -19,11 +18,6 @@ from engine.perf import PerfTimer
 LOGGED = ("train/entropy_loss", "train/policy_gradient_loss", "train/value_loss", "train/approx_kl",
           "train/clip_fraction", "train/loss", "train/explained_variance", "train/std", "train/n_updates",
           "train/clip_range")
-
-
-class _Continue(BaseCallback):
-    def _on_step(self) -> bool:
-        return True
 
 
 def _model(cls: type[PPO], **settings: Any) -> PPO:
@@ -36,8 +30,7 @@ def _model(cls: type[PPO], **settings: Any) -> PPO:
 
 
 def _collect_and_train(model: PPO) -> None:
-    callback = _Continue()
-    callback.init_callback(model)
+    callback = model._init_callback(None)  # SB3's own empty callback list, bound to the model
     torch.manual_seed(99)  # the noise: SB3 and NumpyActing draw the same normals, so both rollouts match
     assert model.env is not None
     model.collect_rollouts(model.env, callback, model.rollout_buffer, model.n_steps)
