@@ -28,12 +28,13 @@ test-fast: $(BUILT)
 
 build: $(BUILT)
 
-# torch goes in first and pinned: the local CPU wheel, never an unpinned multi-GB CUDA build.
+# torch goes in first and pinned: the local CPU wheel, never an unpinned multi-GB CUDA build. scipy goes in
+# with the build tools: ext/ppo_step cimports its BLAS, and the editable install compiles ext/.
 $(STAMP): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 	$(PIP) install torch==2.13.0
-	$(PIP) install setuptools wheel "Cython>=3.0"
+	$(PIP) install setuptools wheel "Cython>=3.0" "scipy>=1.11"
 	$(PIP) install --no-build-isolation -e '.[dev,bench,ray]'
 	touch $@
 

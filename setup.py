@@ -14,7 +14,7 @@ extensions = [
     Extension(
         f"ext.{pyx.stem}",
         [str(pyx.relative_to(HERE))],
-        extra_compile_args=["-O3", "-fno-strict-aliasing"],
+        extra_compile_args=["-O3", "-fno-strict-aliasing", "-fno-math-errno"],
     )
     for pyx in sorted((HERE / "ext").glob("*.pyx"))
     if not os.environ.get("TRAINCTL_EXT") or pyx.stem in os.environ["TRAINCTL_EXT"].split(",")

@@ -1,8 +1,8 @@
-"""PPO's update alone on soccer: engine.numpy_ppo's numpy `train()` vs SB3's own `train()` on the same
+"""PPO's update alone on soccer: engine.cpu_ppo's `train()` (gradient steps in C) vs SB3's own `train()` on the same
 rollouts from the same weights, same machine, same run.
 
 Each round SB3's model collects a rollout of `--games` x `--steps` soccer steps (VecNormalize on), then
-the numpy model is given the same weights, Adam state, rollout and minibatch order, and each side runs
+ours is given the same weights, Adam state, rollout and minibatch order, and each side runs
 its update: `--epochs` passes in minibatches of `--batch` (SB3's defaults: 10 x 64), alternating which
 goes first, one torch thread. Each side's time is its median update over `--repeats` rounds. Printed
 besides: the largest weight difference between the two updated models in any round (float32 rounding),
@@ -25,7 +25,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecNormalize
 
 import envs
-from engine.numpy_ppo import NumpyUpdatePPO, supports
+from engine.cpu_ppo import CpuUpdatePPO, supports
 
 SEED = 7
 
@@ -63,9 +63,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    sb3, ours = build(PPO, args), build(NumpyUpdatePPO, args)
+    sb3, ours = build(PPO, args), build(CpuUpdatePPO, args)
     if supports(ours) is not None:
-        raise SystemExit(f"the numpy update cannot run here: {supports(ours)}")
+        raise SystemExit(f"the CPU update cannot run here: {supports(ours)}")
     rows = args.games * args.steps
     steps = args.epochs * -(-rows // args.batch)
     print(f"PPO update on soccer: {rows:,} rows, {args.epochs} epochs of minibatches of {args.batch} "
@@ -85,12 +85,12 @@ def main() -> None:
             our_times.append(timed(ours, order))
         pairs = zip(ours.policy.parameters(), sb3.policy.parameters(), strict=True)
         gaps.append(max(float((a - b).detach().abs().max()) for a, b in pairs))
-        print(f"round {repeat}: SB3 train() {sb3_times[-1]:.2f} s, numpy {our_times[-1]:.2f} s", flush=True)
+        print(f"round {repeat}: SB3 train() {sb3_times[-1]:.2f} s, ours {our_times[-1]:.2f} s", flush=True)
     print(f"largest weight difference after an update: {max(gaps):.2e}")
     sb3_s, our_s = statistics.median(sb3_times), statistics.median(our_times)
     print(f"median update: SB3 {sb3_s:.2f} s ({sb3_s / steps * 1e3:.2f} ms a gradient step), "
-          f"numpy {our_s:.2f} s ({our_s / steps * 1e3:.2f} ms)")
-    print(f"ratio SB3/numpy update time = {sb3_s / our_s:.1f}x")
+          f"ours {our_s:.2f} s ({our_s / steps * 1e3:.2f} ms)")
+    print(f"ratio SB3/ours update time = {sb3_s / our_s:.1f}x")
 
 
 if __name__ == "__main__":

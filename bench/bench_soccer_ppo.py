@@ -57,7 +57,7 @@ OURS_PROFILE = "speed"
 # 10 epochs of minibatches of 64 at a constant step size of 3e-4, gamma 0.99 and no entropy bonus, over
 # rollouts of 16 games x 1,024 steps (SB3's 16,384 steps a rollout, in twice the games a core call). The
 # probes (docs/games/soccer.md; seeds 100-107, games seeded 5,000,000, not those measured here) found
-# the update regime to be what SB3's defaults have over our earlier larger minibatches; engine.numpy_ppo's
+# the update regime to be what SB3's defaults have over our earlier larger minibatches; engine.cpu_ppo's
 # update makes its 2,560 gradient steps a rollout affordable.
 OURS_SETTINGS = ("env.num_envs=16", "ppo.n_steps=1024", "ppo.batch_size=64", "ppo.n_epochs=10",
                  "ppo.learning_rate=3e-4", "ppo.learning_rate_end=3e-4", "ppo.gamma=0.99",

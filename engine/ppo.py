@@ -7,19 +7,19 @@ config: `ppo.*` (hyperparameters, with linear schedules `learning_rate -> learni
 options, `normalize`: engine.vec_normalize), `torch.*`
 (device, AMP, compile, threads via engine.context.setup_torch), `log.*`, `checkpoint.*`, `run.*`.
 
-SB3 runs unmodified but for one swap: on a continuous game on the CPU the update (`train()`) and the
-rollout's policy forward are engine.numpy_ppo's, SB3's arithmetic in numpy (several times faster on small
-minibatches; checked against SB3's own). We attach from the outside (engine.sb3_hooks): a VecEnv wrapper
-(env_step timing, episode counts, win/draw/loss of the last 1000 games), wrappers on the policy instance
-(action, train_fwd timing; bf16 autocast on CUDA), optimizer hooks (train_bwd timing, gradient norms
-before and after clipping; the numpy update reports the same itself), a `KVWriter` capturing SB3's logger
-values, and the run's callbacks (engine.sb3_callbacks: stop requests, perf/metric emission every
-`log.every_steps` env steps or `log.every_seconds`, checkpoints every `checkpoint.every_steps` taken
-between rollouts) plus `EntropySchedule` below, which sets the entropy coefficient before each update, and
-with `eval.every_steps` engine.train_eval's evaluation against the suite (best policy kept in best/);
-`log.reward_debug` engine.reward_parts (each reward part every window, for games that report them). With
-`selfplay.enabled` (Beasty Bar), the games face engine.selfplay's opponent pool instead of `env.opponent`:
-its snapshot callback, its metrics in each window, the entropy bonus shaped by
+SB3 runs unmodified but for one swap: on a continuous game on the CPU the update (`train()`) and the rollout's
+policy forward are engine.cpu_ppo's, SB3's arithmetic without torch (the gradient steps in C, the rollout's
+forward in numpy; several times faster on small minibatches; checked against SB3's own). We attach from the
+outside (engine.sb3_hooks): a VecEnv wrapper (env_step timing, episode counts, win/draw/loss of the last 1000
+games), wrappers on the policy instance (action, train_fwd timing; bf16 autocast on CUDA), optimizer hooks
+(train_bwd timing, gradient norms before and after clipping; engine.cpu_ppo's update reports the same itself),
+a `KVWriter` capturing SB3's logger values, and the run's callbacks (engine.sb3_callbacks: stop requests,
+perf/metric emission every `log.every_steps` env steps or `log.every_seconds`, checkpoints every
+`checkpoint.every_steps` taken between rollouts) plus `EntropySchedule` below, which sets the entropy
+coefficient before each update, and with `eval.every_steps` engine.train_eval's evaluation against the suite
+(best policy kept in best/); `log.reward_debug` engine.reward_parts (each reward part every window, for games
+that report them). With `selfplay.enabled` (Beasty Bar), the games face engine.selfplay's opponent pool
+instead of `env.opponent`: its snapshot callback, its metrics in each window, the entropy bonus shaped by
 `selfplay.entropy_schedule`, and each evaluation's table fed to the pool's weights (docs/selfplay.md).
 
 [PERF] phases are those of every trainer (engine.sb3_hooks says what each spans and where PPO's
@@ -54,8 +54,8 @@ import envs
 from engine import selfplay, vec_normalize
 from engine.checkpoint import NETWORK_KEYS, check_checkpoint, check_fits, network_description
 from engine.context import RunContext, compile_modules, versions
+from engine.cpu_ppo import CpuUpdatePPO
 from engine.errors import UsageError
-from engine.numpy_ppo import NumpyUpdatePPO
 from engine.perf import PerfTimer
 from engine.profiles import ResolvedConfig
 from engine.reward_parts import RewardParts, reports_parts
@@ -134,9 +134,9 @@ class CoreOutcomes(InstrumentedVecEnv):
 
 def make_model(cfg: ResolvedConfig, env: VecEnv, device: torch.device) -> MaskablePPO | PPO:
     """MaskablePPO with the run's `ppo.*` settings (separate pi/vf MLPs of `ppo.net_arch`); when the
-    game's actions are a Box, SB3's PPO with engine.numpy_ppo's update (itself SB3's on CUDA)."""
+    game's actions are a Box, SB3's PPO with engine.cpu_ppo's update (itself SB3's on CUDA)."""
     p = cfg.section("ppo")
-    algorithm = NumpyUpdatePPO if isinstance(env.action_space, spaces.Box) else MaskablePPO
+    algorithm = CpuUpdatePPO if isinstance(env.action_space, spaces.Box) else MaskablePPO
     return algorithm(
         "MlpPolicy", env,
         learning_rate=_linear(p["learning_rate"], p["learning_rate_end"]),
@@ -273,11 +273,11 @@ def train(ctx: RunContext, resume: dict[str, Any] | None) -> str:
     model.set_logger(Logger(folder=None, output_formats=[capture]))
     PolicyPhases(model.policy, model.policy.optimizer, ctx.timer, "cuda" if torch_setup.amp else None)
     grad_norms = GradNormMonitor(model.policy.parameters(), model.policy.optimizer)
-    if isinstance(model, NumpyUpdatePPO):
+    if isinstance(model, CpuUpdatePPO):
         model.timer, model.grad_norms = ctx.timer, grad_norms.add
         ctx.log("info", "update: SB3's torch train(), since " + model.torch_update_reason if model.torch_update_reason
-                else "update: SB3's PPO update in numpy on the CPU (engine.numpy_ppo): the same arithmetic, "
-                     "without torch's per-operator cost on small minibatches")
+                else "update: SB3's PPO update in C on the CPU (engine.cpu_ppo, ext.ppo_step): the same "
+                     "arithmetic, without torch's per-operator cost on small minibatches")
 
     parts = RewardParts(game_env.game_env) if cfg["log.reward_debug"] and reports_parts(game_env.game_env) else None
 

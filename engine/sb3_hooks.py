@@ -159,7 +159,7 @@ class GradNormMonitor:
         self._grads_ready = 0
 
     def add(self, pre_clip: float, post_clip: float) -> None:
-        """One optimizer step's norms, from an update that runs outside torch (engine.numpy_ppo)."""
+        """One optimizer step's norms, from an update that runs outside torch (engine.cpu_ppo)."""
         self._pre_sum, self._post_sum = self._pre_sum + pre_clip, self._post_sum + post_clip
         self._pre_steps += 1
         self._post_steps += 1

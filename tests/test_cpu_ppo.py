@@ -1,4 +1,4 @@
-"""engine.numpy_ppo: its numpy update is SB3's PPO.train() to float32 rounding, and it leaves an ordinary SB3
+"""engine.cpu_ppo: its update is SB3's PPO.train() to float32 rounding, and it leaves an ordinary SB3
 model behind (weights, Adam state, logged values)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.logger import Logger
 
 import envs
-from engine.numpy_ppo import NumpyUpdatePPO, supports
+from engine.cpu_ppo import CpuUpdatePPO, supports
 from engine.perf import PerfTimer
 
 LOGGED = ("train/entropy_loss", "train/policy_gradient_loss", "train/value_loss", "train/approx_kl",
@@ -58,7 +58,7 @@ def _assert_same_models(ours: PPO, sb3: PPO) -> None:
     {"batch_size": 16, "n_epochs": 4, "target_kl": 0.002, "learning_rate": 3e-3},  # stops early on KL
 ])
 def test_two_updates_match_sb3s_train(settings: dict[str, Any]) -> None:
-    sb3, ours = _model(PPO, **settings), _model(NumpyUpdatePPO, **settings)
+    sb3, ours = _model(PPO, **settings), _model(CpuUpdatePPO, **settings)
     assert supports(ours) is None
     for _update in range(2):  # the second starts from the Adam state the first left in the torch optimizer
         _collect_and_train(sb3)
@@ -71,8 +71,8 @@ def test_two_updates_match_sb3s_train(settings: dict[str, Any]) -> None:
 
 @pytest.mark.slow
 def test_the_update_reports_phase_times_and_gradient_norms() -> None:
-    model = _model(NumpyUpdatePPO, batch_size=32, n_epochs=1, max_grad_norm=0.01)
-    assert isinstance(model, NumpyUpdatePPO)
+    model = _model(CpuUpdatePPO, batch_size=32, n_epochs=1, max_grad_norm=0.01)
+    assert isinstance(model, CpuUpdatePPO)
     timer = PerfTimer()
     norms: list[tuple[float, float]] = []
     model.timer = timer
@@ -83,16 +83,16 @@ def test_the_update_reports_phase_times_and_gradient_norms() -> None:
     assert set(timer.phase_ns()) == {"train_fwd", "train_bwd"}
 
 
-def test_models_the_numpy_update_cannot_run_are_named() -> None:
+def test_models_the_cpu_update_cannot_run_are_named() -> None:
     env = envs.make_vec("soccer", 2, opponent="chaser", seed=0)
-    relu = NumpyUpdatePPO("MlpPolicy", env, n_steps=8, device="cpu", policy_kwargs={"activation_fn": torch.nn.ReLU})
+    relu = CpuUpdatePPO("MlpPolicy", env, n_steps=8, device="cpu", policy_kwargs={"activation_fn": torch.nn.ReLU})
     assert supports(relu) == "the policy's MLPs are not Linear + Tanh"
-    clipped = NumpyUpdatePPO("MlpPolicy", env, n_steps=8, device="cpu", clip_range_vf=0.2)
+    clipped = CpuUpdatePPO("MlpPolicy", env, n_steps=8, device="cpu", clip_range_vf=0.2)
     assert supports(clipped) == "the value function is clipped"
 
 
 def test_acting_in_numpy_gives_sb3s_values_and_log_probabilities() -> None:
-    model = NumpyUpdatePPO("MlpPolicy", envs.make_vec("soccer", 2, opponent="chaser", seed=0), n_steps=8, device="cpu")
+    model = CpuUpdatePPO("MlpPolicy", envs.make_vec("soccer", 2, opponent="chaser", seed=0), n_steps=8, device="cpu")
     obs = torch.as_tensor(np.random.default_rng(0).normal(size=(6, *(model.observation_space.shape or ()))))  # float64
     with torch.no_grad():
         model.policy.log_std.fill_(-0.7)
