@@ -32,8 +32,9 @@ How:
   the registry, and the others take its cores back at their next re-check.
 - The launcher starts a run process with OMP_NUM_THREADS, MKL_NUM_THREADS and OPENBLAS_NUM_THREADS set
   to the share it would get if it joined now (`launch_env`), so that no library sizes a pool from the
-  core count when it loads; torch.set_num_threads then follows the run's share. NumPy's OpenBLAS pool
-  keeps its launch size (it has no switch at run time); the runs do no large NumPy algebra.
+  core count when it loads; torch.set_num_threads then follows the run's share. NumPy's and scipy's
+  OpenBLAS pools keep their launch size (they have no switch at run time); the runs' BLAS work is small
+  (ext/ppo_step's products of minibatches of 64, much the same speed on one thread or two).
 
 Not done: taking the cores busy with other (non-trainctl) processes off the share. On a shared machine
 that load comes in bursts (test suites, builds), a reading over a few seconds cannot tell a burst from a
