@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import VecEnv
 
 from engine import vec_normalize
 from engine.checkpoint import load_checkpoint
@@ -97,7 +97,7 @@ def _play_side(act: Actor, opponent: str, side: str, count: int, seed: int,
     game_env = SoccerVecEnv(count, opponent=opponent, seed=seed, side=side, max_steps=max_steps)
     venv: VecEnv = game_env
     if statistics is not None:
-        norm = VecNormalize(game_env, norm_obs=True, norm_reward=False)
+        norm = vec_normalize.wrap(game_env, gamma=0.99)  # gamma unused: restore() freezes it, rewards unscaled
         vec_normalize.restore(norm, statistics, training=False)
         venv = norm
     obs = np.asarray(venv.reset())

@@ -20,9 +20,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 from engine.errors import UsageError
+from ext.running_moments import scale, update_columns
 
 STATE_KEY = "vecnormalize"  # where a trainer keeps `statistics()` in its checkpoint
 _OBS_KEYS = ("obs_mean", "obs_var")
@@ -30,8 +33,61 @@ _NUMBER_KEYS = ("obs_count", "ret_mean", "ret_var", "ret_count")
 
 
 def wrap(venv: VecEnv, gamma: float) -> VecNormalize:
-    """A fresh VecNormalize of observations and rewards over `venv` (statistics learned as it steps)."""
-    return VecNormalize(venv, norm_obs=True, norm_reward=True, gamma=float(gamma))
+    """A fresh VecNormalize of observations and rewards over `venv` (statistics learned as it steps):
+    `CompiledVecNormalize` for float32 vector observations, else SB3's own."""
+    cls = CompiledVecNormalize if CompiledVecNormalize.fits(venv.observation_space) else VecNormalize
+    return cls(venv, norm_obs=True, norm_reward=True, gamma=float(gamma))
+
+
+class CompiledVecNormalize(VecNormalize):
+    """SB3's VecNormalize, bit for bit (statistics, scaled observations and rewards, their dtypes), whose step
+    updates and applies the observation statistics in ext.running_moments and the return statistics with
+    numpy's raw reductions: a third of SB3's time a step (16 soccer games: ~50 us against ~140-180 us,
+    which was ~20 % of a run once the PPO update was compiled). For float32 vector observations (`fits`);
+    everything else (reset, unnormalising, SB3's own save) is SB3's."""
+
+    @staticmethod
+    def fits(space: spaces.Space) -> bool:
+        return isinstance(space, spaces.Box) and len(space.shape) == 1 and space.dtype == np.float32
+
+    def step_wait(self) -> VecEnvStepReturn:
+        obs, rewards, dones, infos = self.venv.step_wait()
+        assert isinstance(obs, np.ndarray)  # fits(): a float32 vector per game
+        self.old_obs, self.old_reward = obs, rewards
+        obs_rms = self.obs_rms
+        assert not isinstance(obs_rms, dict)
+        if self.training and self.norm_obs:
+            obs_rms.mean, obs_rms.var, obs_rms.count = update_columns(
+                obs_rms.mean, obs_rms.var, float(obs_rms.count), np.ascontiguousarray(obs, dtype=np.float32))
+        scaled = self.normalize_obs(obs)
+        if self.training:
+            self._update_reward(rewards)
+        for idx in np.flatnonzero(dones):
+            if "terminal_observation" in infos[idx]:
+                infos[idx]["terminal_observation"] = self.normalize_obs(infos[idx]["terminal_observation"])
+        self.returns[dones] = 0
+        return scaled, self.normalize_reward(rewards), dones, infos
+
+    def _update_reward(self, reward: np.ndarray) -> None:
+        # SB3's RunningMeanStd.update on the N discounted returns, with numpy's raw reductions (the same sums
+        # np.mean and np.var take, without their Python-level wrappers).
+        self.returns = self.returns * self.gamma + reward
+        ret, n = self.ret_rms, self.returns.shape[0]
+        batch_mean = np.add.reduce(self.returns) / n
+        centred = self.returns - batch_mean
+        batch_var = np.add.reduce(centred * centred) / n
+        delta, total = batch_mean - ret.mean, ret.count + n
+        ret.mean = ret.mean + delta * n / total
+        ret.var = (ret.var * ret.count + batch_var * n + np.square(delta) * ret.count * n / total) / total
+        ret.count = total
+
+    def normalize_obs(self, obs: np.ndarray | dict[str, np.ndarray]) -> np.ndarray | dict[str, np.ndarray]:
+        obs_rms = self.obs_rms
+        if not self.norm_obs or isinstance(obs, dict) or isinstance(obs_rms, dict):
+            return super().normalize_obs(obs)
+        rows = np.ascontiguousarray(obs, dtype=np.float32).reshape(-1, obs_rms.mean.shape[0])
+        scaled = scale(rows, obs_rms.mean, obs_rms.var, self.epsilon, self.clip_obs)
+        return scaled.reshape(np.shape(obs))
 
 
 def statistics(norm: VecNormalize) -> dict[str, Any]:

@@ -63,6 +63,34 @@ def test_statistics_round_trip_exactly_and_restore_frozen() -> None:
     assert torch.equal(vec_normalize.statistics(fresh)["obs_mean"], before["obs_mean"])  # frozen
 
 
+@pytest.mark.parametrize("games", [5, 16])
+def test_the_compiled_normalizer_is_sb3s_bit_for_bit(games: int) -> None:
+    """Statistics, observations, rewards and the ended games' terminal observations equal SB3's VecNormalize
+    on the same games and actions, learning and then frozen."""
+    ours = vec_normalize.wrap(envs.make_vec("soccer", games, seed=games, max_steps=40), gamma=0.99)
+    sb3 = VecNormalize(envs.make_vec("soccer", games, seed=games, max_steps=40), gamma=0.99)
+    assert isinstance(ours, vec_normalize.CompiledVecNormalize)
+    assert np.array_equal(ours.reset(), sb3.reset())
+    picker, ended = np.random.default_rng(games), 0
+    for step in range(300):
+        if step == 200:  # frozen, as an evaluation restores them
+            for norm in (ours, sb3):
+                vec_normalize.restore(norm, vec_normalize.statistics(norm), training=False)
+        actions = picker.uniform(-1.2, 1.2, (games, 2)).astype(np.float32)
+        (obs, rewards, dones, infos), (their_obs, their_rewards, their_dones, their_infos) = (
+            ours.step(actions), sb3.step(actions))
+        assert obs.dtype == their_obs.dtype and rewards.dtype == their_rewards.dtype
+        assert np.array_equal(obs, their_obs) and np.array_equal(rewards, their_rewards)
+        assert np.array_equal(dones, their_dones)
+        for i in np.flatnonzero(dones):
+            assert np.array_equal(infos[i]["terminal_observation"], their_infos[i]["terminal_observation"])
+            ended += 1
+        mine, theirs = vec_normalize.statistics(ours), vec_normalize.statistics(sb3)
+        assert all(torch.equal(mine[k], theirs[k]) if isinstance(mine[k], torch.Tensor) else mine[k] == theirs[k]
+                   for k in mine)
+    assert ended >= 5 * games  # games of 40 steps: every game ended several times, in both phases
+
+
 @pytest.mark.parametrize(("damage", "message"), [
     (lambda s: None, r"checkpoint has no normalisation statistics \(vecnormalize\)"),
     (lambda s: {k: v for k, v in s.items() if k != "ret_var"}, "statistics lack ret_var"),
