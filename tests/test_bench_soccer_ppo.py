@@ -57,10 +57,16 @@ def test_sides_must_have_the_same_seeds() -> None:
         bench.compare_goals([np.array([0, 1]), np.array([1, 1])], [np.array([0, 0])])
 
 
-def test_verdict_needs_both_the_speed_and_the_goals() -> None:
+def test_verdict_needs_the_speed_and_goals_not_worse_than_sb3s_beyond_the_margin() -> None:
     ahead = bench.compare_goals([np.array([1, 2, 1, 2])], [np.array([0, 1, 0, 1])])
     behind = bench.compare_goals([np.array([0, 1, 0, 1])], [np.array([1, 2, 1, 2])])
-    assert bench.verdict(ahead, 6.0).startswith("PASS: speed ratio 6.0x >= 5x")
-    assert "significant)" in bench.verdict(ahead, 6.0) and "not significant" not in bench.verdict(ahead, 6.0)
+    level = bench.compare_goals([np.array([1, 2, 1, 2, 1, 2])], [np.array([1, 2, 1, 2, 2, 1])])  # -1 or +1 by game
+    close = bench.compare_goals([np.array([1, 2, 2, 2])], [np.array([1, 2, 2, 2.1])])  # 0.025 behind, tightly
+    assert bench.verdict(ahead, 6.0).startswith("PASS: speed ratio 6.0x >= 5x, and our goal difference is not worse")
+    assert "the difference is significant" in bench.verdict(ahead, 6.0)
     assert bench.verdict(ahead, 4.9).startswith("FAIL: speed ratio 4.9x < 5x")
-    assert bench.verdict(behind, 9.0).startswith("FAIL") and "below SB3's" in bench.verdict(behind, 9.0)
+    assert bench.verdict(behind, 9.0).startswith("FAIL") and "possibly worse" in bench.verdict(behind, 9.0)
+    assert level.difference.estimate == 0 and level.difference.low < -bench.QUALITY_MARGIN
+    assert bench.verdict(level, 9.0).startswith("FAIL")  # level on average, but the data allow much worse
+    assert close.difference.estimate < 0 <= close.difference.low + bench.QUALITY_MARGIN
+    assert bench.verdict(close, 9.0).startswith("PASS")  # a little behind, surely within the margin
