@@ -69,17 +69,13 @@ class CompiledVecNormalize(VecNormalize):
         return scaled, self.normalize_reward(rewards), dones, infos
 
     def _update_reward(self, reward: np.ndarray) -> None:
-        # SB3's RunningMeanStd.update on the N discounted returns, with numpy's raw reductions (the same sums
-        # np.mean and np.var take, without their Python-level wrappers).
+        # SB3's RunningMeanStd.update on the N discounted returns, the batch moments taken with numpy's raw
+        # reductions (the sums np.mean and np.var take, without their Python-level wrappers).
         self.returns = self.returns * self.gamma + reward
-        ret, n = self.ret_rms, self.returns.shape[0]
+        n = self.returns.shape[0]
         batch_mean = np.add.reduce(self.returns) / n
         centred = self.returns - batch_mean
-        batch_var = np.add.reduce(centred * centred) / n
-        delta, total = batch_mean - ret.mean, ret.count + n
-        ret.mean = ret.mean + delta * n / total
-        ret.var = (ret.var * ret.count + batch_var * n + np.square(delta) * ret.count * n / total) / total
-        ret.count = total
+        self.ret_rms.update_from_moments(batch_mean, np.add.reduce(centred * centred) / n, n)
 
     def normalize_obs(self, obs: np.ndarray | dict[str, np.ndarray]) -> np.ndarray | dict[str, np.ndarray]:
         obs_rms = self.obs_rms
