@@ -223,21 +223,22 @@ class CpuUpdatePPO(PPO):
         if self.timer is not None:
             self.timer.add("train_fwd", steps.forward_ns)
             self.timer.add("train_bwd", steps.backward_ns)
+        rows = np.concatenate(epochs)
         if self.grad_norms is not None:
-            stepped = np.concatenate(epochs)[:-1] if stopped else np.concatenate(epochs)  # no step after a KL stop
+            stepped = rows[:-1] if stopped else rows  # no step after a KL stop
             for pre, post in stepped[:, STAT_COLUMNS.index("norm_pre"):]:
                 self.grad_norms(float(pre), float(post))
-        self._record(np.concatenate(epochs), epochs[-1], flat, clip_range)
+        self._record(rows, epochs[-1], flat, clip_range)
 
     def _record(self, rows: np.ndarray, last_epoch: np.ndarray, flat: FlatParameters, clip_range: float) -> None:
         """Log what SB3's `train()` logs: means over every minibatch (the approximate KL over the last epoch's),
         the last minibatch's loss."""
         column = {name: rows[:, i] for i, name in enumerate(STAT_COLUMNS)}
-        last = rows[-1]
-        loss = (last[STAT_COLUMNS.index("policy_loss")] + self.ent_coef * last[STAT_COLUMNS.index("entropy_loss")]
-                + self.vf_coef * last[STAT_COLUMNS.index("value_loss")])
+        loss = (column["policy_loss"][-1] + self.ent_coef * column["entropy_loss"][-1]
+                + self.vf_coef * column["value_loss"][-1])
         buffer = self.rollout_buffer
-        log_std = flat.values[flat.slots.log_std.offset:][:flat.slots.log_std.shape[0]]
+        offset, (size,) = flat.slots.log_std
+        log_std = flat.values[offset:offset + size]
         self.logger.record("train/entropy_loss", np.mean(column["entropy_loss"]))
         self.logger.record("train/policy_gradient_loss", np.mean(column["policy_loss"]))
         self.logger.record("train/value_loss", np.mean(column["value_loss"]))
