@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
-import onnxruntime
 import pytest
 import torch
 
@@ -89,6 +87,7 @@ def test_every_kind_matches_onnxruntime_on_a_thousand_inputs(name: str) -> None:
 def test_the_soccer_graph_holds_the_normalisation_sb3_applies() -> None:
     """The scaling the graph holds is VecNormalize's own: the exported model on raw observations equals SB3's
     deterministic prediction on observations a frozen VecNormalize with the same statistics scaled."""
+    import onnxruntime  # imported by the tests that use it: collection (every worker) skips onnx, ~0.7 s
     from stable_baselines3.common.vec_env import VecNormalize
 
     import envs
@@ -124,6 +123,9 @@ def test_a_graph_that_differs_from_the_network_fails_the_check() -> None:
 
 def test_the_command_writes_a_checked_model_with_a_dynamic_batch(tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import onnx  # imported here, not at the top: as above
+    import onnxruntime
+
     path = save_checkpoint(tmp_path / "run" / "checkpoints", 321, worldmodel_state())
     out = tmp_path / "wm.onnx"
     assert main(["export", str(path), "--onnx", str(out)]) == 0
