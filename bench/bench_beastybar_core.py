@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from envs.batched_vec_env import CoreBuffers
-from envs.beastybar.env import BeastyBarEnv
+from envs.beastybar.env import BeastyBarEnv, core_options
 from envs.beastybar.rules import NUM_ACTIONS, OBS_SIZE, core_tables
 from ext.beastybar_core import BeastyBarCore
 
@@ -28,7 +28,7 @@ REPEATS = 5
 def core_rates() -> tuple[float, float]:
     """(agent steps/s of the core call alone, agent steps/s including the numpy action picking)."""
     b = CoreBuffers.allocate(NUM_GAMES, OBS_SIZE, NUM_ACTIONS)
-    core = BeastyBarCore(NUM_GAMES, core_tables(), "random", {"scoring": "points", "first": "random"}, True, b)
+    core = BeastyBarCore(NUM_GAMES, core_tables(), "random", core_options("points"), True, b)
     core.reset(np.arange(NUM_GAMES, dtype=np.uint64))
     noise = np.random.default_rng(0).random((NOISE_BLOCKS, NUM_GAMES, NUM_ACTIONS), dtype=np.float32)
     core_ns = pick_ns = 0

@@ -72,7 +72,8 @@ STATE_KEYS: Mapping[str, type | tuple[type, ...]] = {
     "progress_remaining": float, "ent_coef": float, "rng_torch": torch.Tensor, "rng_numpy": dict,
 }
 # The `env.*` keys a game's VecEnv takes besides num_envs, opponent and seed.
-GAME_OPTIONS: Mapping[str, tuple[str, ...]] = {"beastybar": ("scoring",), "soccer": ("reward_weights",)}
+GAME_OPTIONS: Mapping[str, tuple[str, ...]] = {"beastybar": ("scoring", "reward_weights"),
+                                               "soccer": ("reward_weights",)}
 
 
 # -- building -----------------------------------------------------------------------------------------

@@ -122,7 +122,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "normalize": _k(bool, False, "PPO: VecNormalize of observations and rewards, its statistics saved in "
                         "every checkpoint"),
         "reward_weights": _k(dict, {}, "weights of the game's reward parts, {part = number}; parts left out keep "
-                             "the game's own (soccer)", (_number_table, "a table of finite numbers")),
+                             "the game's own (soccer; beastybar: outcome, margin)",
+                             (_number_table, "a table of finite numbers")),
     },
     "ppo": {
         "learning_rate": _k(NUMBER, 3e-4, "Adam step size at the start", POS),

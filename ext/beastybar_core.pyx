@@ -4,7 +4,8 @@ oracle is envs/beastybar/rules.py, which fixes every detail and the observation 
 `BeastyBarCore(num_games, tables, opponent, options, auto_reset, buffers)` follows the core protocol of
 docs/adding-a-game.md: `tables` is `envs.beastybar.rules.core_tables()` (species strength and points,
 copied once into C), `opponent` one of `OPPONENTS`, `options` {"scoring": one of `SCORINGS`, "first":
-one of `FIRSTS`}, and
+one of `FIRSTS`, "reward_weights": {part: weight} over `REWARD_PARTS`: the reward at a game's end is
+outcome (+1 / 0 / -1) x its weight + (A's bar points - B's) / MARGIN_SCALE x margin's}, and
 `buffers` an `envs.batched_vec_env.CoreBuffers` of N games (row i = game i): obs float32[N, 160],
 rewards float32[N], terminated bool[N], truncated bool[N], masks bool[N, 33], terminal_obs float32[N, 160].
 
@@ -34,7 +35,8 @@ from libc.stdlib cimport free
 import numpy as np
 
 from ext.core_common cimport (
-    allocated, check_index, checked_buffers, checked_dict, choice_index, now_ns, reseed_games, rng_state_rows)
+    allocated, check_index, checked_buffers, checked_dict, checked_weights, choice_index, now_ns, reseed_games,
+    rng_state_rows)
 from ext.rng cimport Rng, rng_below, rng_seed
 
 
@@ -51,7 +53,10 @@ cdef extern from *:
 OPPONENTS = ("random", "heuristic", "aggressive", "defensive", "queue", "skunk", "noisy", "outcome")
 SCORINGS = ("points", "count")
 FIRSTS = ("random", "agent", "opponent")
-OPTION_KEYS = ("scoring", "first")
+REWARD_PARTS = ("outcome", "margin")  # envs/beastybar/rules.py REWARD_PARTS; the reward is their weighted sum
+cdef double MARGIN_SCALE = 20.0       # bar points per unit of `margin` (rules.MARGIN_SCALE)
+RULE_OPTION_KEYS = ("scoring", "first")  # what play_games takes: scripted players earn no reward
+OPTION_KEYS = (*RULE_OPTION_KEYS, "reward_weights")
 TABLE_KEYS = ("strength", "points")
 cdef enum:
     PLAYER_RANDOM = 0       # the ids of OPPONENTS, in its order
@@ -717,6 +722,7 @@ cdef class BeastyBarCore:
     cdef readonly object waiting, opponent_obs, opponent_masks
     cdef int scoring_id
     cdef int first_id
+    cdef double outcome_weight, margin_weight
     cdef int num_waiting
     cdef uint64_t enemy_ns
     cdef float[:, ::1] obs
@@ -740,7 +746,8 @@ cdef class BeastyBarCore:
 
     def __init__(self, int num_games, tables, str opponent, options, bint auto_reset, buffers):
         """tables: envs.beastybar.rules.core_tables(); opponent: one of OPPONENTS; options: {"scoring":
-        one of SCORINGS, "first": one of FIRSTS}; buffers: envs.batched_vec_env.CoreBuffers of num_games
+        one of SCORINGS, "first": one of FIRSTS, "reward_weights": {part: finite number} over REWARD_PARTS};
+        buffers: envs.batched_vec_env.CoreBuffers of num_games
         rows. ValueError naming what is wrong otherwise."""
         self.obs, self.rewards, self.terminated, self.truncated, self.masks, self.terminal_obs = checked_buffers(
             buffers, num_games, OBS_SIZE, NUM_ACTIONS)
@@ -749,6 +756,7 @@ cdef class BeastyBarCore:
         options = checked_dict("options", options, OPTION_KEYS)
         self.scoring_id = choice_index("scoring", options["scoring"], SCORINGS)
         self.first_id = choice_index("first", options["first"], FIRSTS)
+        self.outcome_weight, self.margin_weight = checked_weights(options["reward_weights"], REWARD_PARTS)
         self.first = options["first"]
         self.num_games = num_games
         self.opponent = opponent
@@ -901,6 +909,7 @@ cdef class BeastyBarCore:
         """Every REPLIED game: its reward and end; the agent's next decision, or (with auto-reset) the
         next game, dealt for `_openings`. Whether a game was dealt."""
         cdef int i, winner
+        cdef double outcome
         cdef Game* g
         cdef bint dealt = False
         for i in range(self.num_games):
@@ -914,7 +923,10 @@ cdef class BeastyBarCore:
                 self._publish(i)
                 continue
             winner = winner_of(g, self.scoring_id)
-            self.rewards[i] = 1.0 if winner == 0 else (-1.0 if winner == 1 else 0.0)
+            outcome = 1.0 if winner == 0 else (-1.0 if winner == 1 else 0.0)
+            # rules.end_reward's float64 sum, in its order, then stored as float32
+            self.rewards[i] = <float>(self.outcome_weight * outcome
+                                      + self.margin_weight * ((g.bar_points[0] - g.bar_points[1]) / MARGIN_SCALE))
             self.terminated[i] = 1
             self.episode_return_view[i] = self.rewards[i]
             self.episode_length_view[i] = g.agent_steps
@@ -1050,7 +1062,7 @@ def play_games(tables, players, seeds, options):
         raise ValueError(f"players must be two names of {', '.join(OPPONENTS)}; got {players!r}")
     for player in range(2):
         player_ids[player] = choice_index("player", players[player], OPPONENTS)
-    options = checked_dict("options", options, OPTION_KEYS)
+    options = checked_dict("options", options, RULE_OPTION_KEYS)
     scoring_id = choice_index("scoring", options["scoring"], SCORINGS)
     first_id = choice_index("first", options["first"], FIRSTS)
     num_games = seed_view.shape[0]

@@ -7,6 +7,7 @@
 # their body (a dict look-up once loaded), as an inline body would otherwise read the cimporting module's
 # globals; they run in `reset` and the tests' `rng_states`, never in a step.
 from libc.stdint cimport uint64_t
+from libc.math cimport isfinite
 from libc.stdlib cimport calloc
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
@@ -34,6 +35,19 @@ cdef inline dict checked_dict(str what, object value, tuple keys):
         given = ", ".join(sorted(map(str, value))) if isinstance(value, dict) else type(value).__name__
         raise ValueError(f"{what} must be a dict with the keys {', '.join(keys)}; got {given or 'none'}")
     return value
+
+
+cdef inline list checked_weights(object weights, tuple parts):
+    """`options["reward_weights"]` as a list of floats in `parts` order; ValueError unless it is a dict with
+    exactly the keys `parts`, each a finite number (bools are not numbers here)."""
+    checked_dict("reward_weights", weights, parts)
+    values = []
+    for part in parts:
+        value = weights[part]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not isfinite(<double>value):
+            raise ValueError(f"reward_weights[{part!r}] must be a finite number, got {value!r}")
+        values.append(float(value))
+    return values
 
 
 cdef inline object _checked_array(object array, str name, str dtype, tuple shape):

@@ -22,14 +22,15 @@ around each whole pass over the games (the scripted car acts every step). The st
 GIL and touches no Python object.
 """
 
-from libc.math cimport M_PI, atan2, cos, fabs, isfinite, isnan, sin, sqrt
+from libc.math cimport M_PI, atan2, cos, fabs, isnan, sin, sqrt
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport free
 
 import numpy as np
 
 from ext.core_common cimport (
-    allocated, check_index, checked_buffers, checked_dict, choice_index, now_ns, reseed_games, rng_state_rows)
+    allocated, check_index, checked_buffers, checked_dict, checked_weights, choice_index, now_ns, reseed_games,
+    rng_state_rows)
 from ext.rng cimport rng_below
 
 # The rules' vocabulary (envs/soccer/rules.py), indexed as in the core.
@@ -315,12 +316,7 @@ cdef void load_tables(dict tables, Tables* t) except *:
 
 
 cdef void load_weights(object weights, Tables* t) except *:
-    if not isinstance(weights, dict) or sorted(weights) != sorted(REWARD_PARTS):
-        raise ValueError(f"reward_weights must be a dict with the keys {', '.join(REWARD_PARTS)}")
-    for k, part in enumerate(REWARD_PARTS):
-        value = weights[part]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not isfinite(value):
-            raise ValueError(f"reward_weights[{part!r}] must be a finite number, got {value!r}")
+    for k, value in enumerate(checked_weights(weights, REWARD_PARTS)):
         t.weights[k] = value
 
 

@@ -16,7 +16,7 @@ from numpy.testing import assert_array_equal
 
 from envs.batched_vec_env import CoreBuffers
 from envs.beastybar import rules, scenario
-from envs.beastybar.env import BeastyBarEnv
+from envs.beastybar.env import BeastyBarEnv, core_options
 from envs.beastybar.vec_env import BeastyBarVecEnv
 from ext import beastybar_core
 
@@ -66,7 +66,7 @@ def test_vec_core_matches_reference_step_for_step(opponent: str, scoring: str) -
                 if last:
                     assert_array_equal(infos[i]["terminal_observation"], ref_obs)
                     assert {k: infos[i][k] for k in ("winner", "points", "bar_count")} == ref_info
-                    assert infos[i]["episode"]["r"] == ref_reward
+                    assert infos[i]["episode"]["r"] == pytest.approx(ref_reward, abs=1e-6)  # SB3 rounds it to 6 places
                     assert infos[i]["episode"]["l"] == STEPS_PER_EPISODE
                     outcomes.append(ref_info["winner"])
                     ref_obs = env.reset()[0]
@@ -76,6 +76,56 @@ def test_vec_core_matches_reference_step_for_step(opponent: str, scoring: str) -
                 assert_array_equal(venv.action_masks()[i], env.action_masks(), err_msg=f"game {i}")
     # The games were real contests: both sides won some (and the count scoring splits ties).
     assert {0, 1} <= set(outcomes)
+
+
+def test_reward_weights_weigh_outcome_and_margin_alike_in_core_and_reference() -> None:
+    # Weights whose products round: the core's float64 sum must still equal the reference's to the bit.
+    weights = {"outcome": 0.7, "margin": 0.3}
+    games = 32
+    venv = BeastyBarVecEnv(games, opponent="heuristic", seed=31, reward_weights=weights)
+    references = [BeastyBarEnv(core="reference", opponent="heuristic", seed=31 + i, reward_weights=weights)
+                  for i in range(games)]
+    venv.reset()
+    for env in references:
+        env.reset()
+    picker = np.random.default_rng(31)
+    margins = []
+    for _ in range(3):
+        for _ in range(STEPS_PER_EPISODE):
+            actions = random_legal_actions(venv.action_masks(), picker)
+            _, rewards, _, infos = venv.step(actions)
+            for i, env in enumerate(references):
+                _, ref_reward, terminated, _, info = env.step(int(actions[i]))
+                assert rewards[i] == ref_reward
+                if terminated:
+                    outcome = {0: 1.0, 1: -1.0, -1: 0.0}[info["winner"]]
+                    margin = (info["points"][0] - info["points"][1]) / rules.MARGIN_SCALE
+                    assert ref_reward == pytest.approx(0.7 * outcome + 0.3 * margin, rel=1e-6)  # the parts sum
+                    assert infos[i]["episode"]["r"] == pytest.approx(ref_reward, abs=1e-6)  # SB3 rounds it to 6 places
+                    margins.append(margin)
+                    env.reset()
+    assert min(margins) < 0 < max(margins)  # both signs of the margin part were weighed
+
+
+@pytest.mark.parametrize(("weights", "message"), [
+    ({"bogus": 1.0}, r"reward_weights must have the keys outcome, margin; got bogus, margin, outcome"),
+    ({"margin": "x"}, r"reward_weights\['margin'\] must be a finite number, got 'x'"),
+    ({"margin": float("nan")}, r"reward_weights\['margin'\] must be a finite number, got nan"),
+])
+def test_bad_reward_weights_are_refused_by_the_envs(weights: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        BeastyBarVecEnv(4, reward_weights=weights)
+    with pytest.raises(ValueError, match=message):
+        BeastyBarEnv(core="reference", reward_weights=weights)
+
+
+def test_the_core_refuses_weights_the_envs_would_not_give() -> None:
+    options = core_options("points")
+    buffers = CoreBuffers.allocate(2, rules.OBS_SIZE, rules.NUM_ACTIONS)
+    for weights, message in (({"outcome": 1.0}, r"reward_weights must be a dict with the keys outcome, margin"),
+                             ({"outcome": 1.0, "margin": True}, r"reward_weights\['margin'\] must be a finite")):
+        with pytest.raises(ValueError, match=message):
+            beastybar_core.BeastyBarCore(2, TABLES, "random", {**options, "reward_weights": weights}, True, buffers)
 
 
 @pytest.mark.parametrize("opponent", rules.OPPONENTS)
@@ -161,7 +211,7 @@ def test_the_core_plays_by_the_tables_it_is_given() -> None:
     assert after == [(1, rules.CROCODILE), (0, rules.HIPPO), (1, rules.PARROT)]
     # Same deals and a random opponent: the same plays under both points tables, only the scores differ.
     buffers = [CoreBuffers.allocate(16, rules.OBS_SIZE, rules.NUM_ACTIONS) for _ in range(2)]
-    cores = [beastybar_core.BeastyBarCore(16, tables, "random", {"scoring": "points", "first": "random"}, True, b)
+    cores = [beastybar_core.BeastyBarCore(16, tables, "random", core_options("points"), True, b)
              for tables, b in zip((TABLES, {**TABLES, "points": [0] * 12}), buffers, strict=True)]
     picker = np.random.default_rng(0)
     for _ in range(STEPS_PER_EPISODE):

@@ -20,7 +20,7 @@ from envs.game_env import CORES
 
 # The core options each game's envs pass by default.
 DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
-    "beastybar": {"scoring": "points", "first": "random"},
+    "beastybar": {"scoring": "points", "first": "random", "reward_weights": {"outcome": 1.0, "margin": 0.0}},
     "duel": {"shaping": "hp"},
     "skirmish": {"mode": "train", "max_steps": 200},
     "soccer": {"side": "random", "max_steps": 600,

@@ -292,3 +292,12 @@ def test_compile_failure_falls_back_to_eager(tmp_path: Path, monkeypatch: pytest
     assert actions.shape == (ctx.cfg["env.num_envs"],)
     assert any(e["kind"] == "log" and e["level"] == "warning" and "no compiler backend here" in e["msg"]
                for e in events(ctx))
+
+
+@pytest.mark.parametrize("selfplay", [False, True])
+def test_beastybar_reward_weights_reach_its_games_with_or_without_self_play(selfplay: bool) -> None:
+    assignments = ["env.reward_weights={margin = 0.5}", f"selfplay.enabled={str(selfplay).lower()}"]
+    cfg = resolve("balance", algo="ppo", env="beastybar", cli={}, assignments=assignments, environ={})
+    env = ppo.make_env(cfg, PerfTimer(enabled=False), 0).game_env
+    games = env.game_env if selfplay else env  # self-play's pool wraps the game's own VecEnv
+    assert games.reward_weights == {"outcome": 1.0, "margin": 0.5}

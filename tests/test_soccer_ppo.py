@@ -194,5 +194,8 @@ def test_reward_weights_reach_the_game_and_other_games_have_none() -> None:
     assert cfg["env.reward_weights"] == {"goal": 3}
     venv = ppo.make_env(cfg, PerfTimer(enabled=False), 0).game_env
     assert venv.reward_weights == {"goal": 3.0, "touch": 0.02, "ball_to_goal": 0.01, "ball_distance": 0.001}
-    with pytest.raises(UsageError, match=r"reward_weights has 'goal', not a reward part of beastybar; expected: none"):
+    with pytest.raises(UsageError, match=r"reward_weights has 'goal', not a reward part of beastybar; "
+                                         r"expected: outcome, margin"):
         resolve("balance", algo="ppo", env="beastybar", cli={}, assignments=goal_weight, environ={})
+    with pytest.raises(UsageError, match=r"reward_weights has 'goal', not a reward part of skirmish; expected: none"):
+        resolve("balance", algo="dqn-per", env="skirmish", cli={}, assignments=goal_weight, environ={})

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from envs.beastybar.rules import OPPONENTS
+from envs.beastybar.rules import OPPONENTS, REWARD_PARTS
 
-__all__ = ["OPPONENTS", "make", "make_vec"]
+__all__ = ["OPPONENTS", "REWARD_PARTS", "make", "make_vec"]
 
 
 def make(**kwargs: Any) -> Any:

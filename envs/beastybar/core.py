@@ -2,8 +2,9 @@
 of `envs.beastybar.rules`) and `CoreBackend`, one game of it behind the gym env's backend protocol.
 
 `BeastyBarVecEnv` steps N games of `CORE`; `BeastyBarEnv(core="cython")` runs on `CoreBackend` (imported
-only then). Core options: {"scoring": "points" | "count", "first": "random" | "agent" | "opponent"}. A
-finished game shows its final position and an all-False mask until the next `reset`. Nothing here holds a rule.
+only then). Core options: {"scoring": "points" | "count", "first": "random" | "agent" | "opponent",
+"reward_weights": {part: finite float} over `rules.REWARD_PARTS`}. A finished game shows its final position
+and an all-False mask until the next `reset`. Nothing here holds a rule.
 """
 
 from __future__ import annotations

@@ -20,15 +20,19 @@ from gymnasium import spaces
 
 from envs.beastybar import rules
 from envs.game_env import GameEnv
+from envs.reward_weights import checked as reward_weights_checked
 from envs.rng import Rng
 from envs.spaces import check_choice
 
 
-def core_options(scoring: str, first: str = "random") -> dict[str, Any]:
-    """The options both backends and the core take; ValueError naming the expected values otherwise."""
+def core_options(scoring: str, first: str = "random",
+                 reward_weights: Mapping[str, object] | None = None) -> dict[str, Any]:
+    """The options both backends and the core take (`reward_weights`: some of `rules.REWARD_PARTS`' weights,
+    the others at `rules.DEFAULT_WEIGHTS`); ValueError naming the expected values otherwise."""
     check_choice("scoring", scoring, rules.SCORINGS)
     check_choice("first", first, rules.FIRSTS)
-    return {"scoring": scoring, "first": first}
+    weights = reward_weights_checked({**rules.DEFAULT_WEIGHTS, **(reward_weights or {})}, rules.REWARD_PARTS)
+    return {"scoring": scoring, "first": first, "reward_weights": weights}
 
 
 class ReferenceBackend:
@@ -40,6 +44,7 @@ class ReferenceBackend:
         self._opponent = rules.OPPONENT_POLICIES[opponent] if isinstance(opponent, str) else opponent
         self._scoring = options["scoring"]
         self._first = options["first"]
+        self._weights = tuple(options["reward_weights"].values())
         self._rng: Rng | None = None
         self._state: rules.GameState | None = None
         self.obs = np.zeros(rules.OBS_SIZE, dtype=np.float32)
@@ -78,11 +83,13 @@ class ReferenceBackend:
         self.terminated = state.over
         if state.over:
             winner = rules.winner(state, self._scoring)
-            self.reward = {0: 1.0, 1: -1.0, -1: 0.0}[winner]
+            points = rules.bar_points(state)
+            # rounded to float32 as the core's reward buffer holds it, so the two backends agree exactly
+            self.reward = float(np.float32(rules.end_reward(winner, points, self._weights)))
             self.mask[:] = False
             self._info = {
                 "winner": winner,
-                "points": tuple(rules.bar_points(state)),
+                "points": tuple(points),
                 "bar_count": tuple(rules.bar_counts(state)),
             }
         else:
@@ -105,8 +112,9 @@ class BeastyBarEnv(GameEnv):
 
     Observation: float32[160] (layout in `envs.beastybar.rules`). Action: Discrete(33), the rules'
     table; `action_masks()` gives the legal ones and an illegal action raises ValueError. An episode is
-    exactly 12 agent steps; the reward is +1/0/-1 (win/draw/loss) on the last step, 0 before, by
-    `scoring` "points" | "count". `first` "random" | "agent" | "opponent" says who starts each game (the
+    exactly 12 agent steps; the reward is 0 before the last step and on it +1/0/-1 (win/draw/loss, by
+    `scoring` "points" | "count"), plus, with `reward_weights={"margin": w}`, w x the bar points margin / 20
+    (`rules.end_reward`). `first` "random" | "agent" | "opponent" says who starts each game (the
     rules page, "Who starts"). `render_mode="ansi"` renders a few lines of text. Other arguments and
     seeding: `envs.game_env.GameEnv`.
     """
@@ -117,10 +125,13 @@ class BeastyBarEnv(GameEnv):
     core_module = "envs.beastybar.core"
 
     def __init__(self, core: str = "cython", opponent: str = "random", seed: int | None = None,
-                 scoring: str = "points", render_mode: str | None = None, first: str = "random") -> None:
+                 scoring: str = "points", render_mode: str | None = None, first: str = "random",
+                 reward_weights: Mapping[str, object] | None = None) -> None:
         self.scoring = scoring
         self.first = first
-        super().__init__(core, opponent, core_options(scoring, first), seed, render_mode, observation_space(),
+        options = core_options(scoring, first, reward_weights)
+        self.reward_weights = options["reward_weights"]
+        super().__init__(core, opponent, options, seed, render_mode, observation_space(),
                          rules.NUM_ACTIONS)
 
     def render(self) -> str | None:

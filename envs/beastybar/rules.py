@@ -28,7 +28,7 @@ Observation (float32[160], from the viewer's side, computed as Python floats the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -90,6 +90,19 @@ SCORINGS = ("points", "count")
 """End-of-game scorings; the index is the id the core uses."""
 FIRSTS = ("random", "agent", "opponent")
 """Who starts a game (option `first`): the deal's draw, player A, player B; the index is the core's id."""
+REWARD_PARTS = ("outcome", "margin")
+"""The parts of player A's reward at a game's end (option `reward_weights` weighs them): `outcome` +1 / 0 /
+-1 for a win / draw / loss under the game's scoring, `margin` A's bar points minus B's over MARGIN_SCALE."""
+DEFAULT_WEIGHTS: Mapping[str, float] = {"outcome": 1.0, "margin": 0.0}
+MARGIN_SCALE = 20.0
+"""Bar points per unit of `margin` (the observation's scale of bar points, obs[154] and obs[155])."""
+
+
+def end_reward(winner: int, points: Sequence[int], weights: Sequence[float]) -> float:
+    """Player A's reward at the end of a game won by `winner` (0, 1, -1 = draw) with bar `points` [A, B]:
+    the REWARD_PARTS weighted by `weights` (in that order), summed in float64 as the core sums them."""
+    outcome = 1.0 if winner == 0 else (-1.0 if winner == 1 else 0.0)
+    return weights[0] * outcome + weights[1] * ((points[0] - points[1]) / MARGIN_SCALE)
 
 
 def core_tables() -> dict[str, Any]:

@@ -17,7 +17,7 @@ the games that face it, never one per game.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -91,14 +91,18 @@ class ExternalTurns:
 
 class BeastyBarVecEnv(BatchedVecEnv):
     """N games against a scripted opponent (one of `rules.OPPONENTS`), scored by "points" | "count", the
-    starter of each game by `first` ("random" | "agent" | "opponent"); with `opponent_policy`, games may
-    face external opponents instead (`set_next_opponents`)."""
+    starter of each game by `first` ("random" | "agent" | "opponent"), the reward's parts weighed by
+    `reward_weights` (as `envs.beastybar.env.BeastyBarEnv`); with `opponent_policy`, games may face
+    external opponents instead (`set_next_opponents`)."""
 
     def __init__(self, num_envs: int, opponent: str = "random", seed: int | None = 0,
-                 scoring: str = "points", first: str = "random", opponent_policy: OpponentPolicy | None = None) -> None:
+                 scoring: str = "points", first: str = "random", opponent_policy: OpponentPolicy | None = None,
+                 reward_weights: Mapping[str, object] | None = None) -> None:
         self.scoring = scoring
         self.first = first
-        super().__init__(CORE, num_envs, opponent, core_options(scoring, first), seed)
+        options = core_options(scoring, first, reward_weights)
+        self.reward_weights = options["reward_weights"]
+        super().__init__(CORE, num_envs, opponent, options, seed)
         self._external = opponent_policy is not None
         self._raw_core: Any = self.core  # the Cython core, also behind the ExternalTurns wrapper
         if opponent_policy is not None:

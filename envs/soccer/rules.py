@@ -18,6 +18,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from envs import reward_weights
 from envs.rng import Rng
 
 OPPONENTS = ("chaser", "goalie")
@@ -74,17 +75,8 @@ def core_tables() -> dict[str, list[float]]:
 
 def checked_weights(weights: Mapping[str, object]) -> dict[str, float]:
     """`weights` as {part: float} in REWARD_PARTS order; ValueError unless it has exactly those keys, each
-    a finite number (bools are not numbers here)."""
-    if not isinstance(weights, Mapping) or sorted(weights) != sorted(REWARD_PARTS):
-        given = ", ".join(sorted(map(str, weights))) if isinstance(weights, Mapping) else type(weights).__name__
-        raise ValueError(f"reward_weights must have the keys {', '.join(REWARD_PARTS)}; got {given or 'none'}")
-    out = {}
-    for part in REWARD_PARTS:
-        value = weights[part]
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise ValueError(f"reward_weights[{part!r}] must be a finite number, got {value!r}")
-        out[part] = float(value)
-    return out
+    a finite number."""
+    return reward_weights.checked(weights, REWARD_PARTS)
 
 
 def clamp(value: float, low: float, high: float) -> float:
