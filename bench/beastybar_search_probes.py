@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.beastybar_unseen_bots import _guess_hidden
+from bench.beastybar_unseen_bots import _guess_hidden, _margin
 from engine.players import NeuralPlayer, load_neural
 from envs.beastybar import rules
 from envs.rng import Rng
@@ -52,11 +52,6 @@ def _agent_actions(states: list[rules.GameState]) -> list[int]:
     obs = np.stack([rules.encode_observation(s, viewer=s.current_player) for s in states])
     masks = np.array([rules.legal_mask(s.queue, s.hands[s.current_player]) for s in states], dtype=np.bool_)
     return [int(a) for a in _agent().choose_batch(obs, masks)]
-
-
-def _margin(state: rules.GameState, me: int) -> int:
-    points = rules.bar_points(state)
-    return points[me] - points[1 - me]
 
 
 def _planned_end(state: rules.GameState, rng: Rng, action: int, me: int) -> tuple[int, int]:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from bench import beastybar_search_probes as probes
+from bench.beastybar_unseen_bots import _margin
 from envs.beastybar import rules
 from envs.rng import Rng
 
@@ -18,7 +19,7 @@ def agent(state: rules.GameState, rng: Rng) -> int:
 def end(player: rules.Player, seed: int, first: str) -> tuple[int, int]:
     """(sign, margin) of `player`'s game as A against `outcome` on deal `seed`."""
     state, _ = rules.play_game([player, rules.outcome_opponent], Rng(seed), first)
-    margin = probes._margin(state, 0)
+    margin = _margin(state, 0)
     return int(np.sign(margin)), margin
 
 
